@@ -1,0 +1,245 @@
+//! RabbitMQ adapter: connect (with retries and lapin's automatic recovery),
+//! declare the [`Topology`] idempotently, publish with publisher confirms.
+//! Nothing here decides anything; callers choose what to publish where.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use thiserror::Error;
+
+use crate::config::ServiceUrl;
+use crate::topology::Topology;
+
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error("cannot connect to RabbitMQ at {url}: {source}")]
+    Connect { url: String, source: lapin::Error },
+    #[error("RabbitMQ refused to declare {what}: {source} (if it says PRECONDITION_FAILED, the existing object was declared with other arguments)")]
+    Declare { what: String, source: lapin::Error },
+    #[error("RabbitMQ error: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("RabbitMQ did not confirm the message (nack)")]
+    Nacked,
+    #[error("message to exchange `{exchange}` with routing key `{routing_key}` was not routed to any queue")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+}
+
+/// Connects, retrying with exponential backoff for up to ~30 s, and enables
+/// lapin's automatic connection recovery.
+pub async fn connect(url: &ServiceUrl, name: &str) -> Result<Connection, BrokerError> {
+    let props = || {
+        ConnectionProperties::default()
+            .with_connection_name(LongString::from(name))
+            .enable_auto_recover()
+    };
+    let attempt = || async { Connection::connect(url.expose(), props()).await };
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .with_max_times(8),
+        )
+        .notify(|err, wait| {
+            tracing::warn!(url = %url.redacted(), error = %err, ?wait, "RabbitMQ not reachable yet, retrying");
+        })
+        .await
+        .map_err(|source| BrokerError::Connect {
+            url: url.redacted(),
+            source,
+        })
+}
+
+/// Declares every exchange, queue and binding of `topology`. Safe to call from
+/// every process on every start.
+pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BrokerError> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let exchanges = [
+        (&topology.events_exchange, ExchangeKind::Direct),
+        (&topology.delay_exchange, ExchangeKind::Direct),
+        (&topology.dead_exchange, ExchangeKind::Fanout),
+    ];
+    for (name, kind) in exchanges {
+        channel
+            .exchange_declare(
+                ShortString::from(name.as_str()),
+                kind,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| BrokerError::Declare {
+                what: format!("exchange `{name}`"),
+                source,
+            })?;
+    }
+    let mut queues = vec![
+        (
+            topology.work_queue.clone(),
+            topology.work_queue_args(),
+            topology.events_exchange.clone(),
+            crate::topology::ROUTING_KEY.to_owned(),
+        ),
+        (
+            topology.dead_queue.clone(),
+            FieldTable::default(),
+            topology.dead_exchange.clone(),
+            String::new(),
+        ),
+    ];
+    for delay in &topology.delays {
+        let (queue, key) = topology.delay_queue(*delay);
+        queues.push((
+            queue,
+            topology.delay_queue_args(*delay),
+            topology.delay_exchange.clone(),
+            key,
+        ));
+    }
+    for (queue, args, exchange, key) in queues {
+        channel
+            .queue_declare(
+                ShortString::from(queue.as_str()),
+                QueueDeclareOptions::durable(),
+                args,
+            )
+            .await
+            .map_err(|source| BrokerError::Declare {
+                what: format!("queue `{queue}`"),
+                source,
+            })?;
+        channel
+            .queue_bind(
+                ShortString::from(queue.as_str()),
+                ShortString::from(exchange.as_str()),
+                ShortString::from(key.as_str()),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| BrokerError::Declare {
+                what: format!("binding `{exchange}` -> `{queue}`"),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Messages ready in `queue` (passive declare: fails if it does not exist).
+pub async fn queue_depth(channel: &Channel, queue: &str) -> Result<u32, BrokerError> {
+    let q = channel
+        .queue_declare(
+            ShortString::from(queue),
+            QueueDeclareOptions::default().passive(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(q.message_count())
+}
+
+/// A channel in confirm mode. Every `publish` waits for the broker's confirm
+/// and fails on a nack or when nothing was routed.
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    pub async fn new(connection: &Connection) -> Result<Self, BrokerError> {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Publisher { channel })
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BrokerError> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                ShortString::from(exchange),
+                ShortString::from(routing_key),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                properties,
+            )
+            .await?
+            .await?;
+        if confirm.is_nack() {
+            return Err(BrokerError::Nacked);
+        }
+        if confirm.take_message().is_some() {
+            return Err(BrokerError::Unroutable {
+                exchange: exchange.to_owned(),
+                routing_key: routing_key.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Properties of a snapshot event: persistent, JSON, typed, with its priority
+/// and the event id as message id.
+pub fn event_properties(
+    event: &crate::event::SnapshotEvent,
+    headers: FieldTable,
+) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(ShortString::from("application/json"))
+        .with_type(ShortString::from(crate::event::MESSAGE_TYPE))
+        .with_message_id(ShortString::from(event.event_id.to_string()))
+        .with_priority(event.priority)
+        .with_timestamp(u64::try_from(event.created_at.timestamp()).unwrap_or(0))
+        .with_headers(headers)
+}
+
+/// Reads an integer header whatever width the broker encoded it with.
+pub fn header_u32(headers: Option<&FieldTable>, name: &str) -> Option<u32> {
+    let value = headers?.inner().get(name)?;
+    let n: i64 = match value {
+        AMQPValue::ShortShortInt(v) => (*v).into(),
+        AMQPValue::ShortShortUInt(v) => (*v).into(),
+        AMQPValue::ShortInt(v) => (*v).into(),
+        AMQPValue::ShortUInt(v) => (*v).into(),
+        AMQPValue::LongInt(v) => (*v).into(),
+        AMQPValue::LongUInt(v) => (*v).into(),
+        AMQPValue::LongLongInt(v) => *v,
+        _ => return None,
+    };
+    u32::try_from(n).ok()
+}
+
+/// Reads a string header.
+pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}

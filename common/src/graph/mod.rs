@@ -1,0 +1,122 @@
+//! The graph-store interface: everything the worker needs from a graph
+//! database, implemented once for FalkorDB (Redis protocol) and once for Neo4j
+//! (Bolt, through neo4rs). Names reach statement text only after
+//! [`crate::snapshot::header::check_name`] and inside backticks; values only as
+//! parameters.
+
+pub mod cypher;
+pub mod falkordb;
+pub mod neo4j;
+pub mod values;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+pub use values::{Value, Values};
+
+use crate::config::{Config, GraphKind};
+
+#[derive(Debug, Error)]
+pub enum GraphError {
+    /// Connection loss, timeouts, a server that is busy or restarting: the same
+    /// work may succeed later.
+    #[error("graph database unavailable: {0}")]
+    Transient(String),
+    /// The statement or the data is wrong; retrying cannot help.
+    #[error("graph database refused the work: {0}")]
+    Permanent(String),
+}
+
+impl GraphError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, GraphError::Transient(_))
+    }
+}
+
+/// Resource figures for the health gate; `None` where the store has no such figure.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    pub databases: usize,
+    pub memory_used_percent: Option<f64>,
+    pub pagecache_used_percent: Option<f64>,
+}
+
+/// Node and relationship counts of one database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub nodes: u64,
+    pub relationships: u64,
+}
+
+/// A property column to write: its (checked) name and values.
+#[derive(Debug, Clone, Copy)]
+pub struct Prop<'a> {
+    pub name: &'a str,
+    pub values: &'a Values,
+}
+
+/// Creates one node per row in `rows`, with `labels` and `props`.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeWrite<'a> {
+    pub labels: &'a [&'a str],
+    pub props: &'a [Prop<'a>],
+    pub rows: &'a [usize],
+}
+
+/// Finds a node by label and id property.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    pub label: &'a str,
+    pub property: &'a str,
+    pub values: &'a Values,
+}
+
+/// Creates one relationship of type `rel_type` per row in `rows`. Rows whose
+/// endpoints do not exist create nothing (the count check catches them).
+#[derive(Debug, Clone, Copy)]
+pub struct RelWrite<'a> {
+    pub rel_type: &'a str,
+    pub start: Endpoint<'a>,
+    pub end: Endpoint<'a>,
+    pub props: &'a [Prop<'a>],
+    pub rows: &'a [usize],
+}
+
+#[async_trait]
+pub trait GraphStore: Send + Sync {
+    fn kind(&self) -> GraphKind;
+    /// Reachable and answering.
+    async fn ping(&self) -> Result<(), GraphError>;
+    async fn health(&self) -> Result<Health, GraphError>;
+    /// Every database/graph the server holds (snapswitch's and others).
+    async fn list_databases(&self) -> Result<Vec<String>, GraphError>;
+    /// The database the alias points to, if the alias exists.
+    async fn alias_target(&self, alias: &str) -> Result<Option<String>, GraphError>;
+    /// Creates an empty database; an existing one is an error.
+    async fn create_database(&self, db: &str) -> Result<(), GraphError>;
+    /// Drops a database; a missing one is fine.
+    async fn drop_database(&self, db: &str) -> Result<(), GraphError>;
+    /// An index on `(label, property)`, used to match relationship endpoints.
+    async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError>;
+    async fn write_nodes(&self, db: &str, write: &NodeWrite<'_>) -> Result<u64, GraphError>;
+    async fn write_relationships(&self, db: &str, write: &RelWrite<'_>) -> Result<u64, GraphError>;
+    async fn counts(&self, db: &str) -> Result<Counts, GraphError>;
+    /// Points `alias` at `db`, atomically for readers of the alias.
+    async fn switch_alias(&self, alias: &str, db: &str) -> Result<(), GraphError>;
+}
+
+/// Connects the adapter the config names.
+pub async fn connect(config: &Config) -> Result<Box<dyn GraphStore>, GraphError> {
+    Ok(match config.graph_kind {
+        GraphKind::Falkordb => Box::new(falkordb::FalkorStore::connect(&config.graph_url).await?),
+        GraphKind::Neo4j => Box::new(neo4j::Neo4jStore::connect(config).await?),
+    })
+}
+
+/// `name` in backticks. Callers pass only names that passed
+/// [`crate::snapshot::header::check_name`] or [`crate::ident`] validation, so a
+/// backtick can never occur; it is still doubled (Cypher's escape) as a second
+/// line of defence.
+pub fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}

@@ -1,0 +1,57 @@
+//! Every Redis key snapswitch writes, in one place. All keys start with the
+//! configured namespace, so deployments and test runs sharing a Redis never
+//! see each other's state.
+
+use crate::ident::Customer;
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    ns: String,
+}
+
+impl Keys {
+    pub fn new(namespace: &str) -> Self {
+        Keys {
+            ns: namespace.to_owned(),
+        }
+    }
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+    /// String: the lock holder's token. Expires unless renewed.
+    pub fn lock(&self, c: &Customer) -> String {
+        format!("{}:lock:{c}", self.ns)
+    }
+    /// Integer: incremented at every lock acquisition (fencing token).
+    pub fn fence(&self, c: &Customer) -> String {
+        format!("{}:fence:{c}", self.ns)
+    }
+    /// Hash: fleet-wide counters (`discovered`, `completed`, …).
+    pub fn stats(&self) -> String {
+        format!("{}:stats", self.ns)
+    }
+    /// Set: every customer ever seen.
+    pub fn customers(&self) -> String {
+        format!("{}:customers", self.ns)
+    }
+    /// Hash: one customer's state (`live_snapshot`, `last_load_seconds`, …).
+    pub fn customer(&self, c: &Customer) -> String {
+        format!("{}:customer:{c}", self.ns)
+    }
+    /// Sorted set of snapshot ids the producer published (capped).
+    pub fn published(&self, c: &Customer) -> String {
+        format!("{}:published:{c}", self.ns)
+    }
+    /// String with a short TTL: a producer is publishing this snapshot now.
+    pub fn publishing(&self, c: &Customer, snapshot: u64) -> String {
+        format!("{}:publishing:{c}:{snapshot}", self.ns)
+    }
+    /// Sorted set of snapshot ids the workers received (capped).
+    pub fn seen(&self, c: &Customer) -> String {
+        format!("{}:seen:{c}", self.ns)
+    }
+    /// Stream: the audit trail of task state changes (capped).
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.ns)
+    }
+}

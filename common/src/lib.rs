@@ -1,0 +1,30 @@
+//! snapswitch's shared library: the contract every process agrees on and the
+//! adapters to the outside world. Nothing in here decides what to do with an
+//! event; that is the worker's job.
+//!
+//! The contract:
+//! - [`event`]: the versioned snapshot event (JSON body) and its validation;
+//! - [`ident`]: customer names, snapshot ids, database names;
+//! - [`topology`]: AMQP exchange/queue names, arguments and header names;
+//! - [`keys`]: every Redis key;
+//! - [`config`]: the configuration struct, its layering and validation.
+//!
+//! The adapters (thin, tested against the real services):
+//! - [`broker`]: RabbitMQ through lapin;
+//! - [`lock`] and [`state`]: Redis through the redis crate;
+//! - [`graph`]: the graph-store trait with FalkorDB and Neo4j adapters;
+//! - [`snapshot`]: the snapshot tree on disk and its file readers;
+//! - [`load`]: one snapshot into one database.
+
+pub mod broker;
+pub mod config;
+pub mod event;
+pub mod graph;
+pub mod ident;
+pub mod keys;
+pub mod load;
+pub mod lock;
+pub mod snapshot;
+pub mod state;
+pub mod telemetry;
+pub mod topology;

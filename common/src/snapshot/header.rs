@@ -1,0 +1,385 @@
+//! neo4j-admin import headers: `personId:ID(Person)`, `:LABEL`, `name`,
+//! `age:int`, `:START_ID(Person)`, `:END_ID(Person)`, `:TYPE`, `:IGNORE`.
+//! The same column names are used in CSV headers and as Parquet/Arrow field
+//! names. Parsing is pure: a list of column names in, a spec or a message that
+//! names the offending column out.
+
+use std::collections::HashMap;
+
+/// Property types snapswitch stores. neo4j-admin's `int`, `long`, `short` and
+/// `byte` are all 64-bit integers here; `float` and `double` are 64-bit floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropType {
+    Int,
+    Float,
+    Bool,
+    String,
+}
+
+impl PropType {
+    fn parse(t: &str) -> Option<PropType> {
+        Some(match t.to_ascii_lowercase().as_str() {
+            "int" | "long" | "short" | "byte" => PropType::Int,
+            "float" | "double" => PropType::Float,
+            "boolean" => PropType::Bool,
+            "string" | "char" => PropType::String,
+            _ => return None,
+        })
+    }
+}
+
+/// What one column holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    /// The node id, in an ID space; stored as the property `property`.
+    Id {
+        space: String,
+        property: String,
+    },
+    Label,
+    StartId {
+        space: String,
+    },
+    EndId {
+        space: String,
+    },
+    Type,
+    Property {
+        name: String,
+        ty: Option<PropType>,
+    },
+    Ignore,
+}
+
+/// Longest label, type or property name accepted.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Checks a label, relationship type or property name that will be written into
+/// Cypher between backticks: no backtick, no control character, not empty, not
+/// huge. Values never go into statement text; names must.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{kind} name is empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("{kind} name is longer than {MAX_NAME_LEN} bytes"));
+    }
+    if let Some(c) = name.chars().find(|c| *c == '`' || c.is_control()) {
+        return Err(format!("{kind} name {name:?} contains the character {c:?}, which snapswitch does not allow in names"));
+    }
+    Ok(())
+}
+
+/// Parses one column name.
+pub fn parse_column(column: &str) -> Result<Column, String> {
+    let (name, ty) = match column.rsplit_once(':') {
+        // `a:b(c:d)` — the colon inside the parentheses is not a separator.
+        Some((n, t)) if !(t.contains(')') && !t.contains('(')) => (n, Some(t)),
+        Some(_) | None => (column, None),
+    };
+    let Some(ty) = ty else {
+        check_name("property", name)?;
+        return Ok(Column::Property {
+            name: name.to_owned(),
+            ty: None,
+        });
+    };
+    let (kind, space) = match ty.split_once('(') {
+        Some((k, rest)) => {
+            let space = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("column `{column}`: missing `)` after the ID space"))?;
+            (k, Some(space))
+        }
+        None => (ty, None),
+    };
+    let needs_space = |what: &str| -> Result<String, String> {
+        match space {
+            Some(s) if !s.is_empty() => {
+                check_name("ID space", s)?;
+                Ok(s.to_owned())
+            }
+            _ => Err(format!(
+                "column `{column}`: {what} needs an ID space, e.g. `{what}(Person)`; snapswitch matches relationships to nodes by ID space"
+            )),
+        }
+    };
+    let column = match kind.to_ascii_uppercase().as_str() {
+        "ID" => {
+            let property = if name.is_empty() { "id" } else { name };
+            check_name("property", property)?;
+            Column::Id {
+                space: needs_space("ID")?,
+                property: property.to_owned(),
+            }
+        }
+        "START_ID" => Column::StartId {
+            space: needs_space("START_ID")?,
+        },
+        "END_ID" => Column::EndId {
+            space: needs_space("END_ID")?,
+        },
+        "LABEL" => Column::Label,
+        "TYPE" => Column::Type,
+        "IGNORE" => Column::Ignore,
+        _ => {
+            let other = kind;
+            if space.is_some() {
+                return Err(format!(
+                    "column `{column}`: only ID, START_ID and END_ID take an ID space"
+                ));
+            }
+            let ty = PropType::parse(other).ok_or_else(|| {
+                format!(
+                    "column `{column}`: type `{other}` is not supported; use int, long, short, byte, float, double, boolean, string or char"
+                )
+            })?;
+            check_name("property", name)?;
+            Column::Property {
+                name: name.to_owned(),
+                ty: Some(ty),
+            }
+        }
+    };
+    Ok(column)
+}
+
+/// A property column: its index, name and declared type (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropColumn {
+    pub index: usize,
+    pub name: String,
+    pub ty: Option<PropType>,
+}
+
+/// How to read a node file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub id_index: usize,
+    pub id_space: String,
+    pub id_property: String,
+    pub label_index: Option<usize>,
+    /// Properties other than the id.
+    pub properties: Vec<PropColumn>,
+    pub columns: Vec<Column>,
+}
+
+/// How to read a relationship file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelSpec {
+    pub start_index: usize,
+    pub start_space: String,
+    pub end_index: usize,
+    pub end_space: String,
+    pub type_index: usize,
+    pub properties: Vec<PropColumn>,
+    pub columns: Vec<Column>,
+}
+
+fn parse_all(names: &[String]) -> Result<Vec<Column>, String> {
+    let columns = names
+        .iter()
+        .map(|n| parse_column(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = HashMap::new();
+    for (i, c) in columns.iter().enumerate() {
+        let key = match c {
+            Column::Property { name, .. } | Column::Id { property: name, .. } => name.clone(),
+            Column::Ignore => continue,
+            other => format!("{other:?}"),
+        };
+        if let Some(j) = seen.insert(key, i) {
+            return Err(format!(
+                "columns `{}` and `{}` name the same field",
+                names[j], names[i]
+            ));
+        }
+    }
+    Ok(columns)
+}
+
+fn properties(columns: &[Column]) -> Vec<PropColumn> {
+    columns
+        .iter()
+        .enumerate()
+        .filter_map(|(index, c)| match c {
+            Column::Property { name, ty } => Some(PropColumn {
+                index,
+                name: name.clone(),
+                ty: *ty,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+impl NodeSpec {
+    pub fn parse(names: &[String]) -> Result<NodeSpec, String> {
+        let columns = parse_all(names)?;
+        let mut id = None;
+        let mut label_index = None;
+        for (i, c) in columns.iter().enumerate() {
+            match c {
+                Column::Id { space, property } if id.is_none() => id = Some((i, space.clone(), property.clone())),
+                Column::Id { .. } => return Err("node file has more than one :ID column".into()),
+                Column::Label => label_index = Some(i),
+                Column::StartId { .. } | Column::EndId { .. } | Column::Type => {
+                    return Err("node file has relationship columns (:START_ID, :END_ID or :TYPE); put it under relationships/".into())
+                }
+                _ => {}
+            }
+        }
+        let (id_index, id_space, id_property) =
+            id.ok_or("node file has no :ID column (e.g. `personId:ID(Person)`)")?;
+        Ok(NodeSpec {
+            id_index,
+            id_space,
+            id_property,
+            label_index,
+            properties: properties(&columns),
+            columns,
+        })
+    }
+}
+
+impl RelSpec {
+    pub fn parse(names: &[String]) -> Result<RelSpec, String> {
+        let columns = parse_all(names)?;
+        let (mut start, mut end, mut ty) = (None, None, None);
+        for (i, c) in columns.iter().enumerate() {
+            match c {
+                Column::StartId { space } => start = Some((i, space.clone())),
+                Column::EndId { space } => end = Some((i, space.clone())),
+                Column::Type => ty = Some(i),
+                Column::Id { .. } | Column::Label => {
+                    return Err(
+                        "relationship file has node columns (:ID or :LABEL); put it under nodes/"
+                            .into(),
+                    )
+                }
+                _ => {}
+            }
+        }
+        let (start_index, start_space) =
+            start.ok_or("relationship file has no :START_ID column")?;
+        let (end_index, end_space) = end.ok_or("relationship file has no :END_ID column")?;
+        let type_index = ty.ok_or("relationship file has no :TYPE column")?;
+        Ok(RelSpec {
+            start_index,
+            start_space,
+            end_index,
+            end_space,
+            type_index,
+            properties: properties(&columns),
+            columns,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn neo4j_admin_node_header() {
+        let spec = NodeSpec::parse(&names(&[
+            "personId:ID(Person)",
+            ":LABEL",
+            "name",
+            "age:int",
+            "score:double",
+            "x:IGNORE",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                spec.id_index,
+                spec.id_space.as_str(),
+                spec.id_property.as_str()
+            ),
+            (0, "Person", "personId")
+        );
+        assert_eq!(spec.label_index, Some(1));
+        let props: Vec<_> = spec
+            .properties
+            .iter()
+            .map(|p| (p.name.as_str(), p.ty))
+            .collect();
+        assert_eq!(
+            props,
+            [
+                ("name", None),
+                ("age", Some(PropType::Int)),
+                ("score", Some(PropType::Float))
+            ]
+        );
+    }
+
+    #[test]
+    fn unnamed_id_is_stored_as_id() {
+        let spec = NodeSpec::parse(&names(&[":ID(Person)", "name"])).unwrap();
+        assert_eq!(spec.id_property, "id");
+    }
+
+    #[test]
+    fn neo4j_admin_relationship_header() {
+        let spec = RelSpec::parse(&names(&[
+            ":START_ID(Person)",
+            ":END_ID(Company)",
+            ":TYPE",
+            "since:int",
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                spec.start_space.as_str(),
+                spec.end_space.as_str(),
+                spec.type_index
+            ),
+            ("Person", "Company", 2)
+        );
+        assert_eq!(spec.properties.len(), 1);
+    }
+
+    #[test]
+    fn header_errors_name_the_column_and_the_fix() {
+        let cases = [
+            (vec!["id:ID"], "needs an ID space"),
+            (
+                vec!["id:ID(Person)", "born:date"],
+                "type `date` is not supported",
+            ),
+            (vec!["id:ID(Person)", "a`b"], "contains the character '`'"),
+            (
+                vec!["id:ID(Person)", "name", "name:string"],
+                "name the same field",
+            ),
+            (vec!["name"], "no :ID column"),
+            (
+                vec!["id:ID(Person)", ":TYPE"],
+                "put it under relationships/",
+            ),
+            (vec!["id:ID(Person", "x"], "missing `)`"),
+        ];
+        for (cols, want) in cases {
+            let err = NodeSpec::parse(&names(&cols)).unwrap_err();
+            assert!(err.contains(want), "{cols:?}: {err}");
+        }
+        let err = RelSpec::parse(&names(&[":START_ID(P)", ":END_ID(P)"])).unwrap_err();
+        assert!(err.contains("no :TYPE"), "{err}");
+    }
+
+    #[test]
+    fn hostile_names_are_refused() {
+        for bad in ["a`b", "x\ny", "", &"n".repeat(MAX_NAME_LEN + 1)] {
+            assert!(check_name("label", bad).is_err(), "{bad:?}");
+        }
+        for ok in ["first name", "Zoë", "{weird}", "it's", "a\"b"] {
+            assert!(check_name("label", ok).is_ok(), "{ok:?}");
+        }
+    }
+}

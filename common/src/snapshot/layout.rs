@@ -1,0 +1,250 @@
+//! `<data_root>/<customer>/<snapshot_id>/` with `nodes/`, `relationships/` and
+//! the `_SUCCESS` marker.
+
+use std::path::{Path, PathBuf};
+
+use crate::ident::{Customer, SnapshotId};
+
+use super::SnapshotError;
+
+/// Written last by the ETL job: the snapshot is complete.
+pub const READY_MARKER: &str = "_SUCCESS";
+pub const NODES_DIR: &str = "nodes";
+pub const RELATIONSHIPS_DIR: &str = "relationships";
+
+/// A complete snapshot found under the data root.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReadySnapshot {
+    pub customer: Customer,
+    pub id: SnapshotId,
+    pub dir: PathBuf,
+}
+
+/// File formats snapswitch reads, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Csv,
+    Parquet,
+    /// Arrow IPC file format (`.arrow`, `.feather`, `.ipc`).
+    ArrowFile,
+    /// Arrow IPC stream format (`.arrows`).
+    ArrowStream,
+}
+
+impl FileFormat {
+    pub fn of(path: &Path) -> Option<FileFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "csv" => FileFormat::Csv,
+            "parquet" => FileFormat::Parquet,
+            "arrow" | "feather" | "ipc" => FileFormat::ArrowFile,
+            "arrows" => FileFormat::ArrowStream,
+            _ => return None,
+        })
+    }
+}
+
+/// Every ready snapshot under `root`, sorted by customer then id. Directories
+/// whose names are not a valid customer or snapshot id are skipped (and logged
+/// at debug level); unreadable directories are errors.
+pub fn scan(root: &Path) -> Result<Vec<ReadySnapshot>, SnapshotError> {
+    let mut found = Vec::new();
+    for customer_dir in read_dir(root)? {
+        let Some(name) = customer_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let Ok(customer) = Customer::parse(&name) else {
+            tracing::debug!(dir = %customer_dir.display(), "not a customer directory, skipped");
+            continue;
+        };
+        if !customer_dir.is_dir() {
+            continue;
+        }
+        for snapshot_dir in read_dir(&customer_dir)? {
+            let Some(id) = snapshot_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| SnapshotId::parse(n).ok())
+            else {
+                continue;
+            };
+            if snapshot_dir.join(READY_MARKER).is_file() {
+                found.push(ReadySnapshot {
+                    customer: customer.clone(),
+                    id,
+                    dir: snapshot_dir,
+                });
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Interprets a path below `root` as `<customer>/<snapshot_id>[/...]`.
+pub fn parse_relative(root: &Path, path: &Path) -> Option<(Customer, SnapshotId)> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut parts = rel.components();
+    let customer = Customer::parse(parts.next()?.as_os_str().to_str()?).ok()?;
+    let id = SnapshotId::parse(parts.next()?.as_os_str().to_str()?).ok()?;
+    Some((customer, id))
+}
+
+/// Resolves the snapshot directory of an event, refusing anything that leaves
+/// the data root (through `..` or a symlink), and checks it is ready.
+pub fn resolve_ready(
+    root: &Path,
+    customer: &Customer,
+    id: SnapshotId,
+) -> Result<PathBuf, SnapshotError> {
+    let dir = root.join(customer.as_str()).join(id.to_string());
+    let shown = dir.display().to_string();
+    let canonical_root = root.canonicalize().map_err(|e| SnapshotError::Io {
+        file: root.display().to_string(),
+        source: e,
+    })?;
+    let canonical = match dir.canonicalize() {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SnapshotError::Missing(shown))
+        }
+        Err(e) => {
+            return Err(SnapshotError::Io {
+                file: shown,
+                source: e,
+            })
+        }
+    };
+    if !canonical.starts_with(&canonical_root) {
+        return Err(SnapshotError::OutsideRoot(shown));
+    }
+    if !canonical.is_dir() {
+        return Err(SnapshotError::Missing(shown));
+    }
+    if !canonical.join(READY_MARKER).is_file() {
+        return Err(SnapshotError::NotReady(shown));
+    }
+    Ok(canonical)
+}
+
+/// The data files of a snapshot: (node files, relationship files), each sorted
+/// by name. Hidden files and files starting with `_` are ignored; any other
+/// file with an unknown extension is an error, so a typo never silently drops
+/// data.
+pub fn data_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SnapshotError> {
+    let list = |sub: &str| -> Result<Vec<PathBuf>, SnapshotError> {
+        let path = dir.join(sub);
+        if !path.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut files = Vec::new();
+        for file in read_dir(&path)? {
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.starts_with('.') || name.starts_with('_') || file.is_dir() {
+                continue;
+            }
+            if FileFormat::of(&file).is_none() {
+                return Err(SnapshotError::format(
+                    &file,
+                    "unsupported file type: use .csv, .parquet, .arrow/.feather/.ipc (Arrow IPC file) or .arrows (Arrow IPC stream)",
+                ));
+            }
+            files.push(file);
+        }
+        files.sort();
+        Ok(files)
+    };
+    let nodes = list(NODES_DIR)?;
+    let relationships = list(RELATIONSHIPS_DIR)?;
+    if nodes.is_empty() {
+        return Err(SnapshotError::format(
+            dir,
+            "snapshot has no node files under nodes/",
+        ));
+    }
+    Ok((nodes, relationships))
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SnapshotError::Io {
+        file: dir.display().to_string(),
+        source: e,
+    })?;
+    Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"").unwrap();
+    }
+
+    #[test]
+    fn scan_finds_only_ready_snapshots_with_valid_names() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        touch(&r.join("acme/1767741427/_SUCCESS"));
+        touch(&r.join("acme/1767741500/nodes/a.csv")); // still being copied
+        touch(&r.join("Bad Name/1767741427/_SUCCESS"));
+        touch(&r.join("acme/notanid/_SUCCESS"));
+        touch(&r.join("beta/1767741000/_SUCCESS"));
+        let found: Vec<String> = scan(r)
+            .unwrap()
+            .iter()
+            .map(|s| format!("{}/{}", s.customer, s.id))
+            .collect();
+        assert_eq!(found, ["acme/1767741427", "beta/1767741000"]);
+    }
+
+    #[test]
+    fn resolve_refuses_missing_unready_and_escaping_dirs() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().join("data");
+        let outside = root.path().join("outside/1767741427");
+        touch(&outside.join("_SUCCESS"));
+        touch(&r.join("acme/1767741427/_SUCCESS"));
+        touch(&r.join("acme/1767741428/nodes/x.csv"));
+        std::os::unix::fs::symlink(root.path().join("outside"), r.join("evil")).unwrap();
+        let c = |s| Customer::parse(s).unwrap();
+        let id = |n| SnapshotId::new(n).unwrap();
+        assert!(resolve_ready(&r, &c("acme"), id(1767741427)).is_ok());
+        assert!(matches!(
+            resolve_ready(&r, &c("acme"), id(1767741428)),
+            Err(SnapshotError::NotReady(_))
+        ));
+        assert!(matches!(
+            resolve_ready(&r, &c("acme"), id(1767741429)),
+            Err(SnapshotError::Missing(_))
+        ));
+        assert!(matches!(
+            resolve_ready(&r, &c("evil"), id(1767741427)),
+            Err(SnapshotError::OutsideRoot(_))
+        ));
+    }
+
+    #[test]
+    fn data_files_refuses_unknown_extensions() {
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path();
+        touch(&d.join("nodes/people.csv"));
+        touch(&d.join("nodes/.hidden"));
+        touch(&d.join("relationships/knows.parquet"));
+        let (n, r) = data_files(d).unwrap();
+        assert_eq!((n.len(), r.len()), (1, 1));
+        touch(&d.join("nodes/people.xlsx"));
+        assert!(data_files(d)
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported file type"));
+    }
+}

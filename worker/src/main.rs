@@ -1,0 +1,122 @@
+//! `worker`: consumes snapshot events, loads each snapshot into a new graph
+//! database, switches the customer's alias when it is the newest, drops old
+//! databases. Run as many as you like, on as many hosts: a per-customer Redis
+//! lock keeps one load per customer at a time.
+
+mod consumer;
+mod decide;
+mod pipeline;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use common::config::Config;
+use common::keys::Keys;
+use common::state::FleetState;
+use common::topology::Topology;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// Loads snapshots into new graph databases and switches aliases (blue/green).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (TOML); also `SNAPSWITCH_CONFIG`. Environment variables
+    /// `SNAPSWITCH_<KEY>` override it, flags override both.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+/// Config keys settable from the command line.
+#[derive(clap::Args, Debug, Serialize)]
+struct Flags {
+    /// Concurrent loads in this process.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers: Option<u16>,
+    /// Prefix of every queue and Redis key.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    /// Root of the snapshot tree.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_root: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    common::telemetry::init_logging();
+    let cli = Cli::parse();
+    let config = Arc::new(Config::load(cli.config.as_deref(), &cli.flags)?);
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let worker_id = format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    tracing::info!(%worker_id, namespace = %config.namespace, graph = %config.graph_url, graph_kind = %config.graph_kind, "worker starting");
+
+    if !config.data_root.is_dir() {
+        anyhow::bail!(
+            "data_root {} is not a readable directory",
+            config.data_root.display()
+        );
+    }
+    let redis = common::state::connect(&config.redis_url).await?;
+    let state = FleetState::new(redis, Keys::new(&config.namespace));
+    state.ping().await.context("Redis")?;
+    let store: Arc<dyn common::graph::GraphStore> =
+        Arc::from(common::graph::connect(&config).await?);
+    store
+        .ping()
+        .await
+        .with_context(|| format!("graph database at {}", config.graph_url))?;
+
+    let connection = common::broker::connect(&config.amqp_url, &worker_id).await?;
+    let topology = Topology::from_config(&config);
+    let setup = connection.create_channel().await?;
+    common::broker::declare(&setup, &topology).await?;
+    let publisher = common::broker::Publisher::new(&connection).await?;
+
+    let stop = CancellationToken::new();
+    tokio::spawn(watch_signals(stop.clone()));
+
+    let consumer = Arc::new(consumer::Consumer {
+        pipeline: Arc::new(pipeline::Pipeline {
+            config: config.clone(),
+            store,
+            state,
+            worker_id,
+        }),
+        topology,
+        publisher,
+        host,
+    });
+    let result = consumer.run(&connection, stop).await;
+    let _ = connection.close(200, "worker stopping".into()).await;
+    tracing::info!("worker stopped");
+    result
+}
+
+/// First SIGTERM/SIGINT: drain. Second: exit at once.
+async fn watch_signals(stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("shutdown requested; draining (send the signal again to exit at once)");
+    stop.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second signal; exiting now");
+    std::process::exit(130);
+}

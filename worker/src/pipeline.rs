@@ -1,0 +1,473 @@
+//! One event, start to finish: validate → lock → health gate → decide → create
+//! → load → verify → switch → clean up → record. Every step's I/O goes through
+//! an adapter from `common`; every choice is a function in [`crate::decide`].
+//! The result is an [`Outcome`]; what to do with the delivery is the consumer's
+//! business.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::config::Config;
+use common::event::SnapshotEvent;
+use common::graph::{GraphError, GraphStore};
+use common::ident::{Customer, DatabaseName, SnapshotId};
+use common::load::{load_snapshot, LoadError};
+use common::lock::{self, LockGuard};
+use common::snapshot::{layout, SnapshotError};
+use common::state::{Counter, FleetState, StateError};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::decide::{self, CustomerView, Decision, ErrorClass, HealthLimits};
+
+/// A failed attempt, classified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub class: ErrorClass,
+    /// Short stable code for the `x-snapswitch-reason` header.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(class: ErrorClass, code: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            class,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StateError> for Failure {
+    fn from(e: StateError) -> Self {
+        Failure::new(ErrorClass::Transient, "redis_unavailable", e.to_string())
+    }
+}
+
+impl From<redis::RedisError> for Failure {
+    fn from(e: redis::RedisError) -> Self {
+        Failure::new(ErrorClass::Transient, "redis_unavailable", e.to_string())
+    }
+}
+
+impl From<GraphError> for Failure {
+    fn from(e: GraphError) -> Self {
+        let class = if e.is_transient() {
+            ErrorClass::Transient
+        } else {
+            ErrorClass::Permanent
+        };
+        let code = if e.is_transient() {
+            "graph_unavailable"
+        } else {
+            "graph_refused"
+        };
+        Failure::new(class, code, e.to_string())
+    }
+}
+
+impl From<SnapshotError> for Failure {
+    fn from(e: SnapshotError) -> Self {
+        let (class, code) = match &e {
+            SnapshotError::NotReady(_) => (ErrorClass::Transient, "snapshot_not_ready"),
+            SnapshotError::Missing(_) => (ErrorClass::Permanent, "snapshot_missing"),
+            SnapshotError::OutsideRoot(_) => (ErrorClass::Permanent, "snapshot_outside_root"),
+            SnapshotError::Io { .. } => (ErrorClass::Transient, "snapshot_io"),
+            SnapshotError::Format { .. } | SnapshotError::Read { .. } => {
+                (ErrorClass::Permanent, "snapshot_invalid")
+            }
+        };
+        Failure::new(class, code, e.to_string())
+    }
+}
+
+impl From<LoadError> for Failure {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Snapshot(e) => e.into(),
+            LoadError::Graph(e) => e.into(),
+            LoadError::Cancelled => {
+                Failure::new(ErrorClass::Transient, "load_cancelled", "load cancelled")
+            }
+            LoadError::Mismatch(m) => Failure::new(ErrorClass::Permanent, "count_mismatch", m),
+        }
+    }
+}
+
+/// How an event ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Loaded (and switched when newest).
+    Loaded {
+        switched: bool,
+    },
+    AlreadyLive,
+    AlreadyLoaded,
+    Superseded,
+    /// Not now, and not a failure: try again after `delay` (busy lock, health gate).
+    Requeue {
+        delay: Duration,
+        reason: String,
+    },
+    /// Interrupted by shutdown: give the event back untouched.
+    Aborted,
+    Failed(Failure),
+}
+
+pub struct Pipeline {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn GraphStore>,
+    pub state: FleetState,
+    pub worker_id: String,
+}
+
+impl Pipeline {
+    /// Processes one message body. `shutdown` aborts a running load.
+    pub async fn process(&self, body: &[u8], shutdown: &CancellationToken) -> Outcome {
+        let event = match SnapshotEvent::decode(body) {
+            Ok(e) => e,
+            Err(e) => {
+                return Outcome::Failed(Failure::new(
+                    ErrorClass::Permanent,
+                    e.code(),
+                    e.to_string(),
+                ))
+            }
+        };
+        let span = tracing::info_span!(
+            "snapshot",
+            customer = %event.customer,
+            snapshot_id = %event.snapshot_id,
+            event_id = %event.event_id
+        );
+        match self.process_event(&event, shutdown).instrument(span).await {
+            Ok(outcome) => outcome,
+            Err(f) if shutdown.is_cancelled() && f.code == "load_cancelled" => Outcome::Aborted,
+            Err(f) => {
+                tracing::warn!(customer = %event.customer, snapshot_id = %event.snapshot_id, class = f.class.as_str(), code = f.code, error = %f.message, "snapshot failed");
+                let _ = self.state.record_error(&event.customer, &f.message).await;
+                let _ = self.state.incr(Counter::Failed, 1).await;
+                let _ = self
+                    .audit(
+                        "failed",
+                        &event,
+                        &[("code", f.code.to_owned()), ("error", f.message.clone())],
+                    )
+                    .await;
+                Outcome::Failed(f)
+            }
+        }
+    }
+
+    async fn process_event(
+        &self,
+        event: &SnapshotEvent,
+        shutdown: &CancellationToken,
+    ) -> Result<Outcome, Failure> {
+        let dir =
+            layout::resolve_ready(&self.config.data_root, &event.customer, event.snapshot_id)?;
+        let (_, newest_seen) = self
+            .state
+            .mark_seen(&event.customer, event.snapshot_id)
+            .await?;
+
+        let Some(guard) = self.acquire_lock(&event.customer).await? else {
+            let delay = Duration::from_secs(self.config.lock_wait_timeout);
+            return Ok(Outcome::Requeue {
+                delay,
+                reason: format!("customer {} is locked by another worker", event.customer),
+            });
+        };
+        let mut con = self.state.connection();
+        // The load stops when the lock is lost or the worker shuts down.
+        let load_cancel = shutdown.child_token();
+        let renewal = tokio::spawn(renew_lock(
+            self.state.connection(),
+            guard.clone(),
+            load_cancel.clone(),
+        ));
+        let result = self
+            .with_lock(event, &dir, newest_seen, &guard, &load_cancel)
+            .await;
+        renewal.abort();
+        match guard.release(&mut con).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(customer = %event.customer, "lock had expired before release")
+            }
+            Err(e) => {
+                tracing::warn!(customer = %event.customer, error = %e, "lock release failed; it expires on its own")
+            }
+        }
+        result
+    }
+
+    async fn acquire_lock(&self, customer: &Customer) -> Result<Option<LockGuard>, Failure> {
+        let deadline = Instant::now() + Duration::from_secs(self.config.lock_wait_timeout);
+        let mut con = self.state.connection();
+        loop {
+            if let Some(guard) = lock::try_acquire(
+                &mut con,
+                self.state.keys(),
+                customer,
+                self.config.lock_ttl(),
+            )
+            .await?
+            {
+                return Ok(Some(guard));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn with_lock(
+        &self,
+        event: &SnapshotEvent,
+        dir: &std::path::Path,
+        newest_seen: u64,
+        guard: &LockGuard,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, Failure> {
+        let customer = &event.customer;
+        let snapshot = event.snapshot_id;
+
+        let health = self.store.health().await?;
+        let limits = HealthLimits {
+            max_databases: self.config.max_databases,
+            heap_threshold_percent: self.config.heap_threshold_percent,
+            pagecache_threshold_percent: self.config.pagecache_threshold_percent,
+        };
+        if let Err(reason) = decide::health_verdict(&health, &limits) {
+            tracing::info!(%customer, %reason, "health gate refused the load; requeued");
+            self.audit("health_refused", event, &[("reason", reason.clone())])
+                .await?;
+            return Ok(Outcome::Requeue {
+                delay: Duration::from_secs(self.config.health_check_retry_delay),
+                reason,
+            });
+        }
+
+        let view = CustomerView {
+            alias_target: self.alias_target(customer).await?,
+            databases: self.databases_of(customer).await?,
+            newest_seen: SnapshotId::new(newest_seen).ok(),
+        };
+        let decision = decide::decide(snapshot, &view, self.config.skip_superseded);
+        tracing::debug!(%customer, %snapshot, ?view, ?decision, "decided");
+        let drop_leftover = match decision {
+            Decision::AlreadyLive => {
+                self.state.set_live(customer, snapshot).await?;
+                self.audit("already_live", event, &[]).await?;
+                return Ok(Outcome::AlreadyLive);
+            }
+            Decision::AlreadyLoaded => {
+                self.audit("already_loaded", event, &[]).await?;
+                return Ok(Outcome::AlreadyLoaded);
+            }
+            Decision::Superseded { newer } => {
+                self.state.incr(Counter::Superseded, 1).await?;
+                self.audit("superseded", event, &[("newer", newer.to_string())])
+                    .await?;
+                tracing::info!(%customer, %snapshot, %newer, "superseded by a newer snapshot; not loaded");
+                return Ok(Outcome::Superseded);
+            }
+            Decision::Load { drop_leftover } => drop_leftover,
+        };
+
+        let db = DatabaseName::new(customer.clone(), snapshot).to_string();
+        if drop_leftover {
+            tracing::info!(%db, "dropping a database left by an interrupted load");
+            self.store.drop_database(&db).await?;
+        }
+        let started = Instant::now();
+        self.audit("load_started", event, &[("database", db.clone())])
+            .await?;
+        self.store.create_database(&db).await?;
+        let report = match load_snapshot(
+            self.store.as_ref(),
+            &db,
+            dir,
+            self.config.batch_size,
+            cancel,
+        )
+        .await
+        {
+            Ok(report) => report,
+            Err(e) => {
+                self.drop_partial(&db).await;
+                let _ = self
+                    .audit("load_aborted", event, &[("database", db.clone())])
+                    .await;
+                return Err(e.into());
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(%db, nodes = report.nodes, relationships = report.relationships, seconds, "snapshot loaded and verified");
+
+        // The fencing token: nobody took the customer's lock since we did.
+        let mut con = self.state.connection();
+        if !guard.still_valid(&mut con).await? {
+            // Another worker may own this customer now; leave its databases alone.
+            return Err(Failure::new(
+                ErrorClass::Transient,
+                "lock_lost",
+                format!(
+                    "lost the lock of {customer} before switching; {db} is left for reconciliation"
+                ),
+            ));
+        }
+
+        // Re-read the alias: it is the last word on what is live.
+        let alias_target = self.alias_target(customer).await?;
+        let switched = decide::should_switch(alias_target, snapshot);
+        if switched {
+            self.store.switch_alias(customer.as_str(), &db).await?;
+            tracing::info!(alias = %customer, %db, previous = ?alias_target, "alias switched");
+            self.audit(
+                "switched",
+                event,
+                &[
+                    ("database", db.clone()),
+                    (
+                        "previous",
+                        alias_target.map(|p| p.to_string()).unwrap_or_default(),
+                    ),
+                ],
+            )
+            .await?;
+        } else {
+            tracing::info!(alias = %customer, %db, live = ?alias_target, "loaded, alias stays on the newer snapshot");
+        }
+        let live = if switched {
+            Some(snapshot)
+        } else {
+            alias_target
+        };
+        let dropped = self.cleanup(customer, live).await?;
+        if !dropped.is_empty() {
+            self.audit("cleaned", event, &[("dropped", dropped.join(","))])
+                .await?;
+        }
+        self.state
+            .record_completed(
+                customer,
+                snapshot,
+                seconds,
+                switched.then_some(alias_target),
+            )
+            .await?;
+        self.audit(
+            "load_finished",
+            event,
+            &[
+                ("database", db),
+                ("nodes", report.nodes.to_string()),
+                ("relationships", report.relationships.to_string()),
+                ("seconds", format!("{seconds:.3}")),
+                ("switched", switched.to_string()),
+            ],
+        )
+        .await?;
+        Ok(Outcome::Loaded { switched })
+    }
+
+    async fn alias_target(&self, customer: &Customer) -> Result<Option<SnapshotId>, Failure> {
+        let target = self.store.alias_target(customer.as_str()).await?;
+        Ok(target
+            .and_then(|t| DatabaseName::parse(&t).ok())
+            .filter(|d| &d.customer == customer)
+            .map(|d| d.snapshot))
+    }
+
+    async fn databases_of(&self, customer: &Customer) -> Result<Vec<SnapshotId>, Failure> {
+        Ok(self
+            .store
+            .list_databases()
+            .await?
+            .iter()
+            .filter_map(|n| DatabaseName::parse(n).ok())
+            .filter(|d| &d.customer == customer)
+            .map(|d| d.snapshot)
+            .collect())
+    }
+
+    async fn cleanup(
+        &self,
+        customer: &Customer,
+        live: Option<SnapshotId>,
+    ) -> Result<Vec<String>, Failure> {
+        let existing = self.databases_of(customer).await?;
+        let mut dropped = Vec::new();
+        for old in decide::plan_cleanup(&existing, live, self.config.keep_databases) {
+            let db = DatabaseName::new(customer.clone(), old).to_string();
+            self.store.drop_database(&db).await?;
+            tracing::info!(%db, "dropped old database");
+            dropped.push(db);
+        }
+        Ok(dropped)
+    }
+
+    /// Best effort: a failed load never leaves its database behind.
+    async fn drop_partial(&self, db: &str) {
+        match self.store.drop_database(db).await {
+            Ok(()) => tracing::info!(%db, "dropped the partial database"),
+            Err(e) => {
+                tracing::error!(%db, error = %e, "could not drop the partial database; reconciliation will")
+            }
+        }
+    }
+
+    async fn audit(
+        &self,
+        what: &str,
+        event: &SnapshotEvent,
+        extra: &[(&str, String)],
+    ) -> Result<(), Failure> {
+        let mut fields = vec![
+            ("customer", event.customer.to_string()),
+            ("snapshot_id", event.snapshot_id.to_string()),
+            ("event_id", event.event_id.to_string()),
+            ("worker", self.worker_id.clone()),
+        ];
+        fields.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+        self.state.audit(what, &fields).await?;
+        Ok(())
+    }
+}
+
+/// Renews the lock every third of its TTL; cancels the load as soon as the lock
+/// is no longer ours or cannot be renewed before it would expire.
+async fn renew_lock(
+    mut con: redis::aio::ConnectionManager,
+    guard: LockGuard,
+    cancel: CancellationToken,
+) {
+    let period = guard.ttl() / 3;
+    let mut last_renewed = Instant::now();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        match guard.renew(&mut con).await {
+            Ok(true) => last_renewed = Instant::now(),
+            Ok(false) => {
+                tracing::error!("customer lock was lost; aborting the load");
+                cancel.cancel();
+                return;
+            }
+            Err(e) if last_renewed.elapsed() + period < guard.ttl() => {
+                tracing::warn!(error = %e, "lock renewal failed; trying again");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "lock renewal failed until the lock expired; aborting the load");
+                cancel.cancel();
+                return;
+            }
+        }
+    }
+}
