@@ -76,6 +76,12 @@ impl Customer {
         if RESERVED.contains(&name) {
             return fail("it is reserved by the graph database");
         }
+        if name
+            .rsplit_once('-')
+            .is_some_and(|(_, tail)| SnapshotId::parse(tail).is_ok())
+        {
+            return fail("it ends with '-<snapshot id>' and would read as a database name");
+        }
         Ok(Customer(name.to_owned()))
     }
 
@@ -214,6 +220,7 @@ mod tests {
             "system",
             "neo4j",
             "zoë-co",
+            "acme-1767741427",
             &"a".repeat(MAX_CUSTOMER_LEN + 1),
         ] {
             let err = Customer::parse(bad).unwrap_err();

@@ -1,1 +1,544 @@
+//! The test harness: every test gets its own namespace on the machine's
+//! RabbitMQ and Redis, its own FalkorDB server on a free port, its own data
+//! root, and real `producer`/`worker` processes whose logs land in the test's
+//! temp dir (kept and printed on failure). Dropping a [`TestEnv`] stops every
+//! process and server it started and deletes its queues and keys.
+//!
+//! Services: `SNAPSWITCH_TEST_AMQP_URL` (default the local RabbitMQ),
+//! `SNAPSWITCH_TEST_REDIS_URL` (default the local Redis); FalkorDB binaries
+//! from `FALKORDB_REDIS_SERVER`/`FALKORDB_MODULE` or the file
+//! `scripts/ensure-services.sh` writes.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use common::broker;
+use common::config::ServiceUrl;
+use common::keys::Keys;
+use common::state::FleetState;
+use lapin::options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::types::ShortString;
+use lapin::{Channel, Connection};
+
+pub fn amqp_url() -> String {
+    std::env::var("SNAPSWITCH_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("SNAPSWITCH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// The directory holding the workspace's `producer` and `worker` binaries.
+pub fn bin_dir() -> PathBuf {
+    // target/debug/deps/<test-binary> -> target/debug
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`; scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Where the FalkorDB `redis-server` and `falkordb.so` are.
+pub fn falkordb_binaries() -> (PathBuf, PathBuf) {
+    let from_env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+    if let (Some(server), Some(module)) = (
+        from_env("FALKORDB_REDIS_SERVER"),
+        from_env("FALKORDB_MODULE"),
+    ) {
+        return (server, module);
+    }
+    let tools = from_env("SNAPSWITCH_TOOLS").unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/snapswitch")
+    });
+    let env_file = tools.join("falkordb.env");
+    let text = std::fs::read_to_string(&env_file).unwrap_or_default();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+            .map(|v| PathBuf::from(v.trim().trim_matches('"')))
+    };
+    match (get("FALKORDB_REDIS_SERVER"), get("FALKORDB_MODULE")) {
+        (Some(s), Some(m)) => (s, m),
+        _ => panic!(
+            "FalkorDB is not installed ({} not found): run scripts/ensure-services.sh",
+            env_file.display()
+        ),
+    }
+}
+
+/// A FalkorDB server owned by a test, stopped on drop.
+pub struct FalkorServer {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl FalkorServer {
+    pub fn start() -> anyhow::Result<Self> {
+        let (server, module) = falkordb_binaries();
+        let mut dir = tempfile::tempdir()?;
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(&server)
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .arg("--loadmodule")
+                .arg(&module)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", server.display()))?;
+            let mut s = FalkorServer {
+                port,
+                child,
+                _dir: dir,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(mut con) = redis::Client::open(s.url()).and_then(|c| c.get_connection()) {
+                    if redis::cmd("GRAPH.LIST")
+                        .query::<Vec<String>>(&mut con)
+                        .is_ok()
+                    {
+                        return Ok(s);
+                    }
+                }
+                if let Ok(Some(_)) = s.child.try_wait() {
+                    break; // port taken in the meantime: try another
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            dir = tempfile::tempdir()?;
+        }
+        bail!("FalkorDB did not start")
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("FalkorDB connection")
+    }
+
+    /// Every graph key.
+    pub fn graphs(&self) -> Vec<String> {
+        let mut list: Vec<String> = redis::cmd("GRAPH.LIST")
+            .query(&mut self.connection())
+            .unwrap_or_default();
+        list.sort();
+        list
+    }
+
+    /// (nodes, relationships) of a graph.
+    pub fn counts(&self, graph: &str) -> (u64, u64) {
+        let mut con = self.connection();
+        let mut one = |q: &str| -> u64 {
+            let reply: redis::Value = redis::cmd("GRAPH.QUERY")
+                .arg(graph)
+                .arg(q)
+                .query(&mut con)
+                .unwrap_or(redis::Value::Nil);
+            match reply {
+                redis::Value::Array(parts) => match parts.get(1) {
+                    Some(redis::Value::Array(rows)) => match rows.first() {
+                        Some(redis::Value::Array(row)) => match row.first() {
+                            Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+                            _ => 0,
+                        },
+                        _ => 0,
+                    },
+                    _ => 0,
+                },
+                _ => 0,
+            }
+        };
+        (
+            one("MATCH (n) RETURN count(n)"),
+            one("MATCH ()-[r]->() RETURN count(r)"),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut self.connection())
+            .unwrap_or(None)
+    }
+}
+
+impl Drop for FalkorServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's world.
+pub struct TestEnv {
+    pub name: String,
+    pub namespace: String,
+    pub dir: tempfile::TempDir,
+    pub falkor: FalkorServer,
+    pub config_path: PathBuf,
+    children: Vec<(String, Child)>,
+    /// Extra config lines appended to the generated file.
+    pub extra_config: String,
+}
+
+impl TestEnv {
+    /// `extra_config`: TOML lines that override the test defaults.
+    pub fn new(name: &str, extra_config: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("snapswitch-{name}-"))
+            .tempdir()?;
+        std::fs::create_dir_all(dir.path().join("data"))?;
+        let falkor = FalkorServer::start()?;
+        let namespace = format!(
+            "t-{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let config_path = dir.path().join("snapswitch.toml");
+        let mut env = TestEnv {
+            name: name.into(),
+            namespace,
+            dir,
+            falkor,
+            config_path,
+            children: Vec::new(),
+            extra_config: extra_config.into(),
+        };
+        env.write_config()?;
+        Ok(env)
+    }
+
+    fn write_config(&mut self) -> anyhow::Result<()> {
+        let text = format!(
+            "namespace = {ns:?}\ndata_root = {root:?}\namqp_url = {amqp:?}\nredis_url = {redis:?}\n\
+             graph_kind = \"falkordb\"\ngraph_url = {graph:?}\n\
+             scan_interval = 2\nlock_wait_timeout = 1\nhealth_check_retry_delay = 2\n\
+             retry_backoff_base = 1\nmax_retries = 2\nshutdown_timeout = 10\nlock_ttl = 6\n{extra}\n",
+            ns = self.namespace,
+            root = self.data_root(),
+            amqp = amqp_url(),
+            redis = redis_url(),
+            graph = self.falkor.url(),
+            extra = self.extra_config,
+        );
+        std::fs::write(&self.config_path, text)?;
+        Ok(())
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    /// Starts a long-running process (`worker`, or `producer watch`) whose
+    /// output goes to `<label>.log`.
+    pub fn spawn(&mut self, label: &str, binary: &str, args: &[&str]) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.log_path(label))?;
+        let child = Command::new(bin(binary))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .env("RUST_LOG", "info,worker=debug")
+            .env_remove("SNAPSWITCH_CONFIG")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.children.push((label.into(), child));
+        Ok(())
+    }
+
+    pub fn spawn_worker(&mut self, label: &str) -> anyhow::Result<()> {
+        self.spawn(label, "worker", &[])
+    }
+
+    /// Runs `producer <args>` to completion; returns stdout, fails with its
+    /// output on a non-zero exit.
+    pub fn producer(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = Command::new(bin("producer"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .env_remove("SNAPSWITCH_CONFIG")
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "producer {args:?} failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// True while the process started under `label` runs.
+    pub fn is_running(&mut self, label: &str) -> bool {
+        self.children
+            .iter_mut()
+            .find(|(l, _)| l == label)
+            .is_some_and(|(_, c)| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Sends SIGTERM to `label` and waits for it to exit (up to `timeout`).
+    pub fn terminate(
+        &mut self,
+        label: &str,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let (_, child) = self.children.iter_mut().find(|(l, _)| l == label)?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// The logs of every process, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for (label, _) in &self.children {
+            let text = std::fs::read_to_string(self.log_path(label)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            out.push_str(&format!(
+                "\n===== {label} (last {} lines) =====\n",
+                tail.len()
+            ));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    pub fn log_of(&self, label: &str) -> String {
+        std::fs::read_to_string(self.log_path(label)).unwrap_or_default()
+    }
+
+    pub async fn fleet(&self) -> anyhow::Result<FleetState> {
+        let con = common::state::connect(&ServiceUrl::new(redis_url())).await?;
+        Ok(FleetState::new(con, Keys::new(&self.namespace)))
+    }
+
+    pub async fn amqp(&self) -> anyhow::Result<(Connection, Channel)> {
+        let con = broker::connect(&ServiceUrl::new(amqp_url()), "snapswitch-test").await?;
+        let ch = con.create_channel().await?;
+        Ok((con, ch))
+    }
+
+    pub fn work_queue(&self) -> String {
+        format!("{}.work", self.namespace)
+    }
+
+    pub fn dead_queue(&self) -> String {
+        format!("{}.dead", self.namespace)
+    }
+
+    /// Every message in the parking queue, taken off it: (headers, body).
+    pub async fn drain_dead(&self) -> anyhow::Result<Vec<(HashMap<String, String>, Vec<u8>)>> {
+        let (_con, ch) = self.amqp().await?;
+        let mut out = Vec::new();
+        while let Some(msg) = ch
+            .basic_get(
+                ShortString::from(self.dead_queue()),
+                BasicGetOptions { no_ack: true },
+            )
+            .await?
+        {
+            let headers = msg
+                .delivery
+                .properties
+                .headers()
+                .as_ref()
+                .map(|h| {
+                    h.inner()
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            let text = match v {
+                                lapin::types::AMQPValue::LongString(s) => s.to_string(),
+                                lapin::types::AMQPValue::LongInt(n) => n.to_string(),
+                                lapin::types::AMQPValue::LongLongInt(n) => n.to_string(),
+                                _ => return None,
+                            };
+                            Some((k.to_string(), text))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((headers, msg.delivery.data.clone()));
+        }
+        Ok(out)
+    }
+
+    /// Publishes a raw body to the events exchange, as an upstream job would.
+    pub async fn publish_raw(&self, body: &[u8], priority: u8) -> anyhow::Result<()> {
+        let (_con, _) = self.amqp().await?;
+        let publisher = broker::Publisher::new(&_con).await?;
+        let props = lapin::BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_priority(priority)
+            .with_content_type(ShortString::from("application/json"));
+        publisher
+            .publish(
+                &format!("{}.events", self.namespace),
+                common::topology::ROUTING_KEY,
+                body,
+                props,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        let (_con, ch) = self.amqp().await?;
+        Ok(broker::queue_depth(&ch, queue).await?)
+    }
+
+    fn kill_all(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.kill_all();
+        if std::thread::panicking() {
+            let _ = writeln!(std::io::stderr(), "{}", self.logs());
+        }
+        // Best effort: remove this test's queues, exchanges and keys.
+        let ns = self.namespace.clone();
+        let cleanup = async move {
+            if let Ok(con) =
+                Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+            {
+                if let Ok(ch) = con.create_channel().await {
+                    for delay in 1..=120u64 {
+                        let _ = ch
+                            .queue_delete(
+                                ShortString::from(format!("{ns}.delay.{delay}s")),
+                                QueueDeleteOptions::default(),
+                            )
+                            .await;
+                    }
+                    for q in ["work", "dead"] {
+                        let _ = ch
+                            .queue_delete(
+                                ShortString::from(format!("{ns}.{q}")),
+                                QueueDeleteOptions::default(),
+                            )
+                            .await;
+                    }
+                    for x in ["events", "delay", "dead"] {
+                        let _ = ch
+                            .exchange_delete(
+                                ShortString::from(format!("{ns}.{x}")),
+                                ExchangeDeleteOptions::default(),
+                            )
+                            .await;
+                    }
+                }
+                let _ = con.close(200, "test cleanup".into()).await;
+            }
+            if let Ok(client) = redis::Client::open(redis_url()) {
+                if let Ok(mut con) = client.get_multiplexed_async_connection().await {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{ns}:*"))
+                        .query_async(&mut con)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<(), _> =
+                            redis::cmd("DEL").arg(keys).query_async(&mut con).await;
+                    }
+                }
+            }
+        };
+        // Drop may run inside or outside a runtime: use a fresh thread.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(cleanup);
+            }
+        })
+        .join();
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Ok(Some(v))` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}; last error: {last_err:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,16 +1,23 @@
 //! FalkorDB over its Redis protocol (`GRAPH.QUERY`), through the redis crate.
 //!
 //! Databases are graph keys. FalkorDB has no aliases, so the alias `<customer>`
-//! is itself a graph: a copy of the target database, swapped in atomically:
+//! is the live database's graph key itself, and the string key
+//! `snapswitch:alias:<customer>` records which database that is. A switch is
+//! one Lua script, atomic like every Redis script:
 //!
 //! ```text
-//! GRAPH.COPY <customer>-<id> <customer>.next
-//! MULTI; RENAME <customer>.next <customer>; SET snapswitch:alias:<customer> <customer>-<id>; EXEC
+//! RENAME <customer> <customer>-<old id>     (the old live graph gets its name back)
+//! RENAME <customer>-<new id> <customer>     (the new one becomes the alias)
+//! SET snapswitch:alias:<customer> <customer>-<new id>
 //! ```
-//! A reader of `<customer>` sees the old graph or the new one, never a mix;
-//! RENAME onto an existing key frees the old copy. The retained databases stay
-//! under their own names for rollback. The cost is one extra copy of the live
-//! graph in memory.
+//! A reader of `<customer>` sees the old graph or the new one, never a mix and
+//! never nothing; no data is copied. The adapter presents the same model as
+//! Neo4j: the live database is listed, counted and addressed by its own name
+//! (`<customer>-<id>`), and it cannot be dropped while live.
+//!
+//! `GRAPH.COPY` (a copy instead of a rename) was tried first and dropped:
+//! it forks the server, and two concurrent copies wedge FalkorDB 4.16
+//! ("Can't fork for module: File exists", then no reply to anything).
 //!
 //! FalkorDB takes parameters as a `CYPHER name=value` prefix of the query
 //! text, so values are written as Cypher literals by [`write_literal`], the one
@@ -26,17 +33,33 @@ use redis::{AsyncCommands, Value as RedisValue};
 use super::cypher::{node_statement, relationship_statement};
 use super::{quote, Counts, GraphError, GraphStore, Health, NodeWrite, RelWrite, Value};
 use crate::config::{GraphKind, ServiceUrl};
+use crate::ident::{Customer, DatabaseName};
 
 /// Key holding the database an alias graph was copied from.
 pub fn alias_key(alias: &str) -> String {
     format!("snapswitch:alias:{alias}")
 }
 
-/// Temporary name of the next alias copy; `.` cannot occur in customer names,
-/// so it never collides with a database or an alias.
-fn next_key(alias: &str) -> String {
-    format!("{alias}.next")
-}
+/// Moves the alias onto a database: KEYS = alias key, alias graph, new
+/// database; ARGV = new database name. Returns 1 when switched, 0 when the
+/// alias already pointed there.
+const SWITCH: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('database ' .. ARGV[1] .. ' does not exist')
+end
+if current then
+  if redis.call('EXISTS', current) == 1 then
+    return redis.error_reply('both ' .. KEYS[2] .. ' and ' .. current .. ' exist; refusing to overwrite')
+  end
+  redis.call('RENAME', KEYS[2], current)
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('graph ' .. KEYS[2] .. ' exists but is not managed by snapswitch (no ' .. KEYS[1] .. '); refusing to replace it')
+end
+redis.call('RENAME', KEYS[3], KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1])
+return 1";
 
 pub struct FalkorStore {
     con: ConnectionManager,
@@ -76,6 +99,22 @@ impl FalkorStore {
         let mut con = self.con.clone();
         con.exists(key).await.map_err(map_err)
     }
+
+    /// The customer whose alias currently holds `db`, if `db` is live.
+    async fn live_alias(&self, db: &str) -> Result<Option<String>, GraphError> {
+        let Ok(name) = DatabaseName::parse(db) else {
+            return Ok(None);
+        };
+        let alias = name.customer.to_string();
+        let target = self.alias_target(&alias).await?;
+        Ok((target.as_deref() == Some(db)).then_some(alias))
+    }
+
+    /// The graph key that holds database `db`: its own name, or the alias's
+    /// while it is live.
+    async fn key_of(&self, db: &str) -> Result<String, GraphError> {
+        Ok(self.live_alias(db).await?.unwrap_or_else(|| db.to_owned()))
+    }
 }
 
 fn map_err(e: redis::RedisError) -> GraphError {
@@ -112,15 +151,23 @@ pub fn write_literal(out: &mut String, v: Value<'_>) -> Result<(), GraphError> {
             )));
         }
         Value::Str(s) => {
-            out.push('"');
+            // FalkorDB decodes \\ and \' (among others) inside quotes and
+            // passes every other character through raw; a NUL would end the
+            // query text early, so it is refused (measured: docs/notes/falkordb-facts.md).
+            if s.contains('\0') {
+                return Err(GraphError::Permanent(
+                    "string value contains a NUL character, which FalkorDB cannot store".into(),
+                ));
+            }
+            out.push('\'');
             for c in s.chars() {
                 match c {
                     '\\' => out.push_str("\\\\"),
-                    '"' => out.push_str("\\\""),
+                    '\'' => out.push_str("\\'"),
                     c => out.push(c),
                 }
             }
-            out.push('"');
+            out.push('\'');
         }
     }
     Ok(())
@@ -238,10 +285,20 @@ impl GraphStore for FalkorStore {
 
     async fn list_databases(&self) -> Result<Vec<String>, GraphError> {
         let mut con = self.con.clone();
-        redis::cmd("GRAPH.LIST")
+        let graphs: Vec<String> = redis::cmd("GRAPH.LIST")
             .query_async(&mut con)
             .await
-            .map_err(map_err)
+            .map_err(map_err)?;
+        let mut out = Vec::with_capacity(graphs.len());
+        for graph in graphs {
+            // An alias graph is listed under the database it holds.
+            let target = match Customer::parse(&graph) {
+                Ok(_) => self.alias_target(&graph).await?,
+                Err(_) => None,
+            };
+            out.push(target.unwrap_or(graph));
+        }
+        Ok(out)
     }
 
     async fn alias_target(&self, alias: &str) -> Result<Option<String>, GraphError> {
@@ -250,7 +307,7 @@ impl GraphStore for FalkorStore {
     }
 
     async fn create_database(&self, db: &str) -> Result<(), GraphError> {
-        if self.exists(db).await? {
+        if self.exists(db).await? || self.live_alias(db).await?.is_some() {
             return Err(GraphError::Permanent(format!(
                 "graph `{db}` already exists"
             )));
@@ -262,6 +319,11 @@ impl GraphStore for FalkorStore {
     }
 
     async fn drop_database(&self, db: &str) -> Result<(), GraphError> {
+        if let Some(alias) = self.live_alias(db).await? {
+            return Err(GraphError::Permanent(format!(
+                "database `{db}` is the live target of alias `{alias}`; switch the alias first"
+            )));
+        }
         if !self.exists(db).await? {
             return Ok(());
         }
@@ -280,7 +342,7 @@ impl GraphStore for FalkorStore {
             quote(label),
             quote(property)
         );
-        match self.query(db, &q).await {
+        match self.query(&self.key_of(db).await?, &q).await {
             Err(GraphError::Permanent(msg))
                 if msg.to_ascii_lowercase().contains("already indexed") =>
             {
@@ -297,7 +359,7 @@ impl GraphStore for FalkorStore {
         let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
         let mut q = rows_param(w.rows, &columns)?;
         q.push_str(&node_statement(w));
-        let reply = self.query(db, &q).await?;
+        let reply = self.query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Nodes created"))
     }
 
@@ -309,13 +371,14 @@ impl GraphStore for FalkorStore {
         columns.extend(w.props.iter().map(|p| p.values));
         let mut q = rows_param(w.rows, &columns)?;
         q.push_str(&relationship_statement(w));
-        let reply = self.query(db, &q).await?;
+        let reply = self.query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Relationships created"))
     }
 
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
-        let nodes = self.query(db, super::cypher::COUNT_NODES).await?;
-        let rels = self.query(db, super::cypher::COUNT_RELATIONSHIPS).await?;
+        let key = self.key_of(db).await?;
+        let nodes = self.query(&key, super::cypher::COUNT_NODES).await?;
+        let rels = self.query(&key, super::cypher::COUNT_RELATIONSHIPS).await?;
         match (single_int(&nodes), single_int(&rels)) {
             (Some(nodes), Some(relationships)) => Ok(Counts {
                 nodes,
@@ -328,24 +391,13 @@ impl GraphStore for FalkorStore {
     }
 
     async fn switch_alias(&self, alias: &str, db: &str) -> Result<(), GraphError> {
-        let next = next_key(alias);
-        self.drop_database(&next).await?;
         let mut con = self.con.clone();
-        let _: RedisValue = redis::cmd("GRAPH.COPY")
+        let _: i64 = redis::Script::new(SWITCH)
+            .key(alias_key(alias))
+            .key(alias)
+            .key(db)
             .arg(db)
-            .arg(&next)
-            .query_async(&mut con)
-            .await
-            .map_err(map_err)?;
-        let _: () = redis::pipe()
-            .atomic()
-            .cmd("RENAME")
-            .arg(&next)
-            .arg(alias)
-            .ignore()
-            .set(alias_key(alias), db)
-            .ignore()
-            .query_async(&mut con)
+            .invoke_async(&mut con)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -368,7 +420,8 @@ mod tests {
         assert_eq!(lit(Value::Int(-3)), "-3");
         assert_eq!(lit(Value::Float(1.0)), "1.0");
         assert_eq!(lit(Value::Bool(true)), "true");
-        assert_eq!(lit(Value::Str(r#"a"b\c"#)), r#""a\"b\\c""#);
+        assert_eq!(lit(Value::Str(r#"a'b"c\d"#)), r#"'a\'b"c\\d'"#);
+        assert!(write_literal(&mut String::new(), Value::Str("a\0b")).is_err());
         let mut s = String::new();
         assert!(write_literal(&mut s, Value::Float(f64::NAN)).is_err());
     }
