@@ -51,7 +51,7 @@ impl fmt::Display for GraphKind {
 /// A string that never shows itself in `Debug` or `Display` output.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(#[serde(deserialize_with = "string_like")] String);
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
@@ -143,6 +143,7 @@ pub struct Config {
     pub redis_url: ServiceUrl,
     pub graph_kind: GraphKind,
     pub graph_url: ServiceUrl,
+    #[serde(deserialize_with = "string_like")]
     pub graph_user: String,
     pub graph_password: Secret,
     /// Producer `watch`: seconds between full rescans (the file-system watcher
@@ -410,14 +411,60 @@ impl Config {
     }
 }
 
-/// `SNAPSWITCH_<KEY>` for every key. Left out: `SNAPSWITCH_CONFIG` (names the
-/// file), `SNAPSWITCH_LOG_FORMAT` (read by the logging setup) and
-/// `SNAPSWITCH_TEST_*` (the test suite's).
+/// `SNAPSWITCH_<KEY>` for every config key. Other `SNAPSWITCH_*` variables
+/// (the config file's name, the log format, the scripts' and tests' own) are
+/// not config keys; [`unknown_env_vars`] lists them so a typo can be warned about.
 fn env_provider() -> Env {
-    Env::prefixed(ENV_PREFIX).filter(|key| {
-        let key = key.as_str().to_ascii_lowercase();
-        key != "config" && key != "log_format" && !key.starts_with("test_")
-    })
+    let keys = Config::keys();
+    Env::prefixed(ENV_PREFIX)
+        .filter(move |key| keys.iter().any(|k| k.eq_ignore_ascii_case(key.as_str())))
+}
+
+/// `SNAPSWITCH_*` variables that are neither config keys nor known to belong
+/// to something else: most likely typos.
+pub fn unknown_env_vars() -> Vec<String> {
+    const OTHERS: [&str; 4] = ["CONFIG", "LOG_FORMAT", "TOOLS", "PY_TOOLS"];
+    let keys = Config::keys();
+    std::env::vars()
+        .filter_map(|(name, _)| {
+            let rest = name.strip_prefix(ENV_PREFIX)?;
+            let known = keys.iter().any(|k| k.eq_ignore_ascii_case(rest))
+                || OTHERS.contains(&rest)
+                || rest.starts_with("TEST_");
+            (!known).then_some(name)
+        })
+        .collect()
+}
+
+/// Deserializes a string that the environment layer may have parsed as a
+/// number or a boolean (`SNAPSWITCH_GRAPH_PASSWORD=12345`).
+fn string_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_char<E>(self, v: char) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(V)
 }
 
 #[cfg(test)]
@@ -487,6 +534,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
     fn file_then_env_then_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -502,8 +550,13 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("SNAPSWITCH_WORKERS", "5");
             jail.set_env("SNAPSWITCH_TEST_NEO4J_URL", "bolt://x");
+            jail.set_env("SNAPSWITCH_TOOLS", "/opt/tools");
+            jail.set_env("SNAPSWITCH_GRAPH_PASSWORD", "12345");
+            jail.set_env("SNAPSWITCH_WOKERS", "2");
             let c = Config::load(Some(&path), Flags { keep_databases: 9 }).unwrap();
             assert_eq!((c.workers, c.keep_databases, c.scan_interval), (5, 9, 7));
+            assert_eq!(c.graph_password.expose(), "12345");
+            assert_eq!(unknown_env_vars(), ["SNAPSWITCH_WOKERS"]);
             Ok(())
         });
     }

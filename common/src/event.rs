@@ -194,7 +194,8 @@ mod tests {
 
     #[test]
     fn malformed_events_have_stable_reason_codes() {
-        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|v| v["schema_version"] = 2.into()),
                 "event_unsupported_version",

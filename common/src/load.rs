@@ -110,9 +110,10 @@ pub async fn load_snapshot(
             if cancel.is_cancelled() {
                 return Err(LoadError::Cancelled);
             }
-            let batch = batch?;
-            expected.nodes += batch.num_rows() as u64;
-            written.nodes += write_node_batch(store, db, file, spec, &batch).await?;
+            for batch in slices(batch?, batch_size) {
+                expected.nodes += batch.num_rows() as u64;
+                written.nodes += write_node_batch(store, db, file, spec, &batch).await?;
+            }
         }
     }
     for (file, spec) in &rel_specs {
@@ -146,6 +147,19 @@ pub async fn load_snapshot(
     Ok(written)
 }
 
+/// Arrow IPC files come in the batches they were written with; writes are cut
+/// to `batch_size` rows (zero-copy slices).
+fn slices(batch: RecordBatch, batch_size: usize) -> Vec<RecordBatch> {
+    let rows = batch.num_rows();
+    if rows <= batch_size {
+        return vec![batch];
+    }
+    (0..rows)
+        .step_by(batch_size)
+        .map(|start| batch.slice(start, batch_size.min(rows - start)))
+        .collect()
+}
+
 fn column_values(
     file: &Path,
     batch: &RecordBatch,
@@ -168,7 +182,7 @@ fn id_values(
 ) -> Result<Values, SnapshotError> {
     let values = Values::from_array(batch.column(index), None)
         .map_err(|m| SnapshotError::format(file, format!("{what} column: {m}")))?;
-    if batch.column(index).null_count() > 0 {
+    if batch.column(index).logical_null_count() > 0 {
         return Err(SnapshotError::format(
             file,
             format!("{what} column has empty values"),
@@ -184,7 +198,11 @@ fn group_rows(
     index: usize,
     what: &str,
 ) -> Result<BTreeMap<String, Vec<usize>>, SnapshotError> {
-    let column = batch.column(index);
+    // Any string layout (Utf8, LargeUtf8, Utf8View, dictionary) reads as Utf8.
+    let column = arrow::compute::cast(batch.column(index), &arrow::datatypes::DataType::Utf8)
+        .map_err(|e| {
+            SnapshotError::format(file, format!("{what} column must hold strings: {e}"))
+        })?;
     let strings = column
         .as_string_opt::<i32>()
         .ok_or_else(|| SnapshotError::format(file, format!("{what} column must hold strings")))?;

@@ -116,6 +116,9 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init_logging();
     let cli = Cli::parse();
+    for var in common::config::unknown_env_vars() {
+        tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");
+    }
     let config = Config::load(cli.config.as_deref(), &cli.flags)?;
     match cli.command {
         Command::Generate {

@@ -52,6 +52,9 @@ struct Flags {
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init_logging();
     let cli = Cli::parse();
+    for var in common::config::unknown_env_vars() {
+        tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");
+    }
     let config = Arc::new(Config::load(cli.config.as_deref(), &cli.flags)?);
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let worker_id = format!(

@@ -74,7 +74,7 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
 pub fn parse_column(column: &str) -> Result<Column, String> {
     let (name, ty) = match column.rsplit_once(':') {
         // `a:b(c:d)` — the colon inside the parentheses is not a separator.
-        Some((n, t)) if !(t.contains(')') && !t.contains('(')) => (n, Some(t)),
+        Some((n, t)) if !t.contains(')') || t.contains('(') => (n, Some(t)),
         Some(_) | None => (column, None),
     };
     let Some(ty) = ty else {
@@ -186,7 +186,10 @@ fn parse_all(names: &[String]) -> Result<Vec<Column>, String> {
         let key = match c {
             Column::Property { name, .. } | Column::Id { property: name, .. } => name.clone(),
             Column::Ignore => continue,
-            other => format!("{other:?}"),
+            Column::Label => ":LABEL".into(),
+            Column::StartId { .. } => ":START_ID".into(),
+            Column::EndId { .. } => ":END_ID".into(),
+            Column::Type => ":TYPE".into(),
         };
         if let Some(j) = seen.insert(key, i) {
             return Err(format!(
@@ -364,6 +367,10 @@ mod tests {
                 "put it under relationships/",
             ),
             (vec!["id:ID(Person", "x"], "missing `)`"),
+            (
+                vec!["id:ID(Person)", ":LABEL", "x:LABEL"],
+                "name the same field",
+            ),
         ];
         for (cols, want) in cases {
             let err = NodeSpec::parse(&names(&cols)).unwrap_err();
@@ -371,6 +378,14 @@ mod tests {
         }
         let err = RelSpec::parse(&names(&[":START_ID(P)", ":END_ID(P)"])).unwrap_err();
         assert!(err.contains("no :TYPE"), "{err}");
+        let err = RelSpec::parse(&names(&[
+            ":START_ID(P)",
+            ":START_ID(Q)",
+            ":END_ID(P)",
+            ":TYPE",
+        ]))
+        .unwrap_err();
+        assert!(err.contains("name the same field"), "{err}");
     }
 
     #[test]
