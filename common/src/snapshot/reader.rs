@@ -169,3 +169,45 @@ fn read_err(path: &Path, e: impl std::fmt::Display) -> SnapshotError {
         message: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::header::NodeSpec;
+    use arrow::array::{Int64Array, LargeStringArray};
+    use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
+    use arrow::ipc::CompressionType;
+
+    #[tokio::test]
+    async fn reads_lz4_compressed_arrow_files_with_large_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.arrow");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id:ID(Person)", DataType::LargeUtf8, false),
+            Field::new("age:int", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(LargeStringArray::from(vec!["a", "b", "c"])),
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+            ],
+        )
+        .unwrap();
+        let options = IpcWriteOptions::default()
+            .try_with_compression(Some(CompressionType::LZ4_FRAME))
+            .unwrap();
+        let mut w =
+            FileWriter::try_new_with_options(File::create(&path).unwrap(), &schema, options)
+                .unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+
+        let names = column_names(&path).unwrap();
+        let spec = NodeSpec::parse(&names).unwrap();
+        let mut s = stream(&path, &spec.columns, 10).unwrap();
+        let read = s.next().await.unwrap().unwrap();
+        assert_eq!(read.num_rows(), 3);
+        assert!(s.next().await.is_none());
+    }
+}
