@@ -176,9 +176,17 @@ pub struct Config {
     pub lock_wait_timeout: u64,
     /// Rows per read batch and per write (one UNWIND statement).
     pub batch_size: usize,
-    /// Skip loading a snapshot older than one already loaded or already seen
-    /// for the same customer (it would never become live).
+    /// Skip loading a snapshot older than one already loaded, seen or
+    /// published for the same customer (it would never become live).
     pub skip_superseded: bool,
+    /// Seconds between reconciliation passes of a worker (also run at start):
+    /// orphan databases dropped, Redis state corrected from the graph database.
+    pub reconcile_interval: u64,
+    /// Consecutive graph-database or Redis failures after which a worker stops
+    /// taking work until a probe succeeds (circuit breaker).
+    pub breaker_threshold: u32,
+    /// Seconds between probes while the circuit breaker is open.
+    pub breaker_probe_interval: u64,
 }
 
 impl Default for Config {
@@ -207,6 +215,9 @@ impl Default for Config {
             lock_wait_timeout: 5,
             batch_size: 10_000,
             skip_superseded: true,
+            reconcile_interval: 300,
+            breaker_threshold: 5,
+            breaker_probe_interval: 5,
         }
     }
 }
@@ -383,6 +394,24 @@ impl Config {
             "batch_size",
             self.batch_size.to_string(),
             "1 to 1000000 rows",
+        );
+        check(
+            (1..=86_400).contains(&self.reconcile_interval),
+            "reconcile_interval",
+            self.reconcile_interval.to_string(),
+            "1 to 86400 seconds",
+        );
+        check(
+            (1..=1000).contains(&self.breaker_threshold),
+            "breaker_threshold",
+            self.breaker_threshold.to_string(),
+            "1 to 1000 consecutive failures",
+        );
+        check(
+            (1..=3600).contains(&self.breaker_probe_interval),
+            "breaker_probe_interval",
+            self.breaker_probe_interval.to_string(),
+            "1 to 3600 seconds",
         );
         if bad.is_empty() {
             Ok(())

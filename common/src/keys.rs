@@ -50,6 +50,10 @@ impl Keys {
     pub fn seen(&self, c: &Customer) -> String {
         format!("{}:seen:{c}", self.ns)
     }
+    /// String with a TTL: an operator cancelled this snapshot.
+    pub fn cancel(&self, c: &Customer, snapshot: u64) -> String {
+        format!("{}:cancel:{c}:{snapshot}", self.ns)
+    }
     /// Stream: the audit trail of task state changes (capped).
     pub fn audit(&self) -> String {
         format!("{}:audit", self.ns)

@@ -21,6 +21,8 @@ pub const REMEMBERED_SNAPSHOTS: isize = 1000;
 pub const AUDIT_MAXLEN: usize = 100_000;
 /// How long a producer's claim on a snapshot lasts if it dies mid-publish.
 pub const PUBLISH_CLAIM_TTL: Duration = Duration::from_secs(60);
+/// How long a cancellation is remembered.
+pub const CANCEL_TTL: Duration = Duration::from_secs(7 * 86_400);
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -50,6 +52,9 @@ pub enum Counter {
     Parked,
     /// Events acked without loading because a newer snapshot exists.
     Superseded,
+    /// Events acked without loading (or with the load aborted) because an
+    /// operator cancelled the snapshot.
+    Cancelled,
 }
 
 impl Counter {
@@ -62,6 +67,7 @@ impl Counter {
             Counter::Retried => "retried",
             Counter::Parked => "parked",
             Counter::Superseded => "superseded",
+            Counter::Cancelled => "cancelled",
         }
     }
 }
@@ -166,7 +172,7 @@ impl FleetState {
 
     /// Records that a worker received `snapshot`. Returns whether this is the
     /// first sighting (then `discovered` is incremented) and the newest
-    /// snapshot id ever seen for the customer.
+    /// snapshot id seen by a worker or published by a producer for the customer.
     pub async fn mark_seen(
         &self,
         customer: &Customer,
@@ -174,7 +180,7 @@ impl FleetState {
     ) -> Result<(bool, u64), StateError> {
         let key = self.keys.seen(customer);
         let mut con = self.con.clone();
-        let (added, _, newest, _): (i64, i64, Vec<(String, f64)>, i64) = redis::pipe()
+        let (added, _, newest, _, published): (i64, i64, Vec<(String, f64)>, i64, Vec<(String, f64)>) = redis::pipe()
             .cmd("ZADD")
             .arg(&key)
             .arg("NX")
@@ -192,15 +198,18 @@ impl FleetState {
             .cmd("SADD")
             .arg(self.keys.customers())
             .arg(customer.as_str())
+            .cmd("ZRANGE")
+            .arg(self.keys.published(customer))
+            .arg(-1)
+            .arg(-1)
+            .arg("WITHSCORES")
             .query_async(&mut con)
             .await?;
         if added == 1 {
             self.incr(Counter::Discovered, 1).await?;
         }
-        let newest = newest
-            .first()
-            .and_then(|(m, _)| m.parse().ok())
-            .unwrap_or(snapshot.get());
+        let top = |list: &[(String, f64)]| list.first().and_then(|(m, _)| m.parse::<u64>().ok());
+        let newest = top(&newest).max(top(&published)).unwrap_or(snapshot.get()).max(snapshot.get());
         Ok((added == 1, newest))
     }
 
@@ -335,6 +344,26 @@ impl FleetState {
                 fields: pairs.into_iter().collect(),
             })
             .collect())
+    }
+
+    /// Operator: cancel `snapshot` (remembered for [`CANCEL_TTL`]).
+    pub async fn cancel(&self, customer: &Customer, snapshot: SnapshotId) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: () = con
+            .set_ex(self.keys.cancel(customer, snapshot.get()), "1", CANCEL_TTL.as_secs())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn is_cancelled(&self, customer: &Customer, snapshot: SnapshotId) -> Result<bool, StateError> {
+        let mut con = self.con.clone();
+        Ok(con.exists(self.keys.cancel(customer, snapshot.get())).await?)
+    }
+
+    /// Whether anyone holds `customer`'s lock right now.
+    pub async fn is_locked(&self, customer: &Customer) -> Result<bool, StateError> {
+        let mut con = self.con.clone();
+        Ok(con.exists(self.keys.lock(customer)).await?)
     }
 
     /// Producer: true when `snapshot` was already published (or is being
