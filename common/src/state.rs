@@ -180,7 +180,8 @@ impl FleetState {
     ) -> Result<(bool, u64), StateError> {
         let key = self.keys.seen(customer);
         let mut con = self.con.clone();
-        let (added, _, newest, _, published): (i64, i64, Vec<(String, f64)>, i64, Vec<(String, f64)>) = redis::pipe()
+        type Top = Vec<(String, f64)>;
+        let (added, _, newest, _, published): (i64, i64, Top, i64, Top) = redis::pipe()
             .cmd("ZADD")
             .arg(&key)
             .arg("NX")
@@ -209,7 +210,10 @@ impl FleetState {
             self.incr(Counter::Discovered, 1).await?;
         }
         let top = |list: &[(String, f64)]| list.first().and_then(|(m, _)| m.parse::<u64>().ok());
-        let newest = top(&newest).max(top(&published)).unwrap_or(snapshot.get()).max(snapshot.get());
+        let newest = top(&newest)
+            .max(top(&published))
+            .unwrap_or(snapshot.get())
+            .max(snapshot.get());
         Ok((added == 1, newest))
     }
 
@@ -347,17 +351,31 @@ impl FleetState {
     }
 
     /// Operator: cancel `snapshot` (remembered for [`CANCEL_TTL`]).
-    pub async fn cancel(&self, customer: &Customer, snapshot: SnapshotId) -> Result<(), StateError> {
+    pub async fn cancel(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<(), StateError> {
         let mut con = self.con.clone();
         let _: () = con
-            .set_ex(self.keys.cancel(customer, snapshot.get()), "1", CANCEL_TTL.as_secs())
+            .set_ex(
+                self.keys.cancel(customer, snapshot.get()),
+                "1",
+                CANCEL_TTL.as_secs(),
+            )
             .await?;
         Ok(())
     }
 
-    pub async fn is_cancelled(&self, customer: &Customer, snapshot: SnapshotId) -> Result<bool, StateError> {
+    pub async fn is_cancelled(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<bool, StateError> {
         let mut con = self.con.clone();
-        Ok(con.exists(self.keys.cancel(customer, snapshot.get())).await?)
+        Ok(con
+            .exists(self.keys.cancel(customer, snapshot.get()))
+            .await?)
     }
 
     /// Whether anyone holds `customer`'s lock right now.

@@ -6,6 +6,7 @@
 //! - `generate`: write sample snapshots (demo, tests, benchmarks);
 //! - `status`: the fleet's counters and each customer's live snapshot.
 
+mod dlq;
 mod publish;
 mod scan;
 mod watch;
@@ -104,11 +105,52 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
     },
+    /// Inspect, replay or purge the parking (dead-letter) queue.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Cancel a snapshot: a queued event is acked as cancelled when it
+    /// arrives; a running load is aborted within seconds and its database dropped.
+    Cancel {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        snapshot_id: u64,
+    },
     /// Print the fleet's counters and each customer's live snapshot.
     Status {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCommand {
+    /// List parked events with their reasons (nothing is removed).
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Republish parked events to the work queue (original priority, attempt count reset).
+    Replay {
+        /// The event with this event id.
+        #[arg(long, group = "which")]
+        id: Option<String>,
+        /// Every parked event of this customer.
+        #[arg(long, group = "which")]
+        customer: Option<String>,
+        /// Every parked event.
+        #[arg(long, group = "which")]
+        all: bool,
+    },
+    /// Delete every parked event.
+    Purge {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -132,6 +174,28 @@ async fn main() -> anyhow::Result<()> {
             &config, &customers, snapshots, rows, format, start_id, pause_ms,
         ),
         Command::Status { json } => status(&config, json).await,
+        Command::Dlq { command } => dlq_command(&config, command).await,
+        Command::Cancel {
+            customer,
+            snapshot_id,
+        } => {
+            let customer = Customer::parse(&customer)?;
+            let snapshot = SnapshotId::new(snapshot_id)?;
+            let redis = common::state::connect(&config.redis_url).await?;
+            let state = FleetState::new(redis, Keys::new(&config.namespace));
+            state.cancel(&customer, snapshot).await?;
+            state
+                .audit(
+                    "cancel_requested",
+                    &[
+                        ("customer", customer.to_string()),
+                        ("snapshot_id", snapshot.to_string()),
+                    ],
+                )
+                .await?;
+            println!("cancelled {customer}/{snapshot}");
+            Ok(())
+        }
         Command::Publish {
             customer,
             snapshot_id,
@@ -189,6 +253,75 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
+    let connection = common::broker::connect(&config.amqp_url, "snapswitch-producer-dlq").await?;
+    let topology = Topology::from_config(config);
+    common::broker::declare(&connection.create_channel().await?, &topology).await?;
+    match command {
+        DlqCommand::List { json } => {
+            let parked = dlq::list(&connection, &topology).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&parked)?);
+            } else if parked.is_empty() {
+                println!("the parking queue {} is empty", topology.dead_queue);
+            } else {
+                for p in &parked {
+                    println!(
+                        "{}  {}/{}  reason={} attempts={} failed_at={}\n    {}",
+                        p.event_id.as_deref().unwrap_or("-"),
+                        p.customer.as_deref().unwrap_or("-"),
+                        p.snapshot_id
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        p.reason.as_deref().unwrap_or("-"),
+                        p.attempts
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        p.failed_at.as_deref().unwrap_or("-"),
+                        p.error.as_deref().or(p.body.as_deref()).unwrap_or(""),
+                    );
+                }
+            }
+        }
+        DlqCommand::Replay { id, customer, all } => {
+            let selection = match (id, customer, all) {
+                (Some(id), _, _) => dlq::Selection::Id(id),
+                (_, Some(c), _) => dlq::Selection::Customer(c),
+                (_, _, true) => dlq::Selection::All,
+                _ => anyhow::bail!("say which events to replay: --id ID, --customer C or --all"),
+            };
+            let n = dlq::replay(&connection, &topology, &selection).await?;
+            println!("replayed {n}");
+        }
+        DlqCommand::Purge { yes } => {
+            let depth = dlq::depth(&connection, &topology).await?;
+            if !yes {
+                use std::io::{BufRead, IsTerminal, Write};
+                if !std::io::stdin().is_terminal() {
+                    anyhow::bail!(
+                        "refusing to purge {depth} parked events without confirmation: pass --yes"
+                    );
+                }
+                print!(
+                    "Delete {depth} parked events from {}? [y/N] ",
+                    topology.dead_queue
+                );
+                std::io::stdout().flush()?;
+                let mut answer = String::new();
+                std::io::stdin().lock().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    println!("nothing purged");
+                    return Ok(());
+                }
+            }
+            let n = dlq::purge(&connection, &topology).await?;
+            println!("purged {n}");
+        }
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
 }
 
 async fn announcer(config: &Config) -> anyhow::Result<Announcer> {

@@ -9,6 +9,8 @@
 //! from `FALKORDB_REDIS_SERVER`/`FALKORDB_MODULE` or the file
 //! `scripts/ensure-services.sh` writes.
 
+pub mod arcadedb;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
@@ -252,18 +254,34 @@ impl TestEnv {
     }
 
     fn write_config(&mut self) -> anyhow::Result<()> {
-        let text = format!(
-            "namespace = {ns:?}\ndata_root = {root:?}\namqp_url = {amqp:?}\nredis_url = {redis:?}\n\
-             graph_kind = \"falkordb\"\ngraph_url = {graph:?}\n\
-             scan_interval = 2\nlock_wait_timeout = 1\nhealth_check_retry_delay = 2\n\
-             retry_backoff_base = 1\nmax_retries = 2\nshutdown_timeout = 10\nlock_ttl = 6\n{extra}\n",
-            ns = self.namespace,
-            root = self.data_root(),
-            amqp = amqp_url(),
-            redis = redis_url(),
-            graph = self.falkor.url(),
-            extra = self.extra_config,
-        );
+        let mut lines: Vec<(String, String)> = [
+            ("namespace", format!("{:?}", self.namespace)),
+            ("data_root", format!("{:?}", self.data_root())),
+            ("amqp_url", format!("{:?}", amqp_url())),
+            ("redis_url", format!("{:?}", redis_url())),
+            ("graph_kind", "\"falkordb\"".into()),
+            ("graph_url", format!("{:?}", self.falkor.url())),
+            ("scan_interval", "2".into()),
+            ("lock_wait_timeout", "1".into()),
+            ("health_check_retry_delay", "2".into()),
+            ("retry_backoff_base", "1".into()),
+            ("max_retries", "2".into()),
+            ("shutdown_timeout", "10".into()),
+            ("lock_ttl", "6".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        // The test's own lines override the defaults above.
+        for line in self.extra_config.lines().filter(|l| !l.trim().is_empty()) {
+            let (key, value) = line
+                .split_once('=')
+                .context("extra config line without `=`")?;
+            let key = key.trim().to_owned();
+            lines.retain(|(k, _)| *k != key);
+            lines.push((key, value.trim().to_owned()));
+        }
+        let text: String = lines.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
         std::fs::write(&self.config_path, text)?;
         Ok(())
     }
@@ -440,6 +458,40 @@ impl TestEnv {
             )
             .await?;
         Ok(())
+    }
+
+    /// A fleet counter (0 when never incremented).
+    pub async fn counter(&self, name: &str) -> i64 {
+        match self.fleet().await {
+            Ok(f) => f
+                .counters()
+                .await
+                .ok()
+                .and_then(|c| c.get(name).copied())
+                .unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Waits until counter `name` reaches `n`; fails with every log otherwise.
+    pub async fn wait_counter(&self, name: &str, n: i64, timeout: Duration) {
+        let r = wait_for(&format!("{name} = {n}"), timeout, || async {
+            Ok((self.counter(name).await >= n).then_some(()))
+        })
+        .await;
+        assert!(r.is_ok(), "{r:?}\n{}", self.logs());
+    }
+
+    /// Audit entries with event name `event`.
+    pub async fn audit(&self, event: &str) -> Vec<common::state::AuditEntry> {
+        let fleet = self.fleet().await.expect("redis");
+        fleet
+            .audit_entries(100_000)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.get("event") == Some(event))
+            .collect()
     }
 
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {

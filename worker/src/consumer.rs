@@ -5,8 +5,8 @@
 //! lets in-flight loads finish within `shutdown_timeout`, then aborts them and
 //! hands their events back to the broker.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::broker::{header_u32, Publisher};
 use common::state::Counter;
@@ -18,9 +18,11 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::Connection;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::breaker::Breaker;
 use crate::decide::{after_failure, AfterFailure};
 use crate::pipeline::{Failure, Outcome, Pipeline};
 
@@ -29,11 +31,15 @@ pub struct Consumer {
     pub topology: Topology,
     pub publisher: Publisher,
     pub host: String,
+    pub breaker: Mutex<Breaker>,
+    /// Signalled when the breaker opens: stop consuming.
+    pub breaker_opened: Notify,
 }
 
 impl Consumer {
     /// Runs until `stop` is cancelled (then drains) or the broker connection
-    /// is gone for good (then returns an error).
+    /// is gone for good (then returns an error). While the circuit breaker is
+    /// open it consumes nothing and probes the graph database and Redis.
     pub async fn run(
         self: Arc<Self>,
         connection: &Connection,
@@ -44,45 +50,61 @@ impl Consumer {
         channel
             .basic_qos(config.workers, BasicQosOptions::default())
             .await?;
-        let mut consumer = channel
-            .basic_consume(
-                ShortString::from(self.topology.work_queue.as_str()),
-                ShortString::from(self.pipeline.worker_id.as_str()),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        tracing::info!(queue = %self.topology.work_queue, prefetch = config.workers, "consuming");
-
         // `abort` is cancelled only when the drain times out.
         let abort = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let result = loop {
-            tokio::select! {
-                _ = stop.cancelled() => break Ok(()),
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => {
-                        let this = self.clone();
-                        let abort = abort.clone();
-                        tracker.spawn(async move { this.handle(delivery, &abort).await });
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "consumer error; waiting for the connection to recover");
-                        if let Err(e) = channel.wait_for_recovery(e).await {
-                            break Err(anyhow::anyhow!("RabbitMQ connection lost and not recovered: {e}"));
+        let mut round = 0u32;
+        let result = 'outer: loop {
+            round += 1;
+            let tag = format!("{}-{round}", self.pipeline.worker_id);
+            let mut consumer = channel
+                .basic_consume(
+                    ShortString::from(self.topology.work_queue.as_str()),
+                    ShortString::from(tag.as_str()),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            tracing::info!(queue = %self.topology.work_queue, prefetch = config.workers, "consuming");
+            let paused = loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break false,
+                    _ = self.breaker_opened.notified() => break true,
+                    next = consumer.next() => match next {
+                        Some(Ok(delivery)) => {
+                            let this = self.clone();
+                            let abort = abort.clone();
+                            tracker.spawn(async move { this.handle(delivery, &abort).await });
                         }
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "consumer error; waiting for the connection to recover");
+                            if let Err(e) = channel.wait_for_recovery(e).await {
+                                break 'outer Err(anyhow::anyhow!("RabbitMQ connection lost and not recovered: {e}"));
+                            }
+                        }
+                        None => break 'outer Err(anyhow::anyhow!("the broker cancelled the consumer")),
                     }
-                    None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
                 }
+            };
+            let _ = channel
+                .basic_cancel(
+                    ShortString::from(tag.as_str()),
+                    BasicCancelOptions::default(),
+                )
+                .await;
+            if !paused {
+                break Ok(());
             }
+            tracing::error!(
+                probe_interval_s = config.breaker_probe_interval,
+                "circuit breaker open: graph database or Redis keeps failing; stopped consuming"
+            );
+            if !self.wait_for_dependencies(&stop).await {
+                break Ok(());
+            }
+            tracing::info!("circuit breaker closed: dependencies answer again; consuming");
         };
 
-        let _ = channel
-            .basic_cancel(
-                ShortString::from(self.pipeline.worker_id.as_str()),
-                BasicCancelOptions::default(),
-            )
-            .await;
         tracker.close();
         let in_flight = tracker.len();
         if in_flight > 0 {
@@ -107,6 +129,49 @@ impl Consumer {
         result
     }
 
+    /// Probes until the graph database and Redis answer (true) or `stop` (false).
+    async fn wait_for_dependencies(&self, stop: &CancellationToken) -> bool {
+        loop {
+            let due = self.breaker.lock().map(|b| b.probe_at()).unwrap_or(None);
+            let wait = due.map_or(Duration::ZERO, |at| {
+                at.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                _ = stop.cancelled() => return false,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let graph = self.pipeline.store.ping().await;
+            let redis = self.pipeline.state.ping().await;
+            if let Ok(mut b) = self.breaker.lock() {
+                if graph.is_ok() && redis.is_ok() {
+                    b.success();
+                    return true;
+                }
+                b.probe_failed(Instant::now());
+            }
+            tracing::warn!(graph = ?graph.err().map(|e| e.to_string()), redis = ?redis.err().map(|e| e.to_string()), "probe failed; still paused");
+        }
+    }
+
+    /// Feeds an outcome to the circuit breaker.
+    fn observe(&self, outcome: &Outcome) {
+        let Ok(mut b) = self.breaker.lock() else {
+            return;
+        };
+        match outcome {
+            Outcome::Failed(f) if matches!(f.code, "graph_unavailable" | "redis_unavailable") => {
+                if b.failure(Instant::now()) {
+                    self.breaker_opened.notify_one();
+                }
+            }
+            Outcome::Loaded { .. }
+            | Outcome::AlreadyLive
+            | Outcome::AlreadyLoaded
+            | Outcome::Superseded => b.success(),
+            _ => {}
+        }
+    }
+
     async fn handle(&self, delivery: Delivery, abort: &CancellationToken) {
         let attempt = header_u32(
             delivery.properties.headers().as_ref(),
@@ -114,13 +179,15 @@ impl Consumer {
         )
         .unwrap_or(0);
         let outcome = self.pipeline.process(&delivery.data, abort).await;
+        self.observe(&outcome);
         let state = &self.pipeline.state;
         let config = &self.pipeline.config;
         let settled = match outcome {
             Outcome::Loaded { .. }
             | Outcome::AlreadyLive
             | Outcome::AlreadyLoaded
-            | Outcome::Superseded => ack(&delivery).await,
+            | Outcome::Superseded
+            | Outcome::Cancelled => ack(&delivery).await,
             Outcome::Aborted => {
                 tracing::info!("load aborted by shutdown; event returned to the queue");
                 nack(&delivery, true).await

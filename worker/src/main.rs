@@ -3,9 +3,11 @@
 //! databases. Run as many as you like, on as many hosts: a per-customer Redis
 //! lock keeps one load per customer at a time.
 
+mod breaker;
 mod consumer;
 mod decide;
 mod pipeline;
+mod reconcile;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,18 +91,31 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     tokio::spawn(watch_signals(stop.clone()));
 
+    let pipeline = Arc::new(pipeline::Pipeline {
+        config: config.clone(),
+        store,
+        state,
+        worker_id,
+    });
+    let reconciler = tokio::spawn(reconcile::run(
+        pipeline.clone(),
+        std::time::Duration::from_secs(config.reconcile_interval),
+        stop.clone(),
+    ));
     let consumer = Arc::new(consumer::Consumer {
-        pipeline: Arc::new(pipeline::Pipeline {
-            config: config.clone(),
-            store,
-            state,
-            worker_id,
-        }),
+        pipeline,
         topology,
         publisher,
         host,
+        breaker: std::sync::Mutex::new(breaker::Breaker::new(
+            config.breaker_threshold,
+            std::time::Duration::from_secs(config.breaker_probe_interval),
+        )),
+        breaker_opened: tokio::sync::Notify::new(),
     });
-    let result = consumer.run(&connection, stop).await;
+    let result = consumer.run(&connection, stop.clone()).await;
+    stop.cancel();
+    let _ = reconciler.await;
     let _ = connection.close(200, "worker stopping".into()).await;
     tracing::info!("worker stopped");
     result

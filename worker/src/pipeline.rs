@@ -4,6 +4,7 @@
 //! The result is an [`Outcome`]; what to do with the delivery is the consumer's
 //! business.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,8 @@ pub enum Outcome {
     AlreadyLive,
     AlreadyLoaded,
     Superseded,
+    /// An operator cancelled the snapshot (before or during its load).
+    Cancelled,
     /// Not now, and not a failure: try again after `delay` (busy lock, health gate).
     Requeue {
         delay: Duration,
@@ -165,6 +168,13 @@ impl Pipeline {
         event: &SnapshotEvent,
         shutdown: &CancellationToken,
     ) -> Result<Outcome, Failure> {
+        if self
+            .state
+            .is_cancelled(&event.customer, event.snapshot_id)
+            .await?
+        {
+            return self.cancelled(event, "before loading").await;
+        }
         let dir =
             layout::resolve_ready(&self.config.data_root, &event.customer, event.snapshot_id)?;
         let (_, newest_seen) = self
@@ -180,16 +190,31 @@ impl Pipeline {
             });
         };
         let mut con = self.state.connection();
-        // The load stops when the lock is lost or the worker shuts down.
+        // The load stops when the lock is lost, an operator cancels it, or the
+        // worker shuts down.
         let load_cancel = shutdown.child_token();
         let renewal = tokio::spawn(renew_lock(
             self.state.connection(),
             guard.clone(),
             load_cancel.clone(),
         ));
-        let result = self
+        let operator_cancel = Arc::new(AtomicBool::new(false));
+        let watch = tokio::spawn(watch_cancel(
+            self.state.clone(),
+            event.customer.clone(),
+            event.snapshot_id,
+            operator_cancel.clone(),
+            load_cancel.clone(),
+        ));
+        let mut result = self
             .with_lock(event, &dir, newest_seen, &guard, &load_cancel)
             .await;
+        watch.abort();
+        if operator_cancel.load(Ordering::SeqCst)
+            && matches!(&result, Err(f) if f.code == "load_cancelled")
+        {
+            result = self.cancelled(event, "during its load").await;
+        }
         renewal.abort();
         match guard.release(&mut con).await {
             Ok(true) => {}
@@ -201,6 +226,14 @@ impl Pipeline {
             }
         }
         result
+    }
+
+    async fn cancelled(&self, event: &SnapshotEvent, when: &str) -> Result<Outcome, Failure> {
+        tracing::info!(customer = %event.customer, snapshot_id = %event.snapshot_id, "cancelled by an operator {when}");
+        self.state.incr(Counter::Cancelled, 1).await?;
+        self.audit("cancelled", event, &[("when", when.to_owned())])
+            .await?;
+        Ok(Outcome::Cancelled)
     }
 
     async fn acquire_lock(&self, customer: &Customer) -> Result<Option<LockGuard>, Failure> {
@@ -307,6 +340,15 @@ impl Pipeline {
         };
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(%db, nodes = report.nodes, relationships = report.relationships, seconds, "snapshot loaded and verified");
+        if cancel.is_cancelled() {
+            // Cancelled (operator, lost lock or shutdown) after the last batch:
+            // the load does not count, and nothing switches.
+            self.drop_partial(&db).await;
+            let _ = self
+                .audit("load_aborted", event, &[("database", db.clone())])
+                .await;
+            return Err(LoadError::Cancelled.into());
+        }
 
         // The fencing token: nobody took the customer's lock since we did.
         let mut con = self.state.connection();
@@ -347,6 +389,13 @@ impl Pipeline {
         } else {
             alias_target
         };
+        if !guard.still_valid(&mut con).await? {
+            return Err(Failure::new(
+                ErrorClass::Transient,
+                "lock_lost",
+                format!("lost the lock of {customer} before cleanup; cleanup is left for reconciliation"),
+            ));
+        }
         let dropped = self.cleanup(customer, live).await?;
         if !dropped.is_empty() {
             self.audit("cleaned", event, &[("dropped", dropped.join(","))])
@@ -436,6 +485,29 @@ impl Pipeline {
         fields.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         self.state.audit(what, &fields).await?;
         Ok(())
+    }
+}
+
+/// Polls the operator's cancel marker every second; sets `flag` and cancels
+/// the load when it appears.
+async fn watch_cancel(
+    state: FleetState,
+    customer: Customer,
+    snapshot: SnapshotId,
+    flag: Arc<AtomicBool>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if let Ok(true) = state.is_cancelled(&customer, snapshot).await {
+            tracing::info!(%customer, %snapshot, "operator cancelled the running load");
+            flag.store(true, Ordering::SeqCst);
+            cancel.cancel();
+            return;
+        }
     }
 }
 

@@ -1,0 +1,240 @@
+//! `producer dlq`: the operator's view of the parking (dead-letter) queue.
+//!
+//! - `list`: takes every parked message without acknowledging it, prints it,
+//!   then hands all of them back (nack with requeue), so listing loses nothing;
+//! - `replay`: republishes the selected messages to the events exchange with
+//!   their original body and priority and a reset attempt count, then removes
+//!   them from the parking queue (only after the broker confirmed the copy);
+//! - `purge`: empties the parking queue.
+
+use std::collections::BTreeMap;
+
+use common::broker::{header_str, header_u32, Publisher};
+use common::topology::{self, Topology, ROUTING_KEY};
+use lapin::message::BasicGetMessage;
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueuePurgeOptions};
+use lapin::types::{FieldTable, ShortString};
+use lapin::{Channel, Connection};
+use serde::Serialize;
+
+/// One parked message, as printed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Parked {
+    pub event_id: Option<String>,
+    pub customer: Option<String>,
+    pub snapshot_id: Option<u64>,
+    pub priority: Option<u8>,
+    pub reason: Option<String>,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    pub attempts: Option<u32>,
+    pub worker: Option<String>,
+    pub host: Option<String>,
+    pub failed_at: Option<String>,
+    /// The body when it is not a JSON object (malformed events).
+    pub body: Option<String>,
+}
+
+impl Parked {
+    fn from_message(msg: &BasicGetMessage) -> Self {
+        let headers = msg.delivery.properties.headers().as_ref();
+        let json: Option<serde_json::Value> = serde_json::from_slice(&msg.delivery.data)
+            .ok()
+            .filter(|v: &serde_json::Value| v.is_object());
+        let field = |k: &str| json.as_ref().and_then(|v| v.get(k)).cloned();
+        Parked {
+            event_id: field("event_id")
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .or_else(|| {
+                    msg.delivery
+                        .properties
+                        .message_id()
+                        .as_ref()
+                        .map(|s| s.to_string())
+                }),
+            customer: field("customer").and_then(|v| v.as_str().map(str::to_owned)),
+            snapshot_id: field("snapshot_id").and_then(|v| v.as_u64()),
+            priority: *msg.delivery.properties.priority(),
+            reason: header_str(headers, topology::HEADER_REASON),
+            error_class: header_str(headers, topology::HEADER_ERROR_CLASS),
+            error: header_str(headers, topology::HEADER_ERROR),
+            attempts: header_u32(headers, topology::HEADER_ATTEMPT).map(|a| a + 1),
+            worker: header_str(headers, topology::HEADER_WORKER),
+            host: header_str(headers, topology::HEADER_HOST),
+            failed_at: header_str(headers, topology::HEADER_FAILED_AT),
+            body: json.is_none().then(|| {
+                String::from_utf8_lossy(&msg.delivery.data)
+                    .chars()
+                    .take(200)
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Which parked messages `replay` takes.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    Id(String),
+    Customer(String),
+    All,
+}
+
+impl Selection {
+    fn matches(&self, p: &Parked) -> bool {
+        match self {
+            Selection::Id(id) => p.event_id.as_deref() == Some(id.as_str()),
+            Selection::Customer(c) => p.customer.as_deref() == Some(c.as_str()),
+            Selection::All => true,
+        }
+    }
+}
+
+/// Takes every message currently in the parking queue, unacknowledged.
+async fn take_all(channel: &Channel, queue: &str) -> anyhow::Result<Vec<BasicGetMessage>> {
+    let depth = common::broker::queue_depth(channel, queue).await?;
+    let mut taken = Vec::new();
+    for _ in 0..depth {
+        match channel
+            .basic_get(ShortString::from(queue), BasicGetOptions { no_ack: false })
+            .await?
+        {
+            Some(msg) => taken.push(msg),
+            None => break,
+        }
+    }
+    Ok(taken)
+}
+
+async fn give_back(messages: &[BasicGetMessage]) -> anyhow::Result<()> {
+    for msg in messages {
+        msg.delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn list(connection: &Connection, topology: &Topology) -> anyhow::Result<Vec<Parked>> {
+    let channel = connection.create_channel().await?;
+    let taken = take_all(&channel, &topology.dead_queue).await?;
+    let parked = taken.iter().map(Parked::from_message).collect();
+    give_back(&taken).await?;
+    Ok(parked)
+}
+
+/// Replays the selected messages; returns how many.
+pub async fn replay(
+    connection: &Connection,
+    topology: &Topology,
+    selection: &Selection,
+) -> anyhow::Result<usize> {
+    let channel = connection.create_channel().await?;
+    let publisher = Publisher::new(connection).await?;
+    let taken = take_all(&channel, &topology.dead_queue).await?;
+    let mut replayed = 0;
+    let mut keep = Vec::new();
+    for msg in taken {
+        let parked = Parked::from_message(&msg);
+        if !selection.matches(&parked) {
+            keep.push(msg);
+            continue;
+        }
+        let props = msg
+            .delivery
+            .properties
+            .clone()
+            .with_headers(replay_headers(msg.delivery.properties.headers().as_ref()));
+        match publisher
+            .publish(
+                &topology.events_exchange,
+                ROUTING_KEY,
+                &msg.delivery.data,
+                props,
+            )
+            .await
+        {
+            Ok(()) => {
+                msg.delivery.ack(BasicAckOptions::default()).await?;
+                replayed += 1;
+                tracing::info!(event_id = ?parked.event_id, customer = ?parked.customer, snapshot_id = ?parked.snapshot_id, "replayed");
+            }
+            Err(e) => {
+                keep.push(msg);
+                give_back(&keep).await?;
+                return Err(e.into());
+            }
+        }
+    }
+    give_back(&keep).await?;
+    Ok(replayed)
+}
+
+/// The original headers without snapswitch's failure and attempt headers and
+/// without the broker's dead-letter history: a replay starts afresh.
+fn replay_headers(headers: Option<&FieldTable>) -> FieldTable {
+    let mut fresh = FieldTable::default();
+    let kept: BTreeMap<_, _> = headers
+        .map(|h| {
+            h.inner()
+                .iter()
+                .filter(|(k, _)| {
+                    let k = k.as_str();
+                    !k.starts_with("x-snapswitch-")
+                        && !k.starts_with("x-death")
+                        && !k.starts_with("x-first-death")
+                        && !k.starts_with("x-last-death")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (k, v) in kept {
+        fresh.insert(k, v);
+    }
+    fresh
+}
+
+pub async fn purge(connection: &Connection, topology: &Topology) -> anyhow::Result<u32> {
+    let channel = connection.create_channel().await?;
+    Ok(channel
+        .queue_purge(
+            ShortString::from(topology.dead_queue.as_str()),
+            QueuePurgeOptions::default(),
+        )
+        .await?)
+}
+
+pub async fn depth(connection: &Connection, topology: &Topology) -> anyhow::Result<u32> {
+    let channel = connection.create_channel().await?;
+    Ok(common::broker::queue_depth(&channel, &topology.dead_queue).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::{AMQPValue, LongString};
+
+    #[test]
+    fn replay_headers_drop_failure_and_attempt_but_keep_trace_context() {
+        let mut h = FieldTable::default();
+        for (k, v) in [
+            ("traceparent", "00-abc-def-01"),
+            ("x-snapswitch-reason", "graph_unavailable"),
+            ("x-snapswitch-attempt", "3"),
+            ("x-death", "..."),
+            ("x-custom", "kept"),
+        ] {
+            h.insert(
+                ShortString::from(k),
+                AMQPValue::LongString(LongString::from(v)),
+            );
+        }
+        let fresh = replay_headers(Some(&h));
+        let keys: Vec<&str> = fresh.inner().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["traceparent", "x-custom"]);
+    }
+}

@@ -1,0 +1,130 @@
+//! Reconciliation, at start and every `reconcile_interval`: for each customer
+//! not locked by a load, drop the snapswitch databases that are neither the
+//! alias target nor among the newest `keep_databases` (orphans of crashed
+//! workers, cleanups that failed), and correct the customer's Redis record
+//! from the graph database. Each customer is handled under its lock, so
+//! reconciliation never races a load. Every action is logged and audited.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::ident::{Customer, DatabaseName, SnapshotId};
+use common::lock;
+
+use crate::decide;
+use crate::pipeline::Pipeline;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub customers: usize,
+    pub skipped_locked: usize,
+    pub dropped: Vec<String>,
+    pub corrected: Vec<String>,
+}
+
+/// One pass over every customer that has a database on the graph server.
+pub async fn reconcile_once(p: &Pipeline) -> anyhow::Result<Report> {
+    let mut by_customer: BTreeMap<Customer, Vec<SnapshotId>> = BTreeMap::new();
+    for name in p.store.list_databases().await? {
+        if let Ok(db) = DatabaseName::parse(&name) {
+            by_customer
+                .entry(db.customer)
+                .or_default()
+                .push(db.snapshot);
+        }
+    }
+    let mut report = Report {
+        customers: by_customer.len(),
+        ..Report::default()
+    };
+    let mut con = p.state.connection();
+    for (customer, databases) in by_customer {
+        let Some(guard) =
+            lock::try_acquire(&mut con, p.state.keys(), &customer, p.config.lock_ttl()).await?
+        else {
+            report.skipped_locked += 1;
+            continue;
+        };
+        let result = reconcile_customer(p, &customer, &databases, &mut report).await;
+        let _ = guard.release(&mut con).await;
+        result?;
+    }
+    if !report.dropped.is_empty() || !report.corrected.is_empty() {
+        tracing::info!(dropped = ?report.dropped, corrected = ?report.corrected, skipped_locked = report.skipped_locked, "reconciliation changed state");
+    } else {
+        tracing::debug!(
+            customers = report.customers,
+            "reconciliation found nothing to do"
+        );
+    }
+    Ok(report)
+}
+
+async fn reconcile_customer(
+    p: &Pipeline,
+    customer: &Customer,
+    databases: &[SnapshotId],
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let alias = p
+        .store
+        .alias_target(customer.as_str())
+        .await?
+        .and_then(|t| DatabaseName::parse(&t).ok())
+        .filter(|d| &d.customer == customer)
+        .map(|d| d.snapshot);
+    for old in decide::plan_cleanup(databases, alias, p.config.keep_databases) {
+        let db = DatabaseName::new(customer.clone(), old).to_string();
+        p.store.drop_database(&db).await?;
+        tracing::info!(%db, "reconciliation dropped an orphan database");
+        p.state
+            .audit(
+                "reconciled_drop",
+                &[
+                    ("customer", customer.to_string()),
+                    ("database", db.clone()),
+                    ("worker", p.worker_id.clone()),
+                ],
+            )
+            .await?;
+        report.dropped.push(db);
+    }
+    if let Some(live) = alias {
+        let record = p.state.customer(customer).await?;
+        if record.live_snapshot != Some(live.get()) {
+            p.state.set_live(customer, live).await?;
+            tracing::info!(%customer, live = %live, was = ?record.live_snapshot, "reconciliation corrected the live snapshot in Redis");
+            p.state
+                .audit(
+                    "reconciled_state",
+                    &[
+                        ("customer", customer.to_string()),
+                        ("live_snapshot", live.to_string()),
+                        ("worker", p.worker_id.clone()),
+                    ],
+                )
+                .await?;
+            report.corrected.push(customer.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Runs [`reconcile_once`] now and then every `interval` until `stop`.
+pub async fn run(
+    p: std::sync::Arc<Pipeline>,
+    interval: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(e) = reconcile_once(&p).await {
+                    tracing::warn!(error = %e, "reconciliation failed; next pass in reconcile_interval");
+                }
+            }
+        }
+    }
+}
