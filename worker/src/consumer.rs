@@ -158,11 +158,10 @@ impl Consumer {
         let Ok(mut b) = self.breaker.lock() else {
             return;
         };
+        let unavailable = |f: &Failure| matches!(f.code, "graph_unavailable" | "redis_unavailable");
         match outcome {
-            Outcome::Failed(f) if matches!(f.code, "graph_unavailable" | "redis_unavailable") => {
-                if b.failure(Instant::now()) {
-                    self.breaker_opened.notify_one();
-                }
+            Outcome::Failed(f) if unavailable(f) && b.failure(Instant::now()) => {
+                self.breaker_opened.notify_one();
             }
             Outcome::Loaded { .. }
             | Outcome::AlreadyLive
