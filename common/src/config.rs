@@ -176,6 +176,9 @@ pub struct Config {
     pub lock_wait_timeout: u64,
     /// Rows per read batch and per write (one UNWIND statement).
     pub batch_size: usize,
+    /// Milliseconds to pause after each write batch: drip-feeds a graph
+    /// database that must keep serving reads while it loads (0: no pause).
+    pub batch_pause_ms: u64,
     /// Skip loading a snapshot older than one already loaded, seen or
     /// published for the same customer (it would never become live).
     pub skip_superseded: bool,
@@ -214,6 +217,7 @@ impl Default for Config {
             lock_ttl: 30,
             lock_wait_timeout: 5,
             batch_size: 10_000,
+            batch_pause_ms: 0,
             skip_superseded: true,
             reconcile_interval: 300,
             breaker_threshold: 5,
@@ -394,6 +398,12 @@ impl Config {
             "batch_size",
             self.batch_size.to_string(),
             "1 to 1000000 rows",
+        );
+        check(
+            self.batch_pause_ms <= 60_000,
+            "batch_pause_ms",
+            self.batch_pause_ms.to_string(),
+            "0 to 60000 milliseconds",
         );
         check(
             (1..=86_400).contains(&self.reconcile_interval),

@@ -50,14 +50,43 @@ struct IdSpace {
     property: String,
 }
 
+/// How a load writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Rows per write statement.
+    pub batch_size: usize,
+    /// Pause after each write batch (drip-feed).
+    pub batch_pause: std::time::Duration,
+}
+
+impl LoadOptions {
+    pub fn new(batch_size: usize) -> Self {
+        LoadOptions {
+            batch_size,
+            batch_pause: std::time::Duration::ZERO,
+        }
+    }
+
+    async fn pause(&self, cancel: &CancellationToken) -> Result<(), LoadError> {
+        if !self.batch_pause.is_zero() {
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(LoadError::Cancelled),
+                _ = tokio::time::sleep(self.batch_pause) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Loads the snapshot in `dir` into `db`, which must exist and be empty.
 pub async fn load_snapshot(
     store: &dyn GraphStore,
     db: &str,
     dir: &Path,
-    batch_size: usize,
+    options: LoadOptions,
     cancel: &CancellationToken,
 ) -> Result<LoadReport, LoadError> {
+    let batch_size = options.batch_size;
     let (node_files, rel_files) = layout::data_files(dir)?;
     let mut node_specs = Vec::new();
     let mut spaces: BTreeMap<String, IdSpace> = BTreeMap::new();
@@ -113,6 +142,7 @@ pub async fn load_snapshot(
             for batch in slices(batch?, batch_size) {
                 expected.nodes += batch.num_rows() as u64;
                 written.nodes += write_node_batch(store, db, file, spec, &batch).await?;
+                options.pause(cancel).await?;
             }
         }
     }
@@ -122,10 +152,12 @@ pub async fn load_snapshot(
             if cancel.is_cancelled() {
                 return Err(LoadError::Cancelled);
             }
-            let batch = batch?;
-            expected.relationships += batch.num_rows() as u64;
-            written.relationships +=
-                write_rel_batch(store, db, file, spec, &spaces, &batch).await?;
+            for batch in slices(batch?, batch_size) {
+                expected.relationships += batch.num_rows() as u64;
+                written.relationships +=
+                    write_rel_batch(store, db, file, spec, &spaces, &batch).await?;
+                options.pause(cancel).await?;
+            }
         }
     }
 

@@ -10,6 +10,7 @@
 //! `scripts/ensure-services.sh` writes.
 
 pub mod arcadedb;
+pub mod services;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -225,11 +226,24 @@ pub struct TestEnv {
     children: Vec<(String, Child)>,
     /// Extra config lines appended to the generated file.
     pub extra_config: String,
+    pub amqp_url: String,
+    pub redis_url: String,
 }
 
 impl TestEnv {
     /// `extra_config`: TOML lines that override the test defaults.
     pub fn new(name: &str, extra_config: &str) -> anyhow::Result<Self> {
+        Self::with_services(name, extra_config, &amqp_url(), &redis_url())
+    }
+
+    /// A test world on a given RabbitMQ and Redis (test-owned ones, see
+    /// [`services`]).
+    pub fn with_services(
+        name: &str,
+        extra_config: &str,
+        amqp: &str,
+        redis: &str,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("snapswitch-{name}-"))
             .tempdir()?;
@@ -248,6 +262,8 @@ impl TestEnv {
             config_path,
             children: Vec::new(),
             extra_config: extra_config.into(),
+            amqp_url: amqp.into(),
+            redis_url: redis.into(),
         };
         env.write_config()?;
         Ok(env)
@@ -257,8 +273,8 @@ impl TestEnv {
         let mut lines: Vec<(String, String)> = [
             ("namespace", format!("{:?}", self.namespace)),
             ("data_root", format!("{:?}", self.data_root())),
-            ("amqp_url", format!("{:?}", amqp_url())),
-            ("redis_url", format!("{:?}", redis_url())),
+            ("amqp_url", format!("{:?}", self.amqp_url)),
+            ("redis_url", format!("{:?}", self.redis_url)),
             ("graph_kind", "\"falkordb\"".into()),
             ("graph_url", format!("{:?}", self.falkor.url())),
             ("scan_interval", "2".into()),
@@ -387,12 +403,13 @@ impl TestEnv {
     }
 
     pub async fn fleet(&self) -> anyhow::Result<FleetState> {
-        let con = common::state::connect(&ServiceUrl::new(redis_url())).await?;
+        let con = common::state::connect(&ServiceUrl::new(self.redis_url.clone())).await?;
         Ok(FleetState::new(con, Keys::new(&self.namespace)))
     }
 
     pub async fn amqp(&self) -> anyhow::Result<(Connection, Channel)> {
-        let con = broker::connect(&ServiceUrl::new(amqp_url()), "snapswitch-test").await?;
+        let con =
+            broker::connect(&ServiceUrl::new(self.amqp_url.clone()), "snapswitch-test").await?;
         let ch = con.create_channel().await?;
         Ok((con, ch))
     }
@@ -515,9 +532,10 @@ impl Drop for TestEnv {
         }
         // Best effort: remove this test's queues, exchanges and keys.
         let ns = self.namespace.clone();
+        let (amqp, redis_url) = (self.amqp_url.clone(), self.redis_url.clone());
         let cleanup = async move {
             if let Ok(con) =
-                Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+                Connection::connect(&amqp, lapin::ConnectionProperties::default()).await
             {
                 if let Ok(ch) = con.create_channel().await {
                     for delay in 1..=120u64 {
@@ -547,7 +565,7 @@ impl Drop for TestEnv {
                 }
                 let _ = con.close(200, "test cleanup".into()).await;
             }
-            if let Ok(client) = redis::Client::open(redis_url()) {
+            if let Ok(client) = redis::Client::open(redis_url) {
                 if let Ok(mut con) = client.get_multiplexed_async_connection().await {
                     let keys: Vec<String> = redis::cmd("KEYS")
                         .arg(format!("{ns}:*"))

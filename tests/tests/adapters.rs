@@ -175,9 +175,15 @@ async fn load_sample(
     let snap = dir.join(db);
     sample::write_snapshot(&snap, &spec).unwrap();
     store.create_database(db).await.unwrap();
-    let report = common::load::load_snapshot(store, db, &snap, 128, &CancellationToken::new())
-        .await
-        .unwrap();
+    let report = common::load::load_snapshot(
+        store,
+        db,
+        &snap,
+        common::load::LoadOptions::new(128),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (report.nodes, report.relationships),
         (spec.node_count(), spec.relationship_count())

@@ -26,6 +26,13 @@ use crate::breaker::Breaker;
 use crate::decide::{after_failure, AfterFailure};
 use crate::pipeline::{Failure, Outcome, Pipeline};
 
+/// Why the consumer stopped pulling deliveries.
+enum Pause {
+    Stop,
+    Breaker,
+    ChannelLost(String),
+}
+
 pub struct Consumer {
     pub pipeline: Arc<Pipeline>,
     pub topology: Topology,
@@ -46,7 +53,7 @@ impl Consumer {
         stop: CancellationToken,
     ) -> anyhow::Result<()> {
         let config = self.pipeline.config.clone();
-        let channel = connection.create_channel().await?;
+        let mut channel = connection.create_channel().await?;
         channel
             .basic_qos(config.workers, BasicQosOptions::default())
             .await?;
@@ -54,35 +61,50 @@ impl Consumer {
         let abort = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut round = 0u32;
-        let result = 'outer: loop {
+        let mut fresh_channels = 0u32;
+        let result = loop {
             round += 1;
             let tag = format!("{}-{round}", self.pipeline.worker_id);
-            let mut consumer = channel
+            let consumed = channel
                 .basic_consume(
                     ShortString::from(self.topology.work_queue.as_str()),
                     ShortString::from(tag.as_str()),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
-                .await?;
+                .await;
+            let mut consumer = match consumed {
+                Ok(c) => c,
+                Err(e) => match self
+                    .fresh_channel(connection, &mut fresh_channels, &e)
+                    .await
+                {
+                    Ok(c) => {
+                        channel = c;
+                        continue;
+                    }
+                    Err(e) => break Err(e),
+                },
+            };
             tracing::info!(queue = %self.topology.work_queue, prefetch = config.workers, "consuming");
-            let paused = loop {
+            let why = loop {
                 tokio::select! {
-                    _ = stop.cancelled() => break false,
-                    _ = self.breaker_opened.notified() => break true,
+                    _ = stop.cancelled() => break Pause::Stop,
+                    _ = self.breaker_opened.notified() => break Pause::Breaker,
                     next = consumer.next() => match next {
                         Some(Ok(delivery)) => {
+                            fresh_channels = 0;
                             let this = self.clone();
                             let abort = abort.clone();
                             tracker.spawn(async move { this.handle(delivery, &abort).await });
                         }
                         Some(Err(e)) => {
-                            tracing::warn!(error = %e, "consumer error; waiting for the connection to recover");
+                            tracing::warn!(error = %e, "consumer error; waiting for the channel to recover");
                             if let Err(e) = channel.wait_for_recovery(e).await {
-                                break 'outer Err(anyhow::anyhow!("RabbitMQ connection lost and not recovered: {e}"));
+                                break Pause::ChannelLost(e.to_string());
                             }
                         }
-                        None => break 'outer Err(anyhow::anyhow!("the broker cancelled the consumer")),
+                        None => break Pause::ChannelLost("the consumer was cancelled".into()),
                     }
                 }
             };
@@ -92,17 +114,26 @@ impl Consumer {
                     BasicCancelOptions::default(),
                 )
                 .await;
-            if !paused {
-                break Ok(());
+            match why {
+                Pause::Stop => break Ok(()),
+                Pause::ChannelLost(e) => match self
+                    .fresh_channel(connection, &mut fresh_channels, &e)
+                    .await
+                {
+                    Ok(c) => channel = c,
+                    Err(e) => break Err(e),
+                },
+                Pause::Breaker => {
+                    tracing::error!(
+                        probe_interval_s = config.breaker_probe_interval,
+                        "circuit breaker open: graph database or Redis keeps failing; stopped consuming"
+                    );
+                    if !self.wait_for_dependencies(&stop).await {
+                        break Ok(());
+                    }
+                    tracing::info!("circuit breaker closed: dependencies answer again; consuming");
+                }
             }
-            tracing::error!(
-                probe_interval_s = config.breaker_probe_interval,
-                "circuit breaker open: graph database or Redis keeps failing; stopped consuming"
-            );
-            if !self.wait_for_dependencies(&stop).await {
-                break Ok(());
-            }
-            tracing::info!("circuit breaker closed: dependencies answer again; consuming");
         };
 
         tracker.close();
@@ -127,6 +158,28 @@ impl Consumer {
         }
         tracing::info!("all in-flight work settled");
         result
+    }
+
+    /// A channel that closed without recovering (a consumer_timeout closes
+    /// the channel, not the connection) is replaced, up to 10 times in a row
+    /// with a growing pause; after that the worker gives up and exits.
+    async fn fresh_channel(
+        &self,
+        connection: &Connection,
+        attempts: &mut u32,
+        why: &dyn std::fmt::Display,
+    ) -> anyhow::Result<lapin::Channel> {
+        *attempts += 1;
+        if *attempts > 10 {
+            anyhow::bail!("RabbitMQ channel lost 10 times in a row, last: {why}");
+        }
+        tracing::warn!(error = %why, attempt = *attempts, "RabbitMQ channel lost; opening a new one");
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(*attempts))).await;
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(self.pipeline.config.workers, BasicQosOptions::default())
+            .await?;
+        Ok(channel)
     }
 
     /// Probes until the graph database and Redis answer (true) or `stop` (false).
@@ -331,16 +384,27 @@ fn strip_x_death(headers: &mut FieldTable) {
 }
 
 async fn ack(delivery: &Delivery) -> anyhow::Result<()> {
-    delivery.ack(BasicAckOptions::default()).await?;
+    if !delivery.ack(BasicAckOptions::default()).await? {
+        // Its channel closed (broker restart, consumer_timeout): the broker
+        // redelivers the event, and the redelivery finds the work done.
+        tracing::warn!(
+            "delivery could not be acknowledged (its channel closed); the broker will redeliver it"
+        );
+    }
     Ok(())
 }
 
 async fn nack(delivery: &Delivery, requeue: bool) -> anyhow::Result<()> {
-    delivery
+    let done = delivery
         .nack(BasicNackOptions {
             requeue,
             ..BasicNackOptions::default()
         })
         .await?;
+    if !done {
+        tracing::warn!(
+            "delivery could not be rejected (its channel closed); the broker will redeliver it"
+        );
+    }
     Ok(())
 }

@@ -12,7 +12,7 @@ use common::config::Config;
 use common::event::SnapshotEvent;
 use common::graph::{GraphError, GraphStore};
 use common::ident::{Customer, DatabaseName, SnapshotId};
-use common::load::{load_snapshot, LoadError};
+use common::load::{load_snapshot, LoadError, LoadOptions};
 use common::lock::{self, LockGuard};
 use common::snapshot::{layout, SnapshotError};
 use common::state::{Counter, FleetState, StateError};
@@ -320,15 +320,11 @@ impl Pipeline {
         self.audit("load_started", event, &[("database", db.clone())])
             .await?;
         self.store.create_database(&db).await?;
-        let report = match load_snapshot(
-            self.store.as_ref(),
-            &db,
-            dir,
-            self.config.batch_size,
-            cancel,
-        )
-        .await
-        {
+        let options = LoadOptions {
+            batch_size: self.config.batch_size,
+            batch_pause: Duration::from_millis(self.config.batch_pause_ms),
+        };
+        let report = match load_snapshot(self.store.as_ref(), &db, dir, options, cancel).await {
             Ok(report) => report,
             Err(e) => {
                 self.drop_partial(&db).await;

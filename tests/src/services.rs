@@ -1,0 +1,216 @@
+//! RabbitMQ and Redis instances owned by one test, on free ports, for tests
+//! that restart or break a service. Each keeps its data directory across
+//! restarts (durable queues and persistent messages survive a broker restart;
+//! Redis runs with an append-only file) and is stopped on drop.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::free_port;
+
+fn wait_port(port: u16, up: bool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() == up {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn stop_group(child: &mut Child, timeout: Duration) {
+    // The child leads its own process group: signal the whole tree.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(format!("-{}", child.id()))
+        .status();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg(format!("-{}", child.id()))
+        .status();
+    let _ = child.wait();
+}
+
+/// A RabbitMQ node of its own (`rabbitmq.conf` lines given by the test).
+pub struct RabbitNode {
+    pub port: u16,
+    dist_port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RabbitNode {
+    /// `conf`: extra `rabbitmq.conf` lines, e.g. `consumer_timeout = 60000`.
+    pub fn start(conf: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("snapswitch-rabbit-")
+            .tempdir()?;
+        let port = free_port();
+        let mut dist_port = free_port();
+        while dist_port == port {
+            dist_port = free_port();
+        }
+        std::fs::write(dir.path().join("enabled_plugins"), "[].\n")?;
+        std::fs::write(
+            dir.path().join("rabbitmq.conf"),
+            format!("listeners.tcp.default = {port}\nloopback_users = none\n{conf}\n"),
+        )?;
+        let mut node = RabbitNode {
+            port,
+            dist_port,
+            dir,
+            child: None,
+        };
+        node.spawn()?;
+        Ok(node)
+    }
+
+    fn server_binary() -> PathBuf {
+        // Debian's /usr/sbin wrapper switches to the rabbitmq user; the real
+        // script runs as whoever we are, with HOME as its cookie directory.
+        let direct = PathBuf::from("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        if direct.is_file() {
+            direct
+        } else {
+            PathBuf::from("rabbitmq-server")
+        }
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let d = self.dir.path();
+        let log = std::fs::File::create(d.join("server.out"))?;
+        let child = Command::new(Self::server_binary())
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("snapswitch-test-{}@localhost", self.port),
+            )
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_PID_FILE", d.join("pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
+            .env("HOME", d)
+            .current_dir(d)
+            .process_group(0)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting rabbitmq-server (apt-get install rabbitmq-server)")?;
+        self.child = Some(child);
+        if !wait_port(self.port, true, Duration::from_secs(60)) {
+            bail!(
+                "RabbitMQ on port {} did not start:\n{}",
+                self.port,
+                std::fs::read_to_string(d.join("server.out")).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_group(&mut child, Duration::from_secs(30));
+            wait_port(self.port, false, Duration::from_secs(10));
+        }
+    }
+
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+}
+
+impl Drop for RabbitNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A Redis server of its own, persisting to an append-only file.
+pub struct RedisNode {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RedisNode {
+    pub fn start() -> anyhow::Result<Self> {
+        let mut node = RedisNode {
+            port: free_port(),
+            dir: tempfile::Builder::new()
+                .prefix("snapswitch-redis-")
+                .tempdir()?,
+            child: None,
+        };
+        node.spawn()?;
+        Ok(node)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server (apt-get install redis-server)")?;
+        self.child = Some(child);
+        if !wait_port(self.port, true, Duration::from_secs(20)) {
+            bail!("Redis on port {} did not start", self.port);
+        }
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_group(&mut child, Duration::from_secs(10));
+            wait_port(self.port, false, Duration::from_secs(10));
+        }
+    }
+
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
