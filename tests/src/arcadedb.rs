@@ -421,7 +421,14 @@ impl ArcadeServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.stopped = true;
-        Ok(started.elapsed())
+        let took = started.elapsed();
+        if !self.log().contains("ArcadeDB Server is down") {
+            bail!(
+                "ArcadeDB exited without its shutdown message:\n{}",
+                self.log_tail(20)
+            );
+        }
+        Ok(took)
     }
 }
 

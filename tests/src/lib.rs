@@ -380,6 +380,14 @@ impl TestEnv {
         None
     }
 
+    /// SIGKILL: no drain, no cleanup, like a machine that died.
+    pub fn kill(&mut self, label: &str) {
+        if let Some((_, child)) = self.children.iter_mut().find(|(l, _)| l == label) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The logs of every process, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();

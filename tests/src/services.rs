@@ -24,11 +24,10 @@ fn wait_port(port: u16, up: bool, timeout: Duration) -> bool {
 }
 
 fn stop_group(child: &mut Child, timeout: Duration) {
-    // The child leads its own process group: signal the whole tree.
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(format!("-{}", child.id()))
-        .status();
+    // The child leads its own process group: signal the whole tree (`--`:
+    // without it, kill(1) reads `-<pgid>` as an option).
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -36,10 +35,7 @@ fn stop_group(child: &mut Child, timeout: Duration) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = Command::new("kill")
-        .arg("-KILL")
-        .arg(format!("-{}", child.id()))
-        .status();
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
     let _ = child.wait();
 }
 
@@ -54,6 +50,12 @@ pub struct RabbitNode {
 impl RabbitNode {
     /// `conf`: extra `rabbitmq.conf` lines, e.g. `consumer_timeout = 60000`.
     pub fn start(conf: &str) -> anyhow::Result<Self> {
+        Self::start_with(conf, "[].")
+    }
+
+    /// `advanced`: an `advanced.config` term, for settings `rabbitmq.conf`
+    /// cannot express (e.g. `[{rabbit, [{channel_tick_interval, 5000}]}].`).
+    pub fn start_with(conf: &str, advanced: &str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("snapswitch-rabbit-")
             .tempdir()?;
@@ -63,6 +65,7 @@ impl RabbitNode {
             dist_port = free_port();
         }
         std::fs::write(dir.path().join("enabled_plugins"), "[].\n")?;
+        std::fs::write(dir.path().join("advanced.config"), format!("{advanced}\n"))?;
         std::fs::write(
             dir.path().join("rabbitmq.conf"),
             format!("listeners.tcp.default = {port}\nloopback_users = none\n{conf}\n"),
@@ -104,6 +107,7 @@ impl RabbitNode {
             .env("RABBITMQ_PID_FILE", d.join("pid"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
             .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", d.join("advanced.config"))
             .env("HOME", d)
             .current_dir(d)
             .process_group(0)
@@ -125,6 +129,16 @@ impl RabbitNode {
 
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// The node's own log, for failure messages.
+    pub fn log(&self) -> String {
+        let dir = self.dir.path().join("log");
+        let mut out = String::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            out.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+        out
     }
 
     pub fn stop(&mut self) {
