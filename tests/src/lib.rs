@@ -94,63 +94,90 @@ pub fn falkordb_binaries() -> (PathBuf, PathBuf) {
     }
 }
 
-/// A FalkorDB server owned by a test, stopped on drop.
+/// A FalkorDB server owned by a test, stopped on drop. It keeps nothing on
+/// disk: a restart comes back empty, like a crashed server without persistence.
 pub struct FalkorServer {
     pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
 }
 
 impl FalkorServer {
     pub fn start() -> anyhow::Result<Self> {
-        let (server, module) = falkordb_binaries();
-        let mut dir = tempfile::tempdir()?;
+        let mut s = FalkorServer {
+            port: 0,
+            child: None,
+            dir: tempfile::tempdir()?,
+        };
         for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(&server)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .arg("--loadmodule")
-                .arg(&module)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .with_context(|| format!("starting {}", server.display()))?;
-            let mut s = FalkorServer {
-                port,
-                child,
-                _dir: dir,
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(mut con) = redis::Client::open(s.url()).and_then(|c| c.get_connection()) {
-                    if redis::cmd("GRAPH.LIST")
-                        .query::<Vec<String>>(&mut con)
-                        .is_ok()
-                    {
-                        return Ok(s);
-                    }
-                }
-                if let Ok(Some(_)) = s.child.try_wait() {
-                    break; // port taken in the meantime: try another
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            s.port = free_port();
+            if s.spawn()? {
+                return Ok(s);
             }
-            let _ = s.child.kill();
-            let _ = s.child.wait();
-            dir = tempfile::tempdir()?;
         }
         bail!("FalkorDB did not start")
+    }
+
+    /// Starts the server on `self.port`; false when it did not come up.
+    fn spawn(&mut self) -> anyhow::Result<bool> {
+        let (server, module) = falkordb_binaries();
+        let child = Command::new(&server)
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--loadmodule")
+            .arg(&module)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", server.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut con) = redis::Client::open(self.url()).and_then(|c| c.get_connection()) {
+                if redis::cmd("GRAPH.LIST")
+                    .query::<Vec<String>>(&mut con)
+                    .is_ok()
+                {
+                    return Ok(true);
+                }
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                break; // port taken in the meantime
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stop();
+        Ok(false)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.spawn()? {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bail!("FalkorDB did not restart on port {}", self.port)
     }
 
     pub fn url(&self) -> String {
@@ -211,8 +238,7 @@ impl FalkorServer {
 
 impl Drop for FalkorServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

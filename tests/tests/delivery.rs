@@ -281,3 +281,72 @@ async fn reconciliation_drops_orphan_databases_and_corrects_redis() {
     .unwrap();
     assert_eq!(env.audit("reconciled_drop").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_breaker_stops_consuming_while_the_graph_database_is_down() {
+    let mut env = TestEnv::new("breaker", "breaker_threshold = 2\nbreaker_probe_interval = 1\nmax_retries = 10\nretry_backoff_base = 1").unwrap();
+    for n in 0..4 {
+        write(&env, "acme", ID + n * 60, 100);
+    }
+    write(&env, "beta", ID, 100);
+    env.spawn_worker("worker").unwrap();
+    wait_work_queue(&env).await;
+    env.falkor.stop();
+    env.producer(&["backfill"]).unwrap();
+    wait_for("the breaker to open", Duration::from_secs(60), || async {
+        Ok(env
+            .log_of("worker")
+            .contains("circuit breaker open")
+            .then_some(()))
+    })
+    .await
+    .unwrap();
+    // While open, the worker takes nothing: retries stop climbing.
+    let retried = env.counter("retried").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.counter("retried").await,
+        retried,
+        "no retries burnt while the breaker is open:\n{}",
+        env.logs()
+    );
+    assert!(env.counter("parked").await == 0);
+
+    env.falkor.restart().unwrap();
+    wait_for(
+        "the breaker to close and the work to finish",
+        Duration::from_secs(60),
+        || async {
+            let closed = env.log_of("worker").contains("circuit breaker closed");
+            let beta = env.falkor.get("snapswitch:alias:beta").is_some();
+            let acme =
+                env.falkor.get("snapswitch:alias:acme") == Some(format!("acme-{}", ID + 180));
+            Ok((closed && beta && acme).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", env.logs()));
+    assert_eq!(env.counter("parked").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once() {
+    let mut env = TestEnv::new("sigsig", "batch_size = 50\nshutdown_timeout = 600").unwrap();
+    write(&env, "acme", ID, 80_000);
+    env.spawn_worker("worker").unwrap();
+    env.producer(&["backfill"]).unwrap();
+    wait_for("the load to start", Duration::from_secs(30), || async {
+        Ok((!env.audit("load_started").await.is_empty()).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(
+        env.terminate("worker", Duration::from_millis(500))
+            .is_none(),
+        "the first signal drains"
+    );
+    let status = env
+        .terminate("worker", Duration::from_secs(5))
+        .expect("the second signal exits");
+    assert_eq!(status.code(), Some(130), "{}", env.logs());
+}

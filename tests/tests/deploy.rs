@@ -1173,6 +1173,7 @@ async fn rabbitmq_boots_with_the_deploy_config_and_the_binaries_accept_it() {
         .unwrap()
         .expect("RabbitMQ refuses deploy/rabbitmq/rabbitmq.conf");
 
+    eprintln!("DBG node started");
     let defs = definitions();
     let user = defs["users"][0]["name"].as_str().unwrap().to_owned();
     let url = format!(
@@ -1182,6 +1183,7 @@ async fn rabbitmq_boots_with_the_deploy_config_and_the_binaries_accept_it() {
     );
     let topology = default_topology();
     let connection = wait_for_definitions(&url, &topology, "boot-time import").await;
+    eprintln!("DBG definitions there");
     let channel = connection.create_channel().await.unwrap();
     if let Err(e) = common::broker::declare(&channel, &topology).await {
         panic!(
@@ -1189,6 +1191,9 @@ async fn rabbitmq_boots_with_the_deploy_config_and_the_binaries_accept_it() {
             node.log()
         );
     }
+    eprintln!("DBG declared");
     let _ = connection.close(200, "done".into()).await;
+    eprintln!("DBG closed");
     drop(node);
+    eprintln!("DBG node stopped");
 }
