@@ -10,7 +10,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
-use crate::graph::{Counts, Endpoint, GraphError, GraphStore, NodeWrite, Prop, RelWrite, Values};
+use crate::graph::{Counts, Endpoint, GraphError, GraphWriter, NodeWrite, Prop, RelWrite, Values};
 use crate::snapshot::header::{check_name, NodeSpec, PropColumn, RelSpec};
 use crate::snapshot::{layout, reader, SnapshotError};
 
@@ -80,7 +80,7 @@ impl LoadOptions {
 
 /// Loads the snapshot in `dir` into `db`, which must exist and be empty.
 pub async fn load_snapshot(
-    store: &dyn GraphStore,
+    store: &dyn GraphWriter,
     db: &str,
     dir: &Path,
     options: LoadOptions,
@@ -256,7 +256,7 @@ fn group_rows(
 }
 
 async fn write_node_batch(
-    store: &dyn GraphStore,
+    store: &dyn GraphWriter,
     db: &str,
     file: &Path,
     spec: &NodeSpec,
@@ -301,7 +301,7 @@ async fn write_node_batch(
 }
 
 async fn write_rel_batch(
-    store: &dyn GraphStore,
+    store: &dyn GraphWriter,
     db: &str,
     file: &Path,
     spec: &RelSpec,

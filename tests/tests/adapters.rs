@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use common::config::{Config, GraphKind, Secret, ServiceUrl};
-use common::graph::{falkordb::FalkorStore, GraphStore, NodeWrite, Prop, Values};
+use common::graph::{falkordb::FalkorStore, GraphStore, GraphWriter, NodeWrite, Prop, Values};
 use common::keys::Keys;
 use common::lock;
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};

@@ -5,9 +5,9 @@
 //! tool is there and say `SKIPPED ...` on stderr when it is not:
 //! `docker compose` or `docker-compose` (compose file), `kubeconform` or
 //! `kubernetes-validate` and `kubectl kustomize` (Kubernetes manifests),
-//! `hadolint` (Dockerfile), `systemd-analyze verify` (units), `rabbitmqctl`
-//! with the local RabbitMQ (definitions imported into a throwaway vhost, then
-//! the binaries' own declarations run against them), and the built `producer`
+//! `hadolint` (Dockerfile), `systemd-analyze verify` (units),
+//! `rabbitmq-server` (a throwaway node booted with deploy/rabbitmq/, then the
+//! binaries' own declarations run against it), and the built `producer`
 //! binary (each deployment's settings go through the real config loader).
 //! Tools are looked up on PATH and in `$HOME/.cache/snapswitch/deploy-venv/bin`
 //! (see deploy/README.md).
@@ -1173,7 +1173,6 @@ async fn rabbitmq_boots_with_the_deploy_config_and_the_binaries_accept_it() {
         .unwrap()
         .expect("RabbitMQ refuses deploy/rabbitmq/rabbitmq.conf");
 
-    eprintln!("DBG node started");
     let defs = definitions();
     let user = defs["users"][0]["name"].as_str().unwrap().to_owned();
     let url = format!(
@@ -1183,7 +1182,6 @@ async fn rabbitmq_boots_with_the_deploy_config_and_the_binaries_accept_it() {
     );
     let topology = default_topology();
     let connection = wait_for_definitions(&url, &topology, "boot-time import").await;
-    eprintln!("DBG definitions there");
     let channel = connection.create_channel().await.unwrap();
     if let Err(e) = common::broker::declare(&channel, &topology).await {
         panic!(
@@ -1191,9 +1189,18 @@ async fn rabbitmq_boots_with_the_deploy_config_and_the_binaries_accept_it() {
             node.log()
         );
     }
-    eprintln!("DBG declared");
     let _ = connection.close(200, "done".into()).await;
-    eprintln!("DBG closed");
+    // Definitions imported at boot: RabbitMQ seeds no default `guest` user,
+    // which is why definitions.json carries one.
+    let guest = format!("amqp://guest:guest@127.0.0.1:{}/%2f", node.port);
+    let login = tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&guest, ConnectionProperties::default()),
+    )
+    .await;
+    assert!(
+        !matches!(login, Ok(Ok(_))),
+        "guest can log in: the definitions' user is not the only one"
+    );
     drop(node);
-    eprintln!("DBG node stopped");
 }

@@ -84,12 +84,19 @@ pub struct HealthLimits {
 }
 
 /// `Err(reason)` when the graph database is too busy to take another load.
-/// A new load adds one database, so the gate refuses at `max_databases`.
+/// A new load adds one database, so the gate refuses at `max_databases` (the
+/// config's, or the server's own limit when that is lower).
 pub fn health_verdict(health: &Health, limits: &HealthLimits) -> Result<(), String> {
     if health.databases >= limits.max_databases {
         return Err(format!(
             "graph server holds {} databases, max_databases is {}",
             health.databases, limits.max_databases
+        ));
+    }
+    if let Some(server) = health.max_databases.filter(|m| health.databases >= *m) {
+        return Err(format!(
+            "graph server holds {} databases, its own limit (dbms.max_databases) is {server}",
+            health.databases
         ));
     }
     if let Some(p) = health
@@ -296,9 +303,17 @@ mod tests {
         };
         let ok = Health {
             databases: 9,
+            max_databases: Some(100),
             memory_used_percent: Some(85.0),
             pagecache_used_percent: None,
         };
+        let server_full = Health {
+            max_databases: Some(9),
+            ..ok.clone()
+        };
+        assert!(health_verdict(&server_full, &limits)
+            .unwrap_err()
+            .contains("dbms.max_databases) is 9"));
         assert!(health_verdict(&ok, &limits).is_ok());
         let full = Health {
             databases: 10,

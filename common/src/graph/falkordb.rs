@@ -31,7 +31,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Value as RedisValue};
 
 use super::cypher::{node_statement, relationship_statement};
-use super::{quote, Counts, GraphError, GraphStore, Health, NodeWrite, RelWrite, Value};
+use super::{
+    quote, Counts, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite, Value,
+};
 use crate::config::{GraphKind, ServiceUrl};
 use crate::ident::{Customer, DatabaseName};
 
@@ -235,6 +237,63 @@ fn single_int(reply: &RedisValue) -> Option<u64> {
 }
 
 #[async_trait]
+impl GraphWriter for FalkorStore {
+    async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError> {
+        let q = format!(
+            "CREATE INDEX FOR (n:{}) ON (n.{})",
+            quote(label),
+            quote(property)
+        );
+        match self.query(&self.key_of(db).await?, &q).await {
+            Err(GraphError::Permanent(msg))
+                if msg.to_ascii_lowercase().contains("already indexed") =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<u64, GraphError> {
+        if w.rows.is_empty() {
+            return Ok(0);
+        }
+        let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
+        let mut q = rows_param(w.rows, &columns)?;
+        q.push_str(&node_statement(w));
+        let reply = self.query(&self.key_of(db).await?, &q).await?;
+        Ok(stat(&reply, "Nodes created"))
+    }
+
+    async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
+        if w.rows.is_empty() {
+            return Ok(0);
+        }
+        let mut columns: Vec<&super::Values> = vec![w.start.values, w.end.values];
+        columns.extend(w.props.iter().map(|p| p.values));
+        let mut q = rows_param(w.rows, &columns)?;
+        q.push_str(&relationship_statement(w));
+        let reply = self.query(&self.key_of(db).await?, &q).await?;
+        Ok(stat(&reply, "Relationships created"))
+    }
+
+    async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
+        let key = self.key_of(db).await?;
+        let nodes = self.query(&key, super::cypher::COUNT_NODES).await?;
+        let rels = self.query(&key, super::cypher::COUNT_RELATIONSHIPS).await?;
+        match (single_int(&nodes), single_int(&rels)) {
+            (Some(nodes), Some(relationships)) => Ok(Counts {
+                nodes,
+                relationships,
+            }),
+            _ => Err(GraphError::Permanent(format!(
+                "unexpected count reply from FalkorDB: {nodes:?} / {rels:?}"
+            ))),
+        }
+    }
+}
+
+#[async_trait]
 impl GraphStore for FalkorStore {
     fn kind(&self) -> GraphKind {
         GraphKind::Falkordb
@@ -278,6 +337,7 @@ impl GraphStore for FalkorStore {
         };
         Ok(Health {
             databases: self.list_databases().await?.len(),
+            max_databases: None,
             memory_used_percent,
             pagecache_used_percent: None,
         })
@@ -334,60 +394,6 @@ impl GraphStore for FalkorStore {
             .await
             .map_err(map_err)?;
         Ok(())
-    }
-
-    async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError> {
-        let q = format!(
-            "CREATE INDEX FOR (n:{}) ON (n.{})",
-            quote(label),
-            quote(property)
-        );
-        match self.query(&self.key_of(db).await?, &q).await {
-            Err(GraphError::Permanent(msg))
-                if msg.to_ascii_lowercase().contains("already indexed") =>
-            {
-                Ok(())
-            }
-            other => other.map(|_| ()),
-        }
-    }
-
-    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<u64, GraphError> {
-        if w.rows.is_empty() {
-            return Ok(0);
-        }
-        let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
-        let mut q = rows_param(w.rows, &columns)?;
-        q.push_str(&node_statement(w));
-        let reply = self.query(&self.key_of(db).await?, &q).await?;
-        Ok(stat(&reply, "Nodes created"))
-    }
-
-    async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
-        if w.rows.is_empty() {
-            return Ok(0);
-        }
-        let mut columns: Vec<&super::Values> = vec![w.start.values, w.end.values];
-        columns.extend(w.props.iter().map(|p| p.values));
-        let mut q = rows_param(w.rows, &columns)?;
-        q.push_str(&relationship_statement(w));
-        let reply = self.query(&self.key_of(db).await?, &q).await?;
-        Ok(stat(&reply, "Relationships created"))
-    }
-
-    async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
-        let key = self.key_of(db).await?;
-        let nodes = self.query(&key, super::cypher::COUNT_NODES).await?;
-        let rels = self.query(&key, super::cypher::COUNT_RELATIONSHIPS).await?;
-        match (single_int(&nodes), single_int(&rels)) {
-            (Some(nodes), Some(relationships)) => Ok(Counts {
-                nodes,
-                relationships,
-            }),
-            _ => Err(GraphError::Permanent(format!(
-                "unexpected count reply from FalkorDB: {nodes:?} / {rels:?}"
-            ))),
-        }
     }
 
     async fn switch_alias(&self, alias: &str, db: &str) -> Result<(), GraphError> {

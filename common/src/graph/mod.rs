@@ -37,6 +37,8 @@ impl GraphError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {
     pub databases: usize,
+    /// The server's own limit on databases (Neo4j's `dbms.max_databases`).
+    pub max_databases: Option<usize>,
     pub memory_used_percent: Option<f64>,
     pub pagecache_used_percent: Option<f64>,
 }
@@ -82,8 +84,23 @@ pub struct RelWrite<'a> {
     pub rows: &'a [usize],
 }
 
+/// The load path: what [`crate::load::load_snapshot`] needs to fill one
+/// database. Implemented by every store, and on its own by
+/// [`neo4j::BoltWriter`] (the Bolt load path, also run against ArcadeDB).
 #[async_trait]
-pub trait GraphStore: Send + Sync {
+pub trait GraphWriter: Send + Sync {
+    /// An index on `(label, property)`, used to match relationship endpoints;
+    /// usable when this returns.
+    async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError>;
+    async fn write_nodes(&self, db: &str, write: &NodeWrite<'_>) -> Result<u64, GraphError>;
+    async fn write_relationships(&self, db: &str, write: &RelWrite<'_>) -> Result<u64, GraphError>;
+    async fn counts(&self, db: &str) -> Result<Counts, GraphError>;
+}
+
+/// A graph server snapswitch manages: the load path plus the admin path
+/// (databases, aliases, health).
+#[async_trait]
+pub trait GraphStore: GraphWriter {
     fn kind(&self) -> GraphKind;
     /// Reachable and answering.
     async fn ping(&self) -> Result<(), GraphError>;
@@ -94,13 +111,9 @@ pub trait GraphStore: Send + Sync {
     async fn alias_target(&self, alias: &str) -> Result<Option<String>, GraphError>;
     /// Creates an empty database; an existing one is an error.
     async fn create_database(&self, db: &str) -> Result<(), GraphError>;
-    /// Drops a database; a missing one is fine.
+    /// Drops a database; a missing one is fine; the live target of an alias
+    /// is refused.
     async fn drop_database(&self, db: &str) -> Result<(), GraphError>;
-    /// An index on `(label, property)`, used to match relationship endpoints.
-    async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError>;
-    async fn write_nodes(&self, db: &str, write: &NodeWrite<'_>) -> Result<u64, GraphError>;
-    async fn write_relationships(&self, db: &str, write: &RelWrite<'_>) -> Result<u64, GraphError>;
-    async fn counts(&self, db: &str) -> Result<Counts, GraphError>;
     /// Points `alias` at `db`, atomically for readers of the alias.
     async fn switch_alias(&self, alias: &str, db: &str) -> Result<(), GraphError>;
 }

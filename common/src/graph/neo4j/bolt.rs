@@ -1,0 +1,198 @@
+//! The Bolt load path: database-scoped UNWIND batches in explicit
+//! transactions, index creation, counts. The same code loads Neo4j in
+//! production and ArcadeDB in CI; the one place their Cypher differs is
+//! [`Dialect`].
+
+use async_trait::async_trait;
+use neo4rs::{BoltType, ConfigBuilder, Graph, Query};
+
+use super::super::cypher::{
+    node_statement, relationship_statement, COUNT_NODES, COUNT_RELATIONSHIPS,
+};
+use super::super::{Counts, GraphError, GraphWriter, NodeWrite, RelWrite, Value, Values};
+use super::statements;
+use crate::config::{Secret, ServiceUrl};
+
+/// Where Bolt servers' Cypher differs on the load path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Neo4j,
+    /// ArcadeDB's Bolt plugin: indexes are complete when `CREATE INDEX`
+    /// returns, and it has no `db.awaitIndexes` procedure (calling it fails).
+    ArcadeDb,
+}
+
+impl Dialect {
+    /// The statement that waits for new indexes to come online, if needed.
+    pub fn await_indexes(self) -> Option<&'static str> {
+        match self {
+            Dialect::Neo4j => Some(statements::AWAIT_INDEXES),
+            Dialect::ArcadeDb => None,
+        }
+    }
+}
+
+/// The Bolt load path, on its own: what `load_snapshot` needs.
+#[derive(Clone)]
+pub struct BoltWriter {
+    graph: Graph,
+    dialect: Dialect,
+}
+
+impl BoltWriter {
+    pub fn connect(
+        url: &ServiceUrl,
+        user: &str,
+        password: &Secret,
+        max_connections: usize,
+        dialect: Dialect,
+    ) -> Result<Self, GraphError> {
+        let config = ConfigBuilder::default()
+            .uri(url.expose())
+            .user(user)
+            .password(password.expose())
+            .max_connections(max_connections)
+            .build()
+            .map_err(|e| {
+                GraphError::Permanent(format!("Bolt config for {}: {e}", url.redacted()))
+            })?;
+        let graph = Graph::connect(config).map_err(map_err)?;
+        Ok(BoltWriter { graph, dialect })
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs `q` on `db`, discarding its result.
+    pub async fn run(&self, db: &str, q: Query) -> Result<(), GraphError> {
+        self.graph.run_on(db, q).await.map_err(map_err)
+    }
+
+    /// Runs `q` on `db` and returns column `col` of every row.
+    pub async fn column<T: serde::de::DeserializeOwned>(
+        &self,
+        db: &str,
+        q: Query,
+        col: &str,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut stream = self.graph.execute_on(db, q).await.map_err(map_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = stream.next().await.map_err(map_err)? {
+            out.push(row.get::<T>(col).map_err(|e| {
+                GraphError::Permanent(format!("unexpected reply column `{col}`: {e}"))
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// One write statement in its own explicit transaction.
+    async fn write(&self, db: &str, q: Query) -> Result<(), GraphError> {
+        let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
+        if let Err(e) = txn.run(q).await {
+            // The server rolls back a failed transaction; tell it we are done.
+            let _ = txn.rollback().await;
+            return Err(map_err(e));
+        }
+        txn.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+}
+
+/// Transient: the server says so, or the connection failed. Everything else
+/// (syntax, constraint, security) is permanent.
+pub fn map_err(e: neo4rs::Error) -> GraphError {
+    use neo4rs::Error as E;
+    let transient = match &e {
+        E::Neo4j(n) => matches!(n.kind(), neo4rs::Neo4jErrorKind::Transient),
+        E::IOError { .. } | E::ConnectionError | E::ConnectionTimedOut => true,
+        _ => false,
+    };
+    if transient {
+        GraphError::Transient(e.to_string())
+    } else {
+        GraphError::Permanent(e.to_string())
+    }
+}
+
+fn bolt(v: Value<'_>) -> BoltType {
+    match v {
+        Value::Null => BoltType::from(Option::<i64>::None),
+        Value::Int(i) => BoltType::from(i),
+        Value::Float(f) => BoltType::from(f),
+        Value::Bool(b) => BoltType::from(b),
+        Value::Str(s) => BoltType::from(s),
+    }
+}
+
+/// `$rows`: a list of rows, each a list of values in column order, built
+/// straight from the Arrow arrays.
+fn rows_param(rows: &[usize], columns: &[&Values]) -> BoltType {
+    rows.iter()
+        .map(|&row| {
+            columns
+                .iter()
+                .map(|c| bolt(c.get(row)))
+                .collect::<BoltType>()
+        })
+        .collect::<BoltType>()
+}
+
+#[async_trait]
+impl GraphWriter for BoltWriter {
+    async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError> {
+        self.run(db, Query::new(statements::create_index(label, property)))
+            .await?;
+        if let Some(wait) = self.dialect.await_indexes() {
+            self.run(db, Query::new(wait.into())).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<u64, GraphError> {
+        if w.rows.is_empty() {
+            return Ok(0);
+        }
+        let columns: Vec<&Values> = w.props.iter().map(|p| p.values).collect();
+        let q = Query::new(node_statement(w)).param("rows", rows_param(w.rows, &columns));
+        self.write(db, q).await?;
+        Ok(w.rows.len() as u64)
+    }
+
+    async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
+        if w.rows.is_empty() {
+            return Ok(0);
+        }
+        let mut columns: Vec<&Values> = vec![w.start.values, w.end.values];
+        columns.extend(w.props.iter().map(|p| p.values));
+        let q = Query::new(relationship_statement(w)).param("rows", rows_param(w.rows, &columns));
+        self.write(db, q).await?;
+        Ok(w.rows.len() as u64)
+    }
+
+    async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
+        let nodes: Vec<i64> = self.column(db, Query::new(COUNT_NODES.into()), "c").await?;
+        let rels: Vec<i64> = self
+            .column(db, Query::new(COUNT_RELATIONSHIPS.into()), "c")
+            .await?;
+        let n = |v: &[i64]| v.first().and_then(|n| u64::try_from(*n).ok()).unwrap_or(0);
+        Ok(Counts {
+            nodes: n(&nodes),
+            relationships: n(&rels),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_neo4j_waits_for_indexes() {
+        assert_eq!(
+            Dialect::Neo4j.await_indexes(),
+            Some("CALL db.awaitIndexes(300)")
+        );
+        assert_eq!(Dialect::ArcadeDb.await_indexes(), None);
+    }
+}
