@@ -14,10 +14,12 @@
 //! - [`lock`] and [`state`]: Redis through the redis crate;
 //! - [`graph`]: the graph-store trait with FalkorDB and Neo4j adapters;
 //! - [`snapshot`]: the snapshot tree on disk and its file readers;
-//! - [`load`]: one snapshot into one database.
+//! - [`load`]: one snapshot into one database;
+//! - [`doctor`]: the preflight checks of both binaries.
 
 pub mod broker;
 pub mod config;
+pub mod doctor;
 pub mod event;
 pub mod graph;
 pub mod ident;

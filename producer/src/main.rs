@@ -118,6 +118,9 @@ enum Command {
         #[arg(long)]
         snapshot_id: u64,
     },
+    /// Check RabbitMQ, Redis and the data root, print one line per check with
+    /// its fix, and exit non-zero if any check fails.
+    Doctor,
     /// Print the fleet's counters and each customer's live snapshot.
     Status {
         /// Machine-readable output.
@@ -175,6 +178,11 @@ async fn main() -> anyhow::Result<()> {
         ),
         Command::Status { json } => status(&config, json).await,
         Command::Dlq { command } => dlq_command(&config, command).await,
+        Command::Doctor => {
+            let report = common::doctor::producer(&config).await;
+            print!("{report}");
+            std::process::exit(if report.passed() { 0 } else { 1 });
+        }
         Command::Cancel {
             customer,
             snapshot_id,

@@ -377,6 +377,22 @@ impl TestEnv {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs `binary <args>` to completion with this test's config; returns
+    /// (exit code, stdout, stderr), whatever the exit code.
+    pub fn run(&self, binary: &str, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+        let out = Command::new(bin(binary))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .env_remove("SNAPSWITCH_CONFIG")
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
     /// True while the process started under `label` runs.
     pub fn is_running(&mut self, label: &str) -> bool {
         self.children

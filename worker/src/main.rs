@@ -31,6 +31,15 @@ struct Cli {
     config: Option<PathBuf>,
     #[command(flatten)]
     flags: Flags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Check RabbitMQ, Redis, the graph database and the data root, print one
+    /// line per check with its fix, and exit non-zero if any check fails.
+    Doctor,
 }
 
 /// Config keys settable from the command line.
@@ -58,6 +67,11 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");
     }
     let config = Arc::new(Config::load(cli.config.as_deref(), &cli.flags)?);
+    if let Some(Command::Doctor) = cli.command {
+        let report = common::doctor::worker(&config).await;
+        print!("{report}");
+        std::process::exit(if report.passed() { 0 } else { 1 });
+    }
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let worker_id = format!(
         "{host}-{}-{}",
