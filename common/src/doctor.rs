@@ -305,27 +305,31 @@ pub async fn graph(config: &Config) -> Vec<Check> {
 
 async fn admin_probe(store: &dyn GraphStore) -> Check {
     let probe = format!("snapswitch-doctor-{}", std::process::id());
+    let alias = format!("{probe}-alias");
     let result = within(async {
         store.create_database(&probe).await?;
+        store.switch_alias(&alias, &probe).await?;
+        store.drop_alias(&alias).await?;
         store.drop_database(&probe).await
     })
     .await;
     match result {
         Some(Ok(())) => Check::ok(
             "privileges",
-            format!("created and dropped database `{probe}`"),
+            format!("created database `{probe}`, aliased it, removed the alias and dropped it"),
         ),
         Some(Err(e)) => {
+            let _ = within(store.drop_alias(&alias)).await;
             let _ = within(store.drop_database(&probe)).await;
             Check::fail(
                 "privileges",
-                format!("could not create and drop a database: {e}"),
-                "grant the snapswitch user the database management privileges (see docs/neo4j.md)",
+                format!("could not create, alias and drop a database: {e}"),
+                "grant the snapswitch user the database and alias management privileges (see docs/neo4j.md)",
             )
         }
         None => Check::fail(
             "privileges",
-            "creating a probe database timed out",
+            "the probe timed out",
             "check the graph server",
         ),
     }

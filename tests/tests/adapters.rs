@@ -481,3 +481,29 @@ async fn topology_declares_idempotently_and_reports_argument_mismatch() {
         .unwrap();
     }
 }
+
+#[tokio::test]
+async fn falkordb_drop_alias_gives_the_live_graph_its_name_back() {
+    let (_server, store) = falkor().await;
+    let dir = tempfile::tempdir().unwrap();
+    let counts = load_sample(
+        &store,
+        "acme-1767741427",
+        300,
+        SampleFormat::Csv,
+        dir.path(),
+    )
+    .await;
+    store.switch_alias("acme", "acme-1767741427").await.unwrap();
+    store.drop_alias("acme").await.unwrap();
+    assert_eq!(store.alias_target("acme").await.unwrap(), None);
+    let c = store.counts("acme-1767741427").await.unwrap();
+    assert_eq!(
+        (c.nodes, c.relationships),
+        counts,
+        "the database is intact under its own name"
+    );
+    store.drop_alias("acme").await.unwrap(); // a missing alias is fine
+    store.drop_database("acme-1767741427").await.unwrap();
+    assert!(store.list_databases().await.unwrap().is_empty());
+}

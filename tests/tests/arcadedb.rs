@@ -11,30 +11,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
-use common::graph::cypher::{
-    node_statement, relationship_statement, COUNT_NODES, COUNT_RELATIONSHIPS,
-};
-use common::graph::neo4j::statements;
-use common::graph::{Endpoint, NodeWrite, Prop, RelWrite, Value, Values};
+use common::config::{Secret, ServiceUrl};
+use common::graph::neo4j::{statements, BoltWriter, Dialect};
+use common::graph::{Counts, Endpoint, GraphWriter, NodeWrite, Prop, RelWrite, Value, Values};
 use harness::arcadedb::ArcadeServer;
-use neo4rs::{
-    query, BoltType, ConfigBuilder, Graph, Neo4jClientErrorKind, Neo4jError, Neo4jErrorKind, Query,
-    Row,
-};
+use neo4rs::{query, BoltType, Graph, Neo4jClientErrorKind, Neo4jError, Neo4jErrorKind, Query};
 
 fn server() -> &'static ArcadeServer {
     ArcadeServer::shared()
 }
 
-fn graph(s: &ArcadeServer) -> Graph {
-    let config = ConfigBuilder::default()
-        .uri(s.bolt_url())
-        .user(s.user())
-        .password(s.password())
-        .max_connections(4)
-        .build()
-        .expect("neo4rs config");
-    Graph::connect(config).expect("neo4rs graph")
+/// The Bolt load path snapswitch runs, in ArcadeDB's dialect; `.graph()` for
+/// the raw Cypher that shows what the server itself does.
+fn writer_as(s: &ArcadeServer, password: &str) -> BoltWriter {
+    BoltWriter::connect(
+        &ServiceUrl::new(s.bolt_url()),
+        s.user(),
+        &Secret::new(password),
+        4,
+        Dialect::ArcadeDb,
+    )
+    .expect("Bolt writer")
+}
+
+fn writer(s: &ArcadeServer) -> BoltWriter {
+    writer_as(s, s.password())
 }
 
 /// A fresh database, named like snapswitch's (`<customer>-<snapshot id>`).
@@ -49,27 +50,6 @@ fn random_u64() -> u64 {
     u64::from_str_radix(&uuid::Uuid::new_v4().simple().to_string()[..12], 16).unwrap()
 }
 
-/// Every row of `q` on `db`.
-async fn rows(g: &Graph, db: &str, q: Query) -> Result<Vec<Row>, neo4rs::Error> {
-    let mut stream = g.execute_on(db, q).await?;
-    let mut out = Vec::new();
-    while let Some(row) = stream.next().await? {
-        out.push(row);
-    }
-    Ok(out)
-}
-
-/// Column `$col` of every row, as `$t` (a macro: the tests crate has no serde).
-macro_rules! column {
-    ($g:expr, $db:expr, $q:expr, $col:expr, $t:ty) => {
-        rows($g, $db, $q).await.map(|rows| {
-            rows.iter()
-                .map(|r| r.get::<$t>($col).expect($col))
-                .collect::<Vec<$t>>()
-        })
-    };
-}
-
 /// A live (not zombie) process.
 fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
@@ -79,8 +59,9 @@ fn running(pid: u32) -> bool {
     })
 }
 
-async fn count(g: &Graph, db: &str, text: &str) -> i64 {
-    let v = column!(g, db, query(text), "c", i64).expect(text);
+/// Column `c` of the one row `text` returns.
+async fn count(w: &BoltWriter, db: &str, text: &str) -> i64 {
+    let v: Vec<i64> = w.column(db, query(text), "c").await.expect(text);
     assert_eq!(v.len(), 1, "{text}");
     v[0]
 }
@@ -93,31 +74,15 @@ fn server_error<T: std::fmt::Debug>(r: Result<T, neo4rs::Error>) -> Neo4jError {
     }
 }
 
-async fn server_error_of(g: &Graph, db: &str, text: &str) -> Neo4jError {
-    server_error(rows(g, db, query(text)).await)
-}
-
-/// Neo4jStore's mapping of a cell to Bolt (common/src/graph/neo4j.rs).
-fn bolt(v: Value<'_>) -> BoltType {
-    match v {
-        Value::Null => BoltType::from(Option::<i64>::None),
-        Value::Int(i) => BoltType::from(i),
-        Value::Float(f) => BoltType::from(f),
-        Value::Bool(b) => BoltType::from(b),
-        Value::Str(s) => BoltType::from(s),
-    }
-}
-
-/// Neo4jStore's `$rows`: a list of rows, each a list of cells.
-fn rows_param(rows: &[usize], columns: &[&Values]) -> BoltType {
-    rows.iter()
-        .map(|&row| {
-            columns
-                .iter()
-                .map(|c| bolt(c.get(row)))
-                .collect::<BoltType>()
-        })
-        .collect::<BoltType>()
+/// The server's error for `q` on `db`, every row of it read (raw neo4rs: the
+/// writer's errors keep only the text).
+async fn server_error_of(g: &Graph, db: &str, q: impl Into<Query>) -> Neo4jError {
+    let drained = async {
+        let mut stream = g.execute_on(db, q).await?;
+        while stream.next().await?.is_some() {}
+        Ok(())
+    };
+    server_error(drained.await)
 }
 
 fn values(array: ArrayRef) -> Values {
@@ -126,24 +91,6 @@ fn values(array: ArrayRef) -> Values {
 
 fn ints(v: Vec<i64>) -> Values {
     values(Arc::new(Int64Array::from(v)))
-}
-
-/// The node write Neo4jStore does: one statement in one explicit transaction.
-async fn write_nodes(g: &Graph, db: &str, w: &NodeWrite<'_>) -> Result<(), neo4rs::Error> {
-    let columns: Vec<&Values> = w.props.iter().map(|p| p.values).collect();
-    let q = Query::new(node_statement(w)).param("rows", rows_param(w.rows, &columns));
-    let mut txn = g.start_txn_on(db).await?;
-    txn.run(q).await?;
-    txn.commit().await
-}
-
-async fn write_relationships(g: &Graph, db: &str, w: &RelWrite<'_>) -> Result<(), neo4rs::Error> {
-    let mut columns: Vec<&Values> = vec![w.start.values, w.end.values];
-    columns.extend(w.props.iter().map(|p| p.values));
-    let q = Query::new(relationship_statement(w)).param("rows", rows_param(w.rows, &columns));
-    let mut txn = g.start_txn_on(db).await?;
-    txn.run(q).await?;
-    txn.commit().await
 }
 
 /// The rows of `select from schema:<what>` (SQL over HTTP) whose `key` is `value`.
@@ -203,24 +150,28 @@ fn databases_are_created_listed_and_dropped_over_http() {
 #[tokio::test]
 async fn bolt_selects_the_database_by_name() {
     let s = server();
-    let g = graph(s);
+    let w = writer(s);
+    let g = w.graph();
     let a = fresh_db(s, "iso");
     let b = fresh_db(s, "iso");
 
-    g.run_on(a.as_str(), query("CREATE (:N {x: 1}), (:N {x: 2})"))
+    w.run(&a, query("CREATE (:N {x: 1}), (:N {x: 2})"))
         .await
         .unwrap();
-    assert_eq!(count(&g, &a, COUNT_NODES).await, 2);
-    assert_eq!(count(&g, &b, COUNT_NODES).await, 0);
+    assert_eq!(w.counts(&a).await.unwrap().nodes, 2);
+    assert_eq!(w.counts(&b).await.unwrap().nodes, 0);
 
     // Neo4jStore::ping runs RETURN 1 on `system`: ArcadeDB answers there once
     // it has any database (see a_private_server_starts_and_stops_cleanly).
-    let one = column!(&g, "system", query("RETURN 1 AS one"), "one", i64).unwrap();
+    let one: Vec<i64> = w
+        .column("system", query("RETURN 1 AS one"), "one")
+        .await
+        .unwrap();
     assert_eq!(one, [1]);
 
     // An unknown database: the same code as Neo4j's, which neo4rs does not retry.
     for e in [
-        server_error_of(&g, "no-such-db", "RETURN 1 AS x").await,
+        server_error_of(g, "no-such-db", "RETURN 1 AS x").await,
         server_error(g.start_txn_on("no-such-db").await.map(drop)),
     ] {
         assert_eq!(e.code(), "Neo.ClientError.Database.DatabaseNotFound");
@@ -237,20 +188,12 @@ async fn bolt_selects_the_database_by_name() {
 
     // Dropped over HTTP: gone for Bolt at once.
     s.drop_database(&b).unwrap();
-    let e = server_error_of(&g, &b, "RETURN 1 AS x").await;
+    let e = server_error_of(g, &b, "RETURN 1 AS x").await;
     assert_eq!(e.code(), "Neo.ClientError.Database.DatabaseNotFound");
 
     // Wrong credentials.
-    let bad = Graph::connect(
-        ConfigBuilder::default()
-            .uri(s.bolt_url())
-            .user(s.user())
-            .password("not-the-password")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    match bad.run_on(a.as_str(), query("RETURN 1")).await {
+    let bad = writer_as(s, "not-the-password");
+    match bad.graph().run_on(a.as_str(), query("RETURN 1")).await {
         Err(neo4rs::Error::AuthenticationError(m)) => assert_eq!(m, "Authentication failed"),
         other => panic!("expected an authentication error, got {other:?}"),
     }
@@ -260,18 +203,15 @@ async fn bolt_selects_the_database_by_name() {
 #[tokio::test]
 async fn admin_statements_list_databases_only() {
     let s = server();
-    let g = graph(s);
+    let w = writer(s);
+    let g = w.graph();
     let db = fresh_db(s, "admin");
 
     // SHOW DATABASES works (ArcadeDB lists `system` as well).
-    let names = column!(
-        &g,
-        "system",
-        Query::new(statements::LIST_DATABASES.into()),
-        "name",
-        String
-    )
-    .unwrap();
+    let names: Vec<String> = w
+        .column("system", query(statements::LIST_DATABASES), "name")
+        .await
+        .unwrap();
     assert!(
         names.contains(&db) && names.contains(&"system".to_string()),
         "{names:?}"
@@ -289,25 +229,23 @@ async fn admin_statements_list_databases_only() {
     let only_create =
         "Only CREATE CONSTRAINT, CREATE INDEX and CREATE USER are currently supported";
     syntax(
-        server_error_of(&g, "system", &statements::create_database("x-1767741427")).await,
+        server_error_of(g, "system", statements::create_database("x-1767741427")).await,
         only_create,
     );
     syntax(
-        server_error_of(&g, "system", &statements::drop_database(&db)).await,
+        server_error_of(g, "system", statements::drop_database(&db)).await,
         "Only DROP CONSTRAINT, DROP INDEX and DROP USER are currently supported",
     );
     syntax(
-        server_error_of(&g, "system", &statements::switch_alias("admin", &db)).await,
+        server_error_of(g, "system", statements::switch_alias("admin", &db)).await,
         only_create,
     );
-    let alias = server_error(
-        rows(
-            &g,
-            "system",
-            Query::new(statements::ALIAS_TARGET.into()).param("alias", "admin"),
-        )
-        .await,
-    );
+    let alias = server_error_of(
+        g,
+        "system",
+        query(statements::ALIAS_TARGET).param("alias", "admin"),
+    )
+    .await;
     syntax(
         alias,
         "Only SHOW USERS, SHOW CURRENT USER, SHOW TRANSACTIONS, SHOW CONSTRAINTS and SHOW INDEXES are currently supported",
@@ -318,7 +256,7 @@ async fn admin_statements_list_databases_only() {
     );
 
     // No JMX procedure: the heap figures come from HTTP instead.
-    let heap = server_error_of(&g, "system", statements::HEAP).await;
+    let heap = server_error_of(g, "system", statements::HEAP).await;
     assert_eq!(heap.code(), "Neo.DatabaseError.General.UnknownError");
     assert_eq!(heap.kind(), Neo4jErrorKind::Database);
     assert_eq!(heap.message(), "Unknown procedure/function: dbms.queryJmx");
@@ -335,24 +273,35 @@ async fn admin_statements_list_databases_only() {
 #[tokio::test]
 async fn create_index_works_await_indexes_does_not() {
     let s = server();
-    let g = graph(s);
+    let w = writer(s);
+    let g = w.graph();
     let db = fresh_db(s, "index");
-    g.run_on(
-        db.as_str(),
-        Query::new("UNWIND range(1, 2000) AS i CREATE (:Person {personId: i})".into()),
-    )
-    .await
-    .unwrap();
+    let person_ids = ints((1..=2000).collect());
+    let rows: Vec<usize> = (0..2000).collect();
+    let written = w
+        .write_nodes(
+            &db,
+            &NodeWrite {
+                labels: &["Person"],
+                props: &[Prop {
+                    name: "personId",
+                    values: &person_ids,
+                }],
+                rows: &rows,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, 2000);
 
-    // The statement as Neo4jStore sends it; IF NOT EXISTS makes it idempotent.
-    let create = statements::create_index("Person", "personId");
+    // The writer's index: its IF NOT EXISTS makes it idempotent, and in the
+    // ArcadeDB dialect it does not call db.awaitIndexes (see below).
+    assert_eq!(Dialect::ArcadeDb.await_indexes(), None);
     for _ in 0..2 {
-        g.run_on(db.as_str(), Query::new(create.clone()))
-            .await
-            .unwrap();
+        w.create_index(&db, "Person", "personId").await.unwrap();
     }
     // Without IF NOT EXISTS a second one is an error.
-    let e = server_error_of(&g, &db, "CREATE INDEX FOR (n:`Person`) ON (n.`personId`)").await;
+    let e = server_error_of(g, &db, "CREATE INDEX FOR (n:`Person`) ON (n.`personId`)").await;
     assert_eq!(e.code(), "Neo.ClientError.Statement.ArgumentError");
 
     // Built before the statement returns: ONLINE at once, nothing to await.
@@ -392,33 +341,33 @@ async fn create_index_works_await_indexes_does_not() {
     assert_eq!(index[0]["indexType"], "LSM_TREE");
     assert_eq!(index[0]["unique"], false);
 
-    let e = server_error_of(&g, &db, statements::AWAIT_INDEXES).await;
+    let e = server_error_of(g, &db, statements::AWAIT_INDEXES).await;
     assert_eq!(e.code(), "Neo.DatabaseError.General.UnknownError");
     assert_eq!(e.kind(), Neo4jErrorKind::Database);
     assert_eq!(e.message(), "Unknown procedure/function: db.awaitIndexes");
 
-    // Created over existing data, the index declares the property with the
-    // type of that data (LONG here), and from then on values are converted
+    // Created over existing data (the writer's Int64 column here), the index
+    // declares the property with the type of that data (LONG), and from then on values are converted
     // to it: '10' is stored as 10, 2.5 as 2, and 'abc' or true are refused.
     let person = schema(s, &db, "types", "name", "Person");
     assert_eq!(
         person[0]["properties"],
         serde_json::json!([{"custom": {}, "id": 0, "name": "personId", "type": "LONG"}])
     );
-    g.run_on(
-        db.as_str(),
+    w.run(
+        &db,
         query("CREATE (:Person {personId: '10'}), (:Person {personId: 2.5})"),
     )
     .await
     .unwrap();
-    let tens = column!(
-        &g,
-        &db,
-        query("MATCH (n:Person {personId: 10}) RETURN n.personId AS p"),
-        "p",
-        BoltType
-    )
-    .unwrap();
+    let tens: Vec<BoltType> = w
+        .column(
+            &db,
+            query("MATCH (n:Person {personId: 10}) RETURN n.personId AS p"),
+            "p",
+        )
+        .await
+        .unwrap();
     assert_eq!(
         tens,
         [BoltType::from(10i64), BoltType::from(10i64)],
@@ -426,7 +375,7 @@ async fn create_index_works_await_indexes_does_not() {
     );
     assert_eq!(
         count(
-            &g,
+            &w,
             &db,
             "MATCH (n:Person {personId: 2}) RETURN count(n) AS c"
         )
@@ -448,17 +397,14 @@ async fn create_index_works_await_indexes_does_not() {
     // Created before any data, as snapswitch's loader does, the index leaves
     // values as they are and lookups typed as in Neo4j (10 is not '10').
     let empty = fresh_db(s, "index");
-    g.run_on(
-        empty.as_str(),
-        Query::new(statements::create_index("Company", "companyId")),
-    )
-    .await
-    .unwrap();
+    w.create_index(&empty, "Company", "companyId")
+        .await
+        .unwrap();
     let company = schema(s, &empty, "types", "name", "Company");
     assert_eq!(company.len(), 1, "the index created the type");
     assert_eq!(company[0]["type"], "vertex");
-    g.run_on(
-        empty.as_str(),
+    w.run(
+        &empty,
         query(
             "CREATE (:Company {companyId: 10}), (:Company {companyId: '10'}), \
              (:Company {companyId: 2.5}), (:Company {companyId: true})",
@@ -472,16 +418,16 @@ async fn create_index_works_await_indexes_does_not() {
         ("2.5", BoltType::from(2.5f64)),
         ("true", BoltType::from(true)),
     ] {
-        let got = column!(
-            &g,
-            &empty,
-            query(&format!(
-                "MATCH (n:Company {{companyId: {lookup}}}) RETURN n.companyId AS p"
-            )),
-            "p",
-            BoltType
-        )
-        .unwrap();
+        let got: Vec<BoltType> = w
+            .column(
+                &empty,
+                query(&format!(
+                    "MATCH (n:Company {{companyId: {lookup}}}) RETURN n.companyId AS p"
+                )),
+                "p",
+            )
+            .await
+            .unwrap();
         assert_eq!(got, [found], "{lookup}");
     }
     s.drop_database(&empty).unwrap();
@@ -491,17 +437,12 @@ async fn create_index_works_await_indexes_does_not() {
 #[tokio::test]
 async fn snapswitch_write_statements_load_nodes_and_relationships() {
     let s = server();
-    let g = graph(s);
+    let w = writer(s);
     let db = fresh_db(s, "load");
 
     // Indexes first, as the loader does.
     for (label, property) in [("Person", "personId"), ("Company", "companyId")] {
-        g.run_on(
-            db.as_str(),
-            Query::new(statements::create_index(label, property)),
-        )
-        .await
-        .unwrap();
+        w.create_index(&db, label, property).await.unwrap();
     }
 
     // People, with every value type.
@@ -551,19 +492,21 @@ async fn snapswitch_write_statements_load_nodes_and_relationships() {
         },
     ];
     let rows: Vec<usize> = (0..n).collect();
-    write_nodes(
-        &g,
-        &db,
-        &NodeWrite {
-            labels: &["Person"],
-            props: &props,
-            rows: &rows,
-        },
-    )
-    .await
-    .unwrap();
+    let written = w
+        .write_nodes(
+            &db,
+            &NodeWrite {
+                labels: &["Person"],
+                props: &props,
+                rows: &rows,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, n as u64);
 
-    let mut stream = g
+    let mut stream = w
+        .graph()
         .execute_on(
             db.as_str(),
             query(
@@ -598,8 +541,7 @@ async fn snapswitch_write_statements_load_nodes_and_relationships() {
         name: "companyId",
         values: &company_ids,
     }];
-    write_nodes(
-        &g,
+    w.write_nodes(
         &db,
         &NodeWrite {
             labels: &["Company", "Org"],
@@ -609,17 +551,17 @@ async fn snapswitch_write_statements_load_nodes_and_relationships() {
     )
     .await
     .unwrap();
-    let labels = column!(
-        &g,
-        &db,
-        query("MATCH (n:Org) RETURN DISTINCT labels(n) AS l"),
-        "l",
-        Vec<String>
-    )
-    .unwrap();
+    let labels: Vec<Vec<String>> = w
+        .column(
+            &db,
+            query("MATCH (n:Org) RETURN DISTINCT labels(n) AS l"),
+            "l",
+        )
+        .await
+        .unwrap();
     assert_eq!(labels, [vec!["Company".to_string(), "Org".to_string()]]);
     assert_eq!(
-        count(&g, &db, "MATCH (n:Company) RETURN count(n) AS c").await,
+        count(&w, &db, "MATCH (n:Company) RETURN count(n) AS c").await,
         3
     );
     let composite = schema(s, &db, "types", "name", "Company~Org");
@@ -647,7 +589,7 @@ async fn snapswitch_write_statements_load_nodes_and_relationships() {
         name: "since",
         values: &since,
     }];
-    let w = RelWrite {
+    let works_at = RelWrite {
         rel_type: "WORKS_AT",
         start: Endpoint {
             label: "Person",
@@ -662,39 +604,46 @@ async fn snapswitch_write_statements_load_nodes_and_relationships() {
         props: &rel_props,
         rows: &[0, 1, 2, 3],
     };
-    write_relationships(&g, &db, &w).await.unwrap();
+    // The writer reports the rows it sent; the counts show what was created.
+    assert_eq!(w.write_relationships(&db, &works_at).await.unwrap(), 4);
 
-    assert_eq!(count(&g, &db, COUNT_NODES).await, n as i64 + 3);
-    assert_eq!(count(&g, &db, COUNT_RELATIONSHIPS).await, 3);
-    let total = column!(
-        &g,
-        &db,
-        query("MATCH (:Person)-[r:WORKS_AT]->(:Org) RETURN sum(r.since) AS c"),
-        "c",
-        i64
-    )
-    .unwrap();
-    assert_eq!(total, [2001 + 2002 + 2003]);
+    assert_eq!(
+        w.counts(&db).await.unwrap(),
+        Counts {
+            nodes: n as u64 + 3,
+            relationships: 3
+        }
+    );
+    assert_eq!(
+        count(
+            &w,
+            &db,
+            "MATCH (:Person)-[r:WORKS_AT]->(:Org) RETURN sum(r.since) AS c"
+        )
+        .await,
+        2001 + 2002 + 2003
+    );
     s.drop_database(&db).unwrap();
 }
 
 #[tokio::test]
 async fn explicit_transactions_commit_roll_back_and_isolate() {
     let s = server();
-    let g = graph(s);
+    let w = writer(s);
+    let g = w.graph();
     let db = fresh_db(s, "txn");
 
     let mut txn = g.start_txn_on(db.as_str()).await.unwrap();
     txn.run(query("CREATE (:T {x: 1})")).await.unwrap();
     // Another connection does not see it before the commit.
-    assert_eq!(count(&g, &db, "MATCH (n:T) RETURN count(n) AS c").await, 0);
+    assert_eq!(count(&w, &db, "MATCH (n:T) RETURN count(n) AS c").await, 0);
     txn.commit().await.unwrap();
-    assert_eq!(count(&g, &db, "MATCH (n:T) RETURN count(n) AS c").await, 1);
+    assert_eq!(count(&w, &db, "MATCH (n:T) RETURN count(n) AS c").await, 1);
 
     let mut txn = g.start_txn_on(db.as_str()).await.unwrap();
     txn.run(query("CREATE (:T {x: 2})")).await.unwrap();
     txn.rollback().await.unwrap();
-    assert_eq!(count(&g, &db, "MATCH (n:T) RETURN count(n) AS c").await, 1);
+    assert_eq!(count(&w, &db, "MATCH (n:T) RETURN count(n) AS c").await, 1);
 
     // A syntax error: Neo4j's code and kind (permanent for Neo4jStore).
     let mut txn = g.start_txn_on(db.as_str()).await.unwrap();
@@ -715,12 +664,12 @@ async fn explicit_transactions_commit_roll_back_and_isolate() {
     assert_eq!(e.code(), "Neo.ServerError.Ignored");
     assert_eq!(e.kind(), Neo4jErrorKind::Database);
     // Nothing of it was kept, and the pool still works.
-    assert_eq!(count(&g, &db, "MATCH (n:T) RETURN count(n) AS c").await, 1);
+    assert_eq!(count(&w, &db, "MATCH (n:T) RETURN count(n) AS c").await, 1);
 
     // Outside a transaction: the same code; a runtime error is a client error too.
     let e = server_error(g.run_on(db.as_str(), query("CREAT (:T {x: 4})")).await);
     assert_eq!(e.code(), "Neo.ClientError.Statement.SyntaxError");
-    let e = server_error_of(&g, &db, "RETURN 1/0 AS x").await;
+    let e = server_error_of(g, &db, "RETURN 1/0 AS x").await;
     assert_eq!(e.code(), "Neo.ClientError.Statement.ArithmeticError");
     assert_eq!(e.message(), "/ by zero");
     s.drop_database(&db).unwrap();
@@ -739,14 +688,14 @@ async fn a_private_server_starts_and_stops_cleanly() {
         a.http_url()
     );
     assert!(rss > 20 << 20 && rss < 1 << 30, "rss {rss}");
-    let g = graph(&a);
+    let w = writer(&a);
 
     // `system` (and `neo4j`) are no databases of ArcadeDB's: Bolt maps them to
     // a default one. With no database yet, even RETURN 1 fails there with a
     // transient error, which neo4rs retries for about a minute outside a
     // transaction: hence the transaction here.
     let in_txn = |db: &'static str, text: &'static str| {
-        let g = g.clone();
+        let g = w.graph().clone();
         async move {
             let mut txn = g.start_txn_on(db).await?;
             txn.run(query(text)).await?;
@@ -760,12 +709,15 @@ async fn a_private_server_starts_and_stops_cleanly() {
 
     // With a database, `system` answers, and writes there land in it.
     let db = fresh_db(&a, "solo");
-    let one = column!(&g, "system", query("RETURN 1 AS one"), "one", i64).unwrap();
+    let one: Vec<i64> = w
+        .column("system", query("RETURN 1 AS one"), "one")
+        .await
+        .unwrap();
     assert_eq!(one, [1]);
     in_txn("system", "CREATE (:FromSystem)").await.unwrap();
     in_txn("neo4j", "CREATE (:FromNeo4j)").await.unwrap();
-    assert_eq!(count(&g, &db, COUNT_NODES).await, 2);
-    drop(g);
+    assert_eq!(w.counts(&db).await.unwrap().nodes, 2);
+    drop(w);
 
     // SIGTERM: ArcadeDB's shutdown hook stops it (and `shutdown` checks its
     // "ArcadeDB Server is down").

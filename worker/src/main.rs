@@ -89,12 +89,7 @@ async fn main() -> anyhow::Result<()> {
     let redis = common::state::connect(&config.redis_url).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     state.ping().await.context("Redis")?;
-    let store: Arc<dyn common::graph::GraphStore> =
-        Arc::from(common::graph::connect(&config).await?);
-    store
-        .ping()
-        .await
-        .with_context(|| format!("graph database at {}", config.graph_url))?;
+    let store = connect_graph(&config).await?;
 
     let connection = common::broker::connect(&config.amqp_url, &worker_id).await?;
     let topology = Topology::from_config(&config);
@@ -133,6 +128,30 @@ async fn main() -> anyhow::Result<()> {
     let _ = connection.close(200, "worker stopping".into()).await;
     tracing::info!("worker stopped");
     result
+}
+
+/// Connects and pings the graph database, retrying with backoff for ~30 s
+/// (it may still be starting); a permanent refusal (wrong kind, Community
+/// edition) fails at once.
+async fn connect_graph(config: &Config) -> anyhow::Result<Arc<dyn common::graph::GraphStore>> {
+    use backon::{ExponentialBuilder, Retryable};
+    let attempt = || async {
+        let store = common::graph::connect(config).await?;
+        store.ping().await?;
+        Ok::<_, common::graph::GraphError>(store)
+    };
+    let store = attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(std::time::Duration::from_millis(200))
+                .with_max_delay(std::time::Duration::from_secs(5))
+                .with_max_times(8),
+        )
+        .when(|e| e.is_transient())
+        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "graph database not reachable yet, retrying"))
+        .await
+        .with_context(|| format!("graph database at {}", config.graph_url))?;
+    Ok(Arc::from(store))
 }
 
 /// First SIGTERM/SIGINT: drain. Second: exit at once.

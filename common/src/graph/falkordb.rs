@@ -42,6 +42,20 @@ pub fn alias_key(alias: &str) -> String {
     format!("snapswitch:alias:{alias}")
 }
 
+/// Removes an alias: the live graph gets its database name back and the
+/// alias key goes. KEYS = alias key, alias graph. Returns 1 when removed.
+const UNALIAS: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if redis.call('EXISTS', current) == 1 then
+  return redis.error_reply('both ' .. KEYS[2] .. ' and ' .. current .. ' exist; refusing to overwrite')
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], current)
+end
+redis.call('DEL', KEYS[1])
+return 1";
+
 /// Moves the alias onto a database: KEYS = alias key, alias graph, new
 /// database; ARGV = new database name. Returns 1 when switched, 0 when the
 /// alias already pointed there.
@@ -75,7 +89,9 @@ impl FalkorStore {
         // lock renewal and the worker's own timeouts, not by this one.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(600)));
+            .set_response_timeout(Some(Duration::from_secs(600)))
+            // Fail fast on the first connect; callers decide how long to retry.
+            .set_number_of_retries(2);
         let con = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| {
@@ -403,6 +419,17 @@ impl GraphStore for FalkorStore {
             .key(alias)
             .key(db)
             .arg(db)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn drop_alias(&self, alias: &str) -> Result<(), GraphError> {
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(UNALIAS)
+            .key(alias_key(alias))
+            .key(alias)
             .invoke_async(&mut con)
             .await
             .map_err(map_err)?;

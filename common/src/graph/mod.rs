@@ -116,6 +116,8 @@ pub trait GraphStore: GraphWriter {
     async fn drop_database(&self, db: &str) -> Result<(), GraphError>;
     /// Points `alias` at `db`, atomically for readers of the alias.
     async fn switch_alias(&self, alias: &str, db: &str) -> Result<(), GraphError>;
+    /// Removes `alias`; its database stays. A missing alias is fine.
+    async fn drop_alias(&self, alias: &str) -> Result<(), GraphError>;
 }
 
 /// Connects the adapter the config names.

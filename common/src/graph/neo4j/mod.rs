@@ -205,6 +205,12 @@ impl GraphStore for Neo4jStore {
             .run(SYSTEM, Query::new(statements::switch_alias(alias, db)))
             .await
     }
+
+    async fn drop_alias(&self, alias: &str) -> Result<(), GraphError> {
+        self.bolt
+            .run(SYSTEM, Query::new(statements::drop_alias(alias)))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub fn switch_alias(alias: &str, db: &str) -> String {
     )
 }
 
+pub fn drop_alias(alias: &str) -> String {
+    format!("DROP ALIAS {} IF EXISTS FOR DATABASE", quote(alias))
+}
+
 /// Load path: the index relationship endpoints are matched by.
 pub fn create_index(label: &str, property: &str) -> String {
     format!(
@@ -92,6 +96,10 @@ mod tests {
         assert_eq!(
             drop_database("x` IF EXISTS; DROP DATABASE `neo4j"),
             "DROP DATABASE `x`` IF EXISTS; DROP DATABASE ``neo4j` IF EXISTS WAIT"
+        );
+        assert_eq!(
+            drop_alias("a`b"),
+            "DROP ALIAS `a``b` IF EXISTS FOR DATABASE"
         );
         assert_eq!(
             switch_alias("a`b", "c`d"),
