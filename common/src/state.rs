@@ -21,6 +21,8 @@ pub const REMEMBERED_SNAPSHOTS: isize = 1000;
 pub const AUDIT_MAXLEN: usize = 100_000;
 /// How long a producer's claim on a snapshot lasts if it dies mid-publish.
 pub const PUBLISH_CLAIM_TTL: Duration = Duration::from_secs(60);
+/// A worker whose last heartbeat is older than this is not live.
+pub const HEARTBEAT_WINDOW: Duration = Duration::from_secs(20);
 /// How long a cancellation is remembered.
 pub const CANCEL_TTL: Duration = Duration::from_secs(7 * 86_400);
 
@@ -348,6 +350,39 @@ impl FleetState {
                 fields: pairs.into_iter().collect(),
             })
             .collect())
+    }
+
+    /// A worker is alive (call every few seconds; entries older than a minute
+    /// are pruned).
+    pub async fn heartbeat(&self, worker_id: &str) -> Result<(), StateError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut con = self.con.clone();
+        let _: () = redis::pipe()
+            .zadd(self.keys.workers(), worker_id, now)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(self.keys.workers())
+            .arg("-inf")
+            .arg(now - 60_000)
+            .ignore()
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// A worker stopped cleanly.
+    pub async fn farewell(&self, worker_id: &str) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: () = con.zrem(self.keys.workers(), worker_id).await?;
+        Ok(())
+    }
+
+    /// Workers with a heartbeat within [`HEARTBEAT_WINDOW`].
+    pub async fn live_workers(&self) -> Result<u64, StateError> {
+        let since = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(HEARTBEAT_WINDOW.as_millis()).unwrap_or(20_000);
+        let mut con = self.con.clone();
+        Ok(con.zcount(self.keys.workers(), since, "+inf").await?)
     }
 
     /// Operator: cancel `snapshot` (remembered for [`CANCEL_TTL`]).

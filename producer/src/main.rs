@@ -7,6 +7,7 @@
 //! - `status`: the fleet's counters and each customer's live snapshot.
 
 mod dlq;
+mod ops;
 mod publish;
 mod scan;
 mod watch;
@@ -56,6 +57,14 @@ struct Flags {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     scan_interval: Option<u64>,
+    /// Write the fleet status JSON here every 5 s (atomically).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_file: Option<PathBuf>,
+    /// Address of the HTTP server (/healthz, /readyz, /metrics, /status).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_listen: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,7 +130,19 @@ enum Command {
     /// Check RabbitMQ, Redis and the data root, print one line per check with
     /// its fix, and exit non-zero if any check fails.
     Doctor,
-    /// Print the fleet's counters and each customer's live snapshot.
+    /// Print the audit trail: every task state change, oldest first.
+    History {
+        /// Only this customer's entries.
+        #[arg(long)]
+        customer: Option<String>,
+        /// At most this many entries (the newest).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the fleet status (the seed's status-file fields) and each customer's live snapshot.
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -177,6 +198,11 @@ async fn main() -> anyhow::Result<()> {
             &config, &customers, snapshots, rows, format, start_id, pause_ms,
         ),
         Command::Status { json } => status(&config, json).await,
+        Command::History {
+            customer,
+            limit,
+            json,
+        } => history(&config, customer, limit, json).await,
         Command::Dlq { command } => dlq_command(&config, command).await,
         Command::Doctor => {
             let report = common::doctor::producer(&config).await;
@@ -237,8 +263,26 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Watch { priority } => {
-            let announcer = announcer(&config).await?;
+            let metrics = std::sync::Arc::new(common::metrics::Metrics::new(
+                common::metrics::Role::Producer,
+            ));
+            let announcer = announcer_with(&config, metrics.clone()).await?;
             let stop = CancellationToken::new();
+            let probe = std::sync::Arc::new(ops::ProducerProbe {
+                reporter: common::status::Reporter {
+                    state: announcer.state.clone(),
+                    connection: announcer.connection.clone(),
+                    topology: announcer.topology.clone(),
+                    metrics,
+                    scan_interval: config.scan_interval,
+                    data_path: config.data_root.display().to_string(),
+                    status_file: config.status_file.clone(),
+                    started: std::time::Instant::now(),
+                    draining: std::sync::atomic::AtomicBool::new(false),
+                },
+            });
+            common::http::serve(&config.http_listen, probe.clone(), stop.clone()).await?;
+            tokio::spawn(probe.clone().run(stop.clone()));
             let signal_stop = stop.clone();
             tokio::spawn(async move {
                 use tokio::signal::unix::{signal, SignalKind};
@@ -333,6 +377,19 @@ async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()>
 }
 
 async fn announcer(config: &Config) -> anyhow::Result<Announcer> {
+    announcer_with(
+        config,
+        std::sync::Arc::new(common::metrics::Metrics::new(
+            common::metrics::Role::Producer,
+        )),
+    )
+    .await
+}
+
+async fn announcer_with(
+    config: &Config,
+    metrics: std::sync::Arc<common::metrics::Metrics>,
+) -> anyhow::Result<Announcer> {
     if !config.data_root.is_dir() {
         anyhow::bail!(
             "data_root {} is not a readable directory",
@@ -347,10 +404,11 @@ async fn announcer(config: &Config) -> anyhow::Result<Announcer> {
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
     let publisher = common::broker::Publisher::new(&connection).await?;
     Ok(Announcer {
-        _connection: connection,
+        connection: std::sync::Arc::new(connection),
         publisher,
         topology,
         state,
+        metrics,
     })
 }
 
@@ -393,55 +451,140 @@ fn generate(
 async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let redis = common::state::connect(&config.redis_url).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
-    let counters = state.counters().await?;
-    let mut customers = serde_json::Map::new();
-    for name in state.customers().await? {
-        let Ok(customer) = Customer::parse(&name) else {
-            continue;
+    let topology = Topology::from_config(config);
+    let (queue_size, parked_queue_size) =
+        match common::broker::connect(&config.amqp_url, "snapswitch-producer-status").await {
+            Ok(con) => {
+                let ch = con.create_channel().await?;
+                let work = common::broker::queue_depth(&ch, &topology.work_queue)
+                    .await
+                    .ok();
+                let dead = common::broker::queue_depth(&ch, &topology.dead_queue)
+                    .await
+                    .ok();
+                let _ = con.close(200, "done".into()).await;
+                (work, dead)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "queue sizes unavailable");
+                (None, None)
+            }
         };
-        let r = state.customer(&customer).await?;
-        customers.insert(
-            name,
-            serde_json::json!({
-                "live_snapshot": r.live_snapshot,
-                "previous_snapshot": r.previous_snapshot,
-                "last_load_seconds": r.last_load_seconds,
-                "last_loaded_at": r.last_loaded_at,
-                "last_error": r.last_error.filter(|e| !e.is_empty()),
-            }),
-        );
-    }
-    let get = |k: &str| counters.get(k).copied().unwrap_or(0);
-    let report = serde_json::json!({
-        "tasks_discovered": get("discovered"),
-        "tasks_published": get("published"),
-        "tasks_completed": get("completed"),
-        "tasks_failed": get("failed"),
-        "tasks_retried": get("retried"),
-        "tasks_parked": get("parked"),
-        "tasks_superseded": get("superseded"),
-        "customers": customers,
-    });
+    let local = common::status::Local {
+        uptime: None,
+        scan_interval: config.scan_interval,
+        data_path: config.data_root.display().to_string(),
+        draining: false,
+        queue_size,
+        parked_queue_size,
+    };
+    let report = common::status::fleet_status(&state, &local).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for k in [
-            "discovered",
-            "published",
-            "completed",
-            "failed",
-            "retried",
-            "parked",
-            "superseded",
-        ] {
-            println!("{k:>12}: {}", get(k));
-        }
-        for (name, c) in &customers {
+        return Ok(());
+    }
+    let show = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    println!(
+        "status: {}  workers: {}  queue: {}  parked: {}  success rate: {}%",
+        report["status"].as_str().unwrap_or("-"),
+        show(&report["workers"]),
+        show(&report["queue_size"]),
+        show(&report["parked_queue_size"]),
+        show(&report["success_rate"])
+    );
+    for k in [
+        "discovered",
+        "published",
+        "completed",
+        "failed",
+        "retried",
+        "parked",
+        "superseded",
+        "cancelled",
+    ] {
+        println!("{k:>12}: {}", show(&report[format!("tasks_{k}")]));
+    }
+    println!("last activity: {}", show(&report["last_activity"]));
+    if let Some(customers) = report["customers"].as_object() {
+        for (name, c) in customers {
             println!(
-                "{name}: live {} (previous {})",
-                c["live_snapshot"], c["previous_snapshot"]
+                "{name}: live {} (previous {}), last load {} s{}",
+                show(&c["live_snapshot"]),
+                show(&c["previous_snapshot"]),
+                show(&c["last_load_seconds"]),
+                c["last_error"]
+                    .as_str()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
             );
         }
+    }
+    Ok(())
+}
+
+async fn history(
+    config: &Config,
+    customer: Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Some(c) = &customer {
+        Customer::parse(c)?;
+    }
+    let redis = common::state::connect(&config.redis_url).await?;
+    let state = FleetState::new(redis, Keys::new(&config.namespace));
+    let entries: Vec<_> = state
+        .audit_entries(common::state::AUDIT_MAXLEN)
+        .await?
+        .into_iter()
+        .filter(|e| {
+            customer
+                .as_deref()
+                .is_none_or(|c| e.get("customer") == Some(c))
+        })
+        .collect();
+    let skip = entries.len().saturating_sub(limit);
+    let entries = &entries[skip..];
+    if json {
+        let list: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let mut m: serde_json::Map<String, serde_json::Value> = e
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                m.insert("id".into(), e.id.clone().into());
+                serde_json::Value::Object(m)
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    for e in entries {
+        let at = e
+            .get("at_ms")
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
+        let mut rest: Vec<String> = e
+            .fields
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "event" | "at_ms" | "customer" | "snapshot_id"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        rest.sort();
+        println!(
+            "{at}  {}/{}  {}  {}",
+            e.get("customer").unwrap_or("-"),
+            e.get("snapshot_id").unwrap_or("-"),
+            e.get("event").unwrap_or("-"),
+            rest.join(" ")
+        );
     }
     Ok(())
 }

@@ -11,10 +11,11 @@ use lapin::types::FieldTable;
 
 pub struct Announcer {
     /// Kept open for the publisher's channel.
-    pub _connection: lapin::Connection,
+    pub connection: std::sync::Arc<lapin::Connection>,
     pub publisher: Publisher,
     pub topology: Topology,
     pub state: FleetState,
+    pub metrics: std::sync::Arc<common::metrics::Metrics>,
 }
 
 /// What happened to one snapshot.
@@ -35,15 +36,33 @@ impl Announcer {
         priority: u8,
     ) -> anyhow::Result<SnapshotEvent> {
         let event = SnapshotEvent::new(customer.clone(), snapshot, priority)?;
-        self.publisher
+        let published = self
+            .publisher
             .publish(
                 &self.topology.events_exchange,
                 ROUTING_KEY,
                 &event.encode(),
                 event_properties(&event, FieldTable::default()),
             )
-            .await?;
+            .await;
+        if let Err(e) = published {
+            self.metrics.publish_failures.inc();
+            return Err(e.into());
+        }
+        self.metrics.published.inc();
         self.state.confirm_published(customer, snapshot).await?;
+        let _ = self
+            .state
+            .audit(
+                "published",
+                &[
+                    ("customer", customer.to_string()),
+                    ("snapshot_id", snapshot.to_string()),
+                    ("event_id", event.event_id.to_string()),
+                    ("priority", priority.to_string()),
+                ],
+            )
+            .await;
         tracing::info!(%customer, %snapshot, priority, event_id = %event.event_id, "published");
         Ok(event)
     }

@@ -10,6 +10,7 @@
 //! `scripts/ensure-services.sh` writes.
 
 pub mod arcadedb;
+pub mod otlp;
 pub mod services;
 
 use std::collections::HashMap;
@@ -310,6 +311,7 @@ impl TestEnv {
             ("max_retries", "2".into()),
             ("shutdown_timeout", "10".into()),
             ("lock_ttl", "6".into()),
+            ("http_listen", "\"127.0.0.1:0\"".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -391,6 +393,26 @@ impl TestEnv {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         ))
+    }
+
+    /// The HTTP address the process `label` logged at start.
+    pub async fn http_addr(&self, label: &str) -> anyhow::Result<String> {
+        wait_for(
+            &format!("{label}'s HTTP address"),
+            Duration::from_secs(30),
+            || async {
+                let log = self.log_of(label);
+                Ok(log.lines().find_map(|l| {
+                    let l = strip_ansi(l);
+                    if !l.contains("http listening") {
+                        return None;
+                    }
+                    let rest = &l[l.find("addr=")? + 5..];
+                    Some(rest.split_whitespace().next()?.to_owned())
+                }))
+            },
+        )
+        .await
     }
 
     /// True while the process started under `label` runs.
@@ -640,6 +662,41 @@ impl Drop for TestEnv {
         })
         .join();
     }
+}
+
+/// Removes terminal colour codes from a log line.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A plain HTTP GET (HTTP/1.0, no client library): (status code, body).
+pub fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((code, body.to_owned()))
 }
 
 /// Polls `check` every 200 ms until it returns `Ok(Some(v))` or `timeout` passes.

@@ -198,6 +198,7 @@ impl Consumer {
             if let Ok(mut b) = self.breaker.lock() {
                 if graph.is_ok() && redis.is_ok() {
                     b.success();
+                    self.pipeline.metrics.breaker_open.set(0);
                     return true;
                 }
                 b.probe_failed(Instant::now());
@@ -214,6 +215,7 @@ impl Consumer {
         let unavailable = |f: &Failure| matches!(f.code, "graph_unavailable" | "redis_unavailable");
         match outcome {
             Outcome::Failed(f) if unavailable(f) && b.failure(Instant::now()) => {
+                self.pipeline.metrics.breaker_open.set(1);
                 self.breaker_opened.notify_one();
             }
             Outcome::Loaded { .. }
@@ -230,8 +232,28 @@ impl Consumer {
             topology::HEADER_ATTEMPT,
         )
         .unwrap_or(0);
+        let metrics = &self.pipeline.metrics;
+        metrics.loads_in_flight.inc();
         let outcome = self.pipeline.process(&delivery.data, abort).await;
+        metrics.loads_in_flight.dec();
         self.observe(&outcome);
+        match &outcome {
+            Outcome::Loaded { seconds, rows, .. } => {
+                metrics.completed.inc();
+                metrics.load_duration.observe(*seconds);
+                if *seconds > 0.0 {
+                    metrics.rows_per_second.observe(*rows as f64 / seconds);
+                }
+            }
+            Outcome::Superseded => {
+                metrics.superseded.inc();
+            }
+            Outcome::Cancelled => {
+                metrics.cancelled.inc();
+            }
+            Outcome::Failed(f) => metrics.fail(f.code),
+            _ => {}
+        }
         let state = &self.pipeline.state;
         let config = &self.pipeline.config;
         let settled = match outcome {
@@ -266,10 +288,25 @@ impl Consumer {
                             "retrying later"
                         );
                         let _ = state.incr(Counter::Retried, 1).await;
+                        metrics.retried.inc();
+                        let mut fields = event_fields(&delivery.data);
+                        fields.extend([
+                            ("attempt", next.to_string()),
+                            ("code", failure.code.to_owned()),
+                            ("worker", self.pipeline.worker_id.clone()),
+                        ]);
+                        let _ = state.audit("retried", &fields).await;
                         self.delay(&delivery, delay, next).await
                     }
                     AfterFailure::Park => {
                         let _ = state.incr(Counter::Parked, 1).await;
+                        metrics.park(failure.code);
+                        let mut fields = event_fields(&delivery.data);
+                        fields.extend([
+                            ("reason", failure.code.to_owned()),
+                            ("worker", self.pipeline.worker_id.clone()),
+                        ]);
+                        let _ = state.audit("parked", &fields).await;
                         self.park(&delivery, &failure, attempt).await
                     }
                 }
@@ -361,6 +398,33 @@ impl Consumer {
             }
         }
     }
+}
+
+/// Customer, snapshot and event id of a body, as far as it is readable (a
+/// malformed event has none), for audit entries.
+fn event_fields(body: &[u8]) -> Vec<(&'static str, String)> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(c) = v
+        .get("customer")
+        .and_then(|c| c.as_str())
+        .filter(|c| common::ident::Customer::parse(c).is_ok())
+    {
+        out.push(("customer", c.to_owned()));
+    }
+    for key in ["snapshot_id", "event_id"] {
+        if let Some(x) = v.get(key) {
+            out.push((
+                key,
+                x.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| x.to_string()),
+            ));
+        }
+    }
+    out
 }
 
 /// `x-death` grows with every pass through a delay queue; the attempt header

@@ -6,6 +6,7 @@
 mod breaker;
 mod consumer;
 mod decide;
+mod ops;
 mod pipeline;
 mod reconcile;
 
@@ -57,6 +58,14 @@ struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     data_root: Option<PathBuf>,
+    /// Write the fleet status JSON here every 5 s (atomically).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_file: Option<PathBuf>,
+    /// Address of the HTTP server (/healthz, /readyz, /metrics, /status).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_listen: Option<String>,
 }
 
 #[tokio::main]
@@ -100,12 +109,50 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     tokio::spawn(watch_signals(stop.clone()));
 
+    let metrics = Arc::new(common::metrics::Metrics::new(common::metrics::Role::Worker));
     let pipeline = Arc::new(pipeline::Pipeline {
         config: config.clone(),
         store,
         state,
         worker_id,
+        metrics,
+        locks_held: pipeline::LocksHeld::default(),
     });
+    let connection = Arc::new(connection);
+    let probe = Arc::new(ops::WorkerProbe {
+        pipeline: pipeline.clone(),
+        reporter: common::status::Reporter {
+            state: pipeline.state.clone(),
+            connection: connection.clone(),
+            topology: topology.clone(),
+            metrics: pipeline.metrics.clone(),
+            scan_interval: config.scan_interval,
+            data_path: config.data_root.display().to_string(),
+            status_file: config.status_file.clone(),
+            started: std::time::Instant::now(),
+            draining: std::sync::atomic::AtomicBool::new(false),
+        },
+    });
+    let http_stop = CancellationToken::new();
+    common::http::serve(&config.http_listen, probe.clone(), http_stop.clone()).await?;
+    let ticker = tokio::spawn(probe.clone().run(http_stop.clone()));
+    {
+        // Readiness turns red as soon as draining starts.
+        let (probe, stop) = (probe.clone(), stop.clone());
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            probe
+                .reporter
+                .draining
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            probe.pipeline.metrics.draining.set(1);
+            let _ = probe
+                .pipeline
+                .state
+                .farewell(&probe.pipeline.worker_id)
+                .await;
+        });
+    }
     let reconciler = tokio::spawn(reconcile::run(
         pipeline.clone(),
         std::time::Duration::from_secs(config.reconcile_interval),
@@ -113,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let consumer = Arc::new(consumer::Consumer {
         pipeline,
-        topology,
+        topology: topology.clone(),
         publisher,
         host,
         breaker: std::sync::Mutex::new(breaker::Breaker::new(
@@ -125,6 +172,13 @@ async fn main() -> anyhow::Result<()> {
     let result = consumer.run(&connection, stop.clone()).await;
     stop.cancel();
     let _ = reconciler.await;
+    http_stop.cancel();
+    let _ = ticker.await;
+    let _ = probe
+        .pipeline
+        .state
+        .farewell(&probe.pipeline.worker_id)
+        .await;
     let _ = connection.close(200, "worker stopping".into()).await;
     tracing::info!("worker stopped");
     result

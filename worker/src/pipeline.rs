@@ -14,6 +14,7 @@ use common::graph::{GraphError, GraphStore};
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::load::{load_snapshot, LoadError, LoadOptions};
 use common::lock::{self, LockGuard};
+use common::metrics::Metrics;
 use common::snapshot::{layout, SnapshotError};
 use common::state::{Counter, FleetState, StateError};
 use tokio_util::sync::CancellationToken;
@@ -99,9 +100,12 @@ impl From<LoadError> for Failure {
 /// How an event ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Loaded (and switched when newest).
+    /// Loaded (and switched when newest), with how long it took and how
+    /// many rows it wrote.
     Loaded {
         switched: bool,
+        seconds: f64,
+        rows: u64,
     },
     AlreadyLive,
     AlreadyLoaded,
@@ -123,6 +127,42 @@ pub struct Pipeline {
     pub store: Arc<dyn GraphStore>,
     pub state: FleetState,
     pub worker_id: String,
+    pub metrics: Arc<Metrics>,
+    /// When each lock this process holds now was taken (for the
+    /// lock-hold gauge).
+    pub locks_held: LocksHeld,
+}
+
+/// Acquisition times of the locks held now, keyed by a per-process counter.
+#[derive(Default)]
+pub struct LocksHeld {
+    next: std::sync::atomic::AtomicU64,
+    held: std::sync::Mutex<std::collections::HashMap<u64, Instant>>,
+}
+
+impl LocksHeld {
+    fn taken(&self) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut h) = self.held.lock() {
+            h.insert(id, Instant::now());
+        }
+        id
+    }
+
+    fn released(&self, id: u64) {
+        if let Ok(mut h) = self.held.lock() {
+            h.remove(&id);
+        }
+    }
+
+    /// How long the oldest lock held now has been held.
+    pub fn longest(&self) -> Duration {
+        self.held
+            .lock()
+            .ok()
+            .and_then(|h| h.values().min().map(|t| t.elapsed()))
+            .unwrap_or_default()
+    }
 }
 
 impl Pipeline {
@@ -177,10 +217,13 @@ impl Pipeline {
         }
         let dir =
             layout::resolve_ready(&self.config.data_root, &event.customer, event.snapshot_id)?;
-        let (_, newest_seen) = self
+        let (first_sighting, newest_seen) = self
             .state
             .mark_seen(&event.customer, event.snapshot_id)
             .await?;
+        if first_sighting {
+            self.metrics.discovered.inc();
+        }
 
         let Some(guard) = self.acquire_lock(&event.customer).await? else {
             let delay = Duration::from_secs(self.config.lock_wait_timeout);
@@ -189,6 +232,7 @@ impl Pipeline {
                 reason: format!("customer {} is locked by another worker", event.customer),
             });
         };
+        let held = self.locks_held.taken();
         let mut con = self.state.connection();
         // The load stops when the lock is lost, an operator cancels it, or the
         // worker shuts down.
@@ -216,6 +260,7 @@ impl Pipeline {
             result = self.cancelled(event, "during its load").await;
         }
         renewal.abort();
+        self.locks_held.released(held);
         match guard.release(&mut con).await {
             Ok(true) => {}
             Ok(false) => {
@@ -417,7 +462,11 @@ impl Pipeline {
             ],
         )
         .await?;
-        Ok(Outcome::Loaded { switched })
+        Ok(Outcome::Loaded {
+            switched,
+            seconds,
+            rows: report.nodes + report.relationships,
+        })
     }
 
     async fn alias_target(&self, customer: &Customer) -> Result<Option<SnapshotId>, Failure> {

@@ -1,0 +1,41 @@
+//! `producer watch`'s operational face: the HTTP probe (broker, Redis,
+//! draining), its metrics and the fleet status, refreshed every 5 s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::http::Probe;
+use common::status::Reporter;
+use tokio_util::sync::CancellationToken;
+
+pub struct ProducerProbe {
+    pub reporter: Reporter,
+}
+
+impl ProducerProbe {
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = every.tick() => self.reporter.tick().await,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Probe for ProducerProbe {
+    async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
+        self.reporter.readiness().await
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        self.reporter.status().await
+    }
+
+    fn metrics(&self) -> String {
+        self.reporter.metrics.encode()
+    }
+}
