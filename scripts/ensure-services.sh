@@ -95,13 +95,19 @@ die()  { printf 'ensure-services: ERROR: %s\n' "$*" >&2; exit 1; }
 warn() { printf 'ensure-services: WARNING: %s\n' "$*" >&2; }
 
 # soft CMD...: run CMD in a subshell where die warns instead; returns CMD's status
+# shellcheck disable=SC2329  # this die is called by CMD
 soft() { ( die() { warn "$*"; exit 1; }; "$@" ); }
+
+# join SEP WORD...: the words separated by SEP
+join() { local sep="$1" out="" w; shift; for w in "$@"; do out+="${out:+$sep}$w"; done; printf '%s' "$out"; }
 
 SUDO=()
 if [[ $(id -u) -ne 0 ]]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=(sudo -n); fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+# wait for another apt/dpkg run (unattended-upgrades, a parallel job) instead of failing
+APT_INSTALL=(apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends)
 
 # ---------------------------------------------------------------- helpers --
 
@@ -129,7 +135,7 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'insta
 APT_UPDATED=0
 apt_update() {
   [[ $APT_UPDATED -eq 1 ]] && return 0
-  "${SUDO[@]}" apt-get update >>"$LOGS/apt.log" 2>&1 || die "apt-get update failed (see $LOGS/apt.log)"
+  "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update >>"$LOGS/apt.log" 2>&1 || die "apt-get update failed (see $LOGS/apt.log)"
   APT_UPDATED=1
 }
 
@@ -143,10 +149,10 @@ apt_ensure() {
   for p in "${missing[@]}"; do
     if ! apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then apt_update; break; fi
   done
-  if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$LOGS/apt.log" 2>&1; then
+  if ! "${SUDO[@]}" "${APT_INSTALL[@]}" "${missing[@]}" >>"$LOGS/apt.log" 2>&1; then
     [[ $APT_UPDATED -eq 1 ]] && die "apt-get install ${missing[*]} failed (see $LOGS/apt.log)"
     apt_update
-    "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
+    "${SUDO[@]}" "${APT_INSTALL[@]}" "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
       || die "apt-get install ${missing[*]} failed (see $LOGS/apt.log)"
   fi
   INSTALLED_NOW+=("${missing[@]}")
@@ -407,7 +413,7 @@ deploy_py_tools() {
   local checks=("hadolint on Dockerfile" "kubernetes schema validation")
   local want="${specs[*]}" have=""
   [[ -f "$stamp" ]] && have="$(<"$stamp")"
-  if [[ "$have" == "$want" && -x "$dv/bin/hadolint" && -x "$dv/bin/kubernetes-validate" ]] \
+  if [[ "$have" == "$want" && -x "$dv/bin/${exes[0]}" && -x "$dv/bin/${exes[1]}" ]] \
      && "$dv/bin/python" -c '' >/dev/null 2>&1; then
     parts+=("$want already in $dv")
     return 0
@@ -416,7 +422,7 @@ deploy_py_tools() {
   local created=""
   [[ -x "$dv/bin/python" ]] || created="created venv, "
   if ! soft ensure_venv "$dv"; then
-    warn "no venv $dv for ${specs[*]}: deploy tests will skip ${checks[*]/%/,}"
+    warn "no venv $dv for ${specs[*]}: deploy tests will skip $(join ', ' "${checks[@]}")"
     skips+=("${checks[@]}")
     rm -f "$stamp"
     return 0
@@ -457,28 +463,13 @@ deploy_compose() {
     parts+=("docker compose plugin present")
     return 0
   fi
-  # dpkg says installed but no docker-compose on PATH: reinstall
-  local reinstall=()
-  pkg_installed docker-compose && reinstall=(--reinstall)
-  if soft apt_ensure_compose "${reinstall[@]}" && command -v docker-compose >/dev/null 2>&1; then
+  if soft apt_ensure docker-compose && command -v docker-compose >/dev/null 2>&1; then
     parts+=("apt installed docker-compose $(dpkg-query -W -f='${Version}' docker-compose)")
   else
     warn "could not install docker-compose (see $LOGS/apt.log): deploy tests will skip compose_file_passes_docker_compose_config"
     parts+=("FAILED: docker-compose")
     skips+=("docker compose config")
   fi
-}
-
-# apt_ensure_compose [--reinstall]: runs in a subshell (soft)
-apt_ensure_compose() {
-  INSTALLED_NOW=()
-  if [[ "${1:-}" != --reinstall ]]; then
-    apt_ensure docker-compose
-    return 0
-  fi
-  command -v apt-get >/dev/null 2>&1 || die "need docker-compose but apt-get is not available"
-  "${SUDO[@]}" apt-get install -y --no-install-recommends --reinstall docker-compose >>"$LOGS/apt.log" 2>&1 \
-    || die "apt-get install --reinstall docker-compose failed (see $LOGS/apt.log)"
 }
 
 ensure_test_tools() {
@@ -491,7 +482,7 @@ ensure_test_tools() {
   for t in systemd-analyze kubectl; do
     if command -v "$t" >/dev/null 2>&1; then found+=("$t"); else missing+=("$t"); fi
   done
-  [[ ${#found[@]} -gt 0 ]] && parts+=("$(IFS=,; echo "${found[*]}" | sed 's/,/, /g') on PATH")
+  [[ ${#found[@]} -gt 0 ]] && parts+=("$(join ', ' "${found[@]}") on PATH")
   if [[ ${#missing[@]} -gt 0 ]]; then
     parts+=("not installed by this script: ${missing[*]}")
     for t in "${missing[@]}"; do
@@ -501,12 +492,8 @@ ensure_test_tools() {
       esac
     done
   fi
-  local line
-  line="$(IFS=';'; echo "${parts[*]}" | sed 's/;/; /g')"
-  if [[ ${#skips[@]} -gt 0 ]]; then
-    line+="; deploy tests will skip: $(IFS=';'; echo "${skips[*]}" | sed 's/;/, /g')"
-  fi
-  log "test-tools: $line"
+  [[ ${#skips[@]} -gt 0 ]] && parts+=("deploy tests will skip: $(join ', ' "${skips[@]}")")
+  log "test-tools: $(join '; ' "${parts[@]}")"
 }
 
 # ------------------------------------------------------------------- main --

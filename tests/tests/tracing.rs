@@ -30,10 +30,10 @@ fn dump(spans: &[ReceivedSpan]) -> String {
     spans.iter().map(summary).collect::<Vec<_>>().join("\n")
 }
 
-fn find<'a>(
-    spans: &'a [ReceivedSpan],
+fn find(
+    spans: &[ReceivedSpan],
     mut pred: impl FnMut(&ReceivedSpan) -> bool,
-) -> Option<&'a ReceivedSpan> {
+) -> Option<&ReceivedSpan> {
     spans.iter().find(|s| pred(s))
 }
 
@@ -102,6 +102,71 @@ async fn a_span_context_crosses_amqp_headers_and_reaches_the_receiver() {
         ),
         other => panic!("traceparent header: {other:?}"),
     }
+}
+
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`: the blocking HTTP client
+/// posts protobuf to `/v1/traces` from the SDK's export thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_posts_to_v1_traces() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // One request: (request line, content-type, body).
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).unwrap();
+        let (mut length, mut content_type) = (0, String::new());
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap(),
+                "content-type" => content_type = value.trim().to_owned(),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        (&stream)
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+        (request_line.trim_end().to_owned(), content_type, body)
+    });
+
+    let vars = [
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+    ];
+    let settings = OtelSettings::from_lookup("http-test", |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+    .unwrap();
+    let otel = Otel::from_settings(&settings).unwrap();
+    let subscriber = tracing_subscriber::registry().with(otel.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("over-http", otel.kind = "producer").in_scope(|| {});
+    });
+    otel.shutdown();
+
+    let (request_line, content_type, body) = server.join().unwrap();
+    assert_eq!(request_line, "POST /v1/traces HTTP/1.1");
+    assert_eq!(content_type, "application/x-protobuf");
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b"over-http") && contains(b"http-test"), "{body:?}");
 }
 
 // ---- end to end: real producer and worker processes -----------------------
