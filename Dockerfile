@@ -30,9 +30,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM debian:bookworm-slim
 # ca-certificates: amqps://, rediss:// and neo4j+s:// URLs verify servers
 # against the system's trust store.
+# curl: container health checks call the process's own HTTP server
+# (`curl -fsS http://127.0.0.1:9464/readyz`, see docker-compose.yml).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 snapswitch \
  && useradd --system --uid 10001 --gid snapswitch --no-create-home \
@@ -41,6 +43,10 @@ RUN groupadd --system --gid 10001 snapswitch \
  && chown snapswitch:snapswitch /data
 COPY --from=builder /out/producer /out/worker /usr/local/bin/
 ENV SNAPSWITCH_DATA_ROOT=/data
+# The HTTP server (/healthz, /readyz, /metrics, /status) must listen on every
+# interface in a container: the default 127.0.0.1 is unreachable from outside.
+ENV SNAPSWITCH_HTTP_LISTEN=0.0.0.0:9464
+EXPOSE 9464
 WORKDIR /data
 USER 10001:10001
 # The worker drains on SIGTERM (in-flight loads get shutdown_timeout seconds);

@@ -283,13 +283,27 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Backfill { priority } => {
             let announcer = announcer(&config).await?;
+            // A progress bar for people; plain output for scripts and logs.
+            let bar = std::io::IsTerminal::is_terminal(&std::io::stdout()).then(|| {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} snapshots checked ({elapsed})",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            });
             let n = scan::publish_ready(
                 &announcer,
                 &config.data_root,
                 priority.unwrap_or(config.default_priority),
-                scan::newest_first_priorities,
+                bar.as_ref(),
             )
             .await?;
+            if let Some(bar) = bar {
+                bar.finish();
+            }
             tracing::info!(published = n, "backfill done");
             println!("published {n}");
             Ok(())

@@ -27,23 +27,30 @@ pub fn newest_first_priorities(snapshots: &[ReadySnapshot], base: u8) -> Vec<u8>
         .collect()
 }
 
-/// Publishes every ready, unpublished snapshot; returns how many it published.
+/// Publishes every ready, unpublished snapshot; returns how many it
+/// published. `progress`, when given, counts the snapshots looked at.
 pub async fn publish_ready(
     announcer: &Announcer,
     root: &Path,
     base_priority: u8,
-    priorities: fn(&[ReadySnapshot], u8) -> Vec<u8>,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> anyhow::Result<usize> {
     let ready = layout::scan(root)?;
-    let prio = priorities(&ready, base_priority);
+    let priorities = newest_first_priorities(&ready, base_priority);
+    if let Some(bar) = progress {
+        bar.set_length(ready.len() as u64);
+    }
     let mut published = 0;
-    for (snapshot, priority) in ready.iter().zip(prio) {
+    for (snapshot, priority) in ready.iter().zip(priorities) {
         if announcer
             .publish_once(&snapshot.customer, snapshot.id, priority)
             .await?
             == Announced::Published
         {
             published += 1;
+        }
+        if let Some(bar) = progress {
+            bar.inc(1);
         }
     }
     Ok(published)

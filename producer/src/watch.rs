@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::publish::{Announced, Announcer};
-use crate::scan::{newest_first_priorities, publish_ready};
+use crate::scan::publish_ready;
 
 pub async fn run(
     announcer: &Announcer,
@@ -45,7 +45,7 @@ pub async fn run(
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = rescan.tick() => {
-                match publish_ready(announcer, root, priority, newest_first_priorities).await {
+                match publish_ready(announcer, root, priority, None).await {
                     Ok(n) if n > 0 => tracing::info!(published = n, "rescan published snapshots the watcher had not"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "rescan failed; next one in scan_interval"),
