@@ -2,9 +2,7 @@
 //! declare the [`Topology`] idempotently, publish with publisher confirms.
 //! Nothing here decides anything; callers choose what to publish where.
 
-use std::time::Duration;
-
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
@@ -43,12 +41,7 @@ pub async fn connect(url: &ServiceUrl, name: &str) -> Result<Connection, BrokerE
     };
     let attempt = || async { Connection::connect(url.expose(), props()).await };
     attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .with_max_times(8),
-        )
+        .retry(crate::state::startup_backoff())
         .notify(|err, wait| {
             tracing::warn!(url = %url.redacted(), error = %err, ?wait, "RabbitMQ not reachable yet, retrying");
         })

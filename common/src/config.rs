@@ -451,6 +451,18 @@ impl Config {
             .collect()
     }
 
+    /// The data root must be a readable directory before anything starts.
+    pub fn check_data_root(&self) -> Result<(), ConfigError> {
+        if self.data_root.is_dir() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(vec![format!(
+                "  data_root = {}: not a readable directory",
+                self.data_root.display()
+            )]))
+        }
+    }
+
     pub fn lock_ttl(&self) -> Duration {
         Duration::from_secs(self.lock_ttl)
     }

@@ -86,12 +86,7 @@ pub async fn connect(url: &ServiceUrl) -> Result<ConnectionManager, StateError> 
     let attempt =
         || async { ConnectionManager::new_with_config(client.clone(), config.clone()).await };
     attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .with_max_times(8),
-        )
+        .retry(startup_backoff())
         .notify(|err, wait| {
             tracing::warn!(url = %url.redacted(), error = %err, ?wait, "Redis not reachable yet, retrying");
         })
@@ -100,6 +95,25 @@ pub async fn connect(url: &ServiceUrl) -> Result<ConnectionManager, StateError> 
             url: url.redacted(),
             source,
         })
+}
+
+/// The fleet state of a config: connects Redis (retrying) and pings it.
+pub async fn fleet(config: &crate::config::Config) -> Result<FleetState, StateError> {
+    let state = FleetState::new(
+        connect(&config.redis_url).await?,
+        Keys::new(&config.namespace),
+    );
+    state.ping().await?;
+    Ok(state)
+}
+
+/// The backoff both binaries use while a service they need comes up:
+/// 200 ms doubling to 5 s, 8 tries (about 30 s in all).
+pub fn startup_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(8)
 }
 
 /// One customer's record.

@@ -187,28 +187,6 @@ enum DlqCommand {
     },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(n: u64) -> SnapshotId {
-        SnapshotId::new(1_700_000_000 + n).unwrap()
-    }
-
-    #[test]
-    fn rollback_goes_to_the_newest_older_database_or_the_one_asked_for() {
-        let retained = [id(1), id(2), id(3)];
-        assert_eq!(rollback_target(id(3), &retained, None), Ok(id(2)));
-        assert_eq!(rollback_target(id(3), &retained, Some(id(1))), Ok(id(1)));
-        assert!(rollback_target(id(3), &retained, Some(id(3)))
-            .unwrap_err()
-            .contains("not a retained database older"));
-        assert!(rollback_target(id(1), &retained, None)
-            .unwrap_err()
-            .contains("keep_databases must be at least 2"));
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init_logging();
@@ -520,15 +498,8 @@ async fn announcer_with(
     config: &Config,
     metrics: std::sync::Arc<common::metrics::Metrics>,
 ) -> anyhow::Result<Announcer> {
-    if !config.data_root.is_dir() {
-        anyhow::bail!(
-            "data_root {} is not a readable directory",
-            config.data_root.display()
-        );
-    }
-    let redis = common::state::connect(&config.redis_url).await?;
-    let state = FleetState::new(redis, Keys::new(&config.namespace));
-    state.ping().await.context("Redis")?;
+    config.check_data_root()?;
+    let state = common::state::fleet(config).await.context("Redis")?;
     let connection = common::broker::connect(&config.amqp_url, "snapswitch-producer").await?;
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
@@ -717,4 +688,26 @@ async fn history(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> SnapshotId {
+        SnapshotId::new(1_700_000_000 + n).unwrap()
+    }
+
+    #[test]
+    fn rollback_goes_to_the_newest_older_database_or_the_one_asked_for() {
+        let retained = [id(1), id(2), id(3)];
+        assert_eq!(rollback_target(id(3), &retained, None), Ok(id(2)));
+        assert_eq!(rollback_target(id(3), &retained, Some(id(1))), Ok(id(1)));
+        assert!(rollback_target(id(3), &retained, Some(id(3)))
+            .unwrap_err()
+            .contains("not a retained database older"));
+        assert!(rollback_target(id(1), &retained, None)
+            .unwrap_err()
+            .contains("keep_databases must be at least 2"));
+    }
 }

@@ -27,6 +27,14 @@ fn write(env: &TestEnv, customer: &str, id: u64, rows: usize) -> std::path::Path
     dir
 }
 
+async fn wait_load_started(env: &TestEnv) {
+    wait_for("the load to start", Duration::from_secs(30), || async {
+        Ok((!env.audit("load_started").await.is_empty()).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
 async fn wait_work_queue(env: &TestEnv) {
     wait_for("work queue", Duration::from_secs(30), || async {
         Ok(env.queue_depth(&env.work_queue()).await.ok())
@@ -143,11 +151,7 @@ async fn a_cancelled_running_load_is_aborted_within_seconds_and_its_database_dro
     write(&env, "acme", ID, 80_000);
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();
-    wait_for("the load to start", Duration::from_secs(30), || async {
-        Ok((!env.audit("load_started").await.is_empty()).then_some(()))
-    })
-    .await
-    .unwrap();
+    wait_load_started(&env).await;
     let asked = Instant::now();
     env.producer(&[
         "cancel",
@@ -185,11 +189,7 @@ async fn shutdown_lets_an_in_flight_load_finish_within_the_timeout() {
     write(&env, "acme", ID, 40_000);
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();
-    wait_for("the load to start", Duration::from_secs(30), || async {
-        Ok((!env.audit("load_started").await.is_empty()).then_some(()))
-    })
-    .await
-    .unwrap();
+    wait_load_started(&env).await;
     let status = env
         .terminate("worker", Duration::from_secs(60))
         .expect("worker exits");
@@ -208,11 +208,7 @@ async fn shutdown_past_the_timeout_aborts_the_load_drops_it_and_requeues_the_eve
     write(&env, "acme", ID, 80_000);
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();
-    wait_for("the load to start", Duration::from_secs(30), || async {
-        Ok((!env.audit("load_started").await.is_empty()).then_some(()))
-    })
-    .await
-    .unwrap();
+    wait_load_started(&env).await;
     let status = env
         .terminate("worker", Duration::from_secs(30))
         .expect("worker exits");
@@ -335,11 +331,7 @@ async fn a_second_signal_exits_at_once() {
     write(&env, "acme", ID, 80_000);
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();
-    wait_for("the load to start", Duration::from_secs(30), || async {
-        Ok((!env.audit("load_started").await.is_empty()).then_some(()))
-    })
-    .await
-    .unwrap();
+    wait_load_started(&env).await;
     assert!(
         env.terminate("worker", Duration::from_millis(500))
             .is_none(),

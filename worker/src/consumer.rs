@@ -329,13 +329,7 @@ impl Consumer {
     ) -> anyhow::Result<()> {
         let delay = self.topology.delay_for(delay);
         let (_, key) = self.topology.delay_queue(delay);
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            ShortString::from(topology::HEADER_ATTEMPT),
-            AMQPValue::LongInt(attempt.try_into().unwrap_or(i32::MAX)),
-        );
-        strip_x_death(&mut headers);
-        let props = delivery.properties.clone().with_headers(headers);
+        let props = republished(delivery, attempt, &[]);
         match self
             .publisher
             .publish(&self.topology.delay_exchange, &key, &delivery.data, props)
@@ -358,33 +352,20 @@ impl Consumer {
         attempt: u32,
     ) -> anyhow::Result<()> {
         tracing::warn!(code = failure.code, class = failure.class.as_str(), error = %failure.message, attempts = attempt + 1, "event parked in the dead-letter queue");
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
-        headers.insert(
-            ShortString::from(topology::HEADER_REASON),
-            text(failure.code),
-        );
-        headers.insert(
-            ShortString::from(topology::HEADER_ERROR_CLASS),
-            text(failure.class.as_str()),
-        );
         let message: String = failure.message.chars().take(4000).collect();
-        headers.insert(ShortString::from(topology::HEADER_ERROR), text(&message));
-        headers.insert(
-            ShortString::from(topology::HEADER_WORKER),
-            text(&self.pipeline.worker_id),
+        let failed_at = chrono::Utc::now().to_rfc3339();
+        let props = republished(
+            delivery,
+            attempt,
+            &[
+                (topology::HEADER_REASON, failure.code),
+                (topology::HEADER_ERROR_CLASS, failure.class.as_str()),
+                (topology::HEADER_ERROR, &message),
+                (topology::HEADER_WORKER, &self.pipeline.worker_id),
+                (topology::HEADER_HOST, &self.host),
+                (topology::HEADER_FAILED_AT, &failed_at),
+            ],
         );
-        headers.insert(ShortString::from(topology::HEADER_HOST), text(&self.host));
-        headers.insert(
-            ShortString::from(topology::HEADER_FAILED_AT),
-            text(&chrono::Utc::now().to_rfc3339()),
-        );
-        headers.insert(
-            ShortString::from(topology::HEADER_ATTEMPT),
-            AMQPValue::LongInt(attempt.try_into().unwrap_or(i32::MAX)),
-        );
-        strip_x_death(&mut headers);
-        let props = delivery.properties.clone().with_headers(headers);
         match self
             .publisher
             .publish(&self.topology.dead_exchange, "", &delivery.data, props)
@@ -398,6 +379,29 @@ impl Consumer {
             }
         }
     }
+}
+
+/// The delivery's properties for a republished copy: its headers (trace
+/// context included) with the attempt count and `extra` text headers set,
+/// and without RabbitMQ's growing `x-death` history.
+fn republished(
+    delivery: &Delivery,
+    attempt: u32,
+    extra: &[(&str, &str)],
+) -> lapin::BasicProperties {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert(
+        ShortString::from(topology::HEADER_ATTEMPT),
+        AMQPValue::LongInt(attempt.try_into().unwrap_or(i32::MAX)),
+    );
+    for (name, value) in extra {
+        headers.insert(
+            ShortString::from(*name),
+            AMQPValue::LongString(LongString::from(*value)),
+        );
+    }
+    strip_x_death(&mut headers);
+    delivery.properties.clone().with_headers(headers)
 }
 
 /// Customer, snapshot and event id of a body, as far as it is readable (a

@@ -16,8 +16,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use common::config::Config;
-use common::keys::Keys;
-use common::state::FleetState;
 use common::topology::Topology;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -89,15 +87,8 @@ async fn main() -> anyhow::Result<()> {
     );
     tracing::info!(%worker_id, namespace = %config.namespace, graph = %config.graph_url, graph_kind = %config.graph_kind, "worker starting");
 
-    if !config.data_root.is_dir() {
-        anyhow::bail!(
-            "data_root {} is not a readable directory",
-            config.data_root.display()
-        );
-    }
-    let redis = common::state::connect(&config.redis_url).await?;
-    let state = FleetState::new(redis, Keys::new(&config.namespace));
-    state.ping().await.context("Redis")?;
+    config.check_data_root()?;
+    let state = common::state::fleet(&config).await.context("Redis")?;
     let store = connect_graph(&config).await?;
 
     let connection = common::broker::connect(&config.amqp_url, &worker_id).await?;
