@@ -9,6 +9,7 @@ use std::path::Path;
 use arrow::array::{Array, AsArray, RecordBatch};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::graph::{Counts, Endpoint, GraphError, GraphWriter, NodeWrite, Prop, RelWrite, Values};
 use crate::snapshot::header::{check_name, NodeSpec, PropColumn, RelSpec};
@@ -133,33 +134,49 @@ pub async fn load_snapshot(
 
     let mut expected = Counts::default();
     let mut written = LoadReport::default();
-    for (file, spec) in &node_specs {
-        let mut stream = reader::stream(file, &spec.columns, batch_size)?;
-        while let Some(batch) = stream.next().await {
-            if cancel.is_cancelled() {
-                return Err(LoadError::Cancelled);
-            }
-            for batch in slices(batch?, batch_size) {
-                expected.nodes += batch.num_rows() as u64;
-                written.nodes += write_node_batch(store, db, file, spec, &batch).await?;
-                options.pause(cancel).await?;
-            }
-        }
-    }
-    for (file, spec) in &rel_specs {
-        let mut stream = reader::stream(file, &spec.columns, batch_size)?;
-        while let Some(batch) = stream.next().await {
-            if cancel.is_cancelled() {
-                return Err(LoadError::Cancelled);
-            }
-            for batch in slices(batch?, batch_size) {
-                expected.relationships += batch.num_rows() as u64;
-                written.relationships +=
-                    write_rel_batch(store, db, file, spec, &spaces, &batch).await?;
-                options.pause(cancel).await?;
+    let nodes_span = tracing::info_span!("load_nodes", rows = tracing::field::Empty);
+    async {
+        for (file, spec) in &node_specs {
+            let mut stream = reader::stream(file, &spec.columns, batch_size)?;
+            while let Some(batch) = stream.next().await {
+                if cancel.is_cancelled() {
+                    return Err(LoadError::Cancelled);
+                }
+                for batch in slices(batch?, batch_size) {
+                    expected.nodes += batch.num_rows() as u64;
+                    written.nodes += write_node_batch(store, db, file, spec, &batch).await?;
+                    options.pause(cancel).await?;
+                }
             }
         }
+        Ok::<_, LoadError>(())
     }
+    .instrument(nodes_span.clone())
+    .await?;
+    nodes_span.record("rows", expected.nodes);
+
+    let rels_span = tracing::info_span!("load_relationships", rows = tracing::field::Empty);
+    async {
+        for (file, spec) in &rel_specs {
+            let mut stream = reader::stream(file, &spec.columns, batch_size)?;
+            while let Some(batch) = stream.next().await {
+                if cancel.is_cancelled() {
+                    return Err(LoadError::Cancelled);
+                }
+                for batch in slices(batch?, batch_size) {
+                    expected.relationships += batch.num_rows() as u64;
+                    written.relationships +=
+                        write_rel_batch(store, db, file, spec, &spaces, &batch).await?;
+                    options.pause(cancel).await?;
+                }
+            }
+        }
+
+        Ok::<_, LoadError>(())
+    }
+    .instrument(rels_span.clone())
+    .await?;
+    rels_span.record("rows", expected.relationships);
 
     let counts = store.counts(db).await?;
     if counts != expected {

@@ -20,16 +20,22 @@
 //!
 //! # Wiring
 //!
-//! ```ignore
-//! // At startup, inside the Tokio runtime, before the first span:
+//! ```no_run
+//! # use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
+//! # fn main() -> Result<(), common::otel::OtelError> {
+//! // At startup, before the first span:
 //! let otel = common::otel::Otel::from_env("worker")?; // None when off
 //! tracing_subscriber::registry()
 //!     .with(otel.as_ref().map(|o| o.layer()))
 //!     .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-//!     .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+//!     .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
 //!     .init();
 //! // … and on exit (flushes what is still queued):
-//! if let Some(otel) = otel { otel.shutdown(); }
+//! if let Some(otel) = otel {
+//!     otel.shutdown();
+//! }
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Spans are ordinary `tracing` spans; the layer turns them into OpenTelemetry
@@ -53,6 +59,33 @@
 //! the span is created and before it is entered or instrumented (the parent
 //! of a started span cannot change). A message without `traceparent` (an
 //! upstream job's, or one published with tracing off) starts a new trace.
+//!
+//! ```no_run
+//! # use lapin::types::FieldTable;
+//! # use tracing::Instrument;
+//! # async fn send(headers: FieldTable) {}
+//! # async fn example(delivery_headers: Option<FieldTable>) {
+//! // Producer:
+//! let span = tracing::info_span!("publish", otel.kind = "producer", messaging.system = "rabbitmq");
+//! async {
+//!     let mut headers = FieldTable::default();
+//!     common::otel::inject(&tracing::Span::current(), &mut headers);
+//!     send(headers).await;
+//! }
+//! .instrument(span)
+//! .await;
+//!
+//! // Worker:
+//! let span = tracing::info_span!(parent: None, "process", otel.kind = "consumer");
+//! common::otel::set_parent(&span, delivery_headers.as_ref());
+//! async {
+//!     // info_span!("lock"), info_span!("load_nodes", rows = Empty), …:
+//!     // children of `process`.
+//! }
+//! .instrument(span)
+//! .await;
+//! # }
+//! ```
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use opentelemetry::propagation::{Extractor, Injector};
@@ -66,7 +99,7 @@ use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
 
 pub use opentelemetry_otlp::Compression;
 
-/// The instrumentation scope of every span snapshotswitch exports.
+/// The instrumentation scope of every span snapswitch exports.
 pub const TRACER_NAME: &str = "snapswitch";
 
 pub const TRACEPARENT_HEADER: &str = "traceparent";
@@ -185,8 +218,9 @@ impl std::fmt::Debug for Otel {
 
 impl Otel {
     /// Tracing per the `OTEL_*` variables, `None` when no endpoint is set.
-    /// Sets the global W3C trace-context propagator. Call it inside the Tokio
-    /// runtime, before installing the subscriber.
+    /// Sets the global W3C trace-context propagator. Call it before installing
+    /// the subscriber; inside or outside a Tokio runtime (gRPC exports run on
+    /// a one-thread runtime of their own, HTTP ones on the SDK's thread).
     pub fn from_env(default_service: &str) -> Result<Option<Otel>, OtelError> {
         match OtelSettings::from_env(default_service)? {
             Some(settings) => Ok(Some(Otel::from_settings(&settings)?)),

@@ -189,7 +189,15 @@ enum DlqCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::telemetry::init_logging();
+    let otel = common::telemetry::init("producer");
+    let result = run().await;
+    if let Some(otel) = otel {
+        otel.shutdown();
+    }
+    result
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     for var in common::config::unknown_env_vars() {
         tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");

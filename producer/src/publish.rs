@@ -8,6 +8,7 @@ use common::ident::{Customer, SnapshotId};
 use common::state::FleetState;
 use common::topology::{Topology, ROUTING_KEY};
 use lapin::types::FieldTable;
+use tracing::Instrument;
 
 pub struct Announcer {
     /// Kept open for the publisher's channel.
@@ -36,15 +37,31 @@ impl Announcer {
         priority: u8,
     ) -> anyhow::Result<SnapshotEvent> {
         let event = SnapshotEvent::new(customer.clone(), snapshot, priority)?;
-        let published = self
-            .publisher
-            .publish(
-                &self.topology.events_exchange,
-                ROUTING_KEY,
-                &event.encode(),
-                event_properties(&event, FieldTable::default()),
-            )
-            .await;
+        let span = tracing::info_span!(
+            "publish",
+            otel.kind = "producer",
+            messaging.system = "rabbitmq",
+            messaging.operation = "publish",
+            messaging.destination.name = %self.topology.events_exchange,
+            messaging.message.id = %event.event_id,
+            customer = %customer,
+            snapshot_id = %snapshot,
+        );
+        let published = async {
+            // The W3C trace context travels in the message headers.
+            let mut headers = FieldTable::default();
+            common::otel::inject(&tracing::Span::current(), &mut headers);
+            self.publisher
+                .publish(
+                    &self.topology.events_exchange,
+                    ROUTING_KEY,
+                    &event.encode(),
+                    event_properties(&event, headers),
+                )
+                .await
+        }
+        .instrument(span)
+        .await;
         if let Err(e) = published {
             self.metrics.publish_failures.inc();
             return Err(e.into());

@@ -1,5 +1,7 @@
 //! Deployment files that must not drift from the code: `Dockerfile`,
-//! `docker-compose.yml` and everything under `deploy/`.
+//! `docker-compose.yml` and everything under `deploy/`: settings, queues,
+//! stop timeouts, the HTTP server's address and the probes and health checks
+//! that call it, and the tracing (`OTEL_*`) variables.
 //!
 //! The static checks always run. Checks that need an outside tool run when the
 //! tool is there and say `SKIPPED ...` on stderr when it is not:
@@ -13,6 +15,7 @@
 //! (see deploy/README.md).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -130,6 +133,92 @@ fn env_file(path: &str) -> BTreeMap<String, String> {
                 .split_once('=')
                 .unwrap_or_else(|| panic!("{path}: not KEY=value: {l}"));
             (k.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect()
+}
+
+/// `Environment=KEY=value` lines of a systemd unit (one assignment per line,
+/// no quoting, as in deploy/systemd/).
+fn unit_environment(path: &str) -> BTreeMap<String, String> {
+    read(path)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Environment="))
+        .map(|a| {
+            let (k, v) = a
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{path}: not Environment=KEY=value: {a}"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+/// What a systemd unit's process gets: its `Environment=` lines, then the
+/// environment file, which overrides them (systemd.exec(5): "Settings from
+/// these files override settings made with Environment=").
+fn systemd_env(unit: &str) -> BTreeMap<String, String> {
+    let mut env = unit_environment(unit);
+    env.extend(env_file("deploy/systemd/snapswitch.env"));
+    env
+}
+
+/// An `http_listen` address (`0.0.0.0:9464`), parsed as the binaries parse it.
+fn listen_addr(what: &str, addr: &str) -> SocketAddr {
+    addr.parse()
+        .unwrap_or_else(|e| panic!("{what}: SNAPSWITCH_HTTP_LISTEN={addr:?}: {e}"))
+}
+
+/// The OpenTelemetry variables the deployment files may use: standard names
+/// the SDK (common/src/otel.rs) reads.
+const OTEL_STANDARD: [&str; 5] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_SERVICE_NAME",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_RESOURCE_ATTRIBUTES",
+];
+
+/// Every name `<prefix>[A-Z_]+` in `text` that does not continue a longer
+/// identifier (so `COLLECTOR_OTLP_ENABLED` is not an `OTEL_` name).
+fn prefixed_names(text: &str, prefix: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(prefix).map(|i| i + from) {
+        let tail = &text[at + prefix.len()..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        let standalone = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        if len > 0 && standalone {
+            names.push(format!("{prefix}{}", &tail[..len]));
+        }
+        from = at + prefix.len() + len;
+    }
+    names
+}
+
+/// A container's environment with `valueFrom.secretKeyRef` resolved from the
+/// example Secret.
+fn k8s_container_env(container: &Yaml, secret: &Yaml) -> BTreeMap<String, String> {
+    container["env"]
+        .as_sequence()
+        .expect("container env")
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().unwrap().to_owned();
+            let value = match scalar(&e["value"]) {
+                Some(v) => v,
+                None => {
+                    let key = e["valueFrom"]["secretKeyRef"]["key"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{name}: neither value nor secretKeyRef"));
+                    scalar(&secret["stringData"][key])
+                        .unwrap_or_else(|| panic!("{name}: the Secret has no {key}"))
+                }
+            };
+            (name, value)
         })
         .collect()
 }
@@ -635,13 +724,122 @@ fn compose_services_are_wired_as_documented() {
         Some("yes")
     );
 
-    // No HTTP health checks: the binaries have no HTTP endpoint yet (they come
-    // with the observability work; update this test then).
-    for name in ["producer", "worker", "sample-data"] {
+    // Health checks: each process's own /readyz, on the port it listens on,
+    // with the curl the image carries. The sample data waits for both.
+    for name in ["producer", "worker"] {
+        let env = compose_env(&compose, name);
+        let listen = env
+            .get("SNAPSWITCH_HTTP_LISTEN")
+            .unwrap_or_else(|| panic!("{name}: no SNAPSWITCH_HTTP_LISTEN"));
+        let addr = listen_addr(name, listen);
         assert!(
-            service(&compose, name)["healthcheck"].is_null(),
-            "{name}: no health endpoint exists yet"
+            addr.ip().is_unspecified(),
+            "{name}: SNAPSWITCH_HTTP_LISTEN={listen}: in a container, listen on 0.0.0.0"
         );
+        assert_eq!(&config_from("", &env).http_listen, listen, "{name}");
+        let check = &service(&compose, name)["healthcheck"];
+        let test = strings(&check["test"]);
+        assert_eq!(
+            test,
+            [
+                "CMD".to_owned(),
+                "curl".into(),
+                "-fsS".into(),
+                format!("http://127.0.0.1:{}/readyz", addr.port())
+            ],
+            "{name}: healthcheck.test"
+        );
+        let secs = |k: &str| {
+            duration_secs(&scalar(&check[k]).unwrap_or_else(|| panic!("{name}: healthcheck.{k}")))
+        };
+        assert!(
+            secs("timeout") <= secs("interval"),
+            "{name}: healthcheck timeout above its interval"
+        );
+        assert!(
+            check["retries"].as_u64().is_some_and(|r| r >= 2),
+            "{name}: one slow answer should not mark it unhealthy"
+        );
+        healthy("sample-data", name);
+    }
+    assert!(
+        service(&compose, "sample-data")["healthcheck"].is_null(),
+        "sample-data is a one-shot job"
+    );
+}
+
+#[test]
+fn compose_sends_traces_to_jaeger() {
+    let compose = compose();
+    let jaeger = service(&compose, "jaeger");
+    let image = jaeger["image"].as_str().expect("jaeger.image");
+    assert!(
+        image.starts_with("jaegertracing/all-in-one:"),
+        "jaeger image {image}"
+    );
+    assert_eq!(
+        scalar(&jaeger["environment"]["COLLECTOR_OTLP_ENABLED"]).as_deref(),
+        Some("true")
+    );
+    let ports = strings(&jaeger["ports"]);
+    for port in [4317, 4318, 16686] {
+        assert!(
+            ports.iter().any(|p| p.ends_with(&format!(":{port}"))),
+            "jaeger does not publish {port}: {ports:?}"
+        );
+    }
+    let mut names = BTreeSet::new();
+    for name in ["producer", "worker"] {
+        let env = compose_env(&compose, name);
+        assert_eq!(
+            env.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(String::as_str),
+            Some("http://jaeger:4317"),
+            "{name}"
+        );
+        // 4317 is Jaeger's OTLP/gRPC port; gRPC is also the default.
+        assert!(
+            matches!(
+                env.get("OTEL_EXPORTER_OTLP_PROTOCOL").map(String::as_str),
+                None | Some("grpc")
+            ),
+            "{name}: OTEL_EXPORTER_OTLP_PROTOCOL must be grpc for port 4317"
+        );
+        let service_name = env
+            .get("OTEL_SERVICE_NAME")
+            .unwrap_or_else(|| panic!("{name}: no OTEL_SERVICE_NAME"));
+        assert!(
+            names.insert(service_name.clone()),
+            "{name}: OTEL_SERVICE_NAME {service_name} used twice"
+        );
+        assert!(
+            service(&compose, name)["depends_on"]["jaeger"].is_mapping(),
+            "{name} should start after jaeger"
+        );
+    }
+}
+
+#[test]
+fn otel_variables_are_standard_names() {
+    let mut files = deploy_files();
+    files.push("docker-compose.yml".into());
+    files.push("Dockerfile".into());
+    let mut seen = BTreeSet::new();
+    let mut bad = Vec::new();
+    for f in &files {
+        for name in prefixed_names(&read(f), "OTEL_") {
+            if !OTEL_STANDARD.contains(&name.as_str()) {
+                bad.push(format!("{f}: {name}"));
+            }
+            seen.insert(name);
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "OTEL_ variables outside {OTEL_STANDARD:?}:\n{}",
+        bad.join("\n")
+    );
+    for needed in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"] {
+        assert!(seen.contains(needed), "no deployment file sets {needed}");
     }
 }
 
@@ -671,12 +869,7 @@ fn kubernetes_manifests_agree_with_the_config_and_each_other() {
         assert_eq!(containers.len(), 1, "{name}: one container");
         let c = &containers[0];
         assert_eq!(strings(&c["command"]), command, "{name} command");
-        for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-            assert!(
-                c[probe].is_null(),
-                "{name}: {probe}: no health endpoint exists yet (/healthz, /readyz come with the observability work)"
-            );
-        }
+        check_k8s_http(name, c, &deployment["spec"]["template"]["metadata"]);
         let env: BTreeMap<String, &Yaml> = c["env"]
             .as_sequence()
             .unwrap()
@@ -814,6 +1007,141 @@ fn kubernetes_manifests_agree_with_the_config_and_each_other() {
     assert_eq!(listed, manifests, "kustomization.yaml resources");
 }
 
+/// The container listens where its probes, its named port and the
+/// Prometheus annotations look: liveness on /healthz, readiness on /readyz.
+fn check_k8s_http(name: &str, c: &Yaml, pod_meta: &Yaml) {
+    let value = |var: &str| -> Option<String> {
+        c["env"]
+            .as_sequence()?
+            .iter()
+            .find(|e| e["name"].as_str() == Some(var))
+            .and_then(|e| scalar(&e["value"]))
+    };
+    let listen = value("SNAPSWITCH_HTTP_LISTEN")
+        .unwrap_or_else(|| panic!("{name}: no SNAPSWITCH_HTTP_LISTEN value"));
+    let addr = listen_addr(name, &listen);
+    assert!(
+        addr.ip().is_unspecified(),
+        "{name}: SNAPSWITCH_HTTP_LISTEN={listen}: the kubelet probes from outside the container; listen on 0.0.0.0"
+    );
+    assert!(
+        value("OTEL_SERVICE_NAME").is_some(),
+        "{name}: no OTEL_SERVICE_NAME"
+    );
+    let ports = c["ports"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{name}: no container ports"));
+    let named = |port_name: &str| -> Option<u64> {
+        ports
+            .iter()
+            .find(|p| p["name"].as_str() == Some(port_name))
+            .and_then(|p| p["containerPort"].as_u64())
+    };
+    assert_eq!(
+        named("http"),
+        Some(u64::from(addr.port())),
+        "{name}: containerPort `http` is not the port of SNAPSWITCH_HTTP_LISTEN"
+    );
+    let probe_target = |kind: &str| -> Option<(String, u64)> {
+        let get = &c[kind]["httpGet"];
+        if c[kind].is_null() {
+            return None;
+        }
+        let path = get["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {kind} is not an httpGet probe"))
+            .to_owned();
+        let port = match &get["port"] {
+            Yaml::String(p) => named(p).unwrap_or_else(|| panic!("{name}: {kind}: no port {p}")),
+            other => other
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: {kind}: port {other:?}")),
+        };
+        Some((path, port))
+    };
+    let port = u64::from(addr.port());
+    assert_eq!(
+        probe_target("livenessProbe"),
+        Some(("/healthz".to_owned(), port)),
+        "{name}: livenessProbe"
+    );
+    assert_eq!(
+        probe_target("readinessProbe"),
+        Some(("/readyz".to_owned(), port)),
+        "{name}: readinessProbe"
+    );
+    // Optional; it must not restart a pod because a dependency is down.
+    if let Some(startup) = probe_target("startupProbe") {
+        assert_eq!(
+            startup,
+            ("/healthz".to_owned(), port),
+            "{name}: startupProbe"
+        );
+    }
+    for kind in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let probe = &c[kind];
+        if probe.is_null() {
+            continue;
+        }
+        // Kubernetes' defaults: period 10 s, timeout 1 s, 3 failures.
+        let period = probe["periodSeconds"].as_u64().unwrap_or(10);
+        let timeout = probe["timeoutSeconds"].as_u64().unwrap_or(1);
+        let failures = probe["failureThreshold"].as_u64().unwrap_or(3);
+        // /readyz asks RabbitMQ, Redis and the graph database: give it time.
+        assert!(
+            (2..=period).contains(&timeout),
+            "{name}: {kind}: timeoutSeconds {timeout} (period {period})"
+        );
+        if kind != "readinessProbe" {
+            // A restart interrupts loads: not before half a minute of silence.
+            assert!(
+                period * failures >= 30,
+                "{name}: {kind} restarts after {} s",
+                period * failures
+            );
+        }
+    }
+    let annotations = &pod_meta["annotations"];
+    if annotations.is_mapping() {
+        if let Some(p) = scalar(&annotations["prometheus.io/port"]) {
+            assert_eq!(p, addr.port().to_string(), "{name}: prometheus.io/port");
+        }
+        if let Some(path) = scalar(&annotations["prometheus.io/path"]) {
+            assert_eq!(path, "/metrics", "{name}: prometheus.io/path");
+        }
+    }
+}
+
+#[test]
+fn systemd_units_give_each_process_its_own_http_port() {
+    let worker = systemd_env("deploy/systemd/snapswitch-worker@.service");
+    let producer = systemd_env("deploy/systemd/snapswitch-producer.service");
+    // In the environment file it would override both units' Environment=.
+    assert!(
+        !env_file("deploy/systemd/snapswitch.env").contains_key("SNAPSWITCH_HTTP_LISTEN"),
+        "deploy/systemd/snapswitch.env sets SNAPSWITCH_HTTP_LISTEN: it would override the units' own addresses"
+    );
+    let addr = |what: &str, env: &BTreeMap<String, String>| {
+        let listen = env
+            .get("SNAPSWITCH_HTTP_LISTEN")
+            .unwrap_or_else(|| panic!("{what}: no Environment=SNAPSWITCH_HTTP_LISTEN="));
+        assert_eq!(&config_from("", env).http_listen, listen, "{what}");
+        listen_addr(what, listen)
+    };
+    let (w, p) = (
+        addr("worker unit", &worker),
+        addr("producer unit", &producer),
+    );
+    assert_eq!(w, "127.0.0.1:9464".parse().unwrap(), "worker unit");
+    assert!(p.ip().is_loopback(), "producer unit: {p}");
+    assert_ne!(w.port(), p.port(), "worker and producer may share a host");
+    assert_ne!(
+        worker.get("OTEL_SERVICE_NAME"),
+        producer.get("OTEL_SERVICE_NAME"),
+        "each unit names its own OTEL_SERVICE_NAME"
+    );
+}
+
 #[test]
 fn systemd_units_drain_workers_and_run_unprivileged() {
     let env = env_file("deploy/systemd/snapswitch.env");
@@ -920,6 +1248,28 @@ fn dockerfile_builds_every_member_and_runs_unprivileged() {
     assert!(lines.contains(&"FROM debian:bookworm-slim"));
     assert!(dockerfile.contains("cargo build --release --bins --locked"));
     assert!(dockerfile.contains("ca-certificates"));
+    // The runtime stage installs curl for the health checks (compose calls
+    // `curl -fsS http://127.0.0.1:9464/readyz`), without recommends, and
+    // leaves no apt lists behind.
+    let runtime = dockerfile
+        .split("FROM debian:bookworm-slim")
+        .nth(1)
+        .expect("runtime stage");
+    let install = runtime
+        .split("RUN ")
+        .find(|r| r.contains("apt-get install"))
+        .expect("runtime stage installs packages");
+    for needed in [
+        "--no-install-recommends",
+        " curl",
+        "ca-certificates",
+        "rm -rf /var/lib/apt/lists/*",
+    ] {
+        assert!(
+            install.contains(needed),
+            "runtime apt-get install lacks {needed:?}:\n{install}"
+        );
+    }
     // The image copies member by member (so a local target/ stays out of
     // it); a new workspace member must be added there too.
     let manifest: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap();
@@ -970,15 +1320,17 @@ fn deployment_settings_pass_the_binaries_config_loader() {
     let toml_path = dir.path().join("snapswitch.toml");
     std::fs::write(&toml_path, configmap_toml()).unwrap();
     let secret = k8s("Secret", "snapswitch");
-    let mut k8s_env: BTreeMap<String, String> = secret["stringData"]
-        .as_mapping()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.as_str().unwrap().to_owned(), scalar(v).unwrap()))
-        .filter(|(k, _)| k.starts_with("SNAPSWITCH_"))
-        .collect();
-    k8s_env.insert("SNAPSWITCH_CONFIG".into(), toml_path.display().to_string());
-    k8s_env.insert("SNAPSWITCH_LOG_FORMAT".into(), "json".into());
+    // Each Deployment's container environment (Secret references resolved
+    // from the example Secret), with the ConfigMap's file where it points.
+    let k8s_env = |name: &str| {
+        let deployment = k8s("Deployment", name);
+        let mut env = k8s_container_env(
+            &deployment["spec"]["template"]["spec"]["containers"][0],
+            &secret,
+        );
+        env.insert("SNAPSWITCH_CONFIG".into(), toml_path.display().to_string());
+        env
+    };
 
     let settings = [
         (
@@ -991,10 +1343,21 @@ fn deployment_settings_pass_the_binaries_config_loader() {
             compose_env(&compose, "sample-data"),
         ),
         (
-            "deploy/systemd/snapswitch.env",
-            env_file("deploy/systemd/snapswitch.env"),
+            "deploy/systemd worker unit + snapswitch.env",
+            systemd_env("deploy/systemd/snapswitch-worker@.service"),
         ),
-        ("deploy/k8s ConfigMap + Secret", k8s_env),
+        (
+            "deploy/systemd producer unit + snapswitch.env",
+            systemd_env("deploy/systemd/snapswitch-producer.service"),
+        ),
+        (
+            "deploy/k8s worker (ConfigMap + Secret + env)",
+            k8s_env("snapswitch-worker"),
+        ),
+        (
+            "deploy/k8s producer (ConfigMap + Secret + env)",
+            k8s_env("snapswitch-producer"),
+        ),
     ];
     for (what, env) in settings {
         // `generate` with no snapshots loads and validates the whole config

@@ -277,7 +277,7 @@ fn assert_steps(spans: &[ReceivedSpan], process: &ReceivedSpan, counts: (u64, u6
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the spans wired in producer and worker"]
+
 async fn one_trace_per_snapshot_from_publish_to_switch() {
     let env = TestEnv::new("trace", "").unwrap();
     let counts = snapshot(&env);
@@ -323,7 +323,7 @@ async fn one_trace_per_snapshot_from_publish_to_switch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the spans wired in producer and worker"]
+
 async fn an_event_without_traceparent_starts_a_new_trace_at_the_worker() {
     let env = TestEnv::new("tracenew", "").unwrap();
     let counts = snapshot(&env);

@@ -21,6 +21,7 @@ use lapin::Connection;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::breaker::Breaker;
 use crate::decide::{after_failure, AfterFailure};
@@ -234,7 +235,31 @@ impl Consumer {
         .unwrap_or(0);
         let metrics = &self.pipeline.metrics;
         metrics.loads_in_flight.inc();
-        let outcome = self.pipeline.process(&delivery.data, abort).await;
+        let message_id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            parent: None,
+            "process",
+            otel.kind = "consumer",
+            messaging.system = "rabbitmq",
+            messaging.operation = "process",
+            messaging.destination.name = %self.topology.work_queue,
+            messaging.message.id = %message_id,
+            attempt,
+            customer = tracing::field::Empty,
+            snapshot_id = tracing::field::Empty,
+        );
+        // Continue the publisher's trace (or the upstream job's); none: a new trace.
+        common::otel::set_parent(&span, delivery.properties.headers().as_ref());
+        let outcome = self
+            .pipeline
+            .process(&delivery.data, abort)
+            .instrument(span)
+            .await;
         metrics.loads_in_flight.dec();
         self.observe(&outcome);
         match &outcome {

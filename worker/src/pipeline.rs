@@ -178,13 +178,11 @@ impl Pipeline {
                 ))
             }
         };
-        let span = tracing::info_span!(
-            "snapshot",
-            customer = %event.customer,
-            snapshot_id = %event.snapshot_id,
-            event_id = %event.event_id
-        );
-        match self.process_event(&event, shutdown).instrument(span).await {
+        // The consumer's `process` span declared these fields.
+        let span = tracing::Span::current();
+        span.record("customer", tracing::field::display(&event.customer));
+        span.record("snapshot_id", event.snapshot_id.get());
+        match self.process_event(&event, shutdown).await {
             Ok(outcome) => outcome,
             Err(f) if shutdown.is_cancelled() && f.code == "load_cancelled" => Outcome::Aborted,
             Err(f) => {
@@ -225,7 +223,11 @@ impl Pipeline {
             self.metrics.discovered.inc();
         }
 
-        let Some(guard) = self.acquire_lock(&event.customer).await? else {
+        let Some(guard) = self
+            .acquire_lock(&event.customer)
+            .instrument(tracing::info_span!("lock"))
+            .await?
+        else {
             let delay = Duration::from_secs(self.config.lock_wait_timeout);
             return Ok(Outcome::Requeue {
                 delay,
@@ -313,7 +315,11 @@ impl Pipeline {
         let customer = &event.customer;
         let snapshot = event.snapshot_id;
 
-        let health = self.store.health().await?;
+        let health = self
+            .store
+            .health()
+            .instrument(tracing::info_span!("health_gate"))
+            .await?;
         let limits = HealthLimits {
             max_databases: self.config.max_databases,
             heap_threshold_percent: self.config.heap_threshold_percent,
@@ -364,7 +370,10 @@ impl Pipeline {
         let started = Instant::now();
         self.audit("load_started", event, &[("database", db.clone())])
             .await?;
-        self.store.create_database(&db).await?;
+        self.store
+            .create_database(&db)
+            .instrument(tracing::info_span!("create_database", database = %db))
+            .await?;
         let options = LoadOptions {
             batch_size: self.config.batch_size,
             batch_pause: Duration::from_millis(self.config.batch_pause_ms),
@@ -408,7 +417,10 @@ impl Pipeline {
         let alias_target = self.alias_target(customer).await?;
         let switched = decide::should_switch(alias_target, snapshot);
         if switched {
-            self.store.switch_alias(customer.as_str(), &db).await?;
+            self.store
+                .switch_alias(customer.as_str(), &db)
+                .instrument(tracing::info_span!("switch", alias = %customer, database = %db))
+                .await?;
             tracing::info!(alias = %customer, %db, previous = ?alias_target, "alias switched");
             self.audit(
                 "switched",
@@ -437,7 +449,10 @@ impl Pipeline {
                 format!("lost the lock of {customer} before cleanup; cleanup is left for reconciliation"),
             ));
         }
-        let dropped = self.cleanup(customer, live).await?;
+        let dropped = self
+            .cleanup(customer, live)
+            .instrument(tracing::info_span!("cleanup"))
+            .await?;
         if !dropped.is_empty() {
             self.audit("cleaned", event, &[("dropped", dropped.join(","))])
                 .await?;
