@@ -15,7 +15,8 @@
 #             docker-compose (--no-install-recommends: no Docker engine) when neither
 #             docker-compose nor `docker compose` works. A tool that fails to install
 #             is a WARNING line, not a failure. systemd-analyze and kubectl are only
-#             reported.
+#             reported. Also apt prometheus for promtool (tests/tests/prometheus.rs),
+#             with the Prometheus service it brings stopped and disabled.
 #
 # TOOLS = ${SNAPSWITCH_TOOLS:-$HOME/.cache/snapswitch}
 #
@@ -472,10 +473,44 @@ deploy_compose() {
   fi
 }
 
+# deploy_promtool: promtool for tests/tests/prometheus.rs, from Debian's prometheus
+# package (no package ships promtool alone). Its postinst enables the prometheus
+# service and starts it where policy-rc.d allows; no Prometheus server may be left
+# running or enabled, so stop and disable it. Nothing is touched when promtool is
+# already on PATH.
+deploy_promtool() {
+  if command -v promtool >/dev/null 2>&1; then
+    parts+=("promtool already on PATH ($(command -v promtool))")
+    return 0
+  fi
+  if ! soft apt_ensure prometheus || ! command -v promtool >/dev/null 2>&1; then
+    warn "could not install prometheus (for promtool; see $LOGS/apt.log): prometheus tests will skip the promtool checks"
+    parts+=("FAILED: prometheus (promtool)")
+    skips+=("promtool checks")
+    return 0
+  fi
+  if [[ -d /run/systemd/system ]]; then
+    "${SUDO[@]}" systemctl stop prometheus.service >>"$LOGS/apt.log" 2>&1 || true
+  fi
+  if "${SUDO[@]}" /etc/init.d/prometheus status >/dev/null 2>&1; then
+    "${SUDO[@]}" /etc/init.d/prometheus stop >>"$LOGS/apt.log" 2>&1 || true
+  fi
+  # update-rc.d removes the rc?.d start links and also disables the systemd unit.
+  "${SUDO[@]}" update-rc.d prometheus disable >>"$LOGS/apt.log" 2>&1 || true
+  "${SUDO[@]}" systemctl disable prometheus.service >>"$LOGS/apt.log" 2>&1 || true
+  local state="stopped and disabled"
+  if pgrep -x prometheus >/dev/null 2>&1; then
+    warn "a prometheus process is still running after installing promtool: stop it"
+    state="NOT stopped"
+  fi
+  parts+=("apt installed prometheus $(dpkg-query -W -f='${Version}' prometheus) for promtool (service $state)")
+}
+
 ensure_test_tools() {
   local parts=() skips=()
   deploy_py_tools
   deploy_compose
+  deploy_promtool
   # Reported only: systemd-analyze comes with the systemd package (in the Debian 12
   # machine image); kubectl is not packaged by Debian.
   local t found=() missing=()
