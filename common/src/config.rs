@@ -190,6 +190,12 @@ pub struct Config {
     pub breaker_threshold: u32,
     /// Seconds between probes while the circuit breaker is open.
     pub breaker_probe_interval: u64,
+    /// Fleet-wide cap on loads running at once on the graph database (all
+    /// workers, all hosts): the seed's "drip-feed". 1 = one load at a time.
+    pub max_concurrent_loads: u32,
+    /// Seconds a worker waits for a load slot before it delays the event by
+    /// `health_check_retry_delay` (not a failed attempt).
+    pub slot_wait_timeout: u64,
     /// Address of the process's HTTP server (/healthz, /readyz, /metrics,
     /// /status). Port 0 picks a free port (logged at start).
     pub http_listen: String,
@@ -228,6 +234,8 @@ impl Default for Config {
             reconcile_interval: 300,
             breaker_threshold: 5,
             breaker_probe_interval: 5,
+            max_concurrent_loads: 1,
+            slot_wait_timeout: 30,
             http_listen: "127.0.0.1:9464".into(),
             status_file: None,
         }
@@ -429,6 +437,18 @@ impl Config {
             (1..=3600).contains(&self.breaker_probe_interval),
             "breaker_probe_interval",
             self.breaker_probe_interval.to_string(),
+            "1 to 3600 seconds",
+        );
+        check(
+            (1..=1000).contains(&self.max_concurrent_loads),
+            "max_concurrent_loads",
+            self.max_concurrent_loads.to_string(),
+            "1 to 1000 loads at once",
+        );
+        check(
+            (1..=3600).contains(&self.slot_wait_timeout),
+            "slot_wait_timeout",
+            self.slot_wait_timeout.to_string(),
             "1 to 3600 seconds",
         );
         check(

@@ -29,6 +29,7 @@ pub mod load;
 pub mod lock;
 pub mod metrics;
 pub mod otel;
+pub mod slots;
 pub mod snapshot;
 pub mod state;
 pub mod status;

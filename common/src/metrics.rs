@@ -54,6 +54,8 @@ pub struct Metrics {
     pub status_updated: Gauge<f64, AtomicU64>,
     pub published: Counter,
     pub publish_failures: Counter,
+    pub slot_wait: Histogram,
+    pub slots_in_use: Gauge,
 }
 
 impl Metrics {
@@ -78,6 +80,8 @@ impl Metrics {
             status_updated: Gauge::default(),
             published: Counter::default(),
             publish_failures: Counter::default(),
+            slot_wait: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            slots_in_use: Gauge::default(),
         };
         let r = &mut m.registry;
         if role == Role::Worker {

@@ -24,6 +24,8 @@ pub struct Local {
     pub queue_size: Option<u32>,
     /// Ready messages in the parking queue, if the broker answered.
     pub parked_queue_size: Option<u32>,
+    /// The fleet-wide cap on concurrent loads.
+    pub max_concurrent_loads: u32,
 }
 
 /// completed / (completed + parked), in percent; 100 before any outcome.
@@ -52,6 +54,12 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
     let counters = state.counters().await?;
     let get = |k: &str| counters.get(k).copied().unwrap_or(0);
     let workers = state.live_workers().await?;
+    let slots_in_use = crate::slots::Slot::in_use(
+        &mut state.connection(),
+        state.keys(),
+        crate::slots::DEFAULT_TARGET,
+    )
+    .await?;
     let mut customers = serde_json::Map::new();
     for name in state.customers().await? {
         let Ok(customer) = Customer::parse(&name) else {
@@ -83,6 +91,7 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
         "queue_size": local.queue_size,
         "parked_queue_size": local.parked_queue_size,
         "workers": workers,
+        "load_slots": {"in_use": slots_in_use, "max": local.max_concurrent_loads},
         "scan_interval": local.scan_interval,
         "data_path": local.data_path,
         "last_activity": state.last_activity().await?,
@@ -110,6 +119,7 @@ pub struct Reporter {
     pub status_file: Option<std::path::PathBuf>,
     pub started: std::time::Instant,
     pub draining: std::sync::atomic::AtomicBool,
+    pub max_concurrent_loads: u32,
 }
 
 impl Reporter {
@@ -141,6 +151,7 @@ impl Reporter {
             draining: self.is_draining(),
             queue_size,
             parked_queue_size,
+            max_concurrent_loads: self.max_concurrent_loads,
         }
     }
 

@@ -311,6 +311,7 @@ async fn run() -> anyhow::Result<()> {
                     status_file: config.status_file.clone(),
                     started: std::time::Instant::now(),
                     draining: std::sync::atomic::AtomicBool::new(false),
+                    max_concurrent_loads: config.max_concurrent_loads,
                 },
             });
             common::http::serve(&config.http_listen, probe.clone(), stop.clone()).await?;
@@ -586,6 +587,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         draining: false,
         queue_size,
         parked_queue_size,
+        max_concurrent_loads: config.max_concurrent_loads,
     };
     let report = common::status::fleet_status(&state, &local).await?;
     if json {

@@ -130,6 +130,7 @@ async fn run() -> anyhow::Result<()> {
             status_file: config.status_file.clone(),
             started: std::time::Instant::now(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            max_concurrent_loads: config.max_concurrent_loads,
         },
     });
     let http_stop = CancellationToken::new();

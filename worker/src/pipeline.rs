@@ -15,6 +15,7 @@ use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::load::{load_snapshot, LoadError, LoadOptions};
 use common::lock::{self, LockGuard};
 use common::metrics::Metrics;
+use common::slots::Slot;
 use common::snapshot::{layout, SnapshotError};
 use common::state::{Counter, FleetState, StateError};
 use tokio_util::sync::CancellationToken;
@@ -362,6 +363,28 @@ impl Pipeline {
             Decision::Load { drop_leftover } => drop_leftover,
         };
 
+        // The fleet-wide load slot (drip-feed): taken after the customer lock,
+        // before the database exists; released on every way out.
+        let Some(slot) = self.acquire_slot(cancel).await? else {
+            let reason = format!(
+                "no load slot free on the graph database within slot_wait_timeout ({} s; max_concurrent_loads = {})",
+                self.config.slot_wait_timeout, self.config.max_concurrent_loads
+            );
+            tracing::info!(%customer, %reason, "requeued");
+            self.audit("slot_busy", event, &[("reason", reason.clone())])
+                .await?;
+            return Ok(Outcome::Requeue {
+                delay: Duration::from_secs(self.config.health_check_retry_delay),
+                reason,
+            });
+        };
+        let slot_renewal = tokio::spawn(renew_slot(
+            self.state.connection(),
+            slot.clone(),
+            cancel.clone(),
+            self.config.lock_ttl() / 3,
+        ));
+        let result = async {
         let db = DatabaseName::new(customer.clone(), snapshot).to_string();
         if drop_leftover {
             tracing::info!(%db, "dropping a database left by an interrupted load");
@@ -482,6 +505,50 @@ impl Pipeline {
             seconds,
             rows: report.nodes + report.relationships,
         })
+        }
+        .await;
+        slot_renewal.abort();
+        if let Err(e) = slot.release(&mut self.state.connection()).await {
+            tracing::warn!(error = %e, "releasing the load slot failed; its lease expires on its own");
+        }
+        result
+    }
+
+    /// Waits up to `slot_wait_timeout` for a load slot (polling keeps its
+    /// place in the queue); `None` when none came free. Wait time is measured.
+    async fn acquire_slot(&self, cancel: &CancellationToken) -> Result<Option<Slot>, Failure> {
+        let started = Instant::now();
+        let slot = Slot::new(
+            self.state.keys(),
+            common::slots::DEFAULT_TARGET,
+            self.config.lock_ttl(),
+        );
+        let deadline = started + Duration::from_secs(self.config.slot_wait_timeout);
+        let mut con = self.state.connection();
+        let span = tracing::info_span!(
+            "slot",
+            max_concurrent_loads = self.config.max_concurrent_loads
+        );
+        async {
+            loop {
+                if slot
+                    .try_acquire(&mut con, self.config.max_concurrent_loads)
+                    .await?
+                {
+                    self.metrics
+                        .slot_wait
+                        .observe(started.elapsed().as_secs_f64());
+                    return Ok(Some(slot));
+                }
+                if Instant::now() >= deadline || cancel.is_cancelled() {
+                    let _ = slot.release(&mut con).await;
+                    return Ok(None);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        .instrument(span)
+        .await
     }
 
     async fn alias_target(&self, customer: &Customer) -> Result<Option<SnapshotId>, Failure> {
@@ -545,6 +612,30 @@ impl Pipeline {
         fields.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         self.state.audit(what, &fields).await?;
         Ok(())
+    }
+}
+
+/// Renews the load slot's lease; cancels the load when it is lost.
+async fn renew_slot(
+    mut con: redis::aio::ConnectionManager,
+    slot: Slot,
+    cancel: CancellationToken,
+    period: Duration,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        match slot.renew(&mut con).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!("load slot lease was lost; aborting the load");
+                cancel.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "load slot renewal failed; trying again"),
+        }
     }
 }
 
