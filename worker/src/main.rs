@@ -109,6 +109,15 @@ async fn run() -> anyhow::Result<()> {
     tokio::spawn(watch_signals(stop.clone()));
 
     let metrics = Arc::new(common::metrics::Metrics::new(common::metrics::Role::Worker));
+    // Every code at 0 from the start, so increase() sees the first failure.
+    for code in pipeline::FAILURE_CODES {
+        metrics
+            .failed
+            .get_or_create(&common::metrics::CodeLabel { code: code.into() });
+        metrics.parked.get_or_create(&common::metrics::ReasonLabel {
+            reason: code.into(),
+        });
+    }
     let pipeline = Arc::new(pipeline::Pipeline {
         config: config.clone(),
         store,

@@ -23,6 +23,32 @@ use tracing::Instrument;
 
 use crate::decide::{self, CustomerView, Decision, ErrorClass, HealthLimits};
 
+/// Every failure code a worker can report (event codes from
+/// `EventError::code`, then the pipeline's own), so metrics can expose each
+/// at 0 from the start.
+pub const FAILURE_CODES: [&str; 20] = [
+    "event_too_large",
+    "event_not_json",
+    "event_missing_version",
+    "event_unsupported_version",
+    "event_schema",
+    "event_invalid_customer",
+    "event_invalid_snapshot_id",
+    "event_invalid_priority",
+    "event_invalid_path",
+    "snapshot_not_ready",
+    "snapshot_missing",
+    "snapshot_outside_root",
+    "snapshot_io",
+    "snapshot_invalid",
+    "graph_unavailable",
+    "graph_refused",
+    "redis_unavailable",
+    "load_cancelled",
+    "count_mismatch",
+    "lock_lost",
+];
+
 /// A failed attempt, classified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
