@@ -347,6 +347,8 @@ impl TestEnv {
             .arg(&self.config_path)
             .args(args)
             .env("RUST_LOG", "info,worker=debug")
+            // An error's message, not anyhow's backtrace, should end the log.
+            .env("RUST_LIB_BACKTRACE", "0")
             .env_remove("SNAPSWITCH_CONFIG")
             .stdout(log.try_clone()?)
             .stderr(log)

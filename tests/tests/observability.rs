@@ -1,13 +1,15 @@
 //! Observability after the end-to-end scenario: /metrics counters moved by
 //! the right amounts, every /status field matches the known outcome, the
 //! status file feeds the seed's Nagios check unchanged, the audit trail tells
-//! a customer's story, and readiness turns red when the graph database goes.
+//! a customer's story, and readiness turns red when the graph database or
+//! Redis goes, and green again when Redis returns.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};
-use harness::{http_get, TestEnv};
+use harness::services::RedisNode;
+use harness::{http_get, wait_for, TestEnv};
 
 const BASE: u64 = 1_767_741_427;
 
@@ -80,7 +82,10 @@ async fn metrics_status_status_file_history_and_readiness_tell_the_truth() {
     assert!(
         wa.contains("snapswitch_lock_held_seconds") && wa.contains("snapswitch_breaker_open 0")
     );
-    assert!(!wa.contains("snapshot_id"), "no unbounded labels");
+    // Label names stay bounded: no snapshot, event or customer label.
+    for unbounded in ["snapshot_id=", "snapshot=", "event_id=", "customer="] {
+        assert!(!wa.contains(unbounded), "unbounded label {unbounded}\n{wa}");
+    }
     let pm = http_get(&p, "/metrics").unwrap().1;
     assert_eq!(metric(&pm, "snapswitch_published_total"), 9.0, "{pm}");
 
@@ -198,4 +203,45 @@ async fn metrics_status_status_file_history_and_readiness_tell_the_truth() {
         "{body}"
     );
     assert_eq!(http_get(&a, "/healthz").unwrap().0, 200);
+}
+
+/// `/readyz` of a worker whose Redis (test-owned) stops: 503 naming Redis,
+/// while `/healthz` stays 200; ready again once Redis is back, without a
+/// worker restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_turns_red_while_redis_is_down_and_green_when_it_returns() {
+    let mut redis = RedisNode::start().unwrap();
+    let mut env =
+        TestEnv::with_services("readyredis", "", &harness::amqp_url(), &redis.url()).unwrap();
+    env.spawn_worker("worker").unwrap();
+    let addr = env.http_addr("worker").await.unwrap();
+    let ready = |want: u16| {
+        let addr = addr.clone();
+        move || {
+            let addr = addr.clone();
+            async move {
+                let (code, body) = http_get(&addr, "/readyz")?;
+                Ok((code == want).then_some(body))
+            }
+        }
+    };
+    wait_for("ready at start", Duration::from_secs(30), ready(200))
+        .await
+        .unwrap();
+
+    redis.stop();
+    let body = wait_for("unready without Redis", Duration::from_secs(30), ready(503))
+        .await
+        .unwrap();
+    let checks: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_ne!(checks["redis"], "ok", "{body}");
+    assert_eq!(checks["graph"], "ok", "only Redis is down: {body}");
+    assert_eq!(http_get(&addr, "/healthz").unwrap().0, 200);
+
+    redis.restart().unwrap();
+    let body = wait_for("ready again with Redis", Duration::from_secs(60), ready(200))
+        .await
+        .unwrap();
+    assert!(body.contains("\"redis\":\"ok\""), "{body}");
+    assert!(env.is_running("worker"), "{}", env.logs());
 }

@@ -163,24 +163,36 @@ impl Consumer {
 
     /// A channel that closed without recovering (a consumer_timeout closes
     /// the channel, not the connection) is replaced, up to 10 times in a row
-    /// with a growing pause; after that the worker gives up and exits.
+    /// with a growing pause; a replacement that cannot be opened (the
+    /// connection is itself recovering) counts as one more time. After that
+    /// the worker gives up and exits.
     async fn fresh_channel(
         &self,
         connection: &Connection,
         attempts: &mut u32,
         why: &dyn std::fmt::Display,
     ) -> anyhow::Result<lapin::Channel> {
-        *attempts += 1;
-        if *attempts > 10 {
-            anyhow::bail!("RabbitMQ channel lost 10 times in a row, last: {why}");
+        let mut why = why.to_string();
+        loop {
+            *attempts += 1;
+            if *attempts > 10 {
+                anyhow::bail!("RabbitMQ channel lost 10 times in a row, last: {why}");
+            }
+            tracing::warn!(error = %why, attempt = *attempts, "RabbitMQ channel lost; opening a new one");
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(*attempts))).await;
+            let opened = async {
+                let channel = connection.create_channel().await?;
+                channel
+                    .basic_qos(self.pipeline.config.workers, BasicQosOptions::default())
+                    .await?;
+                Ok::<_, lapin::Error>(channel)
+            }
+            .await;
+            match opened {
+                Ok(channel) => return Ok(channel),
+                Err(e) => why = format!("opening a new channel failed: {e}"),
+            }
         }
-        tracing::warn!(error = %why, attempt = *attempts, "RabbitMQ channel lost; opening a new one");
-        tokio::time::sleep(Duration::from_millis(500 * u64::from(*attempts))).await;
-        let channel = connection.create_channel().await?;
-        channel
-            .basic_qos(self.pipeline.config.workers, BasicQosOptions::default())
-            .await?;
-        Ok(channel)
     }
 
     /// Probes until the graph database and Redis answer (true) or `stop` (false).
