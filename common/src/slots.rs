@@ -1,6 +1,9 @@
 //! The fleet-wide cap on concurrent loads per graph database ("drip-feed"):
 //! a fair semaphore of expiring leases in Redis.
 //!
+//! One semaphore per graph target (`<target>` is its name, see
+//! [`crate::targets`]; `default` for the top-level graph keys):
+//!
 //! - `<ns>:slots:<target>`: sorted set, lease token → expiry (ms). A lease is
 //!   renewed like the customer lock; a crashed worker's lease expires and its
 //!   slot frees itself.
@@ -53,9 +56,6 @@ if expiry and tonumber(expiry) > tonumber(ARGV[2]) then
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 0";
-
-/// The graph database's name in the slot keys (one target for now).
-pub const DEFAULT_TARGET: &str = "default";
 
 /// A waiter's or holder's handle on one target's slots.
 #[derive(Debug, Clone)]
