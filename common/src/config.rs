@@ -519,7 +519,10 @@ impl Config {
 fn env_provider() -> Env {
     let keys = Config::keys();
     Env::prefixed(ENV_PREFIX)
-        .filter(move |key| keys.iter().any(|k| k.eq_ignore_ascii_case(top_key(key.as_str()))))
+        .filter(move |key| {
+            keys.iter()
+                .any(|k| k.eq_ignore_ascii_case(top_key(key.as_str())))
+        })
         .split(NEST)
 }
 
@@ -697,7 +700,10 @@ mod tests {
                 Some(ServiceUrl::new("redis://east:6379/"))
             );
             assert_eq!(
-                c.targets["west"].graph_password.as_ref().map(Secret::expose),
+                c.targets["west"]
+                    .graph_password
+                    .as_ref()
+                    .map(Secret::expose),
                 Some("12345")
             );
             assert_eq!(c.customer_targets["acme"], "east");
@@ -708,12 +714,17 @@ mod tests {
         });
         figment::Jail::expect_with(|jail| {
             // A whole map in one variable: customer names with '-' too.
-            jail.set_env("SNAPSWITCH_CUSTOMER_TARGETS", "{big-co = east, acme = default}");
+            jail.set_env(
+                "SNAPSWITCH_CUSTOMER_TARGETS",
+                "{big-co = east, acme = default}",
+            );
             let c = Config::load(Some(&path), NoFlags {}).unwrap();
             assert_eq!(c.customer_targets["big-co"], "east");
             assert_eq!(c.customer_targets["acme"], "default");
             jail.set_env("SNAPSWITCH_TARGETS__EAST__GRAPH_URLL", "redis://x:1/");
-            let err = Config::load(Some(&path), NoFlags {}).unwrap_err().to_string();
+            let err = Config::load(Some(&path), NoFlags {})
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("graph_urll"), "{err}");
             Ok(())
         });

@@ -306,7 +306,10 @@ async fn graph_target(
                         "{} databases, limit {limit}: no load can start",
                         h.databases
                     ),
-                    format!("drop unused databases or raise {} (and Neo4j's dbms.max_databases)", target.key("max_databases")),
+                    format!(
+                        "drop unused databases or raise {} (and Neo4j's dbms.max_databases)",
+                        target.key("max_databases")
+                    ),
                 )
             } else {
                 Check::ok(
@@ -317,11 +320,24 @@ async fn graph_target(
             match h.memory_used_percent {
                 Some(p) if p > f64::from(heap) => checks.push(Check::warn(
                     &label("memory"),
-                    format!("{p:.1}% used, above {} {heap}: the health gate refuses loads now", target.key("heap_threshold_percent")),
-                    format!("free memory on the graph server or raise {}", target.key("heap_threshold_percent")),
+                    format!(
+                        "{p:.1}% used, above {} {heap}: the health gate refuses loads now",
+                        target.key("heap_threshold_percent")
+                    ),
+                    format!(
+                        "free memory on the graph server or raise {}",
+                        target.key("heap_threshold_percent")
+                    ),
                 )),
-                Some(p) => checks.push(Check::ok(&label("memory"), format!("{p:.1}% used, threshold {heap}%"))),
-                None => checks.push(Check::warn(&label("memory"), "the server reports no memory figure; the gate checks databases only", "for Neo4j, allow dbms.queryJmx to the snapswitch user")),
+                Some(p) => checks.push(Check::ok(
+                    &label("memory"),
+                    format!("{p:.1}% used, threshold {heap}%"),
+                )),
+                None => checks.push(Check::warn(
+                    &label("memory"),
+                    "the server reports no memory figure; the gate checks databases only",
+                    "for Neo4j, allow dbms.queryJmx to the snapswitch user",
+                )),
             }
         }
         Some(Err(e)) => checks.push(Check::fail(

@@ -129,7 +129,10 @@ pub fn target_of<'a>(
 /// The names of the targets workers connect to, `default` first when active.
 pub fn active_names(config: &Config) -> Vec<String> {
     let default_used = config.default_target == DEFAULT_TARGET
-        || config.customer_targets.values().any(|t| t == DEFAULT_TARGET);
+        || config
+            .customer_targets
+            .values()
+            .any(|t| t == DEFAULT_TARGET);
     let mut names: Vec<String> = Vec::new();
     if default_used {
         names.push(DEFAULT_TARGET.into());
@@ -246,12 +249,7 @@ pub fn validate(config: &Config, bad: &mut Vec<String>) {
             );
         }
         if let Some(n) = t.max_databases {
-            check(
-                n >= 1,
-                &key("max_databases"),
-                n.to_string(),
-                "at least 1",
-            );
+            check(n >= 1, &key("max_databases"), n.to_string(), "at least 1");
         }
         for (k, v) in [
             ("heap_threshold_percent", t.heap_threshold_percent),
@@ -494,7 +492,10 @@ mod tests {
         assert_eq!(t.for_customer("unmapped").name, "default");
         let west = t.get("west").unwrap();
         assert_eq!(
-            (west.max_concurrent_loads, west.health.heap_threshold_percent),
+            (
+                west.max_concurrent_loads,
+                west.health.heap_threshold_percent
+            ),
             (3, 70)
         );
         assert_eq!(west.user, "loader");
@@ -532,7 +533,8 @@ mod tests {
                 ..target("redis://u:hunter2@neo:7687")
             },
         );
-        c.targets.insert("twin".into(), target("redis://EAST:6379/1"));
+        c.targets
+            .insert("twin".into(), target("redis://EAST:6379/1"));
         c.customer_targets.insert("umbrella".into(), "north".into());
         c.customer_targets.insert("Bad".into(), "east".into());
         c.default_target = "south".into();
@@ -600,7 +602,10 @@ mod tests {
 
     #[test]
     fn server_identity_ignores_credentials_path_and_case() {
-        assert_eq!(server_of(&ServiceUrl::new("redis://:pw@Host:1/0")), "host:1");
+        assert_eq!(
+            server_of(&ServiceUrl::new("redis://:pw@Host:1/0")),
+            "host:1"
+        );
         assert_eq!(server_of(&ServiceUrl::new("bolt://h:7687")), "h:7687");
         assert_ne!(
             server_of(&ServiceUrl::new("redis://h:1/")),

@@ -86,9 +86,7 @@ fn configuration_doc_example_with_targets_is_a_valid_config() {
     let block = &doc[start + "```toml\n".len()..];
     let block = &block[..block.find("```").unwrap()];
     let config: Config = toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
-    config
-        .validate()
-        .unwrap_or_else(|e| panic!("{e}\n{block}"));
+    config.validate().unwrap_or_else(|e| panic!("{e}\n{block}"));
     assert!(!config.targets.is_empty() && !config.customer_targets.is_empty());
 }
 

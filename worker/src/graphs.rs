@@ -60,10 +60,7 @@ impl Graphs {
         let mut failed = Vec::new();
         for g in &self.graphs {
             if let Err(e) = g.store.ping().await {
-                failed.push(format!(
-                    "target {} ({}): {e}",
-                    g.target.name, g.target.url
-                ));
+                failed.push(format!("target {} ({}): {e}", g.target.name, g.target.url));
             }
         }
         if failed.is_empty() {

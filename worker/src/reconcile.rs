@@ -86,9 +86,15 @@ async fn reconcile_target(
             report.skipped_locked += 1;
             continue;
         };
-        let result =
-            reconcile_customer(p, graph.store.as_ref(), target, &customer, &databases, report)
-                .await;
+        let result = reconcile_customer(
+            p,
+            graph.store.as_ref(),
+            target,
+            &customer,
+            &databases,
+            report,
+        )
+        .await;
         let _ = guard.release(&mut con).await;
         result?;
     }
