@@ -212,3 +212,92 @@ async fn each_target_caps_its_own_loads_and_loads_on_two_targets_run_at_once() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("target east"), "{body}");
 }
+
+/// Creates an (empty-but-for-one-node) graph `name` on a FalkorDB server.
+fn create_graph(server: &FalkorServer, name: &str) {
+    let _: redis::Value = redis::cmd("GRAPH.QUERY")
+        .arg(name)
+        .arg("CREATE (:Probe)")
+        .query(&mut server.connection())
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_works_per_target_and_leaves_a_moved_customers_old_databases_alone() {
+    let east = FalkorServer::start().unwrap();
+    let mut env = TestEnv::new(
+        "retarget",
+        &format!(
+            "keep_databases = 1\nreconcile_interval = 1\ntargets.east.graph_url = {:?}\ncustomer_targets.alpha = \"east\"\n",
+            east.url()
+        ),
+    )
+    .unwrap();
+    // On `default`: two databases each of bravo (served there) and alpha
+    // (moved to east); on east: two of alpha.
+    for name in [
+        "alpha-1000000001",
+        "alpha-1000000002",
+        "bravo-1000000001",
+        "bravo-1000000002",
+    ] {
+        create_graph(&env.falkor, name);
+    }
+    for name in ["alpha-1000000001", "alpha-1000000002"] {
+        create_graph(&east, name);
+    }
+
+    // The preflight checks every target, each under its own name.
+    let (code, out, err) = env.run("worker", &["doctor"]).unwrap();
+    assert!(
+        out.contains("✓ graph database [default]") && out.contains("✓ graph database [east]"),
+        "exit {code}\n{out}\n{err}"
+    );
+
+    env.spawn_worker("worker").unwrap();
+    let dropped = wait_for(
+        "bravo's orphan dropped on default",
+        Duration::from_secs(30),
+        || async {
+            Ok((!env.falkor.graphs().iter().any(|g| g == "bravo-1000000001")).then_some(()))
+        },
+    )
+    .await;
+    assert!(dropped.is_ok(), "{dropped:?}\n{}", env.logs());
+    let dropped = wait_for(
+        "alpha's orphan dropped on east",
+        Duration::from_secs(30),
+        || async { Ok((!east.graphs().iter().any(|g| g == "alpha-1000000001")).then_some(())) },
+    )
+    .await;
+    assert!(dropped.is_ok(), "{dropped:?}\n{}", env.logs());
+    // A few more passes: alpha's databases on its old target stay.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let left = env.falkor.graphs();
+    for name in ["alpha-1000000001", "alpha-1000000002", "bravo-1000000002"] {
+        assert!(
+            left.iter().any(|g| g == name),
+            "{name} is gone from default: {left:?}"
+        );
+    }
+    let audited: Vec<(String, String)> = env
+        .audit("reconciled_drop")
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e.get("database").unwrap_or("").to_owned(),
+                e.get("target").unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        audited,
+        [
+            ("bravo-1000000001".to_owned(), "default".to_owned()),
+            ("alpha-1000000001".to_owned(), "east".to_owned())
+        ],
+        "{}",
+        env.logs()
+    );
+}
