@@ -601,6 +601,22 @@ mod tests {
     }
 
     #[test]
+    fn target_passwords_never_print() {
+        let mut c = two_targets();
+        if let Some(east) = c.targets.get_mut("east") {
+            east.graph_password = Some(Secret::new("t4rget-pw"));
+            east.graph_url = Some(ServiceUrl::new("redis://:url-pw@east:6379/"));
+        }
+        let t = Targets::from_config(&c).unwrap();
+        for shown in [format!("{c:?}"), format!("{t:?}")] {
+            assert!(
+                !shown.contains("t4rget-pw") && !shown.contains("url-pw"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
     fn server_identity_ignores_credentials_path_and_case() {
         assert_eq!(
             server_of(&ServiceUrl::new("redis://:pw@Host:1/0")),
