@@ -7,6 +7,7 @@
 //! `health_check_retry_delay`, `max_retries`, `retry_backoff_base`,
 //! `shutdown_timeout`, `workers`). Durations are whole seconds, as in the seed.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +16,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::targets::TargetConfig;
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_FILE_ENV: &str = "SNAPSWITCH_CONFIG";
@@ -202,6 +205,14 @@ pub struct Config {
     /// When set, the fleet status JSON is written there every 5 s
     /// (atomically), for Nagios-style checks.
     pub status_file: Option<PathBuf>,
+    // --- Graph targets (several graph databases; common/src/targets.rs) ---
+    /// More graph databases, by name (`[targets.<name>]`); the top-level
+    /// graph keys are the target named `default`.
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// Customer → target name; customers not listed go to `default_target`.
+    pub customer_targets: BTreeMap<String, String>,
+    /// The target of customers not in `customer_targets`.
+    pub default_target: String,
 }
 
 impl Default for Config {
@@ -238,6 +249,10 @@ impl Default for Config {
             slot_wait_timeout: 30,
             http_listen: "127.0.0.1:9464".into(),
             status_file: None,
+            // Graph targets
+            targets: BTreeMap::new(),
+            customer_targets: BTreeMap::new(),
+            default_target: crate::targets::DEFAULT_TARGET.into(),
         }
     }
 }
@@ -457,6 +472,8 @@ impl Config {
             format!("{:?}", self.http_listen),
             "an address with a port, e.g. 0.0.0.0:9464 or 127.0.0.1:0",
         );
+        // Graph targets
+        crate::targets::validate(self, &mut bad);
         if bad.is_empty() {
             Ok(())
         } else {
@@ -502,7 +519,19 @@ impl Config {
 fn env_provider() -> Env {
     let keys = Config::keys();
     Env::prefixed(ENV_PREFIX)
-        .filter(move |key| keys.iter().any(|k| k.eq_ignore_ascii_case(key.as_str())))
+        .filter(move |key| {
+            keys.iter()
+                .any(|k| k.eq_ignore_ascii_case(top_key(key.as_str())))
+        })
+        .split(NEST)
+}
+
+/// `SNAPSWITCH_TARGETS__EAST__GRAPH_URL` sets `targets.east.graph_url`.
+const NEST: &str = "__";
+
+/// The top-level key of a (possibly nested) environment key.
+fn top_key(key: &str) -> &str {
+    key.split(NEST).next().unwrap_or(key)
 }
 
 /// `SNAPSWITCH_*` variables that are neither config keys nor known to belong
@@ -513,7 +542,7 @@ pub fn unknown_env_vars() -> Vec<String> {
     std::env::vars()
         .filter_map(|(name, _)| {
             let rest = name.strip_prefix(ENV_PREFIX)?;
-            let known = keys.iter().any(|k| k.eq_ignore_ascii_case(rest))
+            let known = keys.iter().any(|k| k.eq_ignore_ascii_case(top_key(rest)))
                 || OTHERS.contains(&rest)
                 || rest.starts_with("TEST_");
             (!known).then_some(name)
@@ -523,7 +552,7 @@ pub fn unknown_env_vars() -> Vec<String> {
 
 /// Deserializes a string that the environment layer may have parsed as a
 /// number or a boolean (`SNAPSWITCH_GRAPH_PASSWORD=12345`).
-fn string_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn string_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
         type Value = String;
@@ -642,6 +671,61 @@ mod tests {
             assert_eq!((c.workers, c.keep_databases, c.scan_interval), (5, 9, 7));
             assert_eq!(c.graph_password.expose(), "12345");
             assert_eq!(unknown_env_vars(), ["SNAPSWITCH_WOKERS"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
+    fn targets_come_from_tables_and_from_nested_environment_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[targets.east]\ngraph_url = \"redis://east:6379/\"\nmax_concurrent_loads = 2\n\n[customer_targets]\nacme = \"east\"\n",
+        )
+        .unwrap();
+        #[derive(Serialize)]
+        struct NoFlags {}
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SNAPSWITCH_TARGETS__EAST__MAX_CONCURRENT_LOADS", "3");
+            jail.set_env("SNAPSWITCH_TARGETS__WEST__GRAPH_URL", "redis://west:6379/");
+            jail.set_env("SNAPSWITCH_TARGETS__WEST__GRAPH_PASSWORD", "12345");
+            jail.set_env("SNAPSWITCH_CUSTOMER_TARGETS__GLOBEX", "west");
+            jail.set_env("SNAPSWITCH_DEFAULT_TARGET", "east");
+            let c = Config::load(Some(&path), NoFlags {}).unwrap();
+            assert_eq!(c.targets["east"].max_concurrent_loads, Some(3));
+            assert_eq!(
+                c.targets["east"].graph_url,
+                Some(ServiceUrl::new("redis://east:6379/"))
+            );
+            assert_eq!(
+                c.targets["west"]
+                    .graph_password
+                    .as_ref()
+                    .map(Secret::expose),
+                Some("12345")
+            );
+            assert_eq!(c.customer_targets["acme"], "east");
+            assert_eq!(c.customer_targets["globex"], "west");
+            assert_eq!(c.default_target, "east");
+            assert!(unknown_env_vars().is_empty(), "{:?}", unknown_env_vars());
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            // A whole map in one variable: customer names with '-' too.
+            jail.set_env(
+                "SNAPSWITCH_CUSTOMER_TARGETS",
+                "{big-co = east, acme = default}",
+            );
+            let c = Config::load(Some(&path), NoFlags {}).unwrap();
+            assert_eq!(c.customer_targets["big-co"], "east");
+            assert_eq!(c.customer_targets["acme"], "default");
+            jail.set_env("SNAPSWITCH_TARGETS__EAST__GRAPH_URLL", "redis://x:1/");
+            let err = Config::load(Some(&path), NoFlags {})
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("graph_urll"), "{err}");
             Ok(())
         });
     }

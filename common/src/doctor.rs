@@ -11,6 +11,7 @@ use lapin::{Connection, ConnectionProperties};
 
 use crate::config::Config;
 use crate::graph::GraphStore;
+use crate::targets::{GraphTarget, Targets, DEFAULT_TARGET};
 use crate::topology::Topology;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -220,25 +221,58 @@ pub async fn redis(config: &Config) -> Vec<Check> {
     checks
 }
 
-/// The graph database: reachable (and Enterprise, for Neo4j), database
-/// slots, memory against the health gate, and the right to create and drop
-/// a database (a probe database, dropped again).
+/// Every graph target the worker connects to (see [`graph_target`]).
 pub async fn graph(config: &Config) -> Vec<Check> {
-    let url = config.graph_url.redacted();
-    let store = match within(crate::graph::connect(config)).await {
+    let targets = match Targets::from_config(config) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![Check::fail(
+                "graph targets",
+                e.to_string(),
+                "correct the graph target keys (docs/configuration.md, Graph targets)",
+            )]
+        }
+    };
+    let only_default = targets.all().len() == 1 && targets.all()[0].name == DEFAULT_TARGET;
+    let mut checks = Vec::new();
+    for target in targets.all() {
+        // One target: the check names stay as they were ("graph database").
+        let label = |what: &str| {
+            if only_default {
+                what.to_owned()
+            } else {
+                format!("{what} [{}]", target.name)
+            }
+        };
+        checks.extend(graph_target(target, usize::from(config.workers) + 2, &label).await);
+    }
+    checks
+}
+
+/// One graph target: reachable (and Enterprise, for Neo4j), database
+/// slots, memory against its health gate, and the right to create and drop
+/// a database (a probe database, dropped again).
+async fn graph_target(
+    target: &GraphTarget,
+    pool: usize,
+    label: &dyn Fn(&str) -> String,
+) -> Vec<Check> {
+    let url = target.url.redacted();
+    let (url_key, kind_key) = (target.key("graph_url"), target.key("graph_kind"));
+    let store = match within(crate::graph::connect_target(target, pool)).await {
         Some(Ok(s)) => s,
         Some(Err(e)) => {
             return vec![Check::fail(
-                "graph database",
+                &label("graph database"),
                 format!("cannot connect to {url}: {e}"),
-                "start the graph database or correct graph_url and graph_kind",
+                format!("start the graph database or correct {url_key} and {kind_key}"),
             )]
         }
         None => {
             return vec![Check::fail(
-                "graph database",
+                &label("graph database"),
                 format!("no answer from {url} within {TIMEOUT:?}"),
-                "check graph_url",
+                format!("check {url_key}"),
             )]
         }
     };
@@ -246,60 +280,80 @@ pub async fn graph(config: &Config) -> Vec<Check> {
         Some(Ok(())) => {}
         Some(Err(e)) => {
             return vec![Check::fail(
-                "graph database",
-                format!("{} at {url}: {e}", config.graph_kind),
-                "graph_kind must match the server (falkordb: FalkorDB's Redis port; neo4j: a Neo4j 5 Enterprise Bolt URL) and the credentials must be right",
+                &label("graph database"),
+                format!("{} at {url}: {e}", target.kind),
+                format!("{kind_key} must match the server (falkordb: FalkorDB's Redis port; neo4j: a Neo4j 5 Enterprise Bolt URL) and the credentials must be right"),
             )]
         }
-        None => return vec![Check::fail("graph database", format!("no answer from {url} within {TIMEOUT:?}"), "check graph_url")],
+        None => return vec![Check::fail(&label("graph database"), format!("no answer from {url} within {TIMEOUT:?}"), format!("check {url_key}"))],
     }
     let mut checks = vec![Check::ok(
-        "graph database",
-        format!("{} reachable at {url}", config.graph_kind),
+        &label("graph database"),
+        format!("{} reachable at {url}", target.kind),
     )];
+    let max_databases = target.health.max_databases;
+    let heap = target.health.heap_threshold_percent;
     match within(store.health()).await {
         Some(Ok(h)) => {
             let limit = h
                 .max_databases
-                .map_or(config.max_databases, |m| m.min(config.max_databases));
+                .map_or(max_databases, |m| m.min(max_databases));
             let free = limit.saturating_sub(h.databases);
             checks.push(if free == 0 {
                 Check::fail(
-                    "database slots",
+                    &label("database slots"),
                     format!(
                         "{} databases, limit {limit}: no load can start",
                         h.databases
                     ),
-                    "drop unused databases or raise max_databases (and Neo4j's dbms.max_databases)",
+                    format!(
+                        "drop unused databases or raise {} (and Neo4j's dbms.max_databases)",
+                        target.key("max_databases")
+                    ),
                 )
             } else {
                 Check::ok(
-                    "database slots",
+                    &label("database slots"),
                     format!("{} databases, {free} free of {limit}", h.databases),
                 )
             });
             match h.memory_used_percent {
-                Some(p) if p > f64::from(config.heap_threshold_percent) => checks.push(Check::warn(
-                    "memory",
-                    format!("{p:.1}% used, above heap_threshold_percent {}: the health gate refuses loads now", config.heap_threshold_percent),
-                    "free memory on the graph server or raise heap_threshold_percent",
+                Some(p) if p > f64::from(heap) => checks.push(Check::warn(
+                    &label("memory"),
+                    format!(
+                        "{p:.1}% used, above {} {heap}: the health gate refuses loads now",
+                        target.key("heap_threshold_percent")
+                    ),
+                    format!(
+                        "free memory on the graph server or raise {}",
+                        target.key("heap_threshold_percent")
+                    ),
                 )),
-                Some(p) => checks.push(Check::ok("memory", format!("{p:.1}% used, threshold {}%", config.heap_threshold_percent))),
-                None => checks.push(Check::warn("memory", "the server reports no memory figure; the gate checks databases only", "for Neo4j, allow dbms.queryJmx to the snapswitch user")),
+                Some(p) => checks.push(Check::ok(
+                    &label("memory"),
+                    format!("{p:.1}% used, threshold {heap}%"),
+                )),
+                None => checks.push(Check::warn(
+                    &label("memory"),
+                    "the server reports no memory figure; the gate checks databases only",
+                    "for Neo4j, allow dbms.queryJmx to the snapswitch user",
+                )),
             }
         }
         Some(Err(e)) => checks.push(Check::fail(
-            "health",
+            &label("health"),
             e.to_string(),
             "the snapswitch user needs to list databases",
         )),
         None => checks.push(Check::fail(
-            "health",
+            &label("health"),
             "timed out",
             "check the graph server's load",
         )),
     }
-    checks.push(admin_probe(store.as_ref()).await);
+    let mut probe = admin_probe(store.as_ref()).await;
+    probe.name = label(&probe.name);
+    checks.push(probe);
     checks
 }
 

@@ -7,7 +7,9 @@
 //! - [`ident`]: customer names, snapshot ids, database names;
 //! - [`topology`]: AMQP exchange/queue names, arguments and header names;
 //! - [`keys`]: every Redis key;
-//! - [`config`]: the configuration struct, its layering and validation.
+//! - [`config`]: the configuration struct, its layering and validation;
+//! - [`targets`]: the graph databases of a deployment and which one serves
+//!   each customer.
 //!
 //! The adapters (thin, tested against the real services):
 //! - [`broker`]: RabbitMQ through lapin;
@@ -33,5 +35,6 @@ pub mod slots;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod targets;
 pub mod telemetry;
 pub mod topology;

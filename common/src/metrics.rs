@@ -1,6 +1,6 @@
 //! The Prometheus metrics of one process (prometheus-client; counters get
-//! `_total` appended). Labels stay bounded: failure codes and queue names,
-//! never customers or snapshot ids. Fleet-wide totals live in Redis
+//! `_total` appended). Labels stay bounded: failure codes, queue names and
+//! graph target names, never customers or snapshot ids. Fleet-wide totals live in Redis
 //! ([`crate::state`]); these are this process's own.
 
 use std::sync::atomic::AtomicU64;
@@ -20,6 +20,19 @@ pub struct CodeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
+}
+
+/// A graph target's name (bounded: the configured targets).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabel {
+    pub target: String,
+}
+
+/// Constructs the per-target slot-wait histograms.
+type HistogramFn = fn() -> Histogram;
+
+fn slot_wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 16))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,8 +67,10 @@ pub struct Metrics {
     pub status_updated: Gauge<f64, AtomicU64>,
     pub published: Counter,
     pub publish_failures: Counter,
-    pub slot_wait: Histogram,
-    pub slots_in_use: Gauge,
+    /// Seconds waited for a load slot, per graph target.
+    pub slot_wait: Family<TargetLabel, Histogram, HistogramFn>,
+    /// Load slots in use fleet-wide, per graph target.
+    pub slots_in_use: Family<TargetLabel, Gauge>,
 }
 
 impl Metrics {
@@ -80,8 +95,8 @@ impl Metrics {
             status_updated: Gauge::default(),
             published: Counter::default(),
             publish_failures: Counter::default(),
-            slot_wait: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
-            slots_in_use: Gauge::default(),
+            slot_wait: Family::new_with_constructor(slot_wait_histogram as HistogramFn),
+            slots_in_use: Family::default(),
         };
         let r = &mut m.registry;
         if role == Role::Worker {
@@ -150,6 +165,16 @@ impl Metrics {
                 "1 while the worker is shutting down",
                 m.draining.clone(),
             );
+            r.register(
+                "slot_wait_seconds",
+                "Time waited for a fleet-wide load slot, by graph target",
+                m.slot_wait.clone(),
+            );
+            r.register(
+                "slots_in_use",
+                "Load slots in use on a graph target, fleet-wide (from Redis)",
+                m.slots_in_use.clone(),
+            );
         } else {
             r.register(
                 "published",
@@ -204,6 +229,31 @@ impl Metrics {
             .inc();
     }
 
+    /// Creates every per-target series at 0, so each target shows from the start.
+    pub fn init_targets<'a>(&self, targets: impl IntoIterator<Item = &'a str>) {
+        for t in targets {
+            let label = TargetLabel { target: t.into() };
+            let _ = self.slots_in_use.get_or_create(&label);
+            let _ = self.slot_wait.get_or_create(&label);
+        }
+    }
+
+    pub fn observe_slot_wait(&self, target: &str, seconds: f64) {
+        self.slot_wait
+            .get_or_create(&TargetLabel {
+                target: target.into(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn set_slots_in_use(&self, target: &str, in_use: u64) {
+        self.slots_in_use
+            .get_or_create(&TargetLabel {
+                target: target.into(),
+            })
+            .set(i64::try_from(in_use).unwrap_or(i64::MAX));
+    }
+
     pub fn set_queue(&self, queue: &str, messages: u32) {
         self.queue_messages
             .get_or_create(&QueueLabel {
@@ -225,6 +275,9 @@ mod tests {
         m.park("event_not_json");
         m.load_duration.observe(1.5);
         m.set_queue("work", 3);
+        m.init_targets(["default", "east"]);
+        m.set_slots_in_use("east", 1);
+        m.observe_slot_wait("east", 0.5);
         let text = m.encode();
         for name in [
             "snapswitch_completed_total 1",
@@ -234,6 +287,9 @@ mod tests {
             "snapswitch_queue_messages{queue=\"work\"} 3",
             "snapswitch_loads_in_flight 0",
             "snapswitch_lock_held_seconds",
+            "snapswitch_slots_in_use{target=\"east\"} 1",
+            "snapswitch_slots_in_use{target=\"default\"} 0",
+            "snapswitch_slot_wait_seconds_count{target=\"east\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

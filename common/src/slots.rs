@@ -1,11 +1,16 @@
 //! The fleet-wide cap on concurrent loads per graph database ("drip-feed"):
 //! a fair semaphore of expiring leases in Redis.
 //!
+//! One semaphore per graph target (`<target>` is its name, see
+//! [`crate::targets`]; `default` for the top-level graph keys):
+//!
 //! - `<ns>:slots:<target>`: sorted set, lease token → expiry (ms). A lease is
 //!   renewed like the customer lock; a crashed worker's lease expires and its
 //!   slot frees itself.
-//! - `<ns>:slotq:<target>`: sorted set, waiting token → arrival (ms). Slots go
-//!   to waiters in arrival order, so no one can jump the queue.
+//! - `<ns>:slotq:<target>`: sorted set, waiting token → arrival number (from
+//!   the counter `<ns>:slotseq:<target>`, so two waiters arriving in the same
+//!   millisecond still have an order). Slots go to waiters in arrival order,
+//!   so no one can jump the queue.
 //! - `<ns>:slotq-alive:<token>`: a waiter's pulse (expires unless it keeps
 //!   polling); a waiter that died is dropped from the queue.
 //!
@@ -33,7 +38,9 @@ for _, w in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
     redis.call('ZREM', KEYS[2], w)
   end
 end
-redis.call('ZADD', KEYS[2], 'NX', now, ARGV[1])
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+end
 redis.call('SET', ARGV[5] .. ARGV[1], '1', 'PX', lease)
 local free = tonumber(ARGV[4]) - redis.call('ZCARD', KEYS[1])
 if free <= 0 then return 0 end
@@ -54,14 +61,12 @@ end
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 0";
 
-/// The graph database's name in the slot keys (one target for now).
-pub const DEFAULT_TARGET: &str = "default";
-
 /// A waiter's or holder's handle on one target's slots.
 #[derive(Debug, Clone)]
 pub struct Slot {
     slots: String,
     queue: String,
+    seq: String,
     alive_prefix: String,
     token: String,
     lease: Duration,
@@ -81,6 +86,7 @@ impl Slot {
         Slot {
             slots: format!("{ns}:slots:{target}"),
             queue: format!("{ns}:slotq:{target}"),
+            seq: format!("{ns}:slotseq:{target}"),
             alive_prefix: format!("{ns}:slotq-alive:"),
             token: Uuid::new_v4().to_string(),
             lease,
@@ -97,6 +103,7 @@ impl Slot {
         let got: i64 = Script::new(ACQUIRE)
             .key(&self.slots)
             .key(&self.queue)
+            .key(&self.seq)
             .arg(&self.token)
             .arg(now_ms())
             .arg(ms(self.lease))

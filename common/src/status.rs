@@ -24,8 +24,45 @@ pub struct Local {
     pub queue_size: Option<u32>,
     /// Ready messages in the parking queue, if the broker answered.
     pub parked_queue_size: Option<u32>,
-    /// The fleet-wide cap on concurrent loads.
+    /// The graph targets and their caps on concurrent loads.
+    pub targets: Vec<TargetCap>,
+}
+
+/// A graph target as the status shows it: its name and its fleet-wide cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetCap {
+    pub name: String,
     pub max_concurrent_loads: u32,
+}
+
+impl TargetCap {
+    /// The active targets of `config` (no password file is read).
+    pub fn of_config(config: &crate::config::Config) -> Vec<TargetCap> {
+        crate::targets::active_names(config)
+            .into_iter()
+            .map(|name| TargetCap {
+                max_concurrent_loads: config
+                    .targets
+                    .get(&name)
+                    .and_then(|t| t.max_concurrent_loads)
+                    .unwrap_or(config.max_concurrent_loads),
+                name,
+            })
+            .collect()
+    }
+}
+
+/// Load slots in use on each target, fleet-wide (expired leases not counted).
+pub async fn slots_in_use(
+    state: &FleetState,
+    targets: &[TargetCap],
+) -> Result<Vec<u64>, StateError> {
+    let mut con = state.connection();
+    let mut out = Vec::with_capacity(targets.len());
+    for t in targets {
+        out.push(crate::slots::Slot::in_use(&mut con, state.keys(), &t.name).await?);
+    }
+    Ok(out)
 }
 
 /// completed / (completed + parked), in percent; 100 before any outcome.
@@ -54,12 +91,19 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
     let counters = state.counters().await?;
     let get = |k: &str| counters.get(k).copied().unwrap_or(0);
     let workers = state.live_workers().await?;
-    let slots_in_use = crate::slots::Slot::in_use(
-        &mut state.connection(),
-        state.keys(),
-        crate::slots::DEFAULT_TARGET,
-    )
-    .await?;
+    let in_use = slots_in_use(state, &local.targets).await?;
+    let mut targets = serde_json::Map::new();
+    for (t, n) in local.targets.iter().zip(&in_use) {
+        targets.insert(
+            t.name.clone(),
+            json!({"loads": n, "max_concurrent_loads": t.max_concurrent_loads}),
+        );
+    }
+    let max_total: u64 = local
+        .targets
+        .iter()
+        .map(|t| u64::from(t.max_concurrent_loads))
+        .sum();
     let mut customers = serde_json::Map::new();
     for name in state.customers().await? {
         let Ok(customer) = Customer::parse(&name) else {
@@ -91,7 +135,8 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
         "queue_size": local.queue_size,
         "parked_queue_size": local.parked_queue_size,
         "workers": workers,
-        "load_slots": {"in_use": slots_in_use, "max": local.max_concurrent_loads},
+        "load_slots": {"in_use": in_use.iter().sum::<u64>(), "max": max_total},
+        "targets": targets,
         "scan_interval": local.scan_interval,
         "data_path": local.data_path,
         "last_activity": state.last_activity().await?,
@@ -119,7 +164,7 @@ pub struct Reporter {
     pub status_file: Option<std::path::PathBuf>,
     pub started: std::time::Instant,
     pub draining: std::sync::atomic::AtomicBool,
-    pub max_concurrent_loads: u32,
+    pub targets: Vec<TargetCap>,
 }
 
 impl Reporter {
@@ -151,7 +196,7 @@ impl Reporter {
             draining: self.is_draining(),
             queue_size,
             parked_queue_size,
-            max_concurrent_loads: self.max_concurrent_loads,
+            targets: self.targets.clone(),
         }
     }
 
@@ -170,6 +215,11 @@ impl Reporter {
         }
         if let Some(n) = local.parked_queue_size {
             self.metrics.set_queue("dead", n);
+        }
+        if let Ok(in_use) = slots_in_use(&self.state, &local.targets).await {
+            for (t, n) in local.targets.iter().zip(in_use) {
+                self.metrics.set_slots_in_use(&t.name, n);
+            }
         }
         if let Ok(n) = self.state.live_workers().await {
             self.metrics
@@ -217,6 +267,26 @@ mod tests {
         assert_eq!(success_rate(9, 1), 90.0);
         assert_eq!(success_rate(0, 0), 100.0);
         assert_eq!(success_rate(2, 1), 66.7);
+    }
+
+    #[test]
+    fn each_active_target_shows_with_its_own_cap() {
+        let mut config = crate::config::Config {
+            max_concurrent_loads: 2,
+            ..crate::config::Config::default()
+        };
+        config.targets.insert(
+            "east".into(),
+            crate::targets::TargetConfig {
+                max_concurrent_loads: Some(5),
+                ..Default::default()
+            },
+        );
+        let caps: Vec<(String, u32)> = TargetCap::of_config(&config)
+            .into_iter()
+            .map(|t| (t.name, t.max_concurrent_loads))
+            .collect();
+        assert_eq!(caps, [("default".into(), 2), ("east".into(), 5)]);
     }
 
     #[test]

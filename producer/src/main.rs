@@ -311,7 +311,7 @@ async fn run() -> anyhow::Result<()> {
                     status_file: config.status_file.clone(),
                     started: std::time::Instant::now(),
                     draining: std::sync::atomic::AtomicBool::new(false),
-                    max_concurrent_loads: config.max_concurrent_loads,
+                    targets: common::status::TargetCap::of_config(&config),
                 },
             });
             common::http::serve(&config.http_listen, probe.clone(), stop.clone()).await?;
@@ -366,7 +366,10 @@ async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::R
     let to = to.map(SnapshotId::new).transpose()?;
     let redis = common::state::connect(&config.redis_url).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
-    let store = common::graph::connect(config).await?;
+    // The graph database serving this customer (its graph target).
+    let targets = common::targets::Targets::from_config(config)?;
+    let target = targets.for_customer(customer.as_str());
+    let store = common::graph::connect_target(target, 2).await?;
     store.ping().await?;
     let mut con = state.connection();
     // Under the customer's lock: no load of this customer runs meanwhile.
@@ -587,7 +590,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         draining: false,
         queue_size,
         parked_queue_size,
-        max_concurrent_loads: config.max_concurrent_loads,
+        targets: common::status::TargetCap::of_config(config),
     };
     let report = common::status::fleet_status(&state, &local).await?;
     if json {
@@ -619,6 +622,15 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         println!("{k:>12}: {}", show(&report[format!("tasks_{k}")]));
     }
     println!("last activity: {}", show(&report["last_activity"]));
+    if let Some(targets) = report["targets"].as_object() {
+        for (name, t) in targets {
+            println!(
+                "target {name}: {} loads running (max_concurrent_loads {})",
+                show(&t["loads"]),
+                show(&t["max_concurrent_loads"])
+            );
+        }
+    }
     if let Some(customers) = report["customers"].as_object() {
         for (name, c) in customers {
             println!(

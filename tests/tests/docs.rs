@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use common::config::Config;
 use common::event::SnapshotEvent;
+use common::targets::TargetConfig;
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -42,6 +43,51 @@ fn configuration_doc_lists_every_key_and_no_other() {
             "docs/configuration.md documents `{row}`, which is not a config key"
         );
     }
+}
+
+#[test]
+fn configuration_doc_lists_every_graph_target_key_and_no_other() {
+    let doc = read("docs/configuration.md");
+    let keys = TargetConfig::keys();
+    assert!(keys.len() > 5, "{keys:?}");
+    for key in &keys {
+        assert!(
+            doc.contains(&format!("| `targets.<name>.{key}` |")),
+            "docs/configuration.md lacks a row for `targets.<name>.{key}`"
+        );
+        assert!(
+            doc.contains(&format!(
+                "`SNAPSWITCH_TARGETS__<NAME>__{}`",
+                key.to_uppercase()
+            )),
+            "docs/configuration.md lacks SNAPSWITCH_TARGETS__<NAME>__{}",
+            key.to_uppercase()
+        );
+    }
+    let rows: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `targets.<name>.")?.split('`').next())
+        .collect();
+    for row in rows {
+        assert!(
+            keys.iter().any(|k| k == row),
+            "docs/configuration.md documents `targets.<name>.{row}`, which is not a target key"
+        );
+    }
+}
+
+#[test]
+fn configuration_doc_example_with_targets_is_a_valid_config() {
+    // The "Graph targets" example block must load and validate as written.
+    let doc = read("docs/configuration.md");
+    let start = doc
+        .find("```toml\n# graph targets")
+        .expect("docs/configuration.md has a ```toml block starting with `# graph targets`");
+    let block = &doc[start + "```toml\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    let config: Config = toml::from_str(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    config.validate().unwrap_or_else(|e| panic!("{e}\n{block}"));
+    assert!(!config.targets.is_empty() && !config.customer_targets.is_empty());
 }
 
 #[test]

@@ -38,12 +38,14 @@ const WORKER_COUNTERS: &[&str] = &[
 const WORKER_HISTOGRAMS: &[&str] = &[
     "snapswitch_load_duration_seconds",
     "snapswitch_load_rows_per_second",
+    "snapswitch_slot_wait_seconds",
 ];
 const WORKER_GAUGES: &[&str] = &[
     "snapswitch_loads_in_flight",
     "snapswitch_lock_held_seconds",
     "snapswitch_breaker_open",
     "snapswitch_draining",
+    "snapswitch_slots_in_use",
 ];
 /// Served by the worker and the producer alike.
 const SHARED_GAUGES: &[&str] = &[
@@ -105,6 +107,7 @@ fn exposed(role: Role) -> BTreeSet<(String, &'static str)> {
     metrics.fail("graph_unavailable");
     metrics.park("retries_exhausted");
     metrics.set_queue("work", 0);
+    metrics.init_targets(["default"]);
     let text = metrics.encode();
     let mut out = BTreeSet::new();
     for line in text.lines() {

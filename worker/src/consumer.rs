@@ -206,7 +206,8 @@ impl Consumer {
                 _ = stop.cancelled() => return false,
                 _ = tokio::time::sleep(wait) => {}
             }
-            let graph = self.pipeline.store.ping().await;
+            // Every graph target must answer, as for readiness.
+            let graph = self.pipeline.graphs.ping_all().await;
             let redis = self.pipeline.state.ping().await;
             if let Ok(mut b) = self.breaker.lock() {
                 if graph.is_ok() && redis.is_ok() {
@@ -216,7 +217,7 @@ impl Consumer {
                 }
                 b.probe_failed(Instant::now());
             }
-            tracing::warn!(graph = ?graph.err().map(|e| e.to_string()), redis = ?redis.err().map(|e| e.to_string()), "probe failed; still paused");
+            tracing::warn!(graph = ?graph.err(), redis = ?redis.err().map(|e| e.to_string()), "probe failed; still paused");
         }
     }
 

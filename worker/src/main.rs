@@ -6,6 +6,7 @@
 mod breaker;
 mod consumer;
 mod decide;
+mod graphs;
 mod ops;
 mod pipeline;
 mod reconcile;
@@ -93,11 +94,14 @@ async fn run() -> anyhow::Result<()> {
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    tracing::info!(%worker_id, namespace = %config.namespace, graph = %config.graph_url, graph_kind = %config.graph_kind, "worker starting");
+    tracing::info!(%worker_id, namespace = %config.namespace, "worker starting");
 
     config.check_data_root()?;
     let state = common::state::fleet(&config).await.context("Redis")?;
-    let store = connect_graph(&config).await?;
+    let graphs = graphs::Graphs::connect(&config).await?;
+    for g in graphs.all() {
+        tracing::info!(graph_target = %g.target.name, graph = %g.target.url, graph_kind = %g.target.kind, max_concurrent_loads = g.target.max_concurrent_loads, "graph target connected");
+    }
 
     let connection = common::broker::connect(&config.amqp_url, &worker_id).await?;
     let topology = Topology::from_config(&config);
@@ -118,9 +122,10 @@ async fn run() -> anyhow::Result<()> {
             reason: code.into(),
         });
     }
+    metrics.init_targets(graphs.all().iter().map(|g| g.target.name.as_str()));
     let pipeline = Arc::new(pipeline::Pipeline {
         config: config.clone(),
-        store,
+        graphs,
         state,
         worker_id,
         metrics,
@@ -139,7 +144,7 @@ async fn run() -> anyhow::Result<()> {
             status_file: config.status_file.clone(),
             started: std::time::Instant::now(),
             draining: std::sync::atomic::AtomicBool::new(false),
-            max_concurrent_loads: config.max_concurrent_loads,
+            targets: common::status::TargetCap::of_config(&config),
         },
     });
     let http_stop = CancellationToken::new();
@@ -191,30 +196,6 @@ async fn run() -> anyhow::Result<()> {
     let _ = connection.close(200, "worker stopping".into()).await;
     tracing::info!("worker stopped");
     result
-}
-
-/// Connects and pings the graph database, retrying with backoff for ~30 s
-/// (it may still be starting); a permanent refusal (wrong kind, Community
-/// edition) fails at once.
-async fn connect_graph(config: &Config) -> anyhow::Result<Arc<dyn common::graph::GraphStore>> {
-    use backon::{ExponentialBuilder, Retryable};
-    let attempt = || async {
-        let store = common::graph::connect(config).await?;
-        store.ping().await?;
-        Ok::<_, common::graph::GraphError>(store)
-    };
-    let store = attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(std::time::Duration::from_millis(200))
-                .with_max_delay(std::time::Duration::from_secs(5))
-                .with_max_times(8),
-        )
-        .when(|e| e.is_transient())
-        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "graph database not reachable yet, retrying"))
-        .await
-        .with_context(|| format!("graph database at {}", config.graph_url))?;
-    Ok(Arc::from(store))
 }
 
 /// First SIGTERM/SIGINT: drain. Second: exit at once.

@@ -1,5 +1,5 @@
-//! The worker's operational face: the HTTP probe (its readiness adds the
-//! graph database and the circuit breaker to the shared checks) and a tick
+//! The worker's operational face: the HTTP probe (its readiness adds every
+//! graph target and the circuit breaker to the shared checks) and a tick
 //! every 5 s that sends the heartbeat and refreshes gauges and status file.
 
 use std::sync::Arc;
@@ -44,7 +44,8 @@ impl Probe for WorkerProbe {
     async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
         let p = &self.pipeline;
         let mut checks = self.reporter.readiness().await;
-        checks.push(("graph", p.store.ping().await.map_err(|e| e.to_string())));
+        // Every graph target must answer.
+        checks.push(("graph", p.graphs.ping_all().await));
         let breaker = if p.metrics.breaker_open.get() == 1 {
             Err("circuit breaker open".into())
         } else {

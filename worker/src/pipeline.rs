@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::decide::{self, CustomerView, Decision, ErrorClass, HealthLimits};
+use crate::graphs::{Graphs, TargetGraph};
 
 /// Every failure code a worker can report (event codes from
 /// `EventError::code`, then the pipeline's own), so metrics can expose each
@@ -151,7 +152,9 @@ pub enum Outcome {
 
 pub struct Pipeline {
     pub config: Arc<Config>,
-    pub store: Arc<dyn GraphStore>,
+    /// The graph targets, each with its store; events go to their
+    /// customer's target.
+    pub graphs: Graphs,
     pub state: FleetState,
     pub worker_id: String,
     pub metrics: Arc<Metrics>,
@@ -341,21 +344,28 @@ impl Pipeline {
     ) -> Result<Outcome, Failure> {
         let customer = &event.customer;
         let snapshot = event.snapshot_id;
+        // The customer's graph target: its database, health gate and slots.
+        let graph = self.graphs.for_customer(customer.as_str());
+        let store = graph.store.as_ref();
+        let target = graph.target.name.as_str();
 
-        let health = self
-            .store
+        let health = store
             .health()
-            .instrument(tracing::info_span!("health_gate"))
+            .instrument(tracing::info_span!("health_gate", graph_target = target))
             .await?;
         let limits = HealthLimits {
-            max_databases: self.config.max_databases,
-            heap_threshold_percent: self.config.heap_threshold_percent,
-            pagecache_threshold_percent: self.config.pagecache_threshold_percent,
+            max_databases: graph.target.health.max_databases,
+            heap_threshold_percent: graph.target.health.heap_threshold_percent,
+            pagecache_threshold_percent: graph.target.health.pagecache_threshold_percent,
         };
         if let Err(reason) = decide::health_verdict(&health, &limits) {
-            tracing::info!(%customer, %reason, "health gate refused the load; requeued");
-            self.audit("health_refused", event, &[("reason", reason.clone())])
-                .await?;
+            tracing::info!(%customer, graph_target = target, %reason, "health gate refused the load; requeued");
+            self.audit(
+                "health_refused",
+                event,
+                &[("reason", reason.clone()), ("target", target.to_owned())],
+            )
+            .await?;
             return Ok(Outcome::Requeue {
                 delay: Duration::from_secs(self.config.health_check_retry_delay),
                 reason,
@@ -363,8 +373,8 @@ impl Pipeline {
         }
 
         let view = CustomerView {
-            alias_target: self.alias_target(customer).await?,
-            databases: self.databases_of(customer).await?,
+            alias_target: alias_target(store, customer).await?,
+            databases: databases_of(store, customer).await?,
             newest_seen: SnapshotId::new(newest_seen).ok(),
         };
         let decision = decide::decide(snapshot, &view, self.config.skip_superseded);
@@ -391,14 +401,18 @@ impl Pipeline {
 
         // The fleet-wide load slot (drip-feed): taken after the customer lock,
         // before the database exists; released on every way out.
-        let Some(slot) = self.acquire_slot(cancel).await? else {
+        let Some(slot) = self.acquire_slot(graph, cancel).await? else {
             let reason = format!(
-                "no load slot free on the graph database within slot_wait_timeout ({} s; max_concurrent_loads = {})",
-                self.config.slot_wait_timeout, self.config.max_concurrent_loads
+                "no load slot free on graph target {target} within slot_wait_timeout ({} s; max_concurrent_loads = {})",
+                self.config.slot_wait_timeout, graph.target.max_concurrent_loads
             );
             tracing::info!(%customer, %reason, "requeued");
-            self.audit("slot_busy", event, &[("reason", reason.clone())])
-                .await?;
+            self.audit(
+                "slot_busy",
+                event,
+                &[("reason", reason.clone()), ("target", target.to_owned())],
+            )
+            .await?;
             return Ok(Outcome::Requeue {
                 delay: Duration::from_secs(self.config.health_check_retry_delay),
                 reason,
@@ -414,12 +428,16 @@ impl Pipeline {
         let db = DatabaseName::new(customer.clone(), snapshot).to_string();
         if drop_leftover {
             tracing::info!(%db, "dropping a database left by an interrupted load");
-            self.store.drop_database(&db).await?;
+            store.drop_database(&db).await?;
         }
         let started = Instant::now();
-        self.audit("load_started", event, &[("database", db.clone())])
-            .await?;
-        self.store
+        self.audit(
+            "load_started",
+            event,
+            &[("database", db.clone()), ("target", target.to_owned())],
+        )
+        .await?;
+        store
             .create_database(&db)
             .instrument(tracing::info_span!("create_database", database = %db))
             .await?;
@@ -427,10 +445,10 @@ impl Pipeline {
             batch_size: self.config.batch_size,
             batch_pause: Duration::from_millis(self.config.batch_pause_ms),
         };
-        let report = match load_snapshot(self.store.as_ref(), &db, dir, options, cancel).await {
+        let report = match load_snapshot(store, &db, dir, options, cancel).await {
             Ok(report) => report,
             Err(e) => {
-                self.drop_partial(&db).await;
+                drop_partial(store, &db).await;
                 let _ = self
                     .audit("load_aborted", event, &[("database", db.clone())])
                     .await;
@@ -442,7 +460,7 @@ impl Pipeline {
         if cancel.is_cancelled() {
             // Cancelled (operator, lost lock or shutdown) after the last batch:
             // the load does not count, and nothing switches.
-            self.drop_partial(&db).await;
+            drop_partial(store, &db).await;
             let _ = self
                 .audit("load_aborted", event, &[("database", db.clone())])
                 .await;
@@ -463,10 +481,10 @@ impl Pipeline {
         }
 
         // Re-read the alias: it is the last word on what is live.
-        let alias_target = self.alias_target(customer).await?;
+        let alias_target = alias_target(store, customer).await?;
         let switched = decide::should_switch(alias_target, snapshot);
         if switched {
-            self.store
+            store
                 .switch_alias(customer.as_str(), &db)
                 .instrument(tracing::info_span!("switch", alias = %customer, database = %db))
                 .await?;
@@ -499,7 +517,7 @@ impl Pipeline {
             ));
         }
         let dropped = self
-            .cleanup(customer, live)
+            .cleanup(store, customer, live)
             .instrument(tracing::info_span!("cleanup"))
             .await?;
         if !dropped.is_empty() {
@@ -540,30 +558,32 @@ impl Pipeline {
         result
     }
 
-    /// Waits up to `slot_wait_timeout` for a load slot (polling keeps its
-    /// place in the queue); `None` when none came free. Wait time is measured.
-    async fn acquire_slot(&self, cancel: &CancellationToken) -> Result<Option<Slot>, Failure> {
+    /// Waits up to `slot_wait_timeout` for a load slot on `graph`'s target
+    /// (polling keeps its place in the queue); `None` when none came free.
+    /// Wait time is measured per target.
+    async fn acquire_slot(
+        &self,
+        graph: &TargetGraph,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Slot>, Failure> {
         let started = Instant::now();
-        let slot = Slot::new(
-            self.state.keys(),
-            common::slots::DEFAULT_TARGET,
-            self.config.lock_ttl(),
-        );
+        let target = &graph.target;
+        let slot = Slot::new(self.state.keys(), &target.name, self.config.lock_ttl());
         let deadline = started + Duration::from_secs(self.config.slot_wait_timeout);
         let mut con = self.state.connection();
         let span = tracing::info_span!(
             "slot",
-            max_concurrent_loads = self.config.max_concurrent_loads
+            graph_target = %target.name,
+            max_concurrent_loads = target.max_concurrent_loads
         );
         async {
             loop {
                 if slot
-                    .try_acquire(&mut con, self.config.max_concurrent_loads)
+                    .try_acquire(&mut con, target.max_concurrent_loads)
                     .await?
                 {
                     self.metrics
-                        .slot_wait
-                        .observe(started.elapsed().as_secs_f64());
+                        .observe_slot_wait(&target.name, started.elapsed().as_secs_f64());
                     return Ok(Some(slot));
                 }
                 if Instant::now() >= deadline || cancel.is_cancelled() {
@@ -577,50 +597,21 @@ impl Pipeline {
         .await
     }
 
-    async fn alias_target(&self, customer: &Customer) -> Result<Option<SnapshotId>, Failure> {
-        let target = self.store.alias_target(customer.as_str()).await?;
-        Ok(target
-            .and_then(|t| DatabaseName::parse(&t).ok())
-            .filter(|d| &d.customer == customer)
-            .map(|d| d.snapshot))
-    }
-
-    async fn databases_of(&self, customer: &Customer) -> Result<Vec<SnapshotId>, Failure> {
-        Ok(self
-            .store
-            .list_databases()
-            .await?
-            .iter()
-            .filter_map(|n| DatabaseName::parse(n).ok())
-            .filter(|d| &d.customer == customer)
-            .map(|d| d.snapshot)
-            .collect())
-    }
-
     async fn cleanup(
         &self,
+        store: &dyn GraphStore,
         customer: &Customer,
         live: Option<SnapshotId>,
     ) -> Result<Vec<String>, Failure> {
-        let existing = self.databases_of(customer).await?;
+        let existing = databases_of(store, customer).await?;
         let mut dropped = Vec::new();
         for old in decide::plan_cleanup(&existing, live, self.config.keep_databases) {
             let db = DatabaseName::new(customer.clone(), old).to_string();
-            self.store.drop_database(&db).await?;
+            store.drop_database(&db).await?;
             tracing::info!(%db, "dropped old database");
             dropped.push(db);
         }
         Ok(dropped)
-    }
-
-    /// Best effort: a failed load never leaves its database behind.
-    async fn drop_partial(&self, db: &str) {
-        match self.store.drop_database(db).await {
-            Ok(()) => tracing::info!(%db, "dropped the partial database"),
-            Err(e) => {
-                tracing::error!(%db, error = %e, "could not drop the partial database; reconciliation will")
-            }
-        }
     }
 
     async fn audit(
@@ -638,6 +629,42 @@ impl Pipeline {
         fields.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         self.state.audit(what, &fields).await?;
         Ok(())
+    }
+}
+
+/// The snapshot the customer's alias points to on `store`.
+pub async fn alias_target(
+    store: &dyn GraphStore,
+    customer: &Customer,
+) -> Result<Option<SnapshotId>, Failure> {
+    let target = store.alias_target(customer.as_str()).await?;
+    Ok(target
+        .and_then(|t| DatabaseName::parse(&t).ok())
+        .filter(|d| &d.customer == customer)
+        .map(|d| d.snapshot))
+}
+
+async fn databases_of(
+    store: &dyn GraphStore,
+    customer: &Customer,
+) -> Result<Vec<SnapshotId>, Failure> {
+    Ok(store
+        .list_databases()
+        .await?
+        .iter()
+        .filter_map(|n| DatabaseName::parse(n).ok())
+        .filter(|d| &d.customer == customer)
+        .map(|d| d.snapshot)
+        .collect())
+}
+
+/// Best effort: a failed load never leaves its database behind.
+async fn drop_partial(store: &dyn GraphStore, db: &str) {
+    match store.drop_database(db).await {
+        Ok(()) => tracing::info!(%db, "dropped the partial database"),
+        Err(e) => {
+            tracing::error!(%db, error = %e, "could not drop the partial database; reconciliation will")
+        }
     }
 }
 

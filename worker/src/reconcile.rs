@@ -4,50 +4,43 @@
 //! workers, cleanups that failed), and correct the customer's Redis record
 //! from the graph database. Each customer is handled under its lock, so
 //! reconciliation never races a load. Every action is logged and audited.
+//!
+//! Each graph target is reconciled on its own, and only for the customers it
+//! serves: databases a customer left on a target it was moved away from are
+//! never dropped here (its readers may still use that alias); they are
+//! counted in `other_target` and logged.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::graph::GraphStore;
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::lock;
 
 use crate::decide;
+use crate::graphs::TargetGraph;
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
     pub customers: usize,
     pub skipped_locked: usize,
+    /// Customers with databases on a target that does not serve them.
+    pub other_target: usize,
     pub dropped: Vec<String>,
     pub corrected: Vec<String>,
 }
 
-/// One pass over every customer that has a database on the graph server.
+/// One pass over every graph target.
 pub async fn reconcile_once(p: &Pipeline) -> anyhow::Result<Report> {
-    let mut by_customer: BTreeMap<Customer, Vec<SnapshotId>> = BTreeMap::new();
-    for name in p.store.list_databases().await? {
-        if let Ok(db) = DatabaseName::parse(&name) {
-            by_customer
-                .entry(db.customer)
-                .or_default()
-                .push(db.snapshot);
+    let mut report = Report::default();
+    let mut failed = Vec::new();
+    for graph in p.graphs.all() {
+        // One unreachable target does not keep the others from being reconciled.
+        if let Err(e) = reconcile_target(p, graph, &mut report).await {
+            tracing::warn!(graph_target = %graph.target.name, error = %e, "reconciliation of this target failed");
+            failed.push(graph.target.name.clone());
         }
-    }
-    let mut report = Report {
-        customers: by_customer.len(),
-        ..Report::default()
-    };
-    let mut con = p.state.connection();
-    for (customer, databases) in by_customer {
-        let Some(guard) =
-            lock::try_acquire(&mut con, p.state.keys(), &customer, p.config.lock_ttl()).await?
-        else {
-            report.skipped_locked += 1;
-            continue;
-        };
-        let result = reconcile_customer(p, &customer, &databases, &mut report).await;
-        let _ = guard.release(&mut con).await;
-        result?;
     }
     if !report.dropped.is_empty() || !report.corrected.is_empty() {
         tracing::info!(dropped = ?report.dropped, corrected = ?report.corrected, skipped_locked = report.skipped_locked, "reconciliation changed state");
@@ -57,17 +50,66 @@ pub async fn reconcile_once(p: &Pipeline) -> anyhow::Result<Report> {
             "reconciliation found nothing to do"
         );
     }
+    if !failed.is_empty() {
+        anyhow::bail!("reconciliation failed on target(s) {}", failed.join(", "));
+    }
     Ok(report)
+}
+
+/// Every customer served by `graph`'s target that has a database there.
+async fn reconcile_target(
+    p: &Pipeline,
+    graph: &TargetGraph,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let target = graph.target.name.as_str();
+    let mut by_customer: BTreeMap<Customer, Vec<SnapshotId>> = BTreeMap::new();
+    for name in graph.store.list_databases().await? {
+        if let Ok(db) = DatabaseName::parse(&name) {
+            by_customer
+                .entry(db.customer)
+                .or_default()
+                .push(db.snapshot);
+        }
+    }
+    let mut con = p.state.connection();
+    for (customer, databases) in by_customer {
+        if !p.graphs.serves(target, customer.as_str()) {
+            tracing::debug!(%customer, graph_target = target, serving = %p.graphs.for_customer(customer.as_str()).target.name, "databases on a target that no longer serves the customer; left alone");
+            report.other_target += 1;
+            continue;
+        }
+        report.customers += 1;
+        let Some(guard) =
+            lock::try_acquire(&mut con, p.state.keys(), &customer, p.config.lock_ttl()).await?
+        else {
+            report.skipped_locked += 1;
+            continue;
+        };
+        let result = reconcile_customer(
+            p,
+            graph.store.as_ref(),
+            target,
+            &customer,
+            &databases,
+            report,
+        )
+        .await;
+        let _ = guard.release(&mut con).await;
+        result?;
+    }
+    Ok(())
 }
 
 async fn reconcile_customer(
     p: &Pipeline,
+    store: &dyn GraphStore,
+    target: &str,
     customer: &Customer,
     databases: &[SnapshotId],
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let alias = p
-        .store
+    let alias = store
         .alias_target(customer.as_str())
         .await?
         .and_then(|t| DatabaseName::parse(&t).ok())
@@ -75,14 +117,15 @@ async fn reconcile_customer(
         .map(|d| d.snapshot);
     for old in decide::plan_cleanup(databases, alias, p.config.keep_databases) {
         let db = DatabaseName::new(customer.clone(), old).to_string();
-        p.store.drop_database(&db).await?;
-        tracing::info!(%db, "reconciliation dropped an orphan database");
+        store.drop_database(&db).await?;
+        tracing::info!(%db, graph_target = target, "reconciliation dropped an orphan database");
         p.state
             .audit(
                 "reconciled_drop",
                 &[
                     ("customer", customer.to_string()),
                     ("database", db.clone()),
+                    ("target", target.to_owned()),
                     ("worker", p.worker_id.clone()),
                 ],
             )

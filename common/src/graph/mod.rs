@@ -15,6 +15,7 @@ use thiserror::Error;
 pub use values::{Value, Values};
 
 use crate::config::{Config, GraphKind};
+use crate::targets::GraphTarget;
 
 #[derive(Debug, Error)]
 pub enum GraphError {
@@ -120,11 +121,27 @@ pub trait GraphStore: GraphWriter {
     async fn drop_alias(&self, alias: &str) -> Result<(), GraphError>;
 }
 
-/// Connects the adapter the config names.
+/// Connects the adapter of the config's top-level graph keys (the `default`
+/// target).
 pub async fn connect(config: &Config) -> Result<Box<dyn GraphStore>, GraphError> {
-    Ok(match config.graph_kind {
-        GraphKind::Falkordb => Box::new(falkordb::FalkorStore::connect(&config.graph_url).await?),
-        GraphKind::Neo4j => Box::new(neo4j::Neo4jStore::connect(config).await?),
+    connect_target(
+        &GraphTarget::top_level(config),
+        usize::from(config.workers) + 2,
+    )
+    .await
+}
+
+/// Connects one graph target; `pool` is the Bolt connection pool's size
+/// (unused by FalkorDB).
+pub async fn connect_target(
+    target: &GraphTarget,
+    pool: usize,
+) -> Result<Box<dyn GraphStore>, GraphError> {
+    Ok(match target.kind {
+        GraphKind::Falkordb => Box::new(falkordb::FalkorStore::connect(&target.url).await?),
+        GraphKind::Neo4j => Box::new(
+            neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool).await?,
+        ),
     })
 }
 

@@ -18,7 +18,7 @@ use neo4rs::Query;
 pub use bolt::{BoltWriter, Dialect};
 
 use super::{Counts, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite};
-use crate::config::{Config, GraphKind};
+use crate::config::{GraphKind, Secret, ServiceUrl};
 use crate::ident::DatabaseName;
 
 const SYSTEM: &str = "system";
@@ -47,14 +47,14 @@ pub fn check_edition(edition: &Edition) -> Result<(), GraphError> {
 }
 
 impl Neo4jStore {
-    pub async fn connect(config: &Config) -> Result<Self, GraphError> {
-        let bolt = BoltWriter::connect(
-            &config.graph_url,
-            &config.graph_user,
-            &config.graph_password,
-            usize::from(config.workers) + 2,
-            Dialect::Neo4j,
-        )?;
+    /// `pool`: connections kept (the worker uses `workers` + 2).
+    pub async fn connect(
+        url: &ServiceUrl,
+        user: &str,
+        password: &Secret,
+        pool: usize,
+    ) -> Result<Self, GraphError> {
+        let bolt = BoltWriter::connect(url, user, password, pool, Dialect::Neo4j)?;
         Ok(Neo4jStore { bolt })
     }
 
