@@ -239,9 +239,13 @@ async fn readiness_turns_red_while_redis_is_down_and_green_when_it_returns() {
     assert_eq!(http_get(&addr, "/healthz").unwrap().0, 200);
 
     redis.restart().unwrap();
-    let body = wait_for("ready again with Redis", Duration::from_secs(60), ready(200))
-        .await
-        .unwrap();
+    let body = wait_for(
+        "ready again with Redis",
+        Duration::from_secs(60),
+        ready(200),
+    )
+    .await
+    .unwrap();
     assert!(body.contains("\"redis\":\"ok\""), "{body}");
     assert!(env.is_running("worker"), "{}", env.logs());
 }
