@@ -315,17 +315,7 @@ impl Config {
                 &format!("a URL with scheme {}", schemes.join(" or ")),
             );
         }
-        let graph_schemes: &[&str] = match self.graph_kind {
-            GraphKind::Falkordb => &["redis", "rediss"],
-            GraphKind::Neo4j => &[
-                "neo4j",
-                "neo4j+s",
-                "neo4j+ssc",
-                "bolt",
-                "bolt+s",
-                "bolt+ssc",
-            ],
-        };
+        let graph_schemes = crate::targets::schemes(self.graph_kind);
         check(
             self.graph_url
                 .scheme()

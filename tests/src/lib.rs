@@ -243,6 +243,22 @@ impl Drop for FalkorServer {
     }
 }
 
+/// One load, as the audit trail recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadInterval {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub customer: String,
+    /// The graph target it ran on (`(none)` if the entry did not say).
+    pub target: String,
+}
+
+impl LoadInterval {
+    pub fn overlaps(&self, other: &LoadInterval) -> bool {
+        self.start_ms < other.end_ms && other.start_ms < self.end_ms
+    }
+}
+
 /// One test's world.
 pub struct TestEnv {
     pub name: String,
@@ -575,14 +591,54 @@ impl TestEnv {
 
     /// Audit entries with event name `event`.
     pub async fn audit(&self, event: &str) -> Vec<common::state::AuditEntry> {
-        let fleet = self.fleet().await.expect("redis");
-        fleet
-            .audit_entries(100_000)
+        self.audit_all()
             .await
-            .unwrap_or_default()
             .into_iter()
             .filter(|e| e.get("event") == Some(event))
             .collect()
+    }
+
+    /// Every load the audit trail recorded (`load_started` paired with the
+    /// same event's `load_finished` or `load_aborted` by the same worker),
+    /// sorted by start, and how many started loads never ended.
+    pub async fn loads(&self) -> (Vec<LoadInterval>, usize) {
+        let entries = self.audit_all().await;
+        let mut open: HashMap<(String, String), LoadInterval> = HashMap::new();
+        let mut done = Vec::new();
+        for e in entries {
+            let key = (
+                e.get("event_id").unwrap_or("").to_owned(),
+                e.get("worker").unwrap_or("").to_owned(),
+            );
+            let at: i64 = e.get("at_ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+            match e.get("event") {
+                Some("load_started") => {
+                    open.insert(
+                        key,
+                        LoadInterval {
+                            start_ms: at,
+                            end_ms: at,
+                            customer: e.get("customer").unwrap_or("").to_owned(),
+                            target: e.get("target").unwrap_or("(none)").to_owned(),
+                        },
+                    );
+                }
+                Some("load_finished" | "load_aborted") => {
+                    if let Some(mut l) = open.remove(&key) {
+                        l.end_ms = at;
+                        done.push(l);
+                    }
+                }
+                _ => {}
+            }
+        }
+        done.sort_by_key(|l| (l.start_ms, l.end_ms));
+        (done, open.len())
+    }
+
+    async fn audit_all(&self) -> Vec<common::state::AuditEntry> {
+        let fleet = self.fleet().await.expect("redis");
+        fleet.audit_entries(100_000).await.unwrap_or_default()
     }
 
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {

@@ -1,7 +1,7 @@
 //! End to end on the real services: producer and worker processes, the
 //! machine's RabbitMQ and Redis, a FalkorDB per test.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};
@@ -27,40 +27,6 @@ async fn counter(env: &TestEnv, name: &str) -> i64 {
         .get(name)
         .copied()
         .unwrap_or(0)
-}
-
-/// Per-customer load intervals from the audit trail: (start ms, end ms).
-async fn load_intervals(env: &TestEnv) -> BTreeMap<String, Vec<(i64, i64)>> {
-    let entries = env
-        .fleet()
-        .await
-        .unwrap()
-        .audit_entries(100_000)
-        .await
-        .unwrap();
-    let mut open: HashMap<(String, String), i64> = HashMap::new();
-    let mut out: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-    for e in entries {
-        let key = (
-            e.get("event_id").unwrap_or("").to_owned(),
-            e.get("worker").unwrap_or("").to_owned(),
-        );
-        let at: i64 = e.get("at_ms").and_then(|v| v.parse().ok()).unwrap();
-        match e.get("event") {
-            Some("load_started") => {
-                open.insert(key, at);
-            }
-            Some("load_finished" | "load_aborted") => {
-                let start = open.remove(&key).expect("load end without a start");
-                out.entry(e.get("customer").unwrap().to_owned())
-                    .or_default()
-                    .push((start, at));
-            }
-            _ => {}
-        }
-    }
-    assert!(open.is_empty(), "loads that never ended: {open:?}");
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,14 +114,15 @@ async fn three_customers_three_snapshots_end_to_end() {
     assert_eq!(rec.live_snapshot, Some(BASE_ID + 120));
 
     // One load per customer at a time, across both workers.
-    let intervals = load_intervals(&env).await;
-    assert_eq!(intervals.values().map(Vec::len).sum::<usize>(), 9);
-    for (customer, mut list) in intervals {
-        list.sort();
-        for pair in list.windows(2) {
+    let (loads, unfinished) = env.loads().await;
+    assert_eq!(unfinished, 0, "loads that never ended");
+    assert_eq!(loads.len(), 9, "{loads:?}");
+    for (i, a) in loads.iter().enumerate() {
+        for b in &loads[i + 1..] {
             assert!(
-                pair[0].1 <= pair[1].0,
-                "overlapping loads of {customer}: {pair:?}"
+                a.customer != b.customer || !a.overlaps(b),
+                "overlapping loads of {}: {a:?} {b:?}",
+                a.customer
             );
         }
     }

@@ -1,14 +1,13 @@
 //! The fleet-wide cap on concurrent loads (drip-feed): the semaphore on real
 //! Redis, and real workers sharing one graph database.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::config::ServiceUrl;
 use common::keys::Keys;
 use common::slots::Slot;
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};
-use harness::{wait_for, TestEnv};
+use harness::{wait_for, LoadInterval, TestEnv};
 
 const ID: u64 = 1_767_741_427;
 
@@ -75,45 +74,12 @@ async fn slots_go_first_come_first_served_and_expire_with_their_holder() {
     }
 }
 
-/// Load intervals (start, end, customer) from the audit trail.
-async fn intervals(env: &TestEnv) -> Vec<(i64, i64, String)> {
-    let entries = env
-        .fleet()
-        .await
-        .unwrap()
-        .audit_entries(100_000)
-        .await
-        .unwrap();
-    let mut open: HashMap<String, (i64, String)> = HashMap::new();
-    let mut out = Vec::new();
-    for e in entries {
-        let key = format!(
-            "{}/{}",
-            e.get("event_id").unwrap_or(""),
-            e.get("worker").unwrap_or("")
-        );
-        let at: i64 = e.get("at_ms").unwrap().parse().unwrap();
-        match e.get("event") {
-            Some("load_started") => {
-                open.insert(key, (at, e.get("customer").unwrap().to_owned()));
-            }
-            Some("load_finished" | "load_aborted") => {
-                if let Some((start, c)) = open.remove(&key) {
-                    out.push((start, at, c));
-                }
-            }
-            _ => {}
-        }
-    }
-    out.sort();
-    out
+/// Pairs of consecutive loads (by start) that overlap.
+fn overlaps(list: &[LoadInterval]) -> usize {
+    list.windows(2).filter(|w| w[0].overlaps(&w[1])).count()
 }
 
-fn overlaps(list: &[(i64, i64, String)]) -> usize {
-    list.windows(2).filter(|w| w[0].1 > w[1].0).count()
-}
-
-async fn run_fleet(cap: u32) -> Vec<(i64, i64, String)> {
+async fn run_fleet(cap: u32) -> Vec<LoadInterval> {
     let mut env = TestEnv::new(&format!("cap{cap}"), &format!("max_concurrent_loads = {cap}\nbatch_size = 100\nbatch_pause_ms = 150\nslot_wait_timeout = 60")).unwrap();
     for c in ["alpha", "bravo", "charlie"] {
         sample::write_snapshot(
@@ -128,7 +94,7 @@ async fn run_fleet(cap: u32) -> Vec<(i64, i64, String)> {
     env.producer(&["backfill"]).unwrap();
     env.wait_counter("completed", 3, Duration::from_secs(120))
         .await;
-    let list = intervals(&env).await;
+    let (list, _) = env.loads().await;
     assert_eq!(list.len(), 3, "{list:?}");
     list
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use harness::{http_get, wait_for, FalkorServer, TestEnv};
+use harness::{http_get, wait_for, FalkorServer, LoadInterval as Load, TestEnv};
 
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};
 
@@ -19,61 +19,6 @@ const SPLIT: [(&str, &str); 4] = [
     ("charlie", "east"),
     ("delta", "east"),
 ];
-
-/// A load as the audit trail recorded it.
-#[derive(Debug, Clone)]
-struct Load {
-    start: i64,
-    end: i64,
-    customer: String,
-    target: String,
-}
-
-async fn loads(env: &TestEnv) -> Vec<Load> {
-    let entries = env
-        .fleet()
-        .await
-        .unwrap()
-        .audit_entries(100_000)
-        .await
-        .unwrap();
-    let mut open: BTreeMap<String, Load> = BTreeMap::new();
-    let mut out = Vec::new();
-    for e in entries {
-        let key = format!(
-            "{}/{}",
-            e.get("event_id").unwrap_or(""),
-            e.get("worker").unwrap_or("")
-        );
-        let at: i64 = e.get("at_ms").unwrap().parse().unwrap();
-        match e.get("event") {
-            Some("load_started") => {
-                open.insert(
-                    key,
-                    Load {
-                        start: at,
-                        end: at,
-                        customer: e.get("customer").unwrap().to_owned(),
-                        target: e.get("target").unwrap_or("(none)").to_owned(),
-                    },
-                );
-            }
-            Some("load_finished" | "load_aborted") => {
-                if let Some(mut l) = open.remove(&key) {
-                    l.end = at;
-                    out.push(l);
-                }
-            }
-            _ => {}
-        }
-    }
-    out.sort_by_key(|l| l.start);
-    out
-}
-
-fn overlap(a: &Load, b: &Load) -> bool {
-    a.start < b.end && b.start < a.end
-}
 
 /// Sum of a metric's samples whose line starts with `prefix`.
 fn metric(text: &str, prefix: &str) -> f64 {
@@ -137,7 +82,7 @@ async fn each_target_caps_its_own_loads_and_loads_on_two_targets_run_at_once() {
 
     env.wait_counter("completed", 4, Duration::from_secs(180))
         .await;
-    let list = loads(&env).await;
+    let (list, _) = env.loads().await;
     assert_eq!(list.len(), 4, "{list:?}");
     let want: BTreeMap<&str, &str> = SPLIT.into_iter().collect();
     for l in &list {
@@ -151,14 +96,14 @@ async fn each_target_caps_its_own_loads_and_loads_on_two_targets_run_at_once() {
         let on: Vec<&Load> = list.iter().filter(|l| l.target == target).collect();
         assert_eq!(on.len(), 2, "{target}: {list:?}");
         assert!(
-            !overlap(on[0], on[1]),
+            !on[0].overlaps(on[1]),
             "loads overlapped on target {target} with max_concurrent_loads = 1: {on:?}"
         );
     }
     let across = list
         .iter()
         .filter(|a| a.target == "default")
-        .any(|a| list.iter().any(|b| b.target == "east" && overlap(a, b)));
+        .any(|a| list.iter().any(|b| b.target == "east" && a.overlaps(b)));
     assert!(
         across,
         "no load on `default` overlapped one on `east`: {list:?}"
