@@ -255,6 +255,9 @@ pub struct TestEnv {
     pub extra_config: String,
     pub amqp_url: String,
     pub redis_url: String,
+    /// CA file the harness's own RabbitMQ and Redis connections trust
+    /// (tests on TLS-only, test-owned services).
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl TestEnv {
@@ -291,6 +294,7 @@ impl TestEnv {
             extra_config: extra_config.into(),
             amqp_url: amqp.into(),
             redis_url: redis.into(),
+            tls_ca: None,
         };
         env.write_config()?;
         Ok(env)
@@ -341,12 +345,25 @@ impl TestEnv {
     /// Starts a long-running process (`worker`, or `producer watch`) whose
     /// output goes to `<label>.log`.
     pub fn spawn(&mut self, label: &str, binary: &str, args: &[&str]) -> anyhow::Result<()> {
+        self.spawn_env(label, binary, args, &[])
+    }
+
+    /// [`TestEnv::spawn`] with extra environment variables (they win over
+    /// the default `RUST_LOG`).
+    pub fn spawn_env(
+        &mut self,
+        label: &str,
+        binary: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.log_path(label))?;
         let child = Command::new(bin(binary))
             .arg("--config")
             .arg(&self.config_path)
             .args(args)
             .env("RUST_LOG", "info,worker=debug")
+            .envs(envs.iter().copied())
             .env_remove("SNAPSWITCH_CONFIG")
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -475,13 +492,21 @@ impl TestEnv {
     }
 
     pub async fn fleet(&self) -> anyhow::Result<FleetState> {
-        let con = common::state::connect(&ServiceUrl::new(self.redis_url.clone())).await?;
+        let con = common::state::connect_tls(
+            &ServiceUrl::new(self.redis_url.clone()),
+            self.tls_ca.as_deref(),
+        )
+        .await?;
         Ok(FleetState::new(con, Keys::new(&self.namespace)))
     }
 
     pub async fn amqp(&self) -> anyhow::Result<(Connection, Channel)> {
-        let con =
-            broker::connect(&ServiceUrl::new(self.amqp_url.clone()), "snapswitch-test").await?;
+        let con = broker::connect_tls(
+            &ServiceUrl::new(self.amqp_url.clone()),
+            "snapswitch-test",
+            self.tls_ca.as_deref(),
+        )
+        .await?;
         let ch = con.create_channel().await?;
         Ok((con, ch))
     }

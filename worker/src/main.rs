@@ -99,7 +99,7 @@ async fn run() -> anyhow::Result<()> {
     let state = common::state::fleet(&config).await.context("Redis")?;
     let store = connect_graph(&config).await?;
 
-    let connection = common::broker::connect(&config.amqp_url, &worker_id).await?;
+    let connection = common::broker::connect_config(&config, &worker_id).await?;
     let topology = Topology::from_config(&config);
     let setup = connection.create_channel().await?;
     common::broker::declare(&setup, &topology).await?;

@@ -123,7 +123,10 @@ pub trait GraphStore: GraphWriter {
 /// Connects the adapter the config names.
 pub async fn connect(config: &Config) -> Result<Box<dyn GraphStore>, GraphError> {
     Ok(match config.graph_kind {
-        GraphKind::Falkordb => Box::new(falkordb::FalkorStore::connect(&config.graph_url).await?),
+        GraphKind::Falkordb => Box::new(
+            falkordb::FalkorStore::connect_tls(&config.graph_url, config.graph_ca_file.as_deref())
+                .await?,
+        ),
         GraphKind::Neo4j => Box::new(neo4j::Neo4jStore::connect(config).await?),
     })
 }

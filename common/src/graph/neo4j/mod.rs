@@ -48,12 +48,13 @@ pub fn check_edition(edition: &Edition) -> Result<(), GraphError> {
 
 impl Neo4jStore {
     pub async fn connect(config: &Config) -> Result<Self, GraphError> {
-        let bolt = BoltWriter::connect(
+        let bolt = BoltWriter::connect_tls(
             &config.graph_url,
             &config.graph_user,
             &config.graph_password,
             usize::from(config.workers) + 2,
             Dialect::Neo4j,
+            config.graph_ca_file.as_deref(),
         )?;
         Ok(Neo4jStore { bolt })
     }
