@@ -603,9 +603,9 @@ pub fn unknown_env_vars() -> Vec<String> {
     std::env::vars()
         .filter_map(|(name, _)| {
             let rest = name.strip_prefix(ENV_PREFIX)?;
-            let secret_file = rest.strip_suffix(FILE_SUFFIX).is_some_and(|k| {
-                SECRET_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k))
-            });
+            let secret_file = rest
+                .strip_suffix(FILE_SUFFIX)
+                .is_some_and(|k| SECRET_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k)));
             let known = keys.iter().any(|k| k.eq_ignore_ascii_case(rest))
                 || secret_file
                 || OTHERS.contains(&rest)
@@ -692,7 +692,9 @@ fn url_has_host(url: &str) -> bool {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    !host.is_empty() && !host.starts_with(':') && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+    !host.is_empty()
+        && !host.starts_with(':')
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Schemes that encrypt (and so may use a CA file).
@@ -919,14 +921,25 @@ mod tests {
             }
             // Both forms at once is ambiguous.
             jail.set_env("SNAPSWITCH_GRAPH_PASSWORD", "direct");
-            let err = Config::load(Some(&toml), NoFlags {}).unwrap_err().to_string();
-            assert!(err.contains("SNAPSWITCH_GRAPH_PASSWORD") && err.contains("not both"), "{err}");
+            let err = Config::load(Some(&toml), NoFlags {})
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("SNAPSWITCH_GRAPH_PASSWORD") && err.contains("not both"),
+                "{err}"
+            );
             Ok(())
         });
         figment::Jail::expect_with(|jail| {
-            jail.set_env("SNAPSWITCH_GRAPH_PASSWORD_FILE", dir.path().join("nope").display());
+            jail.set_env(
+                "SNAPSWITCH_GRAPH_PASSWORD_FILE",
+                dir.path().join("nope").display(),
+            );
             let err = Config::load(None, NoFlags {}).unwrap_err().to_string();
-            assert!(err.contains("nope") && err.to_lowercase().contains("graph_password"), "{err}");
+            assert!(
+                err.contains("nope") && err.to_lowercase().contains("graph_password"),
+                "{err}"
+            );
             Ok(())
         });
     }
@@ -944,7 +957,9 @@ mod tests {
         std::fs::write(&binary, [0xff, 0xfe, b'p', b'w']).unwrap();
         let err = read_secret_file(&binary).unwrap_err();
         assert!(err.contains("not UTF-8") && !err.contains("pw"), "{err}");
-        assert!(read_secret_file(dir.path()).unwrap_err().contains("not a file"));
+        assert!(read_secret_file(dir.path())
+            .unwrap_err()
+            .contains("not a file"));
     }
 
     #[test]
@@ -985,6 +1000,10 @@ mod tests {
             graph_user: String::new(),
             ..Config::default()
         };
-        assert!(neo.validate().unwrap_err().to_string().contains("graph_user"));
+        assert!(neo
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("graph_user"));
     }
 }

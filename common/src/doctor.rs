@@ -157,7 +157,8 @@ pub async fn broker(config: &Config) -> Vec<Check> {
 /// Redis is reachable; a warning when it persists nothing.
 pub async fn redis(config: &Config) -> Vec<Check> {
     let url = config.redis_url.redacted();
-    let client = match crate::tls::redis_client(&config.redis_url, config.redis_ca_file.as_deref()) {
+    let client = match crate::tls::redis_client(&config.redis_url, config.redis_ca_file.as_deref())
+    {
         Ok(c) => c,
         Err(e) => {
             return vec![Check::fail(

@@ -115,10 +115,7 @@ pub async fn connect_tls(
 
 /// The fleet state of a config: connects Redis (retrying) and pings it.
 pub async fn fleet(config: &crate::config::Config) -> Result<FleetState, StateError> {
-    let state = FleetState::new(
-        connect_config(config).await?,
-        Keys::new(&config.namespace),
-    );
+    let state = FleetState::new(connect_config(config).await?, Keys::new(&config.namespace));
     state.ping().await?;
     Ok(state)
 }

@@ -22,8 +22,7 @@ pub fn install_crypto_provider() {
 /// certificate. The error names the file.
 pub fn read_ca(path: &Path) -> Result<String, String> {
     let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("CA file {shown}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("CA file {shown}: {e}"))?;
     if !text.contains("-----BEGIN CERTIFICATE-----") {
         return Err(format!("CA file {shown} holds no PEM certificate"));
     }
@@ -70,7 +69,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("ca.pem");
         std::fs::write(&bad, "not a certificate").unwrap();
-        assert!(read_ca(&bad).unwrap_err().contains("holds no PEM certificate"));
+        assert!(read_ca(&bad)
+            .unwrap_err()
+            .contains("holds no PEM certificate"));
         assert!(read_ca(&dir.path().join("missing.pem"))
             .unwrap_err()
             .contains("missing.pem"));

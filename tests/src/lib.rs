@@ -12,6 +12,7 @@
 pub mod arcadedb;
 pub mod otlp;
 pub mod services;
+pub mod tls_proxy;
 
 use std::collections::HashMap;
 use std::future::Future;

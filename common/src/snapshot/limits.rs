@@ -104,7 +104,10 @@ mod tests {
         for chunk in 1..=data.len() {
             let err = read_all(data, 4, chunk).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-            assert!(err.to_string().starts_with("line 2 is longer than 4 bytes"), "{err}");
+            assert!(
+                err.to_string().starts_with("line 2 is longer than 4 bytes"),
+                "{err}"
+            );
         }
         assert!(read_all(b"abcde", 4, 2).is_err());
     }

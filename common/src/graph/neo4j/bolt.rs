@@ -69,11 +69,9 @@ impl BoltWriter {
         if let Some(ca) = ca {
             builder = builder.with_client_certificate(ca);
         }
-        let config = builder
-            .build()
-            .map_err(|e| {
-                GraphError::Permanent(format!("Bolt config for {}: {e}", url.redacted()))
-            })?;
+        let config = builder.build().map_err(|e| {
+            GraphError::Permanent(format!("Bolt config for {}: {e}", url.redacted()))
+        })?;
         let graph = Graph::connect(config).map_err(map_err)?;
         Ok(BoltWriter { graph, dialect })
     }
