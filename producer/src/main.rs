@@ -364,7 +364,7 @@ async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::R
     use common::ident::DatabaseName;
     let customer = Customer::parse(customer)?;
     let to = to.map(SnapshotId::new).transpose()?;
-    let redis = common::state::connect_config(&config).await?;
+    let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     let store = common::graph::connect(config).await?;
     store.ping().await?;
@@ -425,7 +425,7 @@ async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::R
 }
 
 async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
-    let connection = common::broker::connect_config(&config, "snapswitch-producer-dlq").await?;
+    let connection = common::broker::connect_config(config, "snapswitch-producer-dlq").await?;
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
     match command {
@@ -509,7 +509,7 @@ async fn announcer_with(
 ) -> anyhow::Result<Announcer> {
     config.check_data_root()?;
     let state = common::state::fleet(config).await.context("Redis")?;
-    let connection = common::broker::connect_config(&config, "snapswitch-producer").await?;
+    let connection = common::broker::connect_config(config, "snapswitch-producer").await?;
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
     let publisher = common::broker::Publisher::new(&connection).await?;
@@ -559,11 +559,11 @@ fn generate(
 }
 
 async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
-    let redis = common::state::connect_config(&config).await?;
+    let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     let topology = Topology::from_config(config);
     let (queue_size, parked_queue_size) =
-        match common::broker::connect_config(&config, "snapswitch-producer-status").await {
+        match common::broker::connect_config(config, "snapswitch-producer-status").await {
             Ok(con) => {
                 let ch = con.create_channel().await?;
                 let work = common::broker::queue_depth(&ch, &topology.work_queue)
@@ -645,7 +645,7 @@ async fn history(
     if let Some(c) = &customer {
         Customer::parse(c)?;
     }
-    let redis = common::state::connect_config(&config).await?;
+    let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     let entries: Vec<_> = state
         .audit_entries(common::state::AUDIT_MAXLEN)

@@ -37,8 +37,11 @@ enum Input {
     Files(Vec<(&'static str, Vec<u8>)>),
     /// A setup function given (data root, customer, the test's temp dir),
     /// then a valid event for the customer's snapshot `ID`.
-    Setup(Box<dyn Fn(&Path, &str, &Path)>),
+    Setup(SetupFn),
 }
+
+/// (data root, customer, the test's temp dir).
+type SetupFn = Box<dyn Fn(&Path, &str, &Path)>;
 
 struct Case {
     name: &'static str,

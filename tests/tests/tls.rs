@@ -263,6 +263,7 @@ async fn the_pipeline_runs_over_tls_to_rabbitmq_redis_and_falkordb_and_checks_ce
                 line.to_lowercase().contains("certificate") || line.contains("UnknownIssuer"),
                 "{label}: {line}"
             );
+            eprintln!("{label}: {line}");
         }
     }
     drop(rabbit);
@@ -344,5 +345,6 @@ async fn the_bolt_load_path_runs_over_bolt_s_with_a_ca_file_and_refuses_an_unkno
             err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
             "{label}: {err}"
         );
+        eprintln!("{label}: bolt+s: {err}");
     }
 }
