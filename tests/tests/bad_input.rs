@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};
 use common::topology::{HEADER_ERROR, HEADER_ERROR_CLASS, HEADER_REASON};
 use harness::{wait_for, TestEnv};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 const ID: u64 = 1_767_741_427;
 
@@ -26,6 +27,8 @@ enum Expect {
         types: &'static [&'static str],
         keys: &'static [&'static str],
     },
+    /// Loaded and switched with these (nodes, relationships).
+    Live(u64, u64),
 }
 
 /// What a case sends.
@@ -38,6 +41,9 @@ enum Input {
     /// A setup function given (data root, customer, the test's temp dir),
     /// then a valid event for the customer's snapshot `ID`.
     Setup(SetupFn),
+    /// Files as in `Files`, the valid event published with these AMQP
+    /// headers and no other properties (no priority, no content type).
+    FilesWithHeaders(Vec<(&'static str, Vec<u8>)>, Vec<(&'static str, AMQPValue)>),
 }
 
 /// (data root, customer, the test's temp dir).
@@ -311,6 +317,20 @@ fn catalogue() -> Vec<Case> {
             input: truncated(SampleFormat::Arrow),
             expect: Parked("snapshot_invalid", "footer"),
         },
+        // ---- hostile AMQP properties on a valid event: ignored ----
+        Case {
+            name: "garbage attempt, trace and x-death headers, no properties",
+            input: Input::FilesWithHeaders(
+                vec![("nodes/people.csv", csv(PEOPLE))],
+                vec![
+                    ("x-snapswitch-attempt", AMQPValue::LongString(LongString::from("not a number"))),
+                    ("traceparent", AMQPValue::LongString(LongString::from(format!("00-{}", "f".repeat(5000))))),
+                    ("tracestate", AMQPValue::LongInt(-5)),
+                    ("x-death", AMQPValue::Boolean(true)),
+                ],
+            ),
+            expect: Live(2, 0),
+        },
         // ---- hostile names that are allowed: they must arrive exactly ----
         Case {
             name: "hostile but legal names are stored exactly as written",
@@ -341,6 +361,17 @@ fn catalogue() -> Vec<Case> {
             },
         },
     ]
+}
+
+/// Writes `list` under the customer's snapshot `ID`, then `_SUCCESS`.
+fn write_files(root: &Path, customer: &str, list: &[(&'static str, Vec<u8>)]) {
+    let dir = sample::snapshot_dir(root, customer, ID);
+    for (rel, bytes) in list {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    std::fs::write(dir.join("_SUCCESS"), "").unwrap();
 }
 
 /// `CALL <proc>()` on `graph`: the first column of every row, sorted.
@@ -385,21 +416,38 @@ async fn every_bad_input_has_its_outcome_and_leaves_nothing_behind() {
         let published = match &case.input {
             Input::Body(b) => b.clone(),
             Input::Files(list) => {
-                let dir = sample::snapshot_dir(&root, &customer, ID);
-                for (rel, bytes) in list {
-                    let path = dir.join(rel);
-                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                    std::fs::write(path, bytes).unwrap();
-                }
-                std::fs::write(dir.join("_SUCCESS"), "").unwrap();
+                write_files(&root, &customer, list);
                 serde_json::to_vec(&event(&customer)).unwrap()
             }
             Input::Setup(f) => {
                 f(&root, &customer, env.dir.path());
                 serde_json::to_vec(&event(&customer)).unwrap()
             }
+            Input::FilesWithHeaders(list, _) => {
+                write_files(&root, &customer, list);
+                serde_json::to_vec(&event(&customer)).unwrap()
+            }
         };
-        env.publish_raw(&published, 5).await.unwrap();
+        if let Input::FilesWithHeaders(_, headers) = &case.input {
+            let (con, _) = env.amqp().await.unwrap();
+            let publisher = common::broker::Publisher::new(&con).await.unwrap();
+            let mut table = FieldTable::default();
+            for (k, v) in headers {
+                table.insert(ShortString::from(*k), v.clone());
+            }
+            let props = lapin::BasicProperties::default().with_headers(table);
+            publisher
+                .publish(
+                    &format!("{}.events", env.namespace),
+                    common::topology::ROUTING_KEY,
+                    &published,
+                    props,
+                )
+                .await
+                .unwrap();
+        } else {
+            env.publish_raw(&published, 5).await.unwrap();
+        }
         match &case.expect {
             Expect::Parked(reason, message) => {
                 let parked = wait_for(case.name, Duration::from_secs(60), || async {
@@ -460,6 +508,20 @@ async fn every_bad_input_has_its_outcome_and_leaves_nothing_behind() {
                 );
                 report.push(format!("{:<60} loaded", case.name));
             }
+            Expect::Live(nodes, rels) => {
+                let live = wait_for(case.name, Duration::from_secs(60), || async {
+                    Ok(env.falkor.graphs().contains(&customer).then_some(()))
+                })
+                .await;
+                assert!(live.is_ok(), "{}: {live:?}\n{}", case.name, env.logs());
+                assert_eq!(
+                    env.falkor.counts(&customer),
+                    (*nodes, *rels),
+                    "{}",
+                    case.name
+                );
+                report.push(format!("{:<60} loaded", case.name));
+            }
         }
         assert!(
             env.is_running("worker"),
@@ -481,15 +543,20 @@ async fn every_bad_input_has_its_outcome_and_leaves_nothing_behind() {
             );
         }
     }
-    // Nothing but the one legal case's live graph (and its alias record) exists.
-    let last = format!("case{:02}", cases.len() - 1);
+    // Nothing but the loaded cases' live graphs exists.
+    let loaded: Vec<String> = cases
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !matches!(c.expect, Expect::Parked(..)))
+        .map(|(i, _)| format!("case{i:02}"))
+        .collect();
     let graphs: Vec<String> = env
         .falkor
         .graphs()
         .into_iter()
         .filter(|g| g.starts_with("case"))
         .collect();
-    assert_eq!(graphs, [last], "{}", env.logs());
+    assert_eq!(graphs, loaded, "{}", env.logs());
     let log = env.log_of("worker");
     assert!(!log.contains("panicked"), "{log}");
     for line in report {
