@@ -117,7 +117,12 @@ impl fmt::Display for ServiceUrl {
 /// Masks the password in `scheme://user:password@host/...`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // Not a URL (a config mistake such as `user:pw@host`): show no
+        // userinfo at all rather than guess where a password ends.
+        return match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_owned(),
+        };
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -843,6 +848,9 @@ mod tests {
         assert_eq!(redact_url("redis://h:6379/"), "redis://h:6379/");
         assert_eq!(redact_url("bolt://u@h"), "bolt://u@h");
         assert_eq!(redact_url("amqp://u:p@ss@h/x@y"), "amqp://u:***@h/x@y");
+        // A scheme-less mistake still hides the password.
+        assert_eq!(redact_url("guest:hunter2@h:5672"), "***@h:5672");
+        assert_eq!(redact_url("localhost:6379"), "localhost:6379");
     }
 
     #[test]
