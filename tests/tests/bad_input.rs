@@ -563,3 +563,52 @@ async fn every_bad_input_has_its_outcome_and_leaves_nothing_behind() {
         eprintln!("{line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_refuses_hostile_arguments_and_publishes_nothing() {
+    let env = TestEnv::new("badargs", "").unwrap();
+    let root = env.data_root();
+    // A customer directory that is a symlink out of the data root, ready.
+    let outside = env.dir.path().join("outside");
+    std::fs::create_dir_all(outside.join(ID.to_string()).join("nodes")).unwrap();
+    std::fs::write(outside.join(ID.to_string()).join("nodes/p.csv"), PEOPLE).unwrap();
+    std::fs::write(outside.join(ID.to_string()).join("_SUCCESS"), "").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("escaper")).unwrap();
+    let id = ID.to_string();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["publish", "--customer", "../etc", "--snapshot-id", &id],
+            "not a safe identifier",
+        ),
+        (
+            &["publish", "--customer", "a`b}", "--snapshot-id", &id],
+            "not a safe identifier",
+        ),
+        (
+            &["publish", "--customer", "acme", "--snapshot-id", "12"],
+            "snapshot id `12`",
+        ),
+        (
+            &["publish", "--customer", "acme", "--snapshot-id", &id],
+            "does not exist",
+        ),
+        (
+            &["publish", "--customer", "escaper", "--snapshot-id", &id],
+            "outside the data root",
+        ),
+        (
+            &["cancel", "--customer", "Zoë", "--snapshot-id", &id],
+            "not a safe identifier",
+        ),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = env.run("producer", args).unwrap();
+        assert_ne!(code, 0, "{args:?}: {out}{err}");
+        assert!(err.contains(message), "{args:?}: `{err}` lacks `{message}`");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // The work queue exists (declared by the producer) or not at all; either
+    // way nothing was published.
+    let depth = env.queue_depth(&env.work_queue()).await.unwrap_or(0);
+    assert_eq!(depth, 0);
+}
