@@ -135,27 +135,31 @@ async fn graphs_over_tls(url: &str, ca: &Path) -> Vec<String> {
     list
 }
 
-/// A RabbitMQ node with a TLS listener; returns it and the TLS port.
+/// A RabbitMQ node with a TLS listener; returns it and the TLS port. Tried
+/// three times: a free port can be taken by a parallel test before the node
+/// binds it (the node then fails to boot).
 fn rabbit_tls(certs: &Certs) -> (RabbitNode, u16) {
-    let port = free_port();
-    let node = RabbitNode::start(&format!(
-        "listeners.ssl.default = {port}\n\
-         ssl_options.cacertfile = {}\n\
-         ssl_options.certfile = {}\n\
-         ssl_options.keyfile = {}\n\
-         ssl_options.verify = verify_none\n\
-         ssl_options.fail_if_no_peer_cert = false\n",
-        certs.path("ca.pem").display(),
-        certs.path("server.pem").display(),
-        certs.path("server.key").display(),
-    ))
-    .unwrap();
-    assert!(
-        wait_port(port),
-        "RabbitMQ's TLS port {port} did not open:\n{}",
-        node.log()
-    );
-    (node, port)
+    let mut last = String::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let node = RabbitNode::start(&format!(
+            "listeners.ssl.default = {port}\n\
+             ssl_options.cacertfile = {}\n\
+             ssl_options.certfile = {}\n\
+             ssl_options.keyfile = {}\n\
+             ssl_options.verify = verify_none\n\
+             ssl_options.fail_if_no_peer_cert = false\n",
+            certs.path("ca.pem").display(),
+            certs.path("server.pem").display(),
+            certs.path("server.key").display(),
+        ));
+        match node {
+            Ok(node) if wait_port(port) => return (node, port),
+            Ok(node) => last = format!("TLS port {port} did not open:\n{}", node.log()),
+            Err(e) => last = format!("{e:#}"),
+        }
+    }
+    panic!("RabbitMQ with TLS did not start: {last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
