@@ -2,6 +2,8 @@
 //! declare the [`Topology`] idempotently, publish with publisher confirms.
 //! Nothing here decides anything; callers choose what to publish where.
 
+use std::path::Path;
+
 use backon::Retryable;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -20,6 +22,8 @@ pub enum BrokerError {
     Connect { url: String, source: lapin::Error },
     #[error("RabbitMQ refused to declare {what}: {source} (if it says PRECONDITION_FAILED, the existing object was declared with other arguments)")]
     Declare { what: String, source: lapin::Error },
+    #[error("RabbitMQ TLS settings: {0}")]
+    Tls(String),
     #[error("RabbitMQ error: {0}")]
     Amqp(#[from] lapin::Error),
     #[error("RabbitMQ did not confirm the message (nack)")]
@@ -32,14 +36,29 @@ pub enum BrokerError {
 }
 
 /// Connects, retrying with exponential backoff for up to ~30 s, and enables
-/// lapin's automatic connection recovery.
+/// lapin's automatic connection recovery. `amqps://` trusts the system's
+/// certificate store.
 pub async fn connect(url: &ServiceUrl, name: &str) -> Result<Connection, BrokerError> {
+    connect_tls(url, name, None).await
+}
+
+/// [`connect`] with `amqps://` trusting the CA certificate(s) in `ca` (the
+/// `amqp_ca_file` key).
+pub async fn connect_tls(
+    url: &ServiceUrl,
+    name: &str,
+    ca: Option<&Path>,
+) -> Result<Connection, BrokerError> {
+    let tls = crate::tls::amqp_tls(ca).map_err(BrokerError::Tls)?;
     let props = || {
         ConnectionProperties::default()
             .with_connection_name(LongString::from(name))
             .enable_auto_recover()
     };
-    let attempt = || async { Connection::connect(url.expose(), props()).await };
+    let attempt = || async {
+        let runtime = lapin::runtime::default_runtime()?;
+        Connection::connect_with_config(url.expose(), props(), tls.clone(), runtime).await
+    };
     attempt
         .retry(crate::state::startup_backoff())
         .notify(|err, wait| {
@@ -50,6 +69,14 @@ pub async fn connect(url: &ServiceUrl, name: &str) -> Result<Connection, BrokerE
             url: url.redacted(),
             source,
         })
+}
+
+/// Connects to the RabbitMQ of `config` (its URL and CA file).
+pub async fn connect_config(
+    config: &crate::config::Config,
+    name: &str,
+) -> Result<Connection, BrokerError> {
+    connect_tls(&config.amqp_url, name, config.amqp_ca_file.as_deref()).await
 }
 
 /// Declares every exchange, queue and binding of `topology`. Safe to call from

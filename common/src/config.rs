@@ -51,10 +51,13 @@ impl fmt::Display for GraphKind {
     }
 }
 
-/// A string that never shows itself in `Debug` or `Display` output.
+/// A string that never shows itself in `Debug` or `Display` output. In TOML
+/// it is a string or `{ file = "/run/secrets/x" }` (read at load, see
+/// [`read_secret_file`]); `SNAPSWITCH_<KEY>_FILE` does the same from the
+/// environment.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(#[serde(deserialize_with = "string_like")] String);
+pub struct Secret(#[serde(deserialize_with = "secret_string")] String);
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
@@ -80,9 +83,10 @@ impl fmt::Display for Secret {
 
 /// A service URL that may carry a password (`amqp://user:pass@host`). Its
 /// `Debug` and `Display` show the URL with the password replaced by `***`.
+/// Like [`Secret`], it may be read from a file.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ServiceUrl(String);
+pub struct ServiceUrl(#[serde(deserialize_with = "secret_string")] String);
 
 impl ServiceUrl {
     pub fn new(s: impl Into<String>) -> Self {
@@ -116,7 +120,12 @@ impl fmt::Display for ServiceUrl {
 /// Masks the password in `scheme://user:password@host/...`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        // Not a URL (a config mistake such as `user:pw@host`): show no
+        // userinfo at all rather than guess where a password ends.
+        return match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_owned(),
+        };
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -213,6 +222,15 @@ pub struct Config {
     pub customer_targets: BTreeMap<String, String>,
     /// The target of customers not in `customer_targets`.
     pub default_target: String,
+    // --- security: TLS trust (security helper) ---
+    /// PEM file with the CA certificate(s) RabbitMQ's certificate is checked
+    /// against, for `amqps://` (unset: the system's trust store).
+    pub amqp_ca_file: Option<PathBuf>,
+    /// The same for `rediss://` in `redis_url`.
+    pub redis_ca_file: Option<PathBuf>,
+    /// The same for the graph database: `rediss://` (FalkorDB) or
+    /// `neo4j+s://` / `bolt+s://` (Neo4j).
+    pub graph_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -253,6 +271,10 @@ impl Default for Config {
             targets: BTreeMap::new(),
             customer_targets: BTreeMap::new(),
             default_target: crate::targets::DEFAULT_TARGET.into(),
+            // --- security: TLS trust (security helper) ---
+            amqp_ca_file: None,
+            redis_ca_file: None,
+            graph_ca_file: None,
         }
     }
 }
@@ -275,8 +297,16 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
+        let both = secret_env_conflicts();
+        if !both.is_empty() {
+            return Err(ConfigError::Load(format!(
+                "set either the variable or its _FILE form, not both: {}",
+                both.join(", ")
+            )));
+        }
         let config: Config = figment
             .merge(env_provider())
+            .merge(secret_file_env_provider(ENV_PREFIX, &SECRET_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
@@ -462,6 +492,71 @@ impl Config {
             format!("{:?}", self.http_listen),
             "an address with a port, e.g. 0.0.0.0:9464 or 127.0.0.1:0",
         );
+        // --- security: URLs, names, TLS trust files (security helper) ---
+        for (key, url) in [
+            ("amqp_url", &self.amqp_url),
+            ("redis_url", &self.redis_url),
+            ("graph_url", &self.graph_url),
+        ] {
+            check(
+                url_has_host(url.expose()),
+                key,
+                url.redacted(),
+                "a URL with a host after `://`, without spaces or control characters",
+            );
+        }
+        check(
+            !self.data_root.as_os_str().is_empty(),
+            "data_root",
+            "\"\"".into(),
+            "a directory path",
+        );
+        check(
+            self.max_databases <= 100_000,
+            "max_databases",
+            self.max_databases.to_string(),
+            "1 to 100000",
+        );
+        check(
+            self.graph_kind != GraphKind::Neo4j
+                || (!self.graph_user.is_empty()
+                    && self.graph_user.len() <= 256
+                    && !self.graph_user.chars().any(char::is_control)),
+            "graph_user",
+            format!("{:?}", self.graph_user.chars().take(80).collect::<String>()),
+            "for graph_kind = neo4j: 1 to 256 characters, no control characters",
+        );
+        check(
+            self.status_file.as_deref().is_none_or(|p| !p.is_dir()),
+            "status_file",
+            self.status_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            "a file path, not a directory",
+        );
+        for (key, ca, url) in [
+            ("amqp_ca_file", &self.amqp_ca_file, &self.amqp_url),
+            ("redis_ca_file", &self.redis_ca_file, &self.redis_url),
+            ("graph_ca_file", &self.graph_ca_file, &self.graph_url),
+        ] {
+            let Some(ca) = ca else { continue };
+            check(
+                ca.is_file(),
+                key,
+                ca.display().to_string(),
+                "a readable PEM file",
+            );
+            check(
+                url.scheme().is_some_and(is_tls_scheme),
+                key,
+                ca.display().to_string(),
+                &format!(
+                    "set only with a TLS URL (amqps, rediss, neo4j+s, bolt+s); the URL is {}",
+                    url.redacted()
+                ),
+            );
+        }
         // Graph targets
         crate::targets::validate(self, &mut bad);
         if bad.is_empty() {
@@ -532,12 +627,149 @@ pub fn unknown_env_vars() -> Vec<String> {
     std::env::vars()
         .filter_map(|(name, _)| {
             let rest = name.strip_prefix(ENV_PREFIX)?;
+            let secret_file = rest
+                .strip_suffix(FILE_SUFFIX)
+                .is_some_and(|k| SECRET_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k)));
             let known = keys.iter().any(|k| k.eq_ignore_ascii_case(top_key(rest)))
+                || secret_file
                 || OTHERS.contains(&rest)
                 || rest.starts_with("TEST_");
             (!known).then_some(name)
         })
         .collect()
+}
+
+// --- security: secrets from files (security helper) ---
+
+/// Suffix of the environment variable that names a file holding a secret
+/// key's value: `SNAPSWITCH_GRAPH_PASSWORD_FILE=/run/secrets/neo4j`.
+pub const FILE_SUFFIX: &str = "_FILE";
+/// The keys whose value may be given as a file (`<KEY>_FILE` in the
+/// environment, `key = { file = "..." }` in TOML): every key that may hold a
+/// password.
+pub const SECRET_KEYS: [&str; 4] = ["amqp_url", "redis_url", "graph_url", "graph_password"];
+/// Largest secret file read (a password or a URL, not a document).
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a secret from `path`: UTF-8, at most [`MAX_SECRET_FILE_BYTES`], one
+/// trailing line break removed (`echo pw > file`, Docker and Kubernetes
+/// secrets). The error names the file, never its content.
+pub fn read_secret_file(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("secret file {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("secret file {shown} is not a file"));
+    }
+    if meta.len() > MAX_SECRET_FILE_BYTES {
+        return Err(format!(
+            "secret file {shown} is larger than {MAX_SECRET_FILE_BYTES} bytes"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("secret file {shown}: {e}"))?;
+    let mut text =
+        String::from_utf8(bytes).map_err(|_| format!("secret file {shown} is not UTF-8"))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        return Err(format!("secret file {shown} is empty"));
+    }
+    Ok(text)
+}
+
+/// A figment layer turning `<prefix><KEY>_FILE=<path>` into `key = { file =
+/// "<path>" }` for each of `keys` (dotted keys address nested tables, e.g.
+/// `graph_targets.blue.password`); the [`Secret`]/[`ServiceUrl`] field then
+/// reads the file when the config is extracted.
+pub fn secret_file_env_provider(prefix: &str, keys: &[&str]) -> Env {
+    let keys: Vec<String> = keys.iter().map(|k| k.to_ascii_lowercase()).collect();
+    let suffix = FILE_SUFFIX.to_ascii_lowercase();
+    Env::prefixed(prefix).filter_map(move |name| {
+        let name = name.as_str().to_ascii_lowercase();
+        let base = name.strip_suffix(suffix.as_str())?;
+        keys.iter()
+            .find(|k| k.replace('.', "_") == base)
+            .map(|k| format!("{k}.file").into())
+    })
+}
+
+/// Secret keys given both directly and as `_FILE` in the environment.
+fn secret_env_conflicts() -> Vec<String> {
+    SECRET_KEYS
+        .iter()
+        .map(|k| format!("{ENV_PREFIX}{}", k.to_ascii_uppercase()))
+        .filter(|var| {
+            std::env::var_os(var).is_some()
+                && std::env::var_os(format!("{var}{FILE_SUFFIX}")).is_some()
+        })
+        .collect()
+}
+
+/// `scheme://host…`: something after `://` before any path, and no
+/// whitespace or control characters anywhere.
+fn url_has_host(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    !host.is_empty()
+        && !host.starts_with(':')
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Schemes that encrypt (and so may use a CA file).
+pub fn is_tls_scheme(scheme: &str) -> bool {
+    matches!(
+        scheme,
+        "amqps" | "rediss" | "neo4j+s" | "neo4j+ssc" | "bolt+s" | "bolt+ssc"
+    )
+}
+
+/// A secret value: a string (also one the environment layer parsed as a
+/// number), or `{ file = "<path>" }`, read with [`read_secret_file`].
+fn secret_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or { file = \"<path>\" }")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_char<E>(self, v: char) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+            let mut file: Option<PathBuf> = None;
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "file" {
+                    file = Some(map.next_value()?);
+                } else {
+                    return Err(serde::de::Error::unknown_field(&key, &["file"]));
+                }
+            }
+            let file = file.ok_or_else(|| serde::de::Error::missing_field("file"))?;
+            read_secret_file(&file).map_err(serde::de::Error::custom)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// Deserializes a string that the environment layer may have parsed as a
@@ -635,6 +867,9 @@ mod tests {
         assert_eq!(redact_url("redis://h:6379/"), "redis://h:6379/");
         assert_eq!(redact_url("bolt://u@h"), "bolt://u@h");
         assert_eq!(redact_url("amqp://u:p@ss@h/x@y"), "amqp://u:***@h/x@y");
+        // A scheme-less mistake still hides the password.
+        assert_eq!(redact_url("guest:hunter2@h:5672"), "***@h:5672");
+        assert_eq!(redact_url("localhost:6379"), "localhost:6379");
     }
 
     #[test]
@@ -721,15 +956,136 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "wokers = 3\n").unwrap();
         #[derive(Serialize)]
         struct NoFlags {}
-        let err = Config::load(Some(&path), NoFlags {})
+        // In a Jail: other tests set SNAPSWITCH_* variables in theirs.
+        figment::Jail::expect_with(|_| {
+            let err = Config::load(Some(&path), NoFlags {})
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("wokers"), "{err}");
+            Ok(())
+        });
+    }
+
+    // --- security: secrets from files, URL and TLS checks (security helper) ---
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
+    fn secrets_come_from_files_named_in_env_or_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "from-file-pw\n").unwrap();
+        let amqp = dir.path().join("amqp");
+        std::fs::write(&amqp, "amqp://u:url-pw@127.0.0.1:5672/%2f\r\n").unwrap();
+        let redis = dir.path().join("redis");
+        std::fs::write(&redis, "redis://:redis-pw@127.0.0.1:6379/").unwrap();
+        let toml = dir.path().join("c.toml");
+        std::fs::write(&toml, format!("redis_url = {{ file = {:?} }}\n", redis)).unwrap();
+        #[derive(Serialize)]
+        struct NoFlags {}
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SNAPSWITCH_GRAPH_PASSWORD_FILE", pw.display());
+            jail.set_env("SNAPSWITCH_AMQP_URL_FILE", amqp.display());
+            let c = Config::load(Some(&toml), NoFlags {}).unwrap();
+            assert_eq!(c.graph_password.expose(), "from-file-pw");
+            assert_eq!(c.amqp_url.expose(), "amqp://u:url-pw@127.0.0.1:5672/%2f");
+            assert_eq!(c.redis_url.expose(), "redis://:redis-pw@127.0.0.1:6379/");
+            assert!(unknown_env_vars().is_empty(), "{:?}", unknown_env_vars());
+            let shown = format!("{c:?}");
+            for secret in ["from-file-pw", "url-pw", "redis-pw"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+            // Both forms at once is ambiguous.
+            jail.set_env("SNAPSWITCH_GRAPH_PASSWORD", "direct");
+            let err = Config::load(Some(&toml), NoFlags {})
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("SNAPSWITCH_GRAPH_PASSWORD") && err.contains("not both"),
+                "{err}"
+            );
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "SNAPSWITCH_GRAPH_PASSWORD_FILE",
+                dir.path().join("nope").display(),
+            );
+            let err = Config::load(None, NoFlags {}).unwrap_err().to_string();
+            assert!(
+                err.contains("nope") && err.to_lowercase().contains("graph_password"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secret_files_are_bounded_and_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        assert!(read_secret_file(&empty).unwrap_err().contains("is empty"));
+        let big = dir.path().join("big");
+        std::fs::write(&big, "x".repeat(70_000)).unwrap();
+        assert!(read_secret_file(&big).unwrap_err().contains("larger than"));
+        let binary = dir.path().join("bin");
+        std::fs::write(&binary, [0xff, 0xfe, b'p', b'w']).unwrap();
+        let err = read_secret_file(&binary).unwrap_err();
+        assert!(err.contains("not UTF-8") && !err.contains("pw"), "{err}");
+        assert!(read_secret_file(dir.path())
             .unwrap_err()
-            .to_string();
-        assert!(err.contains("wokers"), "{err}");
+            .contains("not a file"));
+    }
+
+    #[test]
+    fn urls_need_a_host_and_ca_files_need_tls_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let c = Config {
+            amqp_url: ServiceUrl::new("amqp://"),
+            redis_url: ServiceUrl::new("redis://:pw-in-url@"),
+            graph_url: ServiceUrl::new("redis://host name:1/"),
+            redis_ca_file: Some(ca.clone()),
+            amqp_ca_file: Some(dir.path().join("missing.pem")),
+            graph_kind: GraphKind::Falkordb,
+            ..Config::default()
+        };
+        let msg = c.validate().unwrap_err().to_string();
+        for want in [
+            "amqp_url = amqp://: a URL with a host",
+            "redis_url = redis://:***@: a URL with a host",
+            "graph_url = redis://host name:1/: a URL with a host",
+            "redis_ca_file",
+            "set only with a TLS URL",
+            "missing.pem: a readable PEM file",
+        ] {
+            assert!(msg.contains(want), "{want}: {msg}");
+        }
+        assert!(!msg.contains("pw-in-url"), "{msg}");
+        let ok = Config {
+            redis_url: ServiceUrl::new("rediss://:pw@127.0.0.1:6390/"),
+            redis_ca_file: Some(ca),
+            ..Config::default()
+        };
+        ok.validate().unwrap();
+        let neo = Config {
+            graph_kind: GraphKind::Neo4j,
+            graph_url: ServiceUrl::new("neo4j+s://db.example:7687"),
+            graph_user: String::new(),
+            ..Config::default()
+        };
+        assert!(neo
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("graph_user"));
     }
 }

@@ -103,12 +103,20 @@ async fn within<T>(fut: impl Future<Output = T>) -> Option<T> {
 /// not exist yet are declared, as the binaries do at start.
 pub async fn broker(config: &Config) -> Vec<Check> {
     let url = config.amqp_url.redacted();
-    let connection = match within(Connection::connect(
-        config.amqp_url.expose(),
-        ConnectionProperties::default(),
-    ))
-    .await
-    {
+    let tls = match crate::tls::amqp_tls(config.amqp_ca_file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return vec![Check::fail("RabbitMQ", e, "correct amqp_ca_file")],
+    };
+    let connect = async {
+        Connection::connect_with_config(
+            config.amqp_url.expose(),
+            ConnectionProperties::default(),
+            tls,
+            lapin::runtime::default_runtime()?,
+        )
+        .await
+    };
+    let connection = match within(connect).await {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             return vec![Check::fail(
@@ -150,7 +158,8 @@ pub async fn broker(config: &Config) -> Vec<Check> {
 /// Redis is reachable; a warning when it persists nothing.
 pub async fn redis(config: &Config) -> Vec<Check> {
     let url = config.redis_url.redacted();
-    let client = match redis::Client::open(config.redis_url.expose()) {
+    let client = match crate::tls::redis_client(&config.redis_url, config.redis_ca_file.as_deref())
+    {
         Ok(c) => c,
         Err(e) => {
             return vec![Check::fail(

@@ -250,4 +250,113 @@ mod tests {
             "event_too_large"
         );
     }
+
+    // Property tests stand in for cargo-fuzz (which needs a nightly toolchain
+    // this project does not use): the same functions, random and mutated
+    // inputs, and the invariants a fuzzer would check. `PROPTEST_CASES=100000
+    // cargo test -p snapswitch-common --lib proptests` runs a longer campaign.
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any JSON value, a few levels deep.
+        fn json() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<u64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                ".{0,40}".prop_map(serde_json::Value::from),
+                (1_000_000_000u64..=9_999_999_999).prop_map(serde_json::Value::from),
+                "[a-z][a-z0-9-]{0,60}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map(".{0,12}", inner, 0..4)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        const FIELDS: [&str; 7] = [
+            "schema_version",
+            "event_id",
+            "customer",
+            "snapshot_id",
+            "path",
+            "priority",
+            "created_at",
+        ];
+
+        /// What every accepted event guarantees to the rest of the system.
+        fn check_accepted(e: &SnapshotEvent) {
+            assert_eq!(e.schema_version, SCHEMA_VERSION);
+            assert!(Customer::parse(e.customer.as_str()).is_ok());
+            assert!(SnapshotId::new(e.snapshot_id.get()).is_ok());
+            assert!(e.priority <= MAX_PRIORITY);
+            assert_eq!(e.path, format!("{}/{}", e.customer, e.snapshot_id));
+            assert_eq!(SnapshotEvent::decode(&e.encode()).as_ref(), Ok(e));
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                if let Ok(e) = SnapshotEvent::decode(&body) {
+                    check_accepted(&e);
+                }
+            }
+
+            #[test]
+            fn mutated_events_are_refused_or_valid(
+                field in prop::sample::select(FIELDS.to_vec()),
+                value in json(),
+                remove in any::<bool>(),
+                extra in prop::option::of((".{1,12}", json())),
+            ) {
+                let mut v = valid();
+                let map = v.as_object_mut().unwrap();
+                if remove {
+                    map.remove(field);
+                } else {
+                    map.insert(field.to_owned(), value);
+                }
+                if let Some((k, x)) = extra {
+                    if !FIELDS.contains(&k.as_str()) {
+                        map.insert(k, x);
+                    }
+                }
+                match decode(&v) {
+                    Ok(e) => check_accepted(&e),
+                    Err(err) => {
+                        // Every refusal has a stable code and a bounded message.
+                        prop_assert!(!err.code().is_empty());
+                        prop_assert!(err.to_string().len() < 2_000, "{}", err);
+                    }
+                }
+            }
+
+            #[test]
+            fn customer_names_accepted_are_safe_everywhere(name in ".{0,70}") {
+                if let Ok(c) = Customer::parse(&name) {
+                    let s = c.as_str();
+                    prop_assert!((3..=52).contains(&s.len()));
+                    prop_assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+                    prop_assert!(s.as_bytes()[0].is_ascii_lowercase());
+                    prop_assert!(!s.ends_with('-'));
+                    // Its database names parse back to it.
+                    let db = crate::ident::DatabaseName::new(c.clone(), SnapshotId::new(1_767_741_427).unwrap());
+                    prop_assert_eq!(crate::ident::DatabaseName::parse(&db.to_string()).map(|d| d.customer), Ok(c));
+                }
+            }
+
+            #[test]
+            fn snapshot_id_text_parses_only_to_its_own_number(text in "[0-9+-]{0,14}") {
+                if let Ok(id) = SnapshotId::parse(&text) {
+                    prop_assert_eq!(id.to_string(), text);
+                }
+            }
+        }
+    }
 }

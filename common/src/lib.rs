@@ -17,7 +17,8 @@
 //! - [`graph`]: the graph-store trait with FalkorDB and Neo4j adapters;
 //! - [`snapshot`]: the snapshot tree on disk and its file readers;
 //! - [`load`]: one snapshot into one database;
-//! - [`doctor`]: the preflight checks of both binaries.
+//! - [`doctor`]: the preflight checks of both binaries;
+//! - [`tls`]: the rustls provider and CA files for the three services.
 
 pub mod broker;
 pub mod config;
@@ -37,4 +38,5 @@ pub mod state;
 pub mod status;
 pub mod targets;
 pub mod telemetry;
+pub mod tls;
 pub mod topology;

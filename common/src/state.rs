@@ -75,8 +75,24 @@ impl Counter {
 }
 
 /// Connects a reconnecting, multiplexed Redis connection, retrying ~30 s.
+/// `rediss://` trusts the system's certificate store.
 pub async fn connect(url: &ServiceUrl) -> Result<ConnectionManager, StateError> {
-    let client = redis::Client::open(url.expose()).map_err(|source| StateError::Connect {
+    connect_tls(url, None).await
+}
+
+/// Connects to the Redis of `config` (its URL and CA file).
+pub async fn connect_config(
+    config: &crate::config::Config,
+) -> Result<ConnectionManager, StateError> {
+    connect_tls(&config.redis_url, config.redis_ca_file.as_deref()).await
+}
+
+/// [`connect`] with `rediss://` trusting the CA certificate(s) in `ca`.
+pub async fn connect_tls(
+    url: &ServiceUrl,
+    ca: Option<&std::path::Path>,
+) -> Result<ConnectionManager, StateError> {
+    let client = crate::tls::redis_client(url, ca).map_err(|source| StateError::Connect {
         url: url.redacted(),
         source,
     })?;
@@ -99,10 +115,7 @@ pub async fn connect(url: &ServiceUrl) -> Result<ConnectionManager, StateError> 
 
 /// The fleet state of a config: connects Redis (retrying) and pings it.
 pub async fn fleet(config: &crate::config::Config) -> Result<FleetState, StateError> {
-    let state = FleetState::new(
-        connect(&config.redis_url).await?,
-        Keys::new(&config.namespace),
-    );
+    let state = FleetState::new(connect_config(config).await?, Keys::new(&config.namespace));
     state.ping().await?;
     Ok(state)
 }

@@ -44,6 +44,9 @@ pub struct TargetConfig {
     /// A file holding the password (trailing newline ignored); instead of
     /// `graph_password`.
     pub graph_password_file: Option<PathBuf>,
+    /// The CA to check this target's TLS certificate against (default:
+    /// the top-level `graph_ca_file`).
+    pub graph_ca_file: Option<PathBuf>,
     pub max_concurrent_loads: Option<u32>,
     pub max_databases: Option<usize>,
     pub heap_threshold_percent: Option<u8>,
@@ -81,6 +84,8 @@ pub struct GraphTarget {
     pub url: ServiceUrl,
     pub user: String,
     pub password: Secret,
+    /// CA file for a TLS URL (`None`: the system's trust store).
+    pub ca_file: Option<PathBuf>,
     pub max_concurrent_loads: u32,
     pub health: HealthThresholds,
 }
@@ -94,6 +99,7 @@ impl GraphTarget {
             url: config.graph_url.clone(),
             user: config.graph_user.clone(),
             password: config.graph_password.clone(),
+            ca_file: config.graph_ca_file.clone(),
             max_concurrent_loads: config.max_concurrent_loads,
             health: HealthThresholds {
                 max_databases: config.max_databases,
@@ -240,6 +246,23 @@ pub fn validate(config: &Config, bad: &mut Vec<String>) {
                 .to_string(),
             &format!("set either {} or this, not both", key("graph_password")),
         );
+        if let Some(ca) = &t.graph_ca_file {
+            check(
+                ca.is_file(),
+                &key("graph_ca_file"),
+                ca.display().to_string(),
+                "a readable PEM file",
+            );
+            check(
+                t.graph_url
+                    .as_ref()
+                    .and_then(ServiceUrl::scheme)
+                    .is_some_and(crate::config::is_tls_scheme),
+                &key("graph_ca_file"),
+                ca.display().to_string(),
+                "set only with a TLS graph_url (rediss, neo4j+s, bolt+s)",
+            );
+        }
         if let Some(n) = t.max_concurrent_loads {
             check(
                 (1..=1000).contains(&n),
@@ -317,9 +340,7 @@ pub fn validate(config: &Config, bad: &mut Vec<String>) {
 
 /// Reads a password file: its content without the trailing line break.
 pub fn read_password_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
+    crate::config::read_secret_file(path).map(Secret::new)
 }
 
 /// The active targets of a validated config, resolved, and the routing of
@@ -368,6 +389,7 @@ impl Targets {
                 url: t.graph_url.clone().unwrap_or(top.url),
                 user: t.graph_user.clone().unwrap_or(top.user),
                 password,
+                ca_file: t.graph_ca_file.clone().or(top.ca_file),
                 max_concurrent_loads: t.max_concurrent_loads.unwrap_or(top.max_concurrent_loads),
                 health: HealthThresholds {
                     max_databases: t.max_databases.unwrap_or(top.health.max_databases),

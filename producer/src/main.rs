@@ -233,7 +233,7 @@ async fn run() -> anyhow::Result<()> {
         } => {
             let customer = Customer::parse(&customer)?;
             let snapshot = SnapshotId::new(snapshot_id)?;
-            let redis = common::state::connect(&config.redis_url).await?;
+            let redis = common::state::connect_config(&config).await?;
             let state = FleetState::new(redis, Keys::new(&config.namespace));
             state.cancel(&customer, snapshot).await?;
             state
@@ -364,7 +364,7 @@ async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::R
     use common::ident::DatabaseName;
     let customer = Customer::parse(customer)?;
     let to = to.map(SnapshotId::new).transpose()?;
-    let redis = common::state::connect(&config.redis_url).await?;
+    let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     // The graph database serving this customer (its graph target).
     let targets = common::targets::Targets::from_config(config)?;
@@ -428,7 +428,7 @@ async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::R
 }
 
 async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
-    let connection = common::broker::connect(&config.amqp_url, "snapswitch-producer-dlq").await?;
+    let connection = common::broker::connect_config(config, "snapswitch-producer-dlq").await?;
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
     match command {
@@ -512,7 +512,7 @@ async fn announcer_with(
 ) -> anyhow::Result<Announcer> {
     config.check_data_root()?;
     let state = common::state::fleet(config).await.context("Redis")?;
-    let connection = common::broker::connect(&config.amqp_url, "snapswitch-producer").await?;
+    let connection = common::broker::connect_config(config, "snapswitch-producer").await?;
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
     let publisher = common::broker::Publisher::new(&connection).await?;
@@ -562,11 +562,11 @@ fn generate(
 }
 
 async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
-    let redis = common::state::connect(&config.redis_url).await?;
+    let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     let topology = Topology::from_config(config);
     let (queue_size, parked_queue_size) =
-        match common::broker::connect(&config.amqp_url, "snapswitch-producer-status").await {
+        match common::broker::connect_config(config, "snapswitch-producer-status").await {
             Ok(con) => {
                 let ch = con.create_channel().await?;
                 let work = common::broker::queue_depth(&ch, &topology.work_queue)
@@ -657,7 +657,7 @@ async fn history(
     if let Some(c) = &customer {
         Customer::parse(c)?;
     }
-    let redis = common::state::connect(&config.redis_url).await?;
+    let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     let entries: Vec<_> = state
         .audit_entries(common::state::AUDIT_MAXLEN)

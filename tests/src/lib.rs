@@ -12,6 +12,7 @@
 pub mod arcadedb;
 pub mod otlp;
 pub mod services;
+pub mod tls_proxy;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -271,6 +272,9 @@ pub struct TestEnv {
     pub extra_config: String,
     pub amqp_url: String,
     pub redis_url: String,
+    /// CA file the harness's own RabbitMQ and Redis connections trust
+    /// (tests on TLS-only, test-owned services).
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl TestEnv {
@@ -307,6 +311,7 @@ impl TestEnv {
             extra_config: extra_config.into(),
             amqp_url: amqp.into(),
             redis_url: redis.into(),
+            tls_ca: None,
         };
         env.write_config()?;
         Ok(env)
@@ -357,6 +362,18 @@ impl TestEnv {
     /// Starts a long-running process (`worker`, or `producer watch`) whose
     /// output goes to `<label>.log`.
     pub fn spawn(&mut self, label: &str, binary: &str, args: &[&str]) -> anyhow::Result<()> {
+        self.spawn_env(label, binary, args, &[])
+    }
+
+    /// [`TestEnv::spawn`] with extra environment variables (they win over
+    /// the default `RUST_LOG`).
+    pub fn spawn_env(
+        &mut self,
+        label: &str,
+        binary: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let log = std::fs::File::create(self.log_path(label))?;
         let child = Command::new(bin(binary))
             .arg("--config")
@@ -365,6 +382,7 @@ impl TestEnv {
             .env("RUST_LOG", "info,worker=debug")
             // An error's message, not anyhow's backtrace, should end the log.
             .env("RUST_LIB_BACKTRACE", "0")
+            .envs(envs.iter().copied())
             .env_remove("SNAPSWITCH_CONFIG")
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -493,13 +511,21 @@ impl TestEnv {
     }
 
     pub async fn fleet(&self) -> anyhow::Result<FleetState> {
-        let con = common::state::connect(&ServiceUrl::new(self.redis_url.clone())).await?;
+        let con = common::state::connect_tls(
+            &ServiceUrl::new(self.redis_url.clone()),
+            self.tls_ca.as_deref(),
+        )
+        .await?;
         Ok(FleetState::new(con, Keys::new(&self.namespace)))
     }
 
     pub async fn amqp(&self) -> anyhow::Result<(Connection, Channel)> {
-        let con =
-            broker::connect(&ServiceUrl::new(self.amqp_url.clone()), "snapswitch-test").await?;
+        let con = broker::connect_tls(
+            &ServiceUrl::new(self.amqp_url.clone()),
+            "snapswitch-test",
+            self.tls_ca.as_deref(),
+        )
+        .await?;
         let ch = con.create_channel().await?;
         Ok((con, ch))
     }

@@ -4,7 +4,7 @@
 //! Redis runs with an append-only file) and is stopped on drop.
 
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -165,16 +165,47 @@ pub struct RedisNode {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra `redis-server` arguments (e.g. `--requirepass`).
+    extra: Vec<String>,
+    /// TLS only: the port speaks TLS, there is no plain port.
+    tls: bool,
 }
 
 impl RedisNode {
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra arguments, e.g. `["--requirepass", "pw"]`.
+    pub fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
+        Self::launch(extra.iter().map(|s| s.to_string()).collect(), false)
+    }
+
+    /// A TLS-only server (`rediss://`) with this certificate and key, signed by
+    /// `ca`; clients are not asked for certificates.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> anyhow::Result<Self> {
+        let mut extra = Vec::new();
+        for (flag, path) in [
+            ("--tls-cert-file", cert),
+            ("--tls-key-file", key),
+            ("--tls-ca-cert-file", ca),
+        ] {
+            extra.push(flag.to_owned());
+            extra.push(path.display().to_string());
+        }
+        extra.extend(["--tls-auth-clients".to_owned(), "no".to_owned()]);
+        Self::launch(extra, true)
+    }
+
+    fn launch(extra: Vec<String>, tls: bool) -> anyhow::Result<Self> {
         let mut node = RedisNode {
             port: free_port(),
             dir: tempfile::Builder::new()
                 .prefix("snapswitch-redis-")
                 .tempdir()?,
             child: None,
+            extra,
+            tls,
         };
         node.spawn()?;
         Ok(node)
@@ -182,16 +213,17 @@ impl RedisNode {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         use std::os::unix::process::CommandExt;
+        let port = self.port.to_string();
+        let ports: Vec<&str> = if self.tls {
+            vec!["--port", "0", "--tls-port", &port]
+        } else {
+            vec!["--port", &port]
+        };
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(ports)
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(&self.extra)
             .arg("--dir")
             .arg(self.dir.path())
             .process_group(0)
@@ -207,7 +239,8 @@ impl RedisNode {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     pub fn stop(&mut self) {

@@ -457,6 +457,14 @@ fn snapswitch_variables_are_config_keys() {
         .collect();
     allowed.insert("SNAPSWITCH_CONFIG".into());
     allowed.insert("SNAPSWITCH_LOG_FORMAT".into());
+    // A secret key's value from a file (docs/configuration.md).
+    for k in common::config::SECRET_KEYS {
+        allowed.insert(format!(
+            "SNAPSWITCH_{}{}",
+            k.to_uppercase(),
+            common::config::FILE_SUFFIX
+        ));
+    }
     let mut files = deploy_files();
     files.push("docker-compose.yml".into());
     files.push("Dockerfile".into());
@@ -482,7 +490,7 @@ fn snapswitch_variables_are_config_keys() {
     }
     assert!(
         bad.is_empty(),
-        "not config keys (nor SNAPSWITCH_CONFIG, SNAPSWITCH_LOG_FORMAT):\n{}",
+        "not config keys (nor SNAPSWITCH_CONFIG, SNAPSWITCH_LOG_FORMAT, a secret's _FILE):\n{}",
         bad.join("\n")
     );
     assert!(

@@ -103,7 +103,7 @@ async fn run() -> anyhow::Result<()> {
         tracing::info!(graph_target = %g.target.name, graph = %g.target.url, graph_kind = %g.target.kind, max_concurrent_loads = g.target.max_concurrent_loads, "graph target connected");
     }
 
-    let connection = common::broker::connect(&config.amqp_url, &worker_id).await?;
+    let connection = common::broker::connect_config(&config, &worker_id).await?;
     let topology = Topology::from_config(&config);
     let setup = connection.create_channel().await?;
     common::broker::declare(&setup, &topology).await?;

@@ -83,7 +83,15 @@ pub struct FalkorStore {
 
 impl FalkorStore {
     pub async fn connect(url: &ServiceUrl) -> Result<Self, GraphError> {
-        let client = redis::Client::open(url.expose())
+        Self::connect_tls(url, None).await
+    }
+
+    /// [`FalkorStore::connect`] with `rediss://` trusting the CA in `ca`.
+    pub async fn connect_tls(
+        url: &ServiceUrl,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, GraphError> {
+        let client = crate::tls::redis_client(url, ca)
             .map_err(|e| GraphError::Permanent(format!("FalkorDB URL {}: {e}", url.redacted())))?;
         // Big UNWIND batches can take a while; a stuck server is caught by the
         // lock renewal and the worker's own timeouts, not by this one.

@@ -137,10 +137,12 @@ pub async fn connect_target(
     target: &GraphTarget,
     pool: usize,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
+    let ca = target.ca_file.as_deref();
     Ok(match target.kind {
-        GraphKind::Falkordb => Box::new(falkordb::FalkorStore::connect(&target.url).await?),
+        GraphKind::Falkordb => Box::new(falkordb::FalkorStore::connect_tls(&target.url, ca).await?),
         GraphKind::Neo4j => Box::new(
-            neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool).await?,
+            neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
+                .await?,
         ),
     })
 }

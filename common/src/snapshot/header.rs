@@ -176,10 +176,18 @@ pub struct RelSpec {
     pub columns: Vec<Column>,
 }
 
+/// A UTF-8 byte-order mark, which some tools write before the first column.
+const BOM: char = '\u{feff}';
+
 fn parse_all(names: &[String]) -> Result<Vec<Column>, String> {
     let columns = names
         .iter()
-        .map(|n| parse_column(n))
+        .enumerate()
+        .map(|(i, n)| {
+            // The BOM is not part of the first column's name.
+            let n = if i == 0 { n.trim_start_matches(BOM) } else { n };
+            parse_column(n)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = HashMap::new();
     for (i, c) in columns.iter().enumerate() {
@@ -395,6 +403,86 @@ mod tests {
         }
         for ok in ["first name", "Zoë", "{weird}", "it's", "a\"b"] {
             assert!(check_name("label", ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn a_utf8_bom_before_the_first_column_is_not_part_of_its_name() {
+        let spec = NodeSpec::parse(&names(&["\u{feff}personId:ID(Person)", "name"])).unwrap();
+        assert_eq!(spec.id_property, "personId");
+    }
+
+    // Property tests in place of cargo-fuzz (see event.rs).
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Column names built from the pieces the parser looks for.
+        fn column() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just(":".to_owned()),
+                Just("(".to_owned()),
+                Just(")".to_owned()),
+                Just("`".to_owned()),
+                Just("ID".to_owned()),
+                Just("START_ID".to_owned()),
+                Just("END_ID".to_owned()),
+                Just("LABEL".to_owned()),
+                Just("TYPE".to_owned()),
+                Just("IGNORE".to_owned()),
+                Just("int".to_owned()),
+                Just("string".to_owned()),
+                "[a-zA-Z ]{0,5}",
+                ".{0,3}",
+            ];
+            prop::collection::vec(piece, 0..6).prop_map(|p| p.concat())
+        }
+
+        fn assert_names_safe(columns: &[Column]) {
+            for c in columns {
+                let names: Vec<&str> = match c {
+                    Column::Id { space, property } => vec![space, property],
+                    Column::StartId { space } | Column::EndId { space } => vec![space],
+                    Column::Property { name, .. } => vec![name],
+                    _ => vec![],
+                };
+                for n in names {
+                    assert!(check_name("name", n).is_ok(), "{n:?}");
+                    // Quoted, the name is one identifier: backticks only at both ends.
+                    let q = crate::graph::quote(n);
+                    assert!(q.starts_with('`') && q.ends_with('`'));
+                    assert!(!q[1..q.len() - 1].contains('`'), "{q}");
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_column_name_parses_or_is_refused(name in ".{0,300}") {
+                if let Ok(c) = parse_column(&name) {
+                    assert_names_safe(&[c]);
+                }
+            }
+
+            #[test]
+            fn structured_headers_give_safe_specs_or_messages(cols in prop::collection::vec(column(), 0..8)) {
+                match NodeSpec::parse(&cols) {
+                    Ok(spec) => {
+                        assert_names_safe(&spec.columns);
+                        prop_assert!(spec.id_index < cols.len());
+                        prop_assert!(spec.properties.iter().all(|p| p.index < cols.len() && p.index != spec.id_index));
+                    }
+                    Err(m) => prop_assert!(!m.is_empty()),
+                }
+                match RelSpec::parse(&cols) {
+                    Ok(spec) => {
+                        assert_names_safe(&spec.columns);
+                        prop_assert!(spec.start_index != spec.end_index);
+                        prop_assert!(spec.type_index < cols.len());
+                    }
+                    Err(m) => prop_assert!(!m.is_empty()),
+                }
+            }
         }
     }
 }

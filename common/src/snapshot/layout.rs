@@ -134,13 +134,29 @@ pub fn resolve_ready(
 /// The data files of a snapshot: (node files, relationship files), each sorted
 /// by name. Hidden files and files starting with `_` are ignored; any other
 /// file with an unknown extension is an error, so a typo never silently drops
-/// data.
+/// data. Every file must resolve (through any symlinks) to a regular file
+/// inside the snapshot directory: a link to `/etc/passwd`, to another
+/// snapshot or to a FIFO is refused.
 pub fn data_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SnapshotError> {
+    let io = |p: &Path, e: std::io::Error| SnapshotError::Io {
+        file: p.display().to_string(),
+        source: e,
+    };
+    let base = dir.canonicalize().map_err(|e| io(dir, e))?;
+    let confined = |p: &Path| -> Result<PathBuf, SnapshotError> {
+        let c = p.canonicalize().map_err(|e| io(p, e))?;
+        if c.starts_with(&base) {
+            Ok(c)
+        } else {
+            Err(SnapshotError::OutsideRoot(p.display().to_string()))
+        }
+    };
     let list = |sub: &str| -> Result<Vec<PathBuf>, SnapshotError> {
         let path = dir.join(sub);
         if !path.is_dir() {
             return Ok(Vec::new());
         }
+        confined(&path)?;
         let mut files = Vec::new();
         for file in read_dir(&path)? {
             let name = file
@@ -155,6 +171,10 @@ pub fn data_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SnapshotEr
                     &file,
                     "unsupported file type: use .csv, .parquet, .arrow/.feather/.ipc (Arrow IPC file) or .arrows (Arrow IPC stream)",
                 ));
+            }
+            let real = confined(&file)?;
+            if !real.metadata().map_err(|e| io(&file, e))?.is_file() {
+                return Err(SnapshotError::format(&file, "not a regular file"));
             }
             files.push(file);
         }
@@ -246,5 +266,40 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unsupported file type"));
+    }
+
+    #[test]
+    fn data_files_refuse_links_out_of_the_snapshot_and_non_files() {
+        let root = tempfile::tempdir().unwrap();
+        let snap = root.path().join("acme/1767741427");
+        let other = root.path().join("acme/1767741000");
+        touch(&snap.join("nodes/people.csv"));
+        touch(&other.join("nodes/secret.csv"));
+        // A link that stays inside the snapshot is fine.
+        std::os::unix::fs::symlink(snap.join("nodes/people.csv"), snap.join("nodes/again.csv"))
+            .unwrap();
+        assert_eq!(data_files(&snap).unwrap().0.len(), 2);
+        // A link to a file outside the snapshot (here: another snapshot) is not.
+        std::os::unix::fs::symlink(other.join("nodes/secret.csv"), snap.join("nodes/x.csv"))
+            .unwrap();
+        assert!(matches!(
+            data_files(&snap),
+            Err(SnapshotError::OutsideRoot(_))
+        ));
+        std::fs::remove_file(snap.join("nodes/x.csv")).unwrap();
+        // Nor a relationships/ directory that is a link elsewhere.
+        std::os::unix::fs::symlink(other.join("nodes"), snap.join("relationships")).unwrap();
+        assert!(matches!(
+            data_files(&snap),
+            Err(SnapshotError::OutsideRoot(_))
+        ));
+        std::fs::remove_file(snap.join("relationships")).unwrap();
+        // A FIFO would block a reader forever.
+        let fifo = snap.join("nodes/pipe.csv");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let err = data_files(&snap).unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
     }
 }

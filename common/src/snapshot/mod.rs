@@ -5,6 +5,7 @@
 
 pub mod header;
 pub mod layout;
+pub mod limits;
 pub mod reader;
 pub mod sample;
 
@@ -21,7 +22,7 @@ pub enum SnapshotError {
         "snapshot directory {0} is not ready: `_SUCCESS` is missing (the ETL job writes it last)"
     )]
     NotReady(String),
-    #[error("snapshot path {0} resolves outside the data root")]
+    #[error("snapshot path {0} resolves outside the data root or outside its snapshot directory (through `..` or a symlink)")]
     OutsideRoot(String),
     #[error("{file}: {message}")]
     Format { file: String, message: String },

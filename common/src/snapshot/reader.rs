@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::header::{Column, PropType};
 use super::layout::FileFormat;
+use super::limits::{LineLimit, MAX_LINE_BYTES};
 use super::SnapshotError;
 
 /// Batches read ahead of the writer.
@@ -23,7 +24,7 @@ const READ_AHEAD: usize = 2;
 pub fn column_names(path: &Path) -> Result<Vec<String>, SnapshotError> {
     let schema = match format(path)? {
         FileFormat::Csv => {
-            let file = open(path)?;
+            let file = open_csv(path)?;
             let (schema, _) = arrow::csv::reader::Format::default()
                 .with_header(true)
                 .infer_schema(file, Some(0))
@@ -127,7 +128,7 @@ fn batches(path: &Path, columns: &[Column], batch_size: usize) -> Result<Batches
             let reader = arrow::csv::ReaderBuilder::new(Arc::new(Schema::new(fields)))
                 .with_header(true)
                 .with_batch_size(batch_size)
-                .build(open(path)?)
+                .build(open_csv(path)?)
                 .map_err(|e| read_err(path, e))?;
             Box::new(reader)
         }
@@ -161,6 +162,12 @@ fn open(path: &Path) -> Result<File, SnapshotError> {
         file: path.display().to_string(),
         source: e,
     })
+}
+
+/// A CSV file, read with a cap on line length (`limits`: a huge line is an
+/// error, not an allocation).
+fn open_csv(path: &Path) -> Result<LineLimit<File>, SnapshotError> {
+    Ok(LineLimit::new(open(path)?, MAX_LINE_BYTES))
 }
 
 fn read_err(path: &Path, e: impl std::fmt::Display) -> SnapshotError {

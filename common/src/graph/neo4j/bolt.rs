@@ -47,15 +47,31 @@ impl BoltWriter {
         max_connections: usize,
         dialect: Dialect,
     ) -> Result<Self, GraphError> {
-        let config = ConfigBuilder::default()
+        Self::connect_tls(url, user, password, max_connections, dialect, None)
+    }
+
+    /// [`BoltWriter::connect`] with `neo4j+s://`/`bolt+s://` trusting the CA
+    /// certificate in `ca` (`graph_ca_file`).
+    pub fn connect_tls(
+        url: &ServiceUrl,
+        user: &str,
+        password: &Secret,
+        max_connections: usize,
+        dialect: Dialect,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, GraphError> {
+        crate::tls::install_crypto_provider();
+        let mut builder = ConfigBuilder::default()
             .uri(url.expose())
             .user(user)
             .password(password.expose())
-            .max_connections(max_connections)
-            .build()
-            .map_err(|e| {
-                GraphError::Permanent(format!("Bolt config for {}: {e}", url.redacted()))
-            })?;
+            .max_connections(max_connections);
+        if let Some(ca) = ca {
+            builder = builder.with_client_certificate(ca);
+        }
+        let config = builder.build().map_err(|e| {
+            GraphError::Permanent(format!("Bolt config for {}: {e}", url.redacted()))
+        })?;
         let graph = Graph::connect(config).map_err(map_err)?;
         Ok(BoltWriter { graph, dialect })
     }

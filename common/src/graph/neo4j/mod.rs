@@ -47,14 +47,16 @@ pub fn check_edition(edition: &Edition) -> Result<(), GraphError> {
 }
 
 impl Neo4jStore {
-    /// `pool`: connections kept (the worker uses `workers` + 2).
+    /// `pool`: connections kept (the worker uses `workers` + 2); `ca_file`:
+    /// the CA to check a `neo4j+s://` / `bolt+s://` server against.
     pub async fn connect(
         url: &ServiceUrl,
         user: &str,
         password: &Secret,
         pool: usize,
+        ca_file: Option<&std::path::Path>,
     ) -> Result<Self, GraphError> {
-        let bolt = BoltWriter::connect(url, user, password, pool, Dialect::Neo4j)?;
+        let bolt = BoltWriter::connect_tls(url, user, password, pool, Dialect::Neo4j, ca_file)?;
         Ok(Neo4jStore { bolt })
     }
 
