@@ -732,75 +732,68 @@ pub fn is_tls_scheme(scheme: &str) -> bool {
 /// A secret value: a string (also one the environment layer parsed as a
 /// number), or `{ file = "<path>" }`, read with [`read_secret_file`].
 fn secret_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string or { file = \"<path>\" }")
-        }
-        fn visit_str<E>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_owned())
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_bool<E>(self, v: bool) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_char<E>(self, v: char) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
-            let mut file: Option<PathBuf> = None;
-            while let Some(key) = map.next_key::<String>()? {
-                if key == "file" {
-                    file = Some(map.next_value()?);
-                } else {
-                    return Err(serde::de::Error::unknown_field(&key, &["file"]));
-                }
-            }
-            let file = file.ok_or_else(|| serde::de::Error::missing_field("file"))?;
-            read_secret_file(&file).map_err(serde::de::Error::custom)
-        }
-    }
-    d.deserialize_any(V)
+    d.deserialize_any(StringLike { file_allowed: true })
 }
 
 /// Deserializes a string that the environment layer may have parsed as a
 /// number or a boolean (`SNAPSWITCH_GRAPH_PASSWORD=12345`).
 pub(crate) fn string_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    struct V;
-    impl serde::de::Visitor<'_> for V {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_owned())
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_bool<E>(self, v: bool) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_char<E>(self, v: char) -> Result<String, E> {
-            Ok(v.to_string())
-        }
+    d.deserialize_any(StringLike {
+        file_allowed: false,
+    })
+}
+
+/// A string, a scalar taken as its text, and with `file_allowed` also
+/// `{ file = "<path>" }` (the file's content).
+struct StringLike {
+    file_allowed: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for StringLike {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.file_allowed {
+            "a string or { file = \"<path>\" }"
+        } else {
+            "a string"
+        })
     }
-    d.deserialize_any(V)
+    fn visit_str<E>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_char<E>(self, v: char) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<String, A::Error> {
+        if !self.file_allowed {
+            return Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Map,
+                &self,
+            ));
+        }
+        let mut file: Option<PathBuf> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "file" {
+                file = Some(map.next_value()?);
+            } else {
+                return Err(serde::de::Error::unknown_field(&key, &["file"]));
+            }
+        }
+        let file = file.ok_or_else(|| serde::de::Error::missing_field("file"))?;
+        read_secret_file(&file).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
