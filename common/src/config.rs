@@ -202,6 +202,14 @@ pub struct Config {
     /// When set, the fleet status JSON is written there every 5 s
     /// (atomically), for Nagios-style checks.
     pub status_file: Option<PathBuf>,
+
+    // --- loader (issue 5: concurrent batches; issue 7: dangling relationships) ---
+    /// Write statements in flight at once within one load (K): the next
+    /// batches are read, converted and sent while the database works.
+    pub load_concurrency: usize,
+    /// A relationship whose start or end id matches no node: `fail` the load
+    /// (naming the count) or `skip` it (counted and reported).
+    pub dangling_relationships: crate::load::DanglingPolicy,
 }
 
 impl Default for Config {
@@ -238,6 +246,10 @@ impl Default for Config {
             slot_wait_timeout: 30,
             http_listen: "127.0.0.1:9464".into(),
             status_file: None,
+
+            // --- loader ---
+            load_concurrency: 2,
+            dangling_relationships: crate::load::DanglingPolicy::Fail,
         }
     }
 }
@@ -456,6 +468,14 @@ impl Config {
             "http_listen",
             format!("{:?}", self.http_listen),
             "an address with a port, e.g. 0.0.0.0:9464 or 127.0.0.1:0",
+        );
+
+        // --- loader ---
+        check(
+            (1..=64).contains(&self.load_concurrency),
+            "load_concurrency",
+            self.load_concurrency.to_string(),
+            "1 to 64 write batches in flight",
         );
         if bad.is_empty() {
             Ok(())

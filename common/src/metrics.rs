@@ -56,6 +56,8 @@ pub struct Metrics {
     pub publish_failures: Counter,
     pub slot_wait: Histogram,
     pub slots_in_use: Gauge,
+    /// Loader: relationships skipped as dangling (`dangling_relationships = "skip"`).
+    pub skipped_relationships: Counter,
 }
 
 impl Metrics {
@@ -82,9 +84,15 @@ impl Metrics {
             publish_failures: Counter::default(),
             slot_wait: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
             slots_in_use: Gauge::default(),
+            skipped_relationships: Counter::default(),
         };
         let r = &mut m.registry;
         if role == Role::Worker {
+            r.register(
+                "skipped_relationships",
+                "Relationships not loaded because their start or end id matched no node (dangling_relationships = \"skip\")",
+                m.skipped_relationships.clone(),
+            );
             r.register(
                 "discovered",
                 "Snapshots this worker saw first in the fleet",

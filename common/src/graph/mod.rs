@@ -74,7 +74,8 @@ pub struct Endpoint<'a> {
 }
 
 /// Creates one relationship of type `rel_type` per row in `rows`. Rows whose
-/// endpoints do not exist create nothing (the count check catches them).
+/// endpoints do not exist create nothing; `write_relationships` returns how
+/// many were created, so the loader counts the dangling ones.
 #[derive(Debug, Clone, Copy)]
 pub struct RelWrite<'a> {
     pub rel_type: &'a str,
@@ -123,7 +124,13 @@ pub trait GraphStore: GraphWriter {
 /// Connects the adapter the config names.
 pub async fn connect(config: &Config) -> Result<Box<dyn GraphStore>, GraphError> {
     Ok(match config.graph_kind {
-        GraphKind::Falkordb => Box::new(falkordb::FalkorStore::connect(&config.graph_url).await?),
+        GraphKind::Falkordb => Box::new(
+            falkordb::FalkorStore::connect_with_writers(
+                &config.graph_url,
+                (config.load_concurrency * usize::from(config.workers)).min(64),
+            )
+            .await?,
+        ),
         GraphKind::Neo4j => Box::new(neo4j::Neo4jStore::connect(config).await?),
     })
 }
