@@ -102,7 +102,11 @@ async fn every_format_loads_exactly_with_concurrent_batches() {
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
-            (report.nodes, report.relationships, report.skipped_relationships),
+            (
+                report.nodes,
+                report.relationships,
+                report.skipped_relationships
+            ),
             (spec.node_count(), spec.relationship_count(), 0),
             "{name}"
         );
@@ -146,9 +150,18 @@ async fn every_format_loads_exactly_with_concurrent_batches() {
                 row[0]
             );
             let score: f64 = row[3].parse().unwrap();
-            assert!((score - want_score).abs() < 1e-9, "{name} {} score {score}", row[0]);
+            assert!(
+                (score - want_score).abs() < 1e-9,
+                "{name} {} score {score}",
+                row[0]
+            );
             assert_eq!(row[4], want_active.to_string(), "{name} {} active", row[0]);
-            assert_eq!(row[5], want_employee.to_string(), "{name} {} Employee label", row[0]);
+            assert_eq!(
+                row[5],
+                want_employee.to_string(),
+                "{name} {} Employee label",
+                row[0]
+            );
         }
         store.drop_database(&db).await.unwrap();
     }
@@ -158,7 +171,11 @@ async fn every_format_loads_exactly_with_concurrent_batches() {
 fn dangling_snapshot(dir: &std::path::Path) {
     std::fs::create_dir_all(dir.join("nodes")).unwrap();
     std::fs::create_dir_all(dir.join("relationships")).unwrap();
-    std::fs::write(dir.join("nodes/n.csv"), "id:ID(N),v:int\n1,10\n2,20\n3,30\n4,40\n5,50\n").unwrap();
+    std::fs::write(
+        dir.join("nodes/n.csv"),
+        "id:ID(N),v:int\n1,10\n2,20\n3,30\n4,40\n5,50\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("relationships/r.csv"),
         ":START_ID(N),:END_ID(N),:TYPE,w:int\n1,2,R,1\n2,3,R,2\n9,1,R,3\n3,4,R,4\n4,99,R,5\n5,1,R,6\n",
@@ -170,7 +187,9 @@ fn dangling_snapshot(dir: &std::path::Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dangling_relationships_fail_or_are_skipped_and_counted() {
     let server = FalkorServer::start().unwrap();
-    let store = FalkorStore::connect(&ServiceUrl::new(server.url())).await.unwrap();
+    let store = FalkorStore::connect(&ServiceUrl::new(server.url()))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     dangling_snapshot(dir.path());
     let options = LoadOptions::new(2).with_concurrency(2);
@@ -203,7 +222,11 @@ async fn dangling_relationships_fail_or_are_skipped_and_counted() {
     .await
     .unwrap();
     assert_eq!(
-        (report.nodes, report.relationships, report.skipped_relationships),
+        (
+            report.nodes,
+            report.relationships,
+            report.skipped_relationships
+        ),
         (5, 4, 2)
     );
     let weights = query(
@@ -213,8 +236,13 @@ async fn dangling_relationships_fail_or_are_skipped_and_counted() {
     );
     assert_eq!(
         weights,
-        [["1", "2", "1"], ["2", "3", "2"], ["3", "4", "4"], ["5", "1", "6"]]
-            .map(|r| r.map(str::to_owned).to_vec())
+        [
+            ["1", "2", "1"],
+            ["2", "3", "2"],
+            ["3", "4", "4"],
+            ["5", "1", "6"]
+        ]
+        .map(|r| r.map(str::to_owned).to_vec())
     );
 }
 
@@ -224,7 +252,8 @@ async fn the_worker_reports_skipped_dangling_relationships() {
     dangling_snapshot(&sample::snapshot_dir(&env.data_root(), "acme", BASE_ID));
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();
-    env.wait_counter("completed", 1, Duration::from_secs(60)).await;
+    env.wait_counter("completed", 1, Duration::from_secs(60))
+        .await;
     let finished = env.audit("load_finished").await;
     assert_eq!(finished.len(), 1, "{}", env.logs());
     assert_eq!(finished[0].get("skipped_relationships"), Some("2"));
@@ -244,7 +273,8 @@ async fn the_worker_reports_skipped_dangling_relationships() {
     assert!(
         log.lines()
             .map(harness::strip_ansi)
-            .any(|l| l.contains("snapshot loaded and verified") && l.contains("skipped_relationships=2")),
+            .any(|l| l.contains("snapshot loaded and verified")
+                && l.contains("skipped_relationships=2")),
         "{log}"
     );
 }

@@ -111,10 +111,10 @@ async fn run() -> anyhow::Result<()> {
     let metrics = Arc::new(common::metrics::Metrics::new(common::metrics::Role::Worker));
     // Every code at 0 from the start, so increase() sees the first failure.
     for code in pipeline::FAILURE_CODES {
-        metrics
+        let _ = metrics
             .failed
             .get_or_create(&common::metrics::CodeLabel { code: code.into() });
-        metrics.parked.get_or_create(&common::metrics::ReasonLabel {
+        let _ = metrics.parked.get_or_create(&common::metrics::ReasonLabel {
             reason: code.into(),
         });
     }

@@ -121,9 +121,11 @@ impl From<LoadError> for Failure {
                 Failure::new(ErrorClass::Transient, "load_cancelled", "load cancelled")
             }
             LoadError::Mismatch(m) => Failure::new(ErrorClass::Permanent, "count_mismatch", m),
-            e @ LoadError::Dangling { .. } => {
-                Failure::new(ErrorClass::Permanent, "dangling_relationships", e.to_string())
-            }
+            e @ LoadError::Dangling { .. } => Failure::new(
+                ErrorClass::Permanent,
+                "dangling_relationships",
+                e.to_string(),
+            ),
         }
     }
 }

@@ -157,12 +157,22 @@ fn machine() -> Value {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim().to_owned())
+        })
         .unwrap_or_default();
     let mem_kib = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().split_whitespace().next()?.parse::<u64>().ok())
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .unwrap_or(0);
     json!({ "cpus": cpus, "cpu": model, "memory_gib": round(mem_kib as f64 / 1024.0 / 1024.0, 1) })
 }
@@ -334,9 +344,18 @@ fn ref_rows(batch: &RecordBatch, columns: &[usize]) -> String {
     q
 }
 
-async fn reference_load(url: &str, graph: &str, dir: &Path, batch_size: usize) -> anyhow::Result<()> {
+async fn reference_load(
+    url: &str,
+    graph: &str,
+    dir: &Path,
+    batch_size: usize,
+) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
-    let con = client.get_multiplexed_async_connection().await?;
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(600)));
+    let con = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
     let query = |q: String| {
         let mut con = con.clone();
         let graph = graph.to_owned();
@@ -350,13 +369,16 @@ async fn reference_load(url: &str, graph: &str, dir: &Path, batch_size: usize) -
         }
     };
     query("CREATE INDEX FOR (n:Node) ON (n.id)".into()).await?;
-    let read = |path: &Path| -> anyhow::Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
-        Ok(
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?
+    let read =
+        |path: &Path| -> anyhow::Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader> {
+            Ok(
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                    File::open(path)?,
+                )?
                 .with_batch_size(batch_size)
                 .build()?,
-        )
-    };
+            )
+        };
     for batch in read(&dir.join("nodes/nodes.parquet"))? {
         let mut q = ref_rows(&batch?, &[0, 1, 2, 3, 4]);
         q.push_str("UNWIND $rows AS r CREATE (:Node {id: r[0], name: r[1], age: r[2], score: r[3], active: r[4]})");
@@ -379,7 +401,8 @@ async fn worker_path_once(
     batch_size: usize,
     concurrency: usize,
 ) -> anyhow::Result<(f64, u64)> {
-    let store = FalkorStore::connect_with_writers(&ServiceUrl::new(server.url()), concurrency).await?;
+    let store =
+        FalkorStore::connect_with_writers(&ServiceUrl::new(server.url()), concurrency).await?;
     store.drop_database(graph).await?;
     let t = Instant::now();
     store.create_database(graph).await?;
@@ -396,7 +419,12 @@ async fn worker_path_once(
     Ok((secs, report.nodes + report.relationships))
 }
 
-async fn reference_once(server: &FalkorServer, dir: &Path, graph: &str, batch_size: usize) -> anyhow::Result<f64> {
+async fn reference_once(
+    server: &FalkorServer,
+    dir: &Path,
+    graph: &str,
+    batch_size: usize,
+) -> anyhow::Result<f64> {
     let store = FalkorStore::connect(&ServiceUrl::new(server.url())).await?;
     store.drop_database(graph).await?;
     let t = Instant::now();
@@ -420,13 +448,21 @@ async fn bench_load(args: &Args) -> anyhow::Result<Value> {
     let mut reference = Vec::new();
     // Interleaved, so that a noisy neighbour hurts both alike.
     for run in 0..args.runs {
-        let (secs, written) =
-            worker_path_once(&server, &dir, "bench-load", args.batch_size, args.concurrency).await?;
+        let (secs, written) = worker_path_once(
+            &server,
+            &dir,
+            "bench-load",
+            args.batch_size,
+            args.concurrency,
+        )
+        .await?;
         if written as f64 != rows {
             bail!("worker path wrote {written} of {rows} rows");
         }
         let r = reference_once(&server, &dir, "bench-ref", args.batch_size).await?;
-        progress(&format!("load run {run}: worker path {secs:.2} s, reference {r:.2} s"));
+        progress(&format!(
+            "load run {run}: worker path {secs:.2} s, reference {r:.2} s"
+        ));
         worker.push(rows / secs);
         reference.push(rows / r);
     }
@@ -447,7 +483,8 @@ async fn bench_load(args: &Args) -> anyhow::Result<Value> {
     for &k in &args.sweep_concurrency {
         let mut rates = Vec::new();
         for _ in 0..args.runs {
-            let (secs, _) = worker_path_once(&server, &dir, "bench-load", args.batch_size, k).await?;
+            let (secs, _) =
+                worker_path_once(&server, &dir, "bench-load", args.batch_size, k).await?;
             rates.push(rows / secs);
         }
         let r = median(&mut rates);
@@ -457,7 +494,8 @@ async fn bench_load(args: &Args) -> anyhow::Result<Value> {
     for &b in &args.sweep_batch_size {
         let mut rates = Vec::new();
         for _ in 0..args.runs {
-            let (secs, _) = worker_path_once(&server, &dir, "bench-load", b, args.concurrency).await?;
+            let (secs, _) =
+                worker_path_once(&server, &dir, "bench-load", b, args.concurrency).await?;
             rates.push(rows / secs);
         }
         let r = median(&mut rates);
@@ -478,8 +516,14 @@ async fn phases(args: &Args, server: &FalkorServer, tmp: &Path) -> anyhow::Resul
     write_synthetic(&dir, args.load_nodes, 0, 8)?;
     let mut nodes = Vec::new();
     for _ in 0..args.runs {
-        let (secs, _) =
-            worker_path_once(server, &dir, "bench-nodes", args.batch_size, args.concurrency).await?;
+        let (secs, _) = worker_path_once(
+            server,
+            &dir,
+            "bench-nodes",
+            args.batch_size,
+            args.concurrency,
+        )
+        .await?;
         nodes.push(args.load_nodes as f64 / secs);
     }
     // Reading + conversion to query text, no database: the client-side cost.
@@ -516,7 +560,14 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .strip_prefix(':')?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
 }
 
 async fn publish_event(env: &TestEnv, customer: &str, id: u64) -> anyhow::Result<()> {
@@ -558,7 +609,9 @@ async fn bench_rss(args: &Args) -> anyhow::Result<Value> {
             let id = BASE_ID + (peaks.len() * args.runs + run) as u64 * 60;
             let dir = env.data_root().join("rss").join(id.to_string());
             if run == 0 {
-                progress(&format!("rss: generating {nodes} nodes, {rels} relationships"));
+                progress(&format!(
+                    "rss: generating {nodes} nodes, {rels} relationships"
+                ));
                 write_synthetic(&dir, nodes, rels, 9)?;
             } else {
                 // The previous run's files, under this run's snapshot id.
@@ -594,8 +647,14 @@ async fn bench_rss(args: &Args) -> anyhow::Result<Value> {
             json!({"rows": rows, "nodes": nodes, "relationships": rels}),
         );
         result.insert(format!("{label}_peak_rss_mib"), json!(round(peak, 1)));
-        result.insert(format!("{label}_idle_rss_mib"), json!(round(median(&mut idle), 1)));
-        result.insert(format!("{label}_worker_rows_per_s"), json!(median(&mut rates).round()));
+        result.insert(
+            format!("{label}_idle_rss_mib"),
+            json!(round(median(&mut idle), 1)),
+        );
+        result.insert(
+            format!("{label}_worker_rows_per_s"),
+            json!(median(&mut rates).round()),
+        );
     }
     result.insert("rss_ratio".into(), json!(round(peaks[1] / peaks[0], 3)));
     result.insert("format".into(), json!("parquet"));
@@ -607,9 +666,16 @@ async fn bench_rss(args: &Args) -> anyhow::Result<Value> {
 /// A consumer on the work queue; yields (customer, snapshot id, received at).
 async fn work_consumer(
     env: &TestEnv,
-) -> anyhow::Result<(lapin::Connection, tokio::sync::mpsc::UnboundedReceiver<(String, u64, Instant)>)> {
+) -> anyhow::Result<(
+    lapin::Connection,
+    tokio::sync::mpsc::UnboundedReceiver<(String, u64, Instant)>,
+)> {
     let (con, ch) = env.amqp().await?;
-    let _ = common::broker::declare(&ch, &common::topology::Topology::new(&env.namespace, Vec::<Duration>::new())).await;
+    let _ = common::broker::declare(
+        &ch,
+        &common::topology::Topology::new(&env.namespace, Vec::<Duration>::new()),
+    )
+    .await;
     let mut consumer = ch
         .basic_consume(
             ShortString::from(env.work_queue()),
@@ -664,8 +730,13 @@ async fn bench_detection(args: &Args) -> anyhow::Result<Value> {
             };
             latencies.push(at.duration_since(t).as_secs_f64() * 1000.0);
         }
-        let (p50, p95) = (percentile(&mut latencies, 50.0), percentile(&mut latencies, 95.0));
-        progress(&format!("detection run {run}: p50 {p50:.1} ms, p95 {p95:.1} ms"));
+        let (p50, p95) = (
+            percentile(&mut latencies, 50.0),
+            percentile(&mut latencies, 95.0),
+        );
+        progress(&format!(
+            "detection run {run}: p50 {p50:.1} ms, p95 {p95:.1} ms"
+        ));
         p50s.push(p50);
         p95s.push(p95);
     }
@@ -693,11 +764,17 @@ async fn bench_publish(args: &Args) -> anyhow::Result<Value> {
         let out = env.producer(&["backfill"])?;
         let secs = t.elapsed().as_secs_f64();
         let depth = env.queue_depth(&env.work_queue()).await?;
-        if depth as usize != args.publish_events || !out.contains(&args.publish_events.to_string()) {
-            bail!("backfill published {depth} events (said {out:?}), expected {}", args.publish_events);
+        if depth as usize != args.publish_events || !out.contains(&args.publish_events.to_string())
+        {
+            bail!(
+                "backfill published {depth} events (said {out:?}), expected {}",
+                args.publish_events
+            );
         }
         let rate = args.publish_events as f64 / secs;
-        progress(&format!("publish run {run}: {rate:.0} events/s ({secs:.2} s)"));
+        progress(&format!(
+            "publish run {run}: {rate:.0} events/s ({secs:.2} s)"
+        ));
         rates.push(rate);
     }
     Ok(json!({
@@ -718,7 +795,12 @@ async fn bench_e2e(args: &Args) -> anyhow::Result<Value> {
         for _ in 0..args.e2e_snapshots {
             let id = BASE_ID + n * 60;
             n += 1;
-            write_synthetic(&env.data_root().join("tiny").join(id.to_string()), 10, 10, id)?;
+            write_synthetic(
+                &env.data_root().join("tiny").join(id.to_string()),
+                10,
+                10,
+                id,
+            )?;
             let before = env.counter("completed").await;
             let t = Instant::now();
             publish_event(&env, "tiny", id).await?;
@@ -749,7 +831,9 @@ async fn bench_pipeline(args: &Args) -> anyhow::Result<Value> {
             )?;
             for c in 0..args.pipeline_snapshots {
                 write_synthetic(
-                    &env.data_root().join(format!("pipe{c}")).join(BASE_ID.to_string()),
+                    &env.data_root()
+                        .join(format!("pipe{c}"))
+                        .join(BASE_ID.to_string()),
                     args.pipeline_rows - rels,
                     rels,
                     c as u64,
@@ -761,9 +845,17 @@ async fn bench_pipeline(args: &Args) -> anyhow::Result<Value> {
             for c in 0..args.pipeline_snapshots {
                 publish_event(&env, &format!("pipe{c}"), BASE_ID).await?;
             }
-            wait_counter(&env, "completed", args.pipeline_snapshots as i64, Duration::from_secs(600)).await?;
+            wait_counter(
+                &env,
+                "completed",
+                args.pipeline_snapshots as i64,
+                Duration::from_secs(600),
+            )
+            .await?;
             let rate = args.pipeline_snapshots as f64 / t.elapsed().as_secs_f64();
-            progress(&format!("pipeline max_concurrent_loads={slots} run {run}: {rate:.2} snapshots/s"));
+            progress(&format!(
+                "pipeline max_concurrent_loads={slots} run {run}: {rate:.2} snapshots/s"
+            ));
             rates.push(rate);
             env.kill("worker");
         }

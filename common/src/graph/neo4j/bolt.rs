@@ -192,8 +192,11 @@ impl GraphWriter for BoltWriter {
         columns.extend(w.props.iter().map(|p| p.values));
         // Rows whose endpoints match no node create nothing: the count says
         // how many did.
-        let q = Query::new(format!("{} RETURN count(*) AS c", relationship_statement(w)))
-            .param("rows", rows_param(w.rows, &columns));
+        let q = Query::new(format!(
+            "{} RETURN count(*) AS c",
+            relationship_statement(w)
+        ))
+        .param("rows", rows_param(w.rows, &columns));
         self.write_counted(db, q).await
     }
 
