@@ -567,3 +567,49 @@ async fn write_rel_batch(
     }
     Ok(created)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_writes_one_batch_at_a_time() {
+        let options = LoadOptions::new(100).with_concurrency(4);
+        assert_eq!(options.in_flight(), 4);
+        let paused = LoadOptions {
+            batch_pause: Duration::from_millis(5),
+            ..options
+        };
+        assert_eq!(paused.in_flight(), 1);
+        assert_eq!(LoadOptions::new(100).with_concurrency(0).in_flight(), 1);
+    }
+
+    #[test]
+    fn dangling_policy_reads_fail_and_skip_only() {
+        let read = |s: &str| serde_json::from_str::<DanglingPolicy>(s);
+        assert_eq!(read("\"fail\"").unwrap(), DanglingPolicy::Fail);
+        assert_eq!(read("\"skip\"").unwrap(), DanglingPolicy::Skip);
+        assert!(read("\"ignore\"").is_err());
+        assert_eq!(DanglingPolicy::default(), DanglingPolicy::Fail);
+    }
+
+    #[test]
+    fn ipc_batches_are_cut_to_batch_size() {
+        use arrow::array::Int64Array;
+        use std::sync::Arc;
+        let a: arrow::array::ArrayRef = Arc::new(Int64Array::from_iter_values(0..25));
+        let batch = RecordBatch::try_from_iter([("id", a)]).unwrap();
+        let sizes: Vec<usize> = slices(batch, 10).iter().map(|b| b.num_rows()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+    }
+
+    #[test]
+    fn the_dangling_error_names_the_count() {
+        let e = LoadError::Dangling {
+            count: 3,
+            total: 10,
+        };
+        assert!(e.to_string().starts_with("3 of 10 relationships"), "{e}");
+        assert!(!e.is_transient());
+    }
+}
