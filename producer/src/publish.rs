@@ -19,7 +19,7 @@ use lapin::types::FieldTable;
 use tracing::Instrument;
 
 /// Publishes awaiting their confirms at once in [`Announcer::publish_many`].
-pub const PUBLISH_IN_FLIGHT: usize = 256;
+pub const PUBLISH_IN_FLIGHT: usize = 1024;
 
 pub struct Announcer {
     /// Kept open for the publisher's channel.

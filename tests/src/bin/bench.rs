@@ -71,8 +71,9 @@ struct Args {
     rss_small: usize,
     #[arg(long, default_value_t = 5_000_000)]
     rss_large: usize,
-    /// Share of relationships in the RSS snapshots (percent).
-    #[arg(long, default_value_t = 4)]
+    /// Share of relationships in the RSS snapshots (percent): mostly nodes,
+    /// since relationships load ~10x slower and the bench must stay short.
+    #[arg(long, default_value_t = 2)]
     rss_rel_percent: usize,
     #[arg(long, default_value_t = 100)]
     detect_snapshots: usize,
@@ -505,7 +506,16 @@ async fn bench_load(args: &Args) -> anyhow::Result<Value> {
     if !sweeps.is_empty() {
         out["sweep"] = Value::Object(sweeps);
     }
-    out["phases"] = phases(args, &server, tmp.path()).await?;
+    let mut phases = phases(args, &server, tmp.path()).await?;
+    // Relationships alone, derived: the whole load's time minus the nodes' time.
+    if let Some(nodes_rate) = phases["nodes_only_rows_per_s"].as_f64() {
+        let rel_secs = rows / load - args.load_nodes as f64 / nodes_rate;
+        if rel_secs > 0.0 && args.load_rels > 0 {
+            phases["relationships_rows_per_s_derived"] =
+                json!((args.load_rels as f64 / rel_secs).round());
+        }
+    }
+    out["phases"] = phases;
     Ok(out)
 }
 
@@ -548,8 +558,9 @@ async fn phases(args: &Args, server: &FalkorServer, tmp: &Path) -> anyhow::Resul
         client.push((args.load_nodes + args.load_rels) as f64 / t.elapsed().as_secs_f64());
         std::hint::black_box(bytes);
     }
+    let nodes_rate = median(&mut nodes);
     Ok(json!({
-        "nodes_only_rows_per_s": median(&mut nodes).round(),
+        "nodes_only_rows_per_s": nodes_rate.round(),
         "read_and_convert_rows_per_s": median(&mut client).round(),
     }))
 }
@@ -579,24 +590,36 @@ async fn publish_event(env: &TestEnv, customer: &str, id: u64) -> anyhow::Result
     env.publish_raw(&event.encode(), 5).await
 }
 
-async fn wait_counter(env: &TestEnv, name: &str, n: i64, timeout: Duration) -> anyhow::Result<()> {
+/// Waits until fleet counter `name` reaches `n`, polling every `every` on one
+/// Redis connection (a new connection per poll would load the machine).
+async fn wait_counter(
+    env: &TestEnv,
+    fleet: &common::state::FleetState,
+    name: &str,
+    n: i64,
+    every: Duration,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        if env.counter(name).await >= n {
+        let counters = fleet.counters().await?;
+        let get = |k: &str| counters.get(k).copied().unwrap_or(0);
+        if get(name) >= n {
             return Ok(());
         }
-        if env.counter("failed").await > 0 || env.counter("parked").await > 0 {
+        if get("failed") > 0 || get("parked") > 0 {
             bail!("a load failed:\n{}", env.logs());
         }
         if Instant::now() > deadline {
             bail!("timed out waiting for {name} = {n}\n{}", env.logs());
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
 async fn bench_rss(args: &Args) -> anyhow::Result<Value> {
     let mut env = TestEnv::new("bench-rss", "keep_databases = 1\nlock_ttl = 60")?;
+    let fleet = env.fleet().await?;
     let mut result = serde_json::Map::new();
     let mut peaks = Vec::new();
     for (label, rows) in [("small", args.rss_small), ("large", args.rss_large)] {
@@ -628,9 +651,25 @@ async fn bench_rss(args: &Args) -> anyhow::Result<Value> {
             let before = env.counter("completed").await;
             let t = Instant::now();
             publish_event(&env, "rss", id).await?;
-            wait_counter(&env, "completed", before + 1, Duration::from_secs(600)).await?;
+            wait_counter(
+                &env,
+                &fleet,
+                "completed",
+                before + 1,
+                Duration::from_millis(100),
+                Duration::from_secs(600),
+            )
+            .await?;
             let secs = t.elapsed().as_secs_f64();
             let peak = status_kib(pid, "VmHWM").context("worker exited before its RSS was read")?;
+            if let Some(line) = env
+                .log_of(&worker)
+                .lines()
+                .map(harness::strip_ansi)
+                .find(|l| l.contains("snapshot loaded and verified"))
+            {
+                progress(&format!("rss {label} run {run}: worker: {line}"));
+            }
             env.kill(&worker);
             progress(&format!(
                 "rss {label} run {run}: peak {:.1} MiB, {:.0} rows/s",
@@ -747,8 +786,20 @@ async fn bench_detection(args: &Args) -> anyhow::Result<Value> {
     }))
 }
 
+/// `HH:MM:SS.ffffff` of an RFC 3339 log timestamp at the start of `line`, in seconds.
+fn seconds_of_day(line: &str) -> Option<f64> {
+    let time = line.split_whitespace().next()?.split_once('T')?.1;
+    let time = time.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
 async fn bench_publish(args: &Args) -> anyhow::Result<Value> {
     let mut rates = Vec::new();
+    let mut phases = Vec::new();
     for run in 0..args.runs {
         let env = TestEnv::new("bench-publish", "")?;
         let customers = 100;
@@ -761,10 +812,20 @@ async fn bench_publish(args: &Args) -> anyhow::Result<Value> {
             std::fs::write(dir.join("_SUCCESS"), b"")?;
         }
         let t = Instant::now();
-        let out = env.producer(&["backfill"])?;
+        let run_out = std::process::Command::new(harness::bin("producer"))
+            .arg("--config")
+            .arg(&env.config_path)
+            .arg("backfill")
+            .env("RUST_LOG", "info")
+            .env_remove("SNAPSWITCH_CONFIG")
+            .output()?;
         let secs = t.elapsed().as_secs_f64();
+        let out = String::from_utf8_lossy(&run_out.stdout).into_owned();
+        let log = String::from_utf8_lossy(&run_out.stderr).into_owned() + &out;
         let depth = env.queue_depth(&env.work_queue()).await?;
-        if depth as usize != args.publish_events || !out.contains(&args.publish_events.to_string())
+        if !run_out.status.success()
+            || depth as usize != args.publish_events
+            || !out.contains(&args.publish_events.to_string())
         {
             bail!(
                 "backfill published {depth} events (said {out:?}), expected {}",
@@ -772,15 +833,29 @@ async fn bench_publish(args: &Args) -> anyhow::Result<Value> {
             );
         }
         let rate = args.publish_events as f64 / secs;
+        // The publishing itself: first to last `published` log line.
+        let stamps: Vec<f64> = log
+            .lines()
+            .map(harness::strip_ansi)
+            .filter(|l| l.contains(" published "))
+            .filter_map(|l| seconds_of_day(&l))
+            .collect();
+        let phase = match (stamps.first(), stamps.last()) {
+            (Some(a), Some(b)) if b > a => args.publish_events as f64 / (b - a),
+            _ => rate,
+        };
         progress(&format!(
-            "publish run {run}: {rate:.0} events/s ({secs:.2} s)"
+            "publish run {run}: {rate:.0} events/s ({secs:.2} s whole command), {phase:.0} events/s publishing"
         ));
         rates.push(rate);
+        phases.push(phase);
     }
     Ok(json!({
         "events": args.publish_events,
         "command": "producer backfill (process start, scan, claim, publish with confirms, record)",
         "events_per_s": median(&mut rates).round(),
+        "publishing_events_per_s": median(&mut phases).round(),
+        "publishing_measured": "first to last `published` log line of the same command (excludes process start, connect, declare, scan)",
     }))
 }
 
@@ -788,6 +863,7 @@ async fn bench_e2e(args: &Args) -> anyhow::Result<Value> {
     let mut env = TestEnv::new("bench-e2e", "keep_databases = 1")?;
     env.spawn_worker("worker")?;
     env.http_addr("worker").await?;
+    let fleet = env.fleet().await?;
     let mut medians = Vec::new();
     let mut n = 0u64;
     for run in 0..args.runs {
@@ -804,7 +880,15 @@ async fn bench_e2e(args: &Args) -> anyhow::Result<Value> {
             let before = env.counter("completed").await;
             let t = Instant::now();
             publish_event(&env, "tiny", id).await?;
-            wait_counter(&env, "completed", before + 1, Duration::from_secs(60)).await?;
+            wait_counter(
+                &env,
+                &fleet,
+                "completed",
+                before + 1,
+                Duration::from_millis(2),
+                Duration::from_secs(60),
+            )
+            .await?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         let m = median(&mut times);
@@ -845,10 +929,13 @@ async fn bench_pipeline(args: &Args) -> anyhow::Result<Value> {
             for c in 0..args.pipeline_snapshots {
                 publish_event(&env, &format!("pipe{c}"), BASE_ID).await?;
             }
+            let fleet = env.fleet().await?;
             wait_counter(
                 &env,
+                &fleet,
                 "completed",
                 args.pipeline_snapshots as i64,
+                Duration::from_millis(20),
                 Duration::from_secs(600),
             )
             .await?;
