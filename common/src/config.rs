@@ -231,6 +231,14 @@ pub struct Config {
     /// The same for the graph database: `rediss://` (FalkorDB) or
     /// `neo4j+s://` / `bolt+s://` (Neo4j).
     pub graph_ca_file: Option<PathBuf>,
+
+    // --- loader (issue 5: concurrent batches; issue 7: dangling relationships) ---
+    /// Write statements in flight at once within one load (K): the next
+    /// batches are read, converted and sent while the database works.
+    pub load_concurrency: usize,
+    /// A relationship whose start or end id matches no node: `fail` the load
+    /// (naming the count) or `skip` it (counted and reported).
+    pub dangling_relationships: crate::load::DanglingPolicy,
 }
 
 impl Default for Config {
@@ -275,6 +283,10 @@ impl Default for Config {
             amqp_ca_file: None,
             redis_ca_file: None,
             graph_ca_file: None,
+
+            // --- loader ---
+            load_concurrency: 2,
+            dangling_relationships: crate::load::DanglingPolicy::Fail,
         }
     }
 }
@@ -491,6 +503,13 @@ impl Config {
             "http_listen",
             format!("{:?}", self.http_listen),
             "an address with a port, e.g. 0.0.0.0:9464 or 127.0.0.1:0",
+        );
+        // --- loader ---
+        check(
+            (1..=64).contains(&self.load_concurrency),
+            "load_concurrency",
+            self.load_concurrency.to_string(),
+            "1 to 64 write batches in flight",
         );
         // --- security: URLs, names, TLS trust files (security helper) ---
         for (key, url) in [

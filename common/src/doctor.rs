@@ -253,7 +253,7 @@ pub async fn graph(config: &Config) -> Vec<Check> {
                 format!("{what} [{}]", target.name)
             }
         };
-        checks.extend(graph_target(target, usize::from(config.workers) + 2, &label).await);
+        checks.extend(graph_target(target, crate::graph::pool_size(config), &label).await);
     }
     checks
 }

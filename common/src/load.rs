@@ -2,18 +2,35 @@
 //! space, all node files, then all relationship files, then a count check
 //! against the rows read. Used by the worker and by the benchmark; knows
 //! nothing about queues, locks or aliases.
+//!
+//! Each file is read as a stream of Arrow record batches on a blocking thread
+//! ([`reader::stream`], a bounded channel: back-pressure), cut to
+//! `batch_size` rows, and written with up to `concurrency` write statements
+//! in flight at once (one `FuturesUnordered` on this task: while the database
+//! works on one batch, the next is converted and sent). Memory is bounded by
+//! the read-ahead plus `concurrency` batches, whatever the snapshot's size.
+//! A batch that fails transiently (a deadlock, a dropped connection) is
+//! retried on its own, up to [`BATCH_RETRIES`] times.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::graph::{Counts, Endpoint, GraphError, GraphWriter, NodeWrite, Prop, RelWrite, Values};
-use crate::snapshot::header::{check_name, NodeSpec, PropColumn, RelSpec};
+use crate::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
 use crate::snapshot::{layout, reader, SnapshotError};
+
+/// Retries of one write batch after a transient error, before the load fails.
+pub const BATCH_RETRIES: u32 = 3;
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -25,6 +42,10 @@ pub enum LoadError {
     Cancelled,
     #[error("{0}")]
     Mismatch(String),
+    /// Relationships whose start or end id matches no node, with
+    /// `dangling_relationships = "fail"`.
+    #[error("{count} of {total} relationships reference a start or end id that matches no node (dangling_relationships = \"fail\"; \"skip\" loads the rest and reports the count)")]
+    Dangling { count: u64, total: u64 },
 }
 
 impl LoadError {
@@ -33,8 +54,28 @@ impl LoadError {
             LoadError::Snapshot(e) => e.is_transient(),
             LoadError::Graph(e) => e.is_transient(),
             LoadError::Cancelled => true,
-            LoadError::Mismatch(_) => false,
+            LoadError::Mismatch(_) | LoadError::Dangling { .. } => false,
         }
+    }
+}
+
+/// What to do with relationships whose start or end id matches no node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DanglingPolicy {
+    /// The load fails (permanent, reason `dangling_relationships`) naming the count.
+    #[default]
+    Fail,
+    /// The other relationships are loaded; the skipped ones are counted and reported.
+    Skip,
+}
+
+impl std::fmt::Display for DanglingPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DanglingPolicy::Fail => "fail",
+            DanglingPolicy::Skip => "skip",
+        })
     }
 }
 
@@ -43,6 +84,9 @@ impl LoadError {
 pub struct LoadReport {
     pub nodes: u64,
     pub relationships: u64,
+    /// Relationship rows not loaded because an endpoint matched no node
+    /// (only with [`DanglingPolicy::Skip`]; with `Fail` the load fails).
+    pub skipped_relationships: u64,
 }
 
 /// One ID space: the label its nodes carry and the property holding the id.
@@ -56,27 +100,62 @@ struct IdSpace {
 pub struct LoadOptions {
     /// Rows per write statement.
     pub batch_size: usize,
-    /// Pause after each write batch (drip-feed).
-    pub batch_pause: std::time::Duration,
+    /// Pause after each write batch (drip-feed). When set, batches are
+    /// written one at a time whatever `concurrency` says.
+    pub batch_pause: Duration,
+    /// Write statements in flight at once (K).
+    pub concurrency: usize,
+    pub dangling: DanglingPolicy,
 }
 
 impl LoadOptions {
+    /// `batch_size` rows per statement, one at a time, dangling relationships fail.
     pub fn new(batch_size: usize) -> Self {
         LoadOptions {
             batch_size,
-            batch_pause: std::time::Duration::ZERO,
+            batch_pause: Duration::ZERO,
+            concurrency: 1,
+            dangling: DanglingPolicy::Fail,
         }
     }
 
-    async fn pause(&self, cancel: &CancellationToken) -> Result<(), LoadError> {
-        if !self.batch_pause.is_zero() {
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(LoadError::Cancelled),
-                _ = tokio::time::sleep(self.batch_pause) => {}
-            }
+    /// The worker's options: `batch_size`, `batch_pause_ms`,
+    /// `load_concurrency`, `dangling_relationships`.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        LoadOptions {
+            batch_size: config.batch_size,
+            batch_pause: Duration::from_millis(config.batch_pause_ms),
+            concurrency: config.load_concurrency,
+            dangling: config.dangling_relationships,
         }
-        Ok(())
     }
+
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    pub fn with_dangling(mut self, dangling: DanglingPolicy) -> Self {
+        self.dangling = dangling;
+        self
+    }
+
+    fn in_flight(&self) -> usize {
+        if self.batch_pause.is_zero() {
+            self.concurrency.max(1)
+        } else {
+            1
+        }
+    }
+}
+
+/// Rows read and written by one phase (nodes or relationships).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    rows: u64,
+    written: u64,
+    /// Sum over batches of the rows that created nothing.
+    missing: u64,
 }
 
 /// Loads the snapshot in `dir` into `db`, which must exist and be empty.
@@ -87,7 +166,6 @@ pub async fn load_snapshot(
     options: LoadOptions,
     cancel: &CancellationToken,
 ) -> Result<LoadReport, LoadError> {
-    let batch_size = options.batch_size;
     let (node_files, rel_files) = layout::data_files(dir)?;
     let mut node_specs = Vec::new();
     let mut spaces: BTreeMap<String, IdSpace> = BTreeMap::new();
@@ -132,68 +210,186 @@ pub async fn load_snapshot(
         store.create_index(db, label, &space.property).await?;
     }
 
-    let mut expected = Counts::default();
-    let mut written = LoadReport::default();
-    let nodes_span = tracing::info_span!("load_nodes", rows = tracing::field::Empty);
+    // Set when a batch was retried: a retried write may have been applied
+    // before its reply was lost, so a surplus is then not the files' fault.
+    let retried = AtomicBool::new(false);
+    let mut nodes = Tally::default();
+    let nodes_span = tracing::info_span!(
+        "load_nodes",
+        rows = tracing::field::Empty,
+        concurrency = options.in_flight()
+    );
     async {
         for (file, spec) in &node_specs {
-            let mut stream = reader::stream(file, &spec.columns, batch_size)?;
-            while let Some(batch) = stream.next().await {
-                if cancel.is_cancelled() {
-                    return Err(LoadError::Cancelled);
-                }
-                for batch in slices(batch?, batch_size) {
-                    expected.nodes += batch.num_rows() as u64;
-                    written.nodes += write_node_batch(store, db, file, spec, &batch).await?;
-                    options.pause(cancel).await?;
-                }
-            }
+            let t = write_file(file, &spec.columns, &options, cancel, &retried, |batch| {
+                write_node_batch(store, db, file, spec, batch)
+            })
+            .await?;
+            nodes.rows += t.rows;
+            nodes.written += t.written;
         }
         Ok::<_, LoadError>(())
     }
     .instrument(nodes_span.clone())
     .await?;
-    nodes_span.record("rows", expected.nodes);
+    nodes_span.record("rows", nodes.rows);
 
-    let rels_span = tracing::info_span!("load_relationships", rows = tracing::field::Empty);
+    let mut rels = Tally::default();
+    let rels_span = tracing::info_span!(
+        "load_relationships",
+        rows = tracing::field::Empty,
+        dangling = tracing::field::Empty,
+        concurrency = options.in_flight()
+    );
     async {
         for (file, spec) in &rel_specs {
-            let mut stream = reader::stream(file, &spec.columns, batch_size)?;
-            while let Some(batch) = stream.next().await {
-                if cancel.is_cancelled() {
-                    return Err(LoadError::Cancelled);
-                }
-                for batch in slices(batch?, batch_size) {
-                    expected.relationships += batch.num_rows() as u64;
-                    written.relationships +=
-                        write_rel_batch(store, db, file, spec, &spaces, &batch).await?;
-                    options.pause(cancel).await?;
-                }
-            }
+            let t = write_file(file, &spec.columns, &options, cancel, &retried, |batch| {
+                write_rel_batch(store, db, file, spec, &spaces, batch)
+            })
+            .await?;
+            rels.rows += t.rows;
+            rels.written += t.written;
+            rels.missing += t.missing;
         }
-
         Ok::<_, LoadError>(())
     }
     .instrument(rels_span.clone())
     .await?;
-    rels_span.record("rows", expected.relationships);
+    rels_span.record("rows", rels.rows);
+    rels_span.record("dangling", rels.missing);
 
+    let dangling = rels.missing;
+    if dangling > 0 {
+        match options.dangling {
+            DanglingPolicy::Fail => {
+                return Err(LoadError::Dangling {
+                    count: dangling,
+                    total: rels.rows,
+                })
+            }
+            DanglingPolicy::Skip => tracing::warn!(
+                %db,
+                skipped_relationships = dangling,
+                relationships = rels.rows,
+                "relationships whose start or end id matches no node were skipped (dangling_relationships = \"skip\")"
+            ),
+        }
+    }
+    let expected = Counts {
+        nodes: nodes.rows,
+        relationships: rels.rows - dangling,
+    };
     let counts = store.counts(db).await?;
     if counts != expected {
-        return Err(LoadError::Mismatch(format!(
+        let message = format!(
             "database `{db}` holds {} nodes and {} relationships, the files have {} and {}{}",
             counts.nodes,
             counts.relationships,
             expected.nodes,
             expected.relationships,
-            if counts.relationships < expected.relationships {
-                " (a relationship whose start or end id matches no node is not created)"
+            if dangling > 0 {
+                format!(" ({dangling} dangling relationships skipped)")
             } else {
-                ""
+                String::new()
             }
-        )));
+        );
+        let surplus =
+            counts.nodes > expected.nodes || counts.relationships > expected.relationships;
+        if surplus && retried.load(Ordering::Relaxed) {
+            // A retried batch probably landed twice: loading again can succeed.
+            return Err(GraphError::Transient(format!(
+                "{message}; a batch was retried after a transient error and may have been applied twice"
+            ))
+            .into());
+        }
+        return Err(LoadError::Mismatch(message));
     }
-    Ok(written)
+    Ok(LoadReport {
+        nodes: nodes.written,
+        relationships: rels.written,
+        skipped_relationships: dangling,
+    })
+}
+
+/// Streams one file and writes it, with up to `options.in_flight()` write
+/// statements outstanding. `write` takes one batch and returns how many
+/// nodes or relationships it created.
+async fn write_file<W, Fut>(
+    file: &Path,
+    columns: &[Column],
+    options: &LoadOptions,
+    cancel: &CancellationToken,
+    retried: &AtomicBool,
+    write: W,
+) -> Result<Tally, LoadError>
+where
+    W: Fn(RecordBatch) -> Fut,
+    Fut: Future<Output = Result<u64, LoadError>>,
+{
+    let limit = options.in_flight();
+    let mut stream = reader::stream(file, columns, options.batch_size)?;
+    let mut pending: VecDeque<RecordBatch> = VecDeque::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut tally = Tally::default();
+    let mut read_all = false;
+    loop {
+        while in_flight.len() < limit {
+            let Some(batch) = pending.pop_front() else {
+                break;
+            };
+            tally.rows += batch.num_rows() as u64;
+            in_flight.push(write_retrying(batch, &write, file, retried));
+        }
+        if read_all && pending.is_empty() && in_flight.is_empty() {
+            return Ok(tally);
+        }
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(LoadError::Cancelled),
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                let (rows, created) = done?;
+                tally.written += created;
+                tally.missing += rows.saturating_sub(created);
+                if !options.batch_pause.is_zero() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(LoadError::Cancelled),
+                        _ = tokio::time::sleep(options.batch_pause) => {}
+                    }
+                }
+            }
+            item = stream.next(), if !read_all && pending.is_empty() => match item {
+                None => read_all = true,
+                Some(batch) => pending.extend(slices(batch?, options.batch_size)),
+            },
+        }
+    }
+}
+
+/// One batch, retried after transient graph errors; returns (rows, created).
+async fn write_retrying<W, Fut>(
+    batch: RecordBatch,
+    write: &W,
+    file: &Path,
+    retried: &AtomicBool,
+) -> Result<(u64, u64), LoadError>
+where
+    W: Fn(RecordBatch) -> Fut,
+    Fut: Future<Output = Result<u64, LoadError>>,
+{
+    let rows = batch.num_rows() as u64;
+    let mut attempt = 0;
+    loop {
+        match write(batch.clone()).await {
+            Err(LoadError::Graph(e)) if e.is_transient() && attempt < BATCH_RETRIES => {
+                attempt += 1;
+                retried.store(true, Ordering::Relaxed);
+                let wait = Duration::from_millis(100 << attempt);
+                tracing::warn!(file = %file.display(), rows, attempt, error = %e, ?wait, "write batch failed transiently; retrying it");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other.map(|created| (rows, created)),
+        }
+    }
 }
 
 /// Arrow IPC files come in the batches they were written with; writes are cut
@@ -277,8 +473,9 @@ async fn write_node_batch(
     db: &str,
     file: &Path,
     spec: &NodeSpec,
-    batch: &RecordBatch,
+    batch: RecordBatch,
 ) -> Result<u64, LoadError> {
+    let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
     let values = column_values(file, batch, &spec.properties)?;
     let mut props = vec![Prop {
@@ -323,8 +520,9 @@ async fn write_rel_batch(
     file: &Path,
     spec: &RelSpec,
     spaces: &BTreeMap<String, IdSpace>,
-    batch: &RecordBatch,
+    batch: RecordBatch,
 ) -> Result<u64, LoadError> {
+    let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
     let end = id_values(file, batch, spec.end_index, ":END_ID")?;
     let values = column_values(file, batch, &spec.properties)?;
@@ -368,4 +566,50 @@ async fn write_rel_batch(
             .await?;
     }
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_writes_one_batch_at_a_time() {
+        let options = LoadOptions::new(100).with_concurrency(4);
+        assert_eq!(options.in_flight(), 4);
+        let paused = LoadOptions {
+            batch_pause: Duration::from_millis(5),
+            ..options
+        };
+        assert_eq!(paused.in_flight(), 1);
+        assert_eq!(LoadOptions::new(100).with_concurrency(0).in_flight(), 1);
+    }
+
+    #[test]
+    fn dangling_policy_reads_fail_and_skip_only() {
+        let read = |s: &str| serde_json::from_str::<DanglingPolicy>(s);
+        assert_eq!(read("\"fail\"").unwrap(), DanglingPolicy::Fail);
+        assert_eq!(read("\"skip\"").unwrap(), DanglingPolicy::Skip);
+        assert!(read("\"ignore\"").is_err());
+        assert_eq!(DanglingPolicy::default(), DanglingPolicy::Fail);
+    }
+
+    #[test]
+    fn ipc_batches_are_cut_to_batch_size() {
+        use arrow::array::Int64Array;
+        use std::sync::Arc;
+        let a: arrow::array::ArrayRef = Arc::new(Int64Array::from_iter_values(0..25));
+        let batch = RecordBatch::try_from_iter([("id", a)]).unwrap();
+        let sizes: Vec<usize> = slices(batch, 10).iter().map(|b| b.num_rows()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+    }
+
+    #[test]
+    fn the_dangling_error_names_the_count() {
+        let e = LoadError::Dangling {
+            count: 3,
+            total: 10,
+        };
+        assert!(e.to_string().starts_with("3 of 10 relationships"), "{e}");
+        assert!(!e.is_transient());
+    }
 }

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub slot_wait: Family<TargetLabel, Histogram, HistogramFn>,
     /// Load slots in use fleet-wide, per graph target.
     pub slots_in_use: Family<TargetLabel, Gauge>,
+    /// Loader: relationships skipped as dangling (`dangling_relationships = "skip"`).
+    pub skipped_relationships: Counter,
 }
 
 impl Metrics {
@@ -97,9 +99,15 @@ impl Metrics {
             publish_failures: Counter::default(),
             slot_wait: Family::new_with_constructor(slot_wait_histogram as HistogramFn),
             slots_in_use: Family::default(),
+            skipped_relationships: Counter::default(),
         };
         let r = &mut m.registry;
         if role == Role::Worker {
+            r.register(
+                "skipped_relationships",
+                "Relationships not loaded because their start or end id matched no node (dangling_relationships = \"skip\")",
+                m.skipped_relationships.clone(),
+            );
             r.register(
                 "discovered",
                 "Snapshots this worker saw first in the fleet",

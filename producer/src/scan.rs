@@ -1,11 +1,11 @@
 //! One pass over the data root: every ready snapshot not yet published is
-//! published. Used by `backfill` and by `watch`'s periodic rescan.
+//! published (many at a time: `Announcer::publish_many`). Used by `backfill` and by `watch`'s periodic rescan.
 
 use std::path::Path;
 
 use common::snapshot::{layout, ReadySnapshot};
 
-use crate::publish::{Announced, Announcer};
+use crate::publish::Announcer;
 
 /// Priority of each snapshot: the newest of each customer one above `base`
 /// (capped at 9), so that with many snapshots queued the ones that will become
@@ -40,20 +40,17 @@ pub async fn publish_ready(
     if let Some(bar) = progress {
         bar.set_length(ready.len() as u64);
     }
-    let mut published = 0;
-    for (snapshot, priority) in ready.iter().zip(priorities) {
-        if announcer
-            .publish_once(&snapshot.customer, snapshot.id, priority)
-            .await?
-            == Announced::Published
-        {
-            published += 1;
-        }
-        if let Some(bar) = progress {
-            bar.inc(1);
-        }
-    }
-    Ok(published)
+    let items = ready
+        .iter()
+        .zip(priorities)
+        .map(|(s, priority)| (s.customer.clone(), s.id, priority));
+    announcer
+        .publish_many(items, || {
+            if let Some(bar) = progress {
+                bar.inc(1);
+            }
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -42,12 +42,15 @@ pub fn redis_url() -> String {
 
 /// The directory holding the workspace's `producer` and `worker` binaries.
 pub fn bin_dir() -> PathBuf {
-    // target/debug/deps/<test-binary> -> target/debug
+    // target/debug/deps/<test-binary> -> target/debug; a binary of this
+    // crate (the bench) sits next to them: target/release/bench.
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let dir = exe.parent().unwrap_or(Path::new(""));
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn bin(name: &str) -> PathBuf {
@@ -478,6 +481,12 @@ impl TestEnv {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// The process id of `label`, while it runs.
+    pub fn pid(&mut self, label: &str) -> Option<u32> {
+        let (_, child) = self.children.iter_mut().find(|(l, _)| l == label)?;
+        matches!(child.try_wait(), Ok(None)).then(|| child.id())
     }
 
     /// SIGKILL: no drain, no cleanup, like a machine that died.

@@ -235,7 +235,7 @@ async fn malformed_events_are_parked_with_their_reason_and_the_worker_keeps_goin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_snapshot_leaves_no_database_behind() {
     let mut env = TestEnv::new("broken", "batch_size = 100").unwrap();
-    // 1: relationships that point at ids no node has: caught by the count check.
+    // 1: a relationship that points at an id no node has (dangling_relationships = "fail").
     let dangling = sample::snapshot_dir(&env.data_root(), "acme", BASE_ID);
     sample::write_snapshot(&dangling, &SampleSpec::with_rows(400, SampleFormat::Csv, 7)).unwrap();
     std::fs::write(
@@ -279,13 +279,14 @@ async fn a_broken_snapshot_leaves_no_database_behind() {
         .map(|(h, _)| h["x-snapswitch-reason"].clone())
         .collect();
     reasons.sort();
-    assert_eq!(reasons, ["count_mismatch", "snapshot_invalid"]);
+    assert_eq!(reasons, ["dangling_relationships", "snapshot_invalid"]);
     let errors: String = dead
         .iter()
         .map(|(h, _)| h["x-snapswitch-error"].clone())
         .collect::<Vec<_>>()
         .join("\n");
     assert!(errors.contains("matches no node"), "{errors}");
+    assert!(errors.contains("1 of "), "the count is named: {errors}");
     assert!(errors.contains("seven"), "{errors}");
     assert!(env.is_running("worker"));
 }

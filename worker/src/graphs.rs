@@ -31,7 +31,7 @@ impl Graphs {
         let targets = Targets::from_config(config)?;
         let mut graphs = Vec::new();
         for target in targets.all() {
-            let store = connect_one(target, usize::from(config.workers) + 2).await?;
+            let store = connect_one(target, common::graph::pool_size(config)).await?;
             graphs.push(TargetGraph {
                 target: target.clone(),
                 store,

@@ -27,7 +27,7 @@ use crate::graphs::{Graphs, TargetGraph};
 /// Every failure code a worker can report (event codes from
 /// `EventError::code`, then the pipeline's own), so metrics can expose each
 /// at 0 from the start.
-pub const FAILURE_CODES: [&str; 20] = [
+pub const FAILURE_CODES: [&str; 21] = [
     "event_too_large",
     "event_not_json",
     "event_missing_version",
@@ -47,6 +47,7 @@ pub const FAILURE_CODES: [&str; 20] = [
     "redis_unavailable",
     "load_cancelled",
     "count_mismatch",
+    "dangling_relationships",
     "lock_lost",
 ];
 
@@ -121,6 +122,11 @@ impl From<LoadError> for Failure {
                 Failure::new(ErrorClass::Transient, "load_cancelled", "load cancelled")
             }
             LoadError::Mismatch(m) => Failure::new(ErrorClass::Permanent, "count_mismatch", m),
+            e @ LoadError::Dangling { .. } => Failure::new(
+                ErrorClass::Permanent,
+                "dangling_relationships",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -441,10 +447,7 @@ impl Pipeline {
             .create_database(&db)
             .instrument(tracing::info_span!("create_database", database = %db))
             .await?;
-        let options = LoadOptions {
-            batch_size: self.config.batch_size,
-            batch_pause: Duration::from_millis(self.config.batch_pause_ms),
-        };
+        let options = LoadOptions::from_config(&self.config);
         let report = match load_snapshot(store, &db, dir, options, cancel).await {
             Ok(report) => report,
             Err(e) => {
@@ -456,7 +459,8 @@ impl Pipeline {
             }
         };
         let seconds = started.elapsed().as_secs_f64();
-        tracing::info!(%db, nodes = report.nodes, relationships = report.relationships, seconds, "snapshot loaded and verified");
+        tracing::info!(%db, nodes = report.nodes, relationships = report.relationships, skipped_relationships = report.skipped_relationships, seconds, "snapshot loaded and verified");
+        self.metrics.skipped_relationships.inc_by(report.skipped_relationships);
         if cancel.is_cancelled() {
             // Cancelled (operator, lost lock or shutdown) after the last batch:
             // the load does not count, and nothing switches.
@@ -539,6 +543,10 @@ impl Pipeline {
                 ("database", db),
                 ("nodes", report.nodes.to_string()),
                 ("relationships", report.relationships.to_string()),
+                (
+                    "skipped_relationships",
+                    report.skipped_relationships.to_string(),
+                ),
                 ("seconds", format!("{seconds:.3}")),
                 ("switched", switched.to_string()),
             ],

@@ -24,6 +24,7 @@
 //! place that must escape correctly.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -77,13 +78,21 @@ redis.call('RENAME', KEYS[3], KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1])
 return 1";
 
+/// Connections for write batches when the caller does not say.
+pub const DEFAULT_WRITE_CONNECTIONS: usize = 4;
+
 pub struct FalkorStore {
     con: ConnectionManager,
+    /// Write batches go round-robin over these: Redis runs one blocking
+    /// command per connection at a time, so K batches in flight need K
+    /// connections to reach the server's thread pool together.
+    writers: Vec<ConnectionManager>,
+    next_writer: AtomicUsize,
 }
 
 impl FalkorStore {
     pub async fn connect(url: &ServiceUrl) -> Result<Self, GraphError> {
-        Self::connect_tls(url, None).await
+        Self::connect_with(url, None, DEFAULT_WRITE_CONNECTIONS).await
     }
 
     /// [`FalkorStore::connect`] with `rediss://` trusting the CA in `ca`.
@@ -91,6 +100,40 @@ impl FalkorStore {
         url: &ServiceUrl,
         ca: Option<&std::path::Path>,
     ) -> Result<Self, GraphError> {
+        Self::connect_with(url, ca, DEFAULT_WRITE_CONNECTIONS).await
+    }
+
+    /// Connects with `writers` connections for write batches (at least 1).
+    pub async fn connect_with_writers(
+        url: &ServiceUrl,
+        writers: usize,
+    ) -> Result<Self, GraphError> {
+        Self::connect_with(url, None, writers).await
+    }
+
+    /// Connects with `writers` connections for write batches (at least 1),
+    /// `rediss://` trusting the CA in `ca`.
+    pub async fn connect_with(
+        url: &ServiceUrl,
+        ca: Option<&std::path::Path>,
+        writers: usize,
+    ) -> Result<Self, GraphError> {
+        let con = Self::open(url, ca).await?;
+        let mut pool = Vec::with_capacity(writers.max(1));
+        for _ in 0..writers.max(1) {
+            pool.push(Self::open(url, ca).await?);
+        }
+        Ok(FalkorStore {
+            con,
+            writers: pool,
+            next_writer: AtomicUsize::new(0),
+        })
+    }
+
+    async fn open(
+        url: &ServiceUrl,
+        ca: Option<&std::path::Path>,
+    ) -> Result<ConnectionManager, GraphError> {
         let client = crate::tls::redis_client(url, ca)
             .map_err(|e| GraphError::Permanent(format!("FalkorDB URL {}: {e}", url.redacted())))?;
         // Big UNWIND batches can take a while; a stuck server is caught by the
@@ -108,11 +151,23 @@ impl FalkorStore {
                     url.redacted()
                 ))
             })?;
-        Ok(FalkorStore { con })
+        Ok(con)
     }
 
     async fn query(&self, graph: &str, query: &str) -> Result<RedisValue, GraphError> {
         let mut con = self.con.clone();
+        redis::cmd("GRAPH.QUERY")
+            .arg(graph)
+            .arg(query)
+            .query_async(&mut con)
+            .await
+            .map_err(map_err)
+    }
+
+    /// A write statement, on the next write connection.
+    async fn write_query(&self, graph: &str, query: &str) -> Result<RedisValue, GraphError> {
+        let i = self.next_writer.fetch_add(1, AtomicOrdering::Relaxed) % self.writers.len();
+        let mut con = self.writers[i].clone();
         redis::cmd("GRAPH.QUERY")
             .arg(graph)
             .arg(query)
@@ -285,7 +340,7 @@ impl GraphWriter for FalkorStore {
         let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
         let mut q = rows_param(w.rows, &columns)?;
         q.push_str(&node_statement(w));
-        let reply = self.query(&self.key_of(db).await?, &q).await?;
+        let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Nodes created"))
     }
 
@@ -297,7 +352,7 @@ impl GraphWriter for FalkorStore {
         columns.extend(w.props.iter().map(|p| p.values));
         let mut q = rows_param(w.rows, &columns)?;
         q.push_str(&relationship_statement(w));
-        let reply = self.query(&self.key_of(db).await?, &q).await?;
+        let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Relationships created"))
     }
 

@@ -75,7 +75,8 @@ pub struct Endpoint<'a> {
 }
 
 /// Creates one relationship of type `rel_type` per row in `rows`. Rows whose
-/// endpoints do not exist create nothing (the count check catches them).
+/// endpoints do not exist create nothing; `write_relationships` returns how
+/// many were created, so the loader counts the dangling ones.
 #[derive(Debug, Clone, Copy)]
 pub struct RelWrite<'a> {
     pub rel_type: &'a str,
@@ -124,22 +125,27 @@ pub trait GraphStore: GraphWriter {
 /// Connects the adapter of the config's top-level graph keys (the `default`
 /// target).
 pub async fn connect(config: &Config) -> Result<Box<dyn GraphStore>, GraphError> {
-    connect_target(
-        &GraphTarget::top_level(config),
-        usize::from(config.workers) + 2,
-    )
-    .await
+    connect_target(&GraphTarget::top_level(config), pool_size(config)).await
 }
 
-/// Connects one graph target; `pool` is the Bolt connection pool's size
-/// (unused by FalkorDB).
+/// Connections a process keeps to one graph database: enough for `workers`
+/// loads with `load_concurrency` batches in flight each, plus two for admin
+/// statements and probes (at most 64). The Bolt pool's size, and FalkorDB's
+/// write connections.
+pub fn pool_size(config: &Config) -> usize {
+    (config.load_concurrency * usize::from(config.workers) + 2).min(64)
+}
+
+/// Connects one graph target; `pool` as [`pool_size`].
 pub async fn connect_target(
     target: &GraphTarget,
     pool: usize,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
     let ca = target.ca_file.as_deref();
     Ok(match target.kind {
-        GraphKind::Falkordb => Box::new(falkordb::FalkorStore::connect_tls(&target.url, ca).await?),
+        GraphKind::Falkordb => {
+            Box::new(falkordb::FalkorStore::connect_with(&target.url, ca, pool).await?)
+        }
         GraphKind::Neo4j => Box::new(
             neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
                 .await?,

@@ -113,6 +113,31 @@ impl BoltWriter {
         txn.commit().await.map_err(map_err)?;
         Ok(())
     }
+
+    /// One write statement that returns `count(*) AS c`, in its own explicit
+    /// transaction; returns `c`.
+    async fn write_counted(&self, db: &str, q: Query) -> Result<u64, GraphError> {
+        let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
+        let counted = async {
+            let mut stream = txn.execute(q).await?;
+            let mut c: i64 = 0;
+            while let Some(row) = stream.next(txn.handle()).await? {
+                c += row.get::<i64>("c").unwrap_or(0);
+            }
+            Ok::<_, neo4rs::Error>(c)
+        }
+        .await;
+        match counted {
+            Ok(c) => {
+                txn.commit().await.map_err(map_err)?;
+                Ok(u64::try_from(c).unwrap_or(0))
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(map_err(e))
+            }
+        }
+    }
 }
 
 /// Transient: the server says so, or the connection failed. Everything else
@@ -181,9 +206,14 @@ impl GraphWriter for BoltWriter {
         }
         let mut columns: Vec<&Values> = vec![w.start.values, w.end.values];
         columns.extend(w.props.iter().map(|p| p.values));
-        let q = Query::new(relationship_statement(w)).param("rows", rows_param(w.rows, &columns));
-        self.write(db, q).await?;
-        Ok(w.rows.len() as u64)
+        // Rows whose endpoints match no node create nothing: the count says
+        // how many did.
+        let q = Query::new(format!(
+            "{} RETURN count(*) AS c",
+            relationship_statement(w)
+        ))
+        .param("rows", rows_param(w.rows, &columns));
+        self.write_counted(db, q).await
     }
 
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {

@@ -1,0 +1,280 @@
+//! The load path on a real FalkorDB: every file format with several write
+//! batches in flight, exact counts and sample property values; dangling
+//! relationships under both policies, in the loader and through the worker.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::config::ServiceUrl;
+use common::graph::falkordb::FalkorStore;
+use common::graph::{GraphStore, GraphWriter};
+use common::load::{load_snapshot, DanglingPolicy, LoadError, LoadOptions};
+use common::snapshot::sample::{self, SampleFormat, SampleSpec};
+use harness::{wait_for, FalkorServer, TestEnv};
+use tokio_util::sync::CancellationToken;
+
+const BASE_ID: u64 = 1_767_741_427;
+
+/// (name, age, score, active, employee) of people p0..p19 from the CSV the
+/// generator wrote; the other formats hold the same data for the same seed.
+fn expected_people(csv: &str) -> HashMap<String, (String, Option<i64>, f64, bool, bool)> {
+    csv.lines()
+        .skip(1)
+        .take(20)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (
+                f[0].to_owned(),
+                (
+                    f[2].to_owned(),
+                    f[3].parse().ok(),
+                    f[4].parse().unwrap(),
+                    f[5] == "true",
+                    f[1].contains("Employee"),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn text(v: &redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Int(n) => n.to_string(),
+        redis::Value::Nil => "null".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Rows of a `GRAPH.QUERY` reply, each cell as text.
+fn query(server: &FalkorServer, graph: &str, q: &str) -> Vec<Vec<String>> {
+    let reply: redis::Value = redis::cmd("GRAPH.QUERY")
+        .arg(graph)
+        .arg(q)
+        .query(&mut server.connection())
+        .unwrap();
+    let redis::Value::Array(parts) = reply else {
+        panic!("unexpected reply {reply:?}")
+    };
+    match parts.get(1) {
+        Some(redis::Value::Array(rows)) => rows
+            .iter()
+            .map(|r| match r {
+                redis::Value::Array(cells) => cells.iter().map(text).collect(),
+                other => panic!("unexpected row {other:?}"),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_loads_exactly_with_concurrent_batches() {
+    let server = FalkorServer::start().unwrap();
+    let store = FalkorStore::connect_with_writers(&ServiceUrl::new(server.url()), 4)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = 99;
+    let rows = 6000;
+    for (format, name) in [
+        (SampleFormat::Csv, "csv"),
+        (SampleFormat::Parquet, "parquet"),
+        (SampleFormat::Arrow, "arrow"),
+    ] {
+        let spec = SampleSpec::with_rows(rows, format, seed);
+        let snap = dir.path().join(name);
+        sample::write_snapshot(&snap, &spec).unwrap();
+        let people = expected_people(
+            &std::fs::read_to_string(dir.path().join("csv/nodes/people.csv")).unwrap(),
+        );
+        let db = format!("load{name}-{BASE_ID}");
+        store.create_database(&db).await.unwrap();
+        // Small batches, four in flight: many batches overlap.
+        let report = load_snapshot(
+            &store,
+            &db,
+            &snap,
+            LoadOptions::new(250).with_concurrency(4),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (
+                report.nodes,
+                report.relationships,
+                report.skipped_relationships
+            ),
+            (spec.node_count(), spec.relationship_count(), 0),
+            "{name}"
+        );
+        let c = store.counts(&db).await.unwrap();
+        assert_eq!(
+            (c.nodes, c.relationships),
+            (spec.node_count(), spec.relationship_count()),
+            "{name}"
+        );
+        let by_type = query(
+            &server,
+            &db,
+            "MATCH ()-[r]->() RETURN type(r), count(r) ORDER BY type(r)",
+        );
+        assert_eq!(
+            by_type,
+            [
+                vec!["KNOWS".to_owned(), spec.knows.to_string()],
+                vec!["WORKS_AT".to_owned(), spec.people.to_string()],
+            ],
+            "{name}"
+        );
+        let ids: Vec<String> = people.keys().map(|k| format!("'{k}'")).collect();
+        let found = query(
+            &server,
+            &db,
+            &format!(
+                "MATCH (p:Person) WHERE p.personId IN [{}] \
+                 RETURN p.personId, p.name, p.age, p.score, p.active, p:Employee",
+                ids.join(",")
+            ),
+        );
+        assert_eq!(found.len(), people.len(), "{name}: {found:?}");
+        for row in found {
+            let (want_name, want_age, want_score, want_active, want_employee) = &people[&row[0]];
+            assert_eq!(&row[1], want_name, "{name} {}", row[0]);
+            assert_eq!(
+                row[2],
+                want_age.map_or("null".to_owned(), |a| a.to_string()),
+                "{name} {} age",
+                row[0]
+            );
+            let score: f64 = row[3].parse().unwrap();
+            assert!(
+                (score - want_score).abs() < 1e-9,
+                "{name} {} score {score}",
+                row[0]
+            );
+            assert_eq!(row[4], want_active.to_string(), "{name} {} active", row[0]);
+            assert_eq!(
+                row[5],
+                want_employee.to_string(),
+                "{name} {} Employee label",
+                row[0]
+            );
+        }
+        store.drop_database(&db).await.unwrap();
+    }
+}
+
+/// Five nodes; six relationships, two of them to or from an id no node has.
+fn dangling_snapshot(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("nodes")).unwrap();
+    std::fs::create_dir_all(dir.join("relationships")).unwrap();
+    std::fs::write(
+        dir.join("nodes/n.csv"),
+        "id:ID(N),v:int\n1,10\n2,20\n3,30\n4,40\n5,50\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("relationships/r.csv"),
+        ":START_ID(N),:END_ID(N),:TYPE,w:int\n1,2,R,1\n2,3,R,2\n9,1,R,3\n3,4,R,4\n4,99,R,5\n5,1,R,6\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("_SUCCESS"), "").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dangling_relationships_fail_or_are_skipped_and_counted() {
+    let server = FalkorServer::start().unwrap();
+    let store = FalkorStore::connect(&ServiceUrl::new(server.url()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    dangling_snapshot(dir.path());
+    let options = LoadOptions::new(2).with_concurrency(2);
+
+    store.create_database("fail-1767741427").await.unwrap();
+    let err = load_snapshot(
+        &store,
+        "fail-1767741427",
+        dir.path(),
+        options,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, LoadError::Dangling { count: 2, total: 6 }),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+    assert!(err.to_string().starts_with("2 of 6 relationships"), "{err}");
+
+    store.create_database("skip-1767741427").await.unwrap();
+    let report = load_snapshot(
+        &store,
+        "skip-1767741427",
+        dir.path(),
+        options.with_dangling(DanglingPolicy::Skip),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.nodes,
+            report.relationships,
+            report.skipped_relationships
+        ),
+        (5, 4, 2)
+    );
+    let weights = query(
+        &server,
+        "skip-1767741427",
+        "MATCH (a)-[r:R]->(b) RETURN a.id, b.id, r.w ORDER BY r.w",
+    );
+    assert_eq!(
+        weights,
+        [
+            ["1", "2", "1"],
+            ["2", "3", "2"],
+            ["3", "4", "4"],
+            ["5", "1", "6"]
+        ]
+        .map(|r| r.map(str::to_owned).to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_reports_skipped_dangling_relationships() {
+    let mut env = TestEnv::new("dangling", "dangling_relationships = \"skip\"").unwrap();
+    dangling_snapshot(&sample::snapshot_dir(&env.data_root(), "acme", BASE_ID));
+    env.spawn_worker("worker").unwrap();
+    env.producer(&["backfill"]).unwrap();
+    env.wait_counter("completed", 1, Duration::from_secs(60))
+        .await;
+    let finished = env.audit("load_finished").await;
+    assert_eq!(finished.len(), 1, "{}", env.logs());
+    assert_eq!(finished[0].get("skipped_relationships"), Some("2"));
+    assert_eq!(finished[0].get("relationships"), Some("4"));
+    assert_eq!(env.falkor.counts("acme"), (5, 4));
+    // The metric counts them too.
+    let addr = env.http_addr("worker").await.unwrap();
+    let metrics = wait_for("the metric", Duration::from_secs(10), || async {
+        let (_, body) = harness::http_get(&addr, "/metrics")?;
+        Ok(body
+            .contains("snapswitch_skipped_relationships_total 2")
+            .then_some(body))
+    })
+    .await;
+    assert!(metrics.is_ok(), "{metrics:?}");
+    let log = env.log_of("worker");
+    assert!(
+        log.lines()
+            .map(harness::strip_ansi)
+            .any(|l| l.contains("snapshot loaded and verified")
+                && l.contains("skipped_relationships=2")),
+        "{log}"
+    );
+}
