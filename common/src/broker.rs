@@ -28,6 +28,8 @@ pub enum BrokerError {
     Amqp(#[from] lapin::Error),
     #[error("RabbitMQ did not confirm the message (nack)")]
     Nacked,
+    #[error("RabbitMQ did not confirm the message within {0:?} (connection lost or recovering); it may or may not have been delivered")]
+    ConfirmTimeout(std::time::Duration),
     #[error("message to exchange `{exchange}` with routing key `{routing_key}` was not routed to any queue")]
     Unroutable {
         exchange: String,
@@ -189,7 +191,26 @@ impl Publisher {
         &self.channel
     }
 
+    /// Publishes and waits for the broker's confirm, at most
+    /// [`CONFIRM_TIMEOUT`]: a publish caught in a connection loss may never
+    /// be confirmed or refused, and must not hang its caller (the message
+    /// may still have been delivered; consumers are idempotent).
     pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BrokerError> {
+        tokio::time::timeout(
+            CONFIRM_TIMEOUT,
+            self.publish_confirmed(exchange, routing_key, body, properties),
+        )
+        .await
+        .map_err(|_| BrokerError::ConfirmTimeout(CONFIRM_TIMEOUT))?
+    }
+
+    async fn publish_confirmed(
         &self,
         exchange: &str,
         routing_key: &str,
@@ -222,6 +243,9 @@ impl Publisher {
         Ok(())
     }
 }
+
+/// How long a publish waits for its confirm.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Properties of a snapshot event: persistent, JSON, typed, with its priority
 /// and the event id as message id.

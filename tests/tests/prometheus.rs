@@ -34,6 +34,7 @@ const WORKER_COUNTERS: &[&str] = &[
     "snapswitch_parked_total",
     "snapswitch_superseded_total",
     "snapswitch_cancelled_total",
+    "snapswitch_skipped_relationships_total",
 ];
 const WORKER_HISTOGRAMS: &[&str] = &[
     "snapswitch_load_duration_seconds",
