@@ -52,7 +52,8 @@ impl Neo4jStore {
             &config.graph_url,
             &config.graph_user,
             &config.graph_password,
-            usize::from(config.workers) + 2,
+            // Every concurrent load keeps `load_concurrency` write batches in flight.
+            usize::from(config.workers) * config.load_concurrency + 2,
             Dialect::Neo4j,
         )?;
         Ok(Neo4jStore { bolt })
