@@ -47,7 +47,7 @@ pub fn check_edition(edition: &Edition) -> Result<(), GraphError> {
 }
 
 impl Neo4jStore {
-    /// `pool`: connections kept (the worker uses `workers` + 2); `ca_file`:
+    /// `pool`: connections kept (see `graph::pool_size`: every concurrent load keeps `load_concurrency` write batches in flight); `ca_file`:
     /// the CA to check a `neo4j+s://` / `bolt+s://` server against.
     pub async fn connect(
         url: &ServiceUrl,
