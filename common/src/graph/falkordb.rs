@@ -90,6 +90,19 @@ pub struct FalkorStore {
     next_writer: AtomicUsize,
 }
 
+async fn graph_query(
+    mut con: ConnectionManager,
+    graph: &str,
+    query: &str,
+) -> Result<RedisValue, GraphError> {
+    redis::cmd("GRAPH.QUERY")
+        .arg(graph)
+        .arg(query)
+        .query_async(&mut con)
+        .await
+        .map_err(map_err)
+}
+
 impl FalkorStore {
     pub async fn connect(url: &ServiceUrl) -> Result<Self, GraphError> {
         Self::connect_with(url, None, DEFAULT_WRITE_CONNECTIONS).await
@@ -155,25 +168,13 @@ impl FalkorStore {
     }
 
     async fn query(&self, graph: &str, query: &str) -> Result<RedisValue, GraphError> {
-        let mut con = self.con.clone();
-        redis::cmd("GRAPH.QUERY")
-            .arg(graph)
-            .arg(query)
-            .query_async(&mut con)
-            .await
-            .map_err(map_err)
+        graph_query(self.con.clone(), graph, query).await
     }
 
     /// A write statement, on the next write connection.
     async fn write_query(&self, graph: &str, query: &str) -> Result<RedisValue, GraphError> {
         let i = self.next_writer.fetch_add(1, AtomicOrdering::Relaxed) % self.writers.len();
-        let mut con = self.writers[i].clone();
-        redis::cmd("GRAPH.QUERY")
-            .arg(graph)
-            .arg(query)
-            .query_async(&mut con)
-            .await
-            .map_err(map_err)
+        graph_query(self.writers[i].clone(), graph, query).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, GraphError> {
