@@ -247,6 +247,39 @@ impl Drop for FalkorServer {
     }
 }
 
+/// A person row of the sample generator's `nodes/people.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplePerson {
+    pub name: String,
+    pub age: Option<i64>,
+    pub score: f64,
+    pub active: bool,
+    /// Carries the extra label `Employee`.
+    pub employee: bool,
+}
+
+/// The first `n` people of a sample snapshot's `nodes/people.csv`, by id
+/// (the Parquet and Arrow files hold the same data for the same seed).
+pub fn sample_people(csv: &str, n: usize) -> HashMap<String, SamplePerson> {
+    csv.lines()
+        .skip(1)
+        .take(n)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            Some((
+                (*f.first()?).to_owned(),
+                SamplePerson {
+                    name: (*f.get(2)?).to_owned(),
+                    age: f.get(3)?.parse().ok(),
+                    score: f.get(4)?.parse().ok()?,
+                    active: *f.get(5)? == "true",
+                    employee: f.get(1)?.contains("Employee"),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// One load, as the audit trail recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadInterval {

@@ -2,8 +2,6 @@
 //! Bolt server: ArcadeDB, started by the harness, databases created over its
 //! HTTP API. CSV, Parquet and Arrow input; exact counts and sample values.
 
-use std::collections::HashMap;
-
 use common::config::{Secret, ServiceUrl};
 use common::graph::neo4j::{BoltWriter, Dialect};
 use common::graph::GraphWriter;
@@ -12,27 +10,6 @@ use common::snapshot::sample::{self, SampleFormat, SampleSpec};
 use harness::arcadedb::ArcadeServer;
 use neo4rs::Query;
 use tokio_util::sync::CancellationToken;
-
-/// (name, age, score, active) of people p0..p9, read from the CSV the
-/// generator wrote (the other formats hold the same data for the same seed).
-fn expected_people(csv: &str) -> HashMap<String, (String, Option<i64>, f64, bool)> {
-    csv.lines()
-        .skip(1)
-        .take(10)
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            (
-                f[0].to_owned(),
-                (
-                    f[2].to_owned(),
-                    f[3].parse().ok(),
-                    f[4].parse().unwrap(),
-                    f[5] == "true",
-                ),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bolt_load_path_loads_csv_parquet_and_arrow_exactly() {
@@ -53,8 +30,10 @@ async fn the_bolt_load_path_loads_csv_parquet_and_arrow_exactly() {
         &SampleSpec::with_rows(3000, SampleFormat::Csv, seed),
     )
     .unwrap();
-    let people =
-        expected_people(&std::fs::read_to_string(csv_dir.join("nodes/people.csv")).unwrap());
+    let people = harness::sample_people(
+        &std::fs::read_to_string(csv_dir.join("nodes/people.csv")).unwrap(),
+        10,
+    );
     assert_eq!(people.len(), 10);
 
     for (format, name) in [
@@ -107,7 +86,13 @@ async fn the_bolt_load_path_loads_csv_parquet_and_arrow_exactly() {
         let mut seen = 0;
         while let Some(row) = rows.next().await.unwrap() {
             let id: String = row.get("id").unwrap();
-            let (want_name, want_age, want_score, want_active) = &people[&id];
+            let harness::SamplePerson {
+                name: want_name,
+                age: want_age,
+                score: want_score,
+                active: want_active,
+                ..
+            } = &people[&id];
             assert_eq!(
                 &row.get::<String>("name").unwrap(),
                 want_name,

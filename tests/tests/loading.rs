@@ -2,7 +2,6 @@
 //! batches in flight, exact counts and sample property values; dangling
 //! relationships under both policies, in the loader and through the worker.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::config::ServiceUrl;
@@ -14,28 +13,6 @@ use harness::{wait_for, FalkorServer, TestEnv};
 use tokio_util::sync::CancellationToken;
 
 const BASE_ID: u64 = 1_767_741_427;
-
-/// (name, age, score, active, employee) of people p0..p19 from the CSV the
-/// generator wrote; the other formats hold the same data for the same seed.
-fn expected_people(csv: &str) -> HashMap<String, (String, Option<i64>, f64, bool, bool)> {
-    csv.lines()
-        .skip(1)
-        .take(20)
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            (
-                f[0].to_owned(),
-                (
-                    f[2].to_owned(),
-                    f[3].parse().ok(),
-                    f[4].parse().unwrap(),
-                    f[5] == "true",
-                    f[1].contains("Employee"),
-                ),
-            )
-        })
-        .collect()
-}
 
 fn text(v: &redis::Value) -> String {
     match v {
@@ -86,8 +63,9 @@ async fn every_format_loads_exactly_with_concurrent_batches() {
         let spec = SampleSpec::with_rows(rows, format, seed);
         let snap = dir.path().join(name);
         sample::write_snapshot(&snap, &spec).unwrap();
-        let people = expected_people(
+        let people = harness::sample_people(
             &std::fs::read_to_string(dir.path().join("csv/nodes/people.csv")).unwrap(),
+            20,
         );
         let db = format!("load{name}-{BASE_ID}");
         store.create_database(&db).await.unwrap();
@@ -141,7 +119,13 @@ async fn every_format_loads_exactly_with_concurrent_batches() {
         );
         assert_eq!(found.len(), people.len(), "{name}: {found:?}");
         for row in found {
-            let (want_name, want_age, want_score, want_active, want_employee) = &people[&row[0]];
+            let harness::SamplePerson {
+                name: want_name,
+                age: want_age,
+                score: want_score,
+                active: want_active,
+                employee: want_employee,
+            } = &people[&row[0]];
             assert_eq!(&row[1], want_name, "{name} {}", row[0]);
             assert_eq!(
                 row[2],
