@@ -309,15 +309,21 @@ async fn the_bolt_load_path_runs_over_bolt_s_with_a_ca_file_and_refuses_an_unkno
     let db = format!("tls-bolt-{}", std::process::id());
     server.create_database(&db).unwrap();
     let writer = connect(Some(certs.path("ca.pem")));
-    let report = load_snapshot(
-        &writer,
-        &db,
-        dir.path(),
-        LoadOptions::new(200),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    // One load of the snapshot through `writer` into `db`.
+    let load = |writer: BoltWriter, db: String| {
+        let snap = dir.path().to_path_buf();
+        async move {
+            load_snapshot(
+                &writer,
+                &db,
+                &snap,
+                LoadOptions::new(200),
+                &CancellationToken::new(),
+            )
+            .await
+        }
+    };
+    let report = load(writer, db.clone()).await.unwrap();
     assert_eq!(
         (report.nodes, report.relationships),
         (spec.node_count(), spec.relationship_count())
@@ -334,17 +340,11 @@ async fn the_bolt_load_path_runs_over_bolt_s_with_a_ca_file_and_refuses_an_unkno
         );
         server.create_database(&db).unwrap();
         let writer = connect(ca);
-        let err = load_snapshot(
-            &writer,
-            &db,
-            dir.path(),
-            LoadOptions::new(200),
-            &CancellationToken::new(),
-        )
-        .await
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+        let err = load(writer, db.clone())
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(
             err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
             "{label}: {err}"
