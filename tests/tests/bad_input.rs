@@ -407,6 +407,12 @@ async fn every_bad_input_has_its_outcome_and_leaves_nothing_behind() {
     // once, so each case ends in one delivery.
     let mut env = TestEnv::new("badinput", "max_retries = 0").unwrap();
     env.spawn_worker("worker").unwrap();
+    // The worker declares the topology before it consumes: publish after that.
+    wait_for("the worker to consume", Duration::from_secs(60), || async {
+        Ok(env.log_of("worker").contains("consuming").then_some(()))
+    })
+    .await
+    .unwrap();
     let cases = catalogue();
     assert!(cases.len() >= 20);
     let mut report = Vec::new();
