@@ -25,8 +25,11 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::graph::values::Declared;
 use crate::graph::{Counts, Endpoint, GraphError, GraphWriter, NodeWrite, Prop, RelWrite, Values};
 use crate::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
+use crate::snapshot::layout::Input;
+use crate::snapshot::options::ImportOptions;
 use crate::snapshot::{layout, reader, SnapshotError};
 
 /// Retries of one write batch after a transient error, before the load fails.
@@ -166,11 +169,13 @@ pub async fn load_snapshot(
     options: LoadOptions,
     cancel: &CancellationToken,
 ) -> Result<LoadReport, LoadError> {
-    let (node_files, rel_files) = layout::data_files(dir)?;
+    let (node_files, rel_files) = layout::inputs(dir)?;
+    let import = ImportOptions::read(dir)?;
     let mut node_specs = Vec::new();
     let mut spaces: BTreeMap<String, IdSpace> = BTreeMap::new();
-    for file in &node_files {
-        let spec = NodeSpec::parse(&reader::column_names(file)?)
+    for input in &node_files {
+        let file = &input.path;
+        let spec = NodeSpec::parse_named(&reader::column_names_of(input, &import)?, &input.labels())
             .map_err(|m| SnapshotError::format(file, m))?;
         let space = IdSpace {
             property: spec.id_property.clone(),
@@ -187,12 +192,16 @@ pub async fn load_snapshot(
                 .into());
             }
         }
-        node_specs.push((file, spec));
+        node_specs.push((input, spec));
     }
     let mut rel_specs = Vec::new();
-    for file in &rel_files {
-        let spec = RelSpec::parse(&reader::column_names(file)?)
-            .map_err(|m| SnapshotError::format(file, m))?;
+    for input in &rel_files {
+        let file = &input.path;
+        let spec = RelSpec::parse_named(
+            &reader::column_names_of(input, &import)?,
+            input.group.as_deref(),
+        )
+        .map_err(|m| SnapshotError::format(file, m))?;
         for space in [&spec.start_space, &spec.end_space] {
             if !spaces.contains_key(space) {
                 return Err(SnapshotError::format(
@@ -202,7 +211,7 @@ pub async fn load_snapshot(
                 .into());
             }
         }
-        rel_specs.push((file, spec));
+        rel_specs.push((input, spec));
     }
 
     // Indexes first: relationship endpoints are matched by (label, id property).
@@ -220,9 +229,10 @@ pub async fn load_snapshot(
         concurrency = options.in_flight()
     );
     async {
-        for (file, spec) in &node_specs {
-            let t = write_file(file, &spec.columns, &options, cancel, &retried, |batch| {
-                write_node_batch(store, db, file, spec, batch)
+        for (input, spec) in &node_specs {
+            let file = &input.path;
+            let t = write_file(input, &import, &spec.columns, &options, cancel, &retried, |batch| {
+                write_node_batch(store, db, file, spec, &import, batch)
             })
             .await?;
             nodes.rows += t.rows;
@@ -242,9 +252,10 @@ pub async fn load_snapshot(
         concurrency = options.in_flight()
     );
     async {
-        for (file, spec) in &rel_specs {
-            let t = write_file(file, &spec.columns, &options, cancel, &retried, |batch| {
-                write_rel_batch(store, db, file, spec, &spaces, batch)
+        for (input, spec) in &rel_specs {
+            let file = &input.path;
+            let t = write_file(input, &import, &spec.columns, &options, cancel, &retried, |batch| {
+                write_rel_batch(store, db, file, spec, &spaces, &import, batch)
             })
             .await?;
             rels.rows += t.rows;
@@ -315,7 +326,8 @@ pub async fn load_snapshot(
 /// statements outstanding. `write` takes one batch and returns how many
 /// nodes or relationships it created.
 async fn write_file<W, Fut>(
-    file: &Path,
+    input: &Input,
+    import: &ImportOptions,
     columns: &[Column],
     options: &LoadOptions,
     cancel: &CancellationToken,
@@ -326,8 +338,9 @@ where
     W: Fn(RecordBatch) -> Fut,
     Fut: Future<Output = Result<u64, LoadError>>,
 {
+    let file = input.path.as_path();
     let limit = options.in_flight();
-    let mut stream = reader::stream(file, columns, options.batch_size)?;
+    let mut stream = reader::stream_of(input, columns, options.batch_size, import)?;
     let mut pending: VecDeque<RecordBatch> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
     let mut tally = Tally::default();
@@ -409,11 +422,17 @@ fn column_values(
     file: &Path,
     batch: &RecordBatch,
     columns: &[PropColumn],
+    import: &ImportOptions,
 ) -> Result<Vec<Values>, SnapshotError> {
     columns
         .iter()
         .map(|c| {
-            Values::from_array(batch.column(c.index), c.ty)
+            let declared = Declared {
+                ty: c.ty,
+                array: c.array,
+                array_delimiter: import.array_delimiter,
+            };
+            Values::from_column(batch.column(c.index), declared)
                 .map_err(|m| SnapshotError::format(file, format!("column `{}`: {m}", c.name)))
         })
         .collect()
@@ -473,11 +492,12 @@ async fn write_node_batch(
     db: &str,
     file: &Path,
     spec: &NodeSpec,
+    import: &ImportOptions,
     batch: RecordBatch,
 ) -> Result<u64, LoadError> {
     let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
-    let values = column_values(file, batch, &spec.properties)?;
+    let values = column_values(file, batch, &spec.properties, import)?;
     let mut props = vec![Prop {
         name: &spec.id_property,
         values: &id,
@@ -494,7 +514,12 @@ async fn write_node_batch(
     for (labels, rows) in &groups {
         // Every node carries its ID space as a label: that is how relationships find it.
         let mut list: Vec<&str> = vec![spec.id_space.as_str()];
-        for label in labels.split(';').map(str::trim).filter(|l| !l.is_empty()) {
+        for label in &spec.labels {
+            if !list.contains(&label.as_str()) {
+                list.push(label);
+            }
+        }
+        for label in labels.split(import.array_delimiter).map(str::trim).filter(|l| !l.is_empty()) {
             check_name("label", label).map_err(|m| SnapshotError::format(file, m))?;
             if !list.contains(&label) {
                 list.push(label);
@@ -520,12 +545,13 @@ async fn write_rel_batch(
     file: &Path,
     spec: &RelSpec,
     spaces: &BTreeMap<String, IdSpace>,
+    import: &ImportOptions,
     batch: RecordBatch,
 ) -> Result<u64, LoadError> {
     let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
     let end = id_values(file, batch, spec.end_index, ":END_ID")?;
-    let values = column_values(file, batch, &spec.properties)?;
+    let values = column_values(file, batch, &spec.properties, import)?;
     let props: Vec<Prop<'_>> = spec
         .properties
         .iter()
@@ -541,8 +567,15 @@ async fn write_rel_batch(
             .map(|s| s.property.as_str())
             .unwrap_or("id")
     };
+    let groups = match (spec.type_index, &spec.fixed_type) {
+        (Some(index), _) => group_rows(file, batch, index, ":TYPE")?,
+        (None, Some(t)) => BTreeMap::from([(t.clone(), (0..batch.num_rows()).collect())]),
+        (None, None) => {
+            return Err(SnapshotError::format(file, "relationship file has no :TYPE column").into())
+        }
+    };
     let mut created = 0;
-    for (rel_type, rows) in group_rows(file, batch, spec.type_index, ":TYPE")? {
+    for (rel_type, rows) in groups {
         check_name("relationship type", &rel_type).map_err(|m| SnapshotError::format(file, m))?;
         created += store
             .write_relationships(
