@@ -342,8 +342,13 @@ fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
             if d.months < 0 || d.days < 0 || d.seconds < 0 || d.nanos != 0 {
                 return Err(refuse("duration", &format!(" that are negative or have fractions of a second (value {d:?})")));
             }
-            if d.seconds >= 86_400 {
-                return Err(refuse("duration", &format!(" with 24 hours or more in the time part (value {d:?}: it would read back as days)")));
+            // FalkorDB keeps a duration as one count of seconds and splits it
+            // back into months and days on reading: PT90000S reads as P1DT1H,
+            // P31D as P1M, P1M30D as P2M2D (measured). Only durations that
+            // read back as written are stored.
+            let max_days = if d.months == 0 { 30 } else { 27 };
+            if d.seconds >= 86_400 || d.days > max_days {
+                return Err(refuse("duration", &format!(" with 24 hours or more in the time part, or more than {max_days} days (value {d:?}: it would read back as other days and months)")));
             }
             let (h, m, s) = (d.seconds / 3600, d.seconds / 60 % 60, d.seconds % 60);
             let _ = write!(out, "'P{}M{}DT{h}H{m}M{s}S'", d.months, d.days);

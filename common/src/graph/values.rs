@@ -43,7 +43,20 @@ pub struct Duration {
     pub months: i64,
     pub days: i64,
     pub seconds: i64,
+    /// 0 to 999 999 999, as Neo4j keeps it (-1.5 s is -2 s + 500 000 000 ns).
     pub nanos: i64,
+}
+
+impl Duration {
+    /// Carries whole seconds out of `nanos`, leaving it in 0..1e9.
+    pub fn normalized(months: i64, days: i64, seconds: i64, nanos: i64) -> Duration {
+        Duration {
+            months,
+            days,
+            seconds: seconds + nanos.div_euclid(1_000_000_000),
+            nanos: nanos.rem_euclid(1_000_000_000),
+        }
+    }
 }
 
 /// A point; `srid` as Neo4j: 4326 WGS-84 (x = longitude, y = latitude),
@@ -284,21 +297,21 @@ fn native_cell(a: &ArrayRef, row: usize) -> Result<Option<Cell>, String> {
                 TimeUnit::Nanosecond => a.as_primitive::<DurationNanosecondType>().value(row),
             };
             let per = per_second(unit);
-            Cell::Duration(Duration {
-                months: 0,
-                days: 0,
-                seconds: v / per,
-                nanos: (v % per) * (1_000_000_000 / per),
-            })
+            Cell::Duration(Duration::normalized(
+                0,
+                0,
+                v.div_euclid(per),
+                v.rem_euclid(per) * (1_000_000_000 / per),
+            ))
         }
         DataType::Interval(IntervalUnit::MonthDayNano) => {
             let v = a.as_primitive::<IntervalMonthDayNanoType>().value(row);
-            Cell::Duration(Duration {
-                months: i64::from(v.months),
-                days: i64::from(v.days),
-                seconds: v.nanoseconds / 1_000_000_000,
-                nanos: v.nanoseconds % 1_000_000_000,
-            })
+            Cell::Duration(Duration::normalized(
+                i64::from(v.months),
+                i64::from(v.days),
+                0,
+                v.nanoseconds,
+            ))
         }
         t if t.is_integer() => {
             let c = cast_strict(a, &DataType::Int64)?;
@@ -492,7 +505,9 @@ impl Values {
                             ),
                         ));
                     }
-                    items.push(parse_cell(ty, item).map_err(|e| bad_value(row, e))?);
+                    items.push(parse_cell(ty, item).map_err(|e| {
+                        bad_value(row, format!("array `{}`: {e}", strings.value(row)))
+                    })?);
                 }
                 out.push(Some(Cell::List(items)));
             }

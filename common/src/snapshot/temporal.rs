@@ -185,12 +185,12 @@ pub fn duration(s: &str) -> Result<Cell, String> {
         return Err(bad("a number without a unit at the end"));
     }
     let sign = if negative { -1 } else { 1 };
-    Ok(Cell::Duration(Duration {
-        months: sign * months,
-        days: sign * days,
-        seconds: sign * seconds,
-        nanos: sign * nanos,
-    }))
+    Ok(Cell::Duration(Duration::normalized(
+        sign * months,
+        sign * days,
+        sign * seconds,
+        sign * nanos,
+    )))
 }
 
 /// A point map, `{key: value, …}`: keys `x`, `y`, `z`, `latitude`,
@@ -341,6 +341,8 @@ mod tests {
         assert_eq!(duration("P1Y2M3W4DT5H6M7.5S").unwrap(), dur(14, 25, 5 * 3600 + 367, 500_000_000));
         assert_eq!(duration("PT0.000000001S").unwrap(), dur(0, 0, 0, 1));
         assert_eq!(duration("-P1D").unwrap(), dur(0, -1, 0, 0));
+        // Nanoseconds are kept in 0..1e9, as Neo4j does: -1.5 s is -2 s + 0.5 s.
+        assert_eq!(duration("-PT1.5S").unwrap(), dur(0, 0, -2, 500_000_000));
         assert_eq!(
             point("{latitude: 13.1, longitude: 56.2}").unwrap(),
             Cell::Point(Point { srid: 4326, x: 56.2, y: 13.1, z: None })
