@@ -175,8 +175,9 @@ pub async fn load_snapshot(
     let mut spaces: BTreeMap<String, IdSpace> = BTreeMap::new();
     for input in &node_files {
         let file = &input.path;
-        let spec = NodeSpec::parse_named(&reader::column_names_of(input, &import)?, &input.labels())
-            .map_err(|m| SnapshotError::format(file, m))?;
+        let spec =
+            NodeSpec::parse_named(&reader::column_names_of(input, &import)?, &input.labels())
+                .map_err(|m| SnapshotError::format(file, m))?;
         let space = IdSpace {
             property: spec.id_property.clone(),
         };
@@ -231,9 +232,15 @@ pub async fn load_snapshot(
     async {
         for (input, spec) in &node_specs {
             let file = &input.path;
-            let t = write_file(input, &import, &spec.columns, &options, cancel, &retried, |batch| {
-                write_node_batch(store, db, file, spec, &import, batch)
-            })
+            let t = write_file(
+                input,
+                &import,
+                &spec.columns,
+                &options,
+                cancel,
+                &retried,
+                |batch| write_node_batch(store, db, file, spec, &import, batch),
+            )
             .await?;
             nodes.rows += t.rows;
             nodes.written += t.written;
@@ -254,9 +261,15 @@ pub async fn load_snapshot(
     async {
         for (input, spec) in &rel_specs {
             let file = &input.path;
-            let t = write_file(input, &import, &spec.columns, &options, cancel, &retried, |batch| {
-                write_rel_batch(store, db, file, spec, &spaces, &import, batch)
-            })
+            let t = write_file(
+                input,
+                &import,
+                &spec.columns,
+                &options,
+                cancel,
+                &retried,
+                |batch| write_rel_batch(store, db, file, spec, &spaces, &import, batch),
+            )
             .await?;
             rels.rows += t.rows;
             rels.written += t.written;
@@ -519,7 +532,11 @@ async fn write_node_batch(
                 list.push(label);
             }
         }
-        for label in labels.split(import.array_delimiter).map(str::trim).filter(|l| !l.is_empty()) {
+        for label in labels
+            .split(import.array_delimiter)
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
             check_name("label", label).map_err(|m| SnapshotError::format(file, m))?;
             if !list.contains(&label) {
                 list.push(label);

@@ -119,7 +119,12 @@ impl Target {
                 "n",
             )
             .await;
-        let ty = self.scalar(db, &format!("MATCH (:`{label}` {{`{key}`: '{from}'}})-[n]->() RETURN type(n)")).await;
+        let ty = self
+            .scalar(
+                db,
+                &format!("MATCH (:`{label}` {{`{key}`: '{from}'}})-[n]->() RETURN type(n)"),
+            )
+            .await;
         m.insert(":TYPE".into(), ty);
         m
     }
@@ -128,10 +133,17 @@ impl Target {
         match self {
             Target::Falkor { url, .. } => {
                 let rows = falkor_query(url, db, q);
-                rows.first().and_then(|r| r.first()).cloned().unwrap_or_default()
+                rows.first()
+                    .and_then(|r| r.first())
+                    .cloned()
+                    .unwrap_or_default()
             }
             Target::Bolt { writer, .. } => {
-                let mut s = writer.graph().execute_on(db, Query::new(format!("{q} AS v"))).await.unwrap();
+                let mut s = writer
+                    .graph()
+                    .execute_on(db, Query::new(format!("{q} AS v")))
+                    .await
+                    .unwrap();
                 let row = s.next().await.unwrap().unwrap();
                 row.get::<String>("v").unwrap_or_default()
             }
@@ -141,11 +153,16 @@ impl Target {
     async fn entity(&self, db: &str, pattern: &str, var: &str) -> BTreeMap<String, String> {
         match self {
             Target::Falkor { url, .. } => {
-                let keys = falkor_query(url, db, &format!("{pattern} UNWIND keys({var}) AS k RETURN k"));
+                let keys = falkor_query(
+                    url,
+                    db,
+                    &format!("{pattern} UNWIND keys({var}) AS k RETURN k"),
+                );
                 let mut out = BTreeMap::new();
                 for k in keys.into_iter().filter_map(|r| r.into_iter().next()) {
                     let v = format!("{var}.`{k}`");
-                    let ty = falkor_query(url, db, &format!("{pattern} RETURN typeOf({v})"))[0][0].clone();
+                    let ty = falkor_query(url, db, &format!("{pattern} RETURN typeOf({v})"))[0][0]
+                        .clone();
                     let text = falkor_text(url, db, pattern, &v, &ty);
                     out.insert(k, text);
                 }
@@ -154,12 +171,17 @@ impl Target {
             Target::Bolt { writer, .. } => {
                 let mut s = writer
                     .graph()
-                    .execute_on(db, Query::new(format!("{pattern} RETURN properties({var}) AS p")))
+                    .execute_on(
+                        db,
+                        Query::new(format!("{pattern} RETURN properties({var}) AS p")),
+                    )
                     .await
                     .unwrap();
                 let row = s.next().await.unwrap().expect("no such entity");
                 let map: BoltType = row.get("p").unwrap();
-                let BoltType::Map(map) = map else { panic!("{map:?}") };
+                let BoltType::Map(map) = map else {
+                    panic!("{map:?}")
+                };
                 map.value
                     .iter()
                     .map(|(k, v)| (k.value.clone(), bolt_text(v)))
@@ -190,11 +212,15 @@ fn falkor_query(url: &str, db: &str, q: &str) -> Vec<Vec<String>> {
             redis::Value::Int(i) => i.to_string(),
             redis::Value::Double(d) => d.to_string(),
             redis::Value::Nil => "null".into(),
-            redis::Value::Array(a) => format!("[{}]", a.iter().map(text).collect::<Vec<_>>().join(", ")),
+            redis::Value::Array(a) => {
+                format!("[{}]", a.iter().map(text).collect::<Vec<_>>().join(", "))
+            }
             other => format!("{other:?}"),
         }
     }
-    let redis::Value::Array(parts) = reply else { panic!("{reply:?}") };
+    let redis::Value::Array(parts) = reply else {
+        panic!("{reply:?}")
+    };
     match parts.get(1) {
         Some(redis::Value::Array(rows)) if parts.len() == 3 => rows
             .iter()
@@ -212,13 +238,20 @@ fn falkor_text(url: &str, db: &str, pattern: &str, v: &str, ty: &str) -> String 
     let one = |e: &str| falkor_query(url, db, &format!("{pattern} RETURN {e}"))[0][0].clone();
     match ty {
         "Integer" | "String" | "Boolean" => format!("{ty}:{}", one(v)),
-        "Float" => format!("Float:{:?}", one(&format!("toString({v})")).parse::<f64>().unwrap()),
+        "Float" => format!(
+            "Float:{:?}",
+            one(&format!("toString({v})")).parse::<f64>().unwrap()
+        ),
         "Date" => format!("Date:{}", one(&format!("toString({v})"))),
         "Time" => format!("LocalTime:{}", one(&format!("toString({v})"))),
         "Datetime" => format!("LocalDateTime:{}", one(&format!("toString({v})"))),
         "Duration" => {
             let parts = one(&format!("[{v}.years * 12 + {v}.months, {v}.days, {v}.hours * 3600 + {v}.minutes * 60 + {v}.seconds]"));
-            let n: Vec<i64> = parts.trim_matches(['[', ']']).split(", ").map(|x| x.parse::<f64>().unwrap() as i64).collect();
+            let n: Vec<i64> = parts
+                .trim_matches(['[', ']'])
+                .split(", ")
+                .map(|x| x.parse::<f64>().unwrap() as i64)
+                .collect();
             format!("Duration:{}M{}D{}S0N", n[0], n[1], n[2])
         }
         "Point" => {
@@ -255,11 +288,23 @@ fn bolt_text(v: &BoltType) -> String {
             let (t, o): (NaiveTime, FixedOffset) = t.into();
             format!("Time:{t}{o}")
         }
-        BoltType::LocalDateTime(t) => format!("LocalDateTime:{}", NaiveDateTime::try_from(t).unwrap().format("%Y-%m-%dT%H:%M:%S%.f")),
-        BoltType::DateTime(t) => format!("DateTime:{}", DateTime::<FixedOffset>::try_from(t).unwrap().to_rfc3339()),
+        BoltType::LocalDateTime(t) => format!(
+            "LocalDateTime:{}",
+            NaiveDateTime::try_from(t)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.f")
+        ),
+        BoltType::DateTime(t) => format!(
+            "DateTime:{}",
+            DateTime::<FixedOffset>::try_from(t).unwrap().to_rfc3339()
+        ),
         BoltType::DateTimeZoneId(t) => {
             let local: (NaiveDateTime, String) = t.clone().try_into().unwrap();
-            format!("DateTime:{}[{}]", local.0.format("%Y-%m-%dT%H:%M:%S%.f"), local.1)
+            format!(
+                "DateTime:{}[{}]",
+                local.0.format("%Y-%m-%dT%H:%M:%S%.f"),
+                local.1
+            )
         }
         BoltType::Duration(d) => {
             let s = format!("{d:?}");
@@ -271,8 +316,14 @@ fn bolt_text(v: &BoltType) -> String {
             format!("Duration:{}M{}D{}S{}N", nums[0], nums[1], nums[2], nums[3])
         }
         BoltType::Point2D(p) => format!("Point:{}({:?},{:?})", p.sr_id.value, p.x.value, p.y.value),
-        BoltType::Point3D(p) => format!("Point:{}({:?},{:?},{:?})", p.sr_id.value, p.x.value, p.y.value, p.z.value),
-        BoltType::List(l) => format!("List:[{}]", l.value.iter().map(bolt_text).collect::<Vec<_>>().join(", ")),
+        BoltType::Point3D(p) => format!(
+            "Point:{}({:?},{:?},{:?})",
+            p.sr_id.value, p.x.value, p.y.value, p.z.value
+        ),
+        BoltType::List(l) => format!(
+            "List:[{}]",
+            l.value.iter().map(bolt_text).collect::<Vec<_>>().join(", ")
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -290,7 +341,10 @@ fn snapshot(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
 }
 
 fn expect(got: &BTreeMap<String, String>, want: &[(&str, &str)], what: &str) {
-    let want: BTreeMap<String, String> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let want: BTreeMap<String, String> = want
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     assert_eq!(got, &want, "{what}");
 }
 
@@ -339,7 +393,11 @@ async fn every_type_both_stores_have_is_stored_natively_with_its_type() {
         );
         // Empty fields are not set, whatever their type.
         let p2 = t.node(&db, "Person", "personId", "p2").await;
-        expect(&p2, &[("personId", "String:p1".replace("p1", "p2").as_str())], t.name());
+        expect(
+            &p2,
+            &[("personId", "String:p1".replace("p1", "p2").as_str())],
+            t.name(),
+        );
     }
 }
 
@@ -347,8 +405,8 @@ async fn every_type_both_stores_have_is_stored_natively_with_its_type() {
 // What only the Bolt path (Neo4j) keeps, and FalkorDB refuses by name.
 
 const BOLT_ONLY: &str = "\
-id:ID(E),at:time,when:datetime,zoned:datetime,exact:localtime,stamp:localdatetime,span:duration,flat:point,space:point,globe:point
-e1,12:50:35.556+01:00,2015-06-24T12:50:35.556+01:00,2015-07-04T19:32:24[Europe/Berlin],12:50:35.123456789,2015-07-04T19:32:24.5,-PT1.5S,\"{x: 1.5, y: -2}\",\"{x: 1, y: 2, z: 3}\",\"{latitude: 13.1, longitude: 56.2, height: 100}\"
+id:ID(E),at:time,when:datetime,zoned:datetime,exact:localtime,stamp:localdatetime,span:duration,flat:point,space:point,globe:point,bare:datetime,times:time[]
+e1,12:50:35.556+01:00,2015-06-24T12:50:35.556+01:00,2015-07-04T19:32:24[Europe/Berlin],12:50:35.123456789,2015-07-04T19:32:24.5,-PT1.5S,\"{x: 1.5, y: -2}\",\"{x: 1, y: 2, z: 3}\",\"{latitude: 13.1, longitude: 56.2, height: 100}\",2015-06-24T12:50:35,12:00Z;13:00+02:00
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,6 +429,9 @@ async fn bolt_keeps_zoned_times_nanoseconds_negative_durations_and_every_point_k
             ("flat", "Point:7203(1.5,-2.0)"),
             ("space", "Point:9157(1.0,2.0,3.0)"),
             ("globe", "Point:4979(56.2,13.1,100.0)"),
+            // No zone: UTC, neo4j-admin's default time zone.
+            ("bare", "DateTime:2015-06-24T12:50:35+00:00"),
+            ("times", "List:[Time:12:00:00+00:00, Time:13:00:00+02:00]"),
         ],
         "ArcadeDB",
     );
@@ -383,19 +444,35 @@ async fn falkordb_refuses_each_type_it_lacks_naming_the_type_and_the_store() {
     let cases = [
         ("at:time", "12:50:35+01:00", "`time`"),
         ("when:datetime", "2015-06-24T12:50:35+01:00", "`datetime`"),
-        ("zoned:datetime", "2015-07-04T19:32:24[Europe/Berlin]", "`datetime`"),
+        (
+            "zoned:datetime",
+            "2015-07-04T19:32:24[Europe/Berlin]",
+            "`datetime`",
+        ),
         ("exact:localtime", "12:50:35.5", "`localtime`"),
-        ("stamp:localdatetime", "2015-07-04T19:32:24.5", "`localdatetime`"),
+        (
+            "stamp:localdatetime",
+            "2015-07-04T19:32:24.5",
+            "`localdatetime`",
+        ),
         ("span:duration", "PT1.5S", "`duration`"),
         ("span:duration", "-P1D", "`duration`"),
         ("span:duration", "PT25H", "`duration`"),
         ("flat:point", "\"{x: 1, y: 2}\"", "`point`"),
-        ("globe:point", "\"{latitude: 13.1, longitude: 56.2}\"", "`point`"),
+        (
+            "globe:point",
+            "\"{latitude: 13.1, longitude: 56.2}\"",
+            "`point`",
+        ),
         ("ats:time[]", "12:50:35Z", "`time`"),
     ];
     for (i, (column, value, ty)) in cases.iter().enumerate() {
         let text = format!("id:ID(E),{column}\ne1,{value}\n");
-        let dir = snapshot(root.path(), &format!("refuse{i}"), &[("nodes/e.csv", &text)]);
+        let dir = snapshot(
+            root.path(),
+            &format!("refuse{i}"),
+            &[("nodes/e.csv", &text)],
+        );
         let (db, r) = t.load(&dir).await;
         let err = r.expect_err(column).to_string();
         assert!(
@@ -432,7 +509,10 @@ async fn malformed_values_are_refused_naming_file_column_row_and_value() {
         let err = r.expect_err(column).to_string();
         let name = column.split(':').next().unwrap();
         assert!(
-            err.contains("e.csv") && err.contains(&format!("`{name}`")) && err.contains("row 2") && err.contains(value),
+            err.contains("e.csv")
+                && err.contains(&format!("`{name}`"))
+                && err.contains("row 2")
+                && err.contains(value),
             "{column}={value}: {err}"
         );
     }
@@ -468,13 +548,28 @@ async fn options_file_sets_delimiter_array_delimiter_and_quote() {
             t.name(),
         );
         let labels = t.scalar(&db, "MATCH (n:B) RETURN n.id").await;
-        assert_eq!(labels, "p1", "{}: labels split at the array delimiter", t.name());
+        assert_eq!(
+            labels,
+            "p1",
+            "{}: labels split at the array delimiter",
+            t.name()
+        );
     }
     // A bad options file fails the load, naming the file.
-    let bad = snapshot(root.path(), "badopts", &[("import.toml", "delimiter = \";\"\nquote = \";\"\n"), ("nodes/p.csv", "id:ID(P)\np1\n")]);
+    let bad = snapshot(
+        root.path(),
+        "badopts",
+        &[
+            ("import.toml", "delimiter = \";\"\nquote = \";\"\n"),
+            ("nodes/p.csv", "id:ID(P)\np1\n"),
+        ],
+    );
     let t = Target::falkor().await;
     let err = t.load(&bad).await.1.unwrap_err().to_string();
-    assert!(err.contains("import.toml") && err.contains("three different characters"), "{err}");
+    assert!(
+        err.contains("import.toml") && err.contains("three different characters"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,34 +580,68 @@ async fn header_files_and_group_directories_name_labels_and_types() {
         "groups",
         &[
             // --nodes=Person:Employee=header.csv,part1.csv,part2.csv
-            ("nodes/Person:Employee/header.csv", "id:ID(P),name,age:int\n"),
+            (
+                "nodes/Person:Employee/header.csv",
+                "id:ID(P),name,age:int\n",
+            ),
             ("nodes/Person:Employee/part1.csv", "p1,Ada,36\np2,Alan,41\n"),
             ("nodes/Person:Employee/part2.csv", "p3,Grace,85\n"),
             // --relationships=KNOWS=knows.csv (no :TYPE column)
-            ("relationships/KNOWS/knows.csv", ":START_ID(P),:END_ID(P),since:int\np1,p2,1936\n"),
+            (
+                "relationships/KNOWS/knows.csv",
+                ":START_ID(P),:END_ID(P),since:int\np1,p2,1936\n",
+            ),
             // a plain file keeps its own :TYPE
-            ("relationships/other.csv", ":START_ID(P),:END_ID(P),:TYPE\np2,p3,MET\n"),
+            (
+                "relationships/other.csv",
+                ":START_ID(P),:END_ID(P),:TYPE\np2,p3,MET\n",
+            ),
         ],
     );
     for t in both().await {
         let (db, report) = t.load_ok(&dir).await;
         assert_eq!((report.nodes, report.relationships), (3, 2), "{}", t.name());
         let p3 = t.node(&db, "Employee", "id", "p3").await;
-        expect(&p3, &[("id", "String:p3"), ("name", "String:Grace"), ("age", "Integer:85")], t.name());
+        expect(
+            &p3,
+            &[
+                ("id", "String:p3"),
+                ("name", "String:Grace"),
+                ("age", "Integer:85"),
+            ],
+            t.name(),
+        );
         let knows = t.rel(&db, "Person", "id", "p1").await;
-        expect(&knows, &[(":TYPE", "KNOWS"), ("since", "Integer:1936")], t.name());
+        expect(
+            &knows,
+            &[(":TYPE", "KNOWS"), ("since", "Integer:1936")],
+            t.name(),
+        );
         let met = t.rel(&db, "Person", "id", "p2").await;
         expect(&met, &[(":TYPE", "MET")], t.name());
     }
     // A header file with data, or a :TYPE column in a typed directory, is refused.
     let t = Target::falkor().await;
-    let bad = snapshot(root.path(), "bad1", &[("nodes/P/header.csv", "id:ID(P)\np0\n"), ("nodes/P/a.csv", "p1\n")]);
+    let bad = snapshot(
+        root.path(),
+        "bad1",
+        &[
+            ("nodes/P/header.csv", "id:ID(P)\np0\n"),
+            ("nodes/P/a.csv", "p1\n"),
+        ],
+    );
     let err = t.load(&bad).await.1.unwrap_err().to_string();
     assert!(err.contains("must hold only the header line"), "{err}");
     let bad = snapshot(
         root.path(),
         "bad2",
-        &[("nodes/p.csv", "id:ID(P)\np1\n"), ("relationships/KNOWS/k.csv", ":START_ID(P),:END_ID(P),:TYPE\np1,p1,LIKES\n")],
+        &[
+            ("nodes/p.csv", "id:ID(P)\np1\n"),
+            (
+                "relationships/KNOWS/k.csv",
+                ":START_ID(P),:END_ID(P),:TYPE\np1,p1,LIKES\n",
+            ),
+        ],
     );
     let err = t.load(&bad).await.1.unwrap_err().to_string();
     assert!(err.contains("use one or the other"), "{err}");
@@ -527,7 +656,10 @@ async fn id_without_an_id_space_is_the_global_space() {
         &[
             ("nodes/people.csv", "id:ID,:LABEL,name\nu1,User,Ann\n"),
             ("nodes/groups.csv", "id:ID,:LABEL,name\ng1,Group,Admins\n"),
-            ("relationships/member.csv", ":START_ID,:END_ID,:TYPE\nu1,g1,MEMBER_OF\n"),
+            (
+                "relationships/member.csv",
+                ":START_ID,:END_ID,:TYPE\nu1,g1,MEMBER_OF\n",
+            ),
         ],
     );
     for t in both().await {
@@ -535,12 +667,19 @@ async fn id_without_an_id_space_is_the_global_space() {
         assert_eq!((report.nodes, report.relationships), (2, 1), "{}", t.name());
         let member = t.rel(&db, "User", "id", "u1").await;
         expect(&member, &[(":TYPE", "MEMBER_OF")], t.name());
-        assert_eq!(t.scalar(&db, "MATCH (:User)-[]->(g:Group) RETURN g.name").await, "Admins");
+        assert_eq!(
+            t.scalar(&db, "MATCH (:User)-[]->(g:Group) RETURN g.name")
+                .await,
+            "Admins"
+        );
     }
 }
 
 fn gzip(path: &Path) {
-    let status = std::process::Command::new("gzip").arg(path).status().unwrap();
+    let status = std::process::Command::new("gzip")
+        .arg(path)
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -567,7 +706,10 @@ async fn compressed_csv_gz_and_zip_files_are_read() {
         "compressed",
         &[
             ("nodes/a.csv", "id:ID(P),n:int\np1,1\n"),
-            ("relationships/r.csv", ":START_ID(P),:END_ID(P),:TYPE\np1,p2,R\np2,p3,R\n"),
+            (
+                "relationships/r.csv",
+                ":START_ID(P),:END_ID(P),:TYPE\np1,p2,R\np2,p3,R\n",
+            ),
             // a header file for gzip parts
             ("nodes/Q/header.csv", "id:ID(Q),n:int\n"),
             ("nodes/Q/part1.csv", "q1,10\n"),
@@ -576,21 +718,46 @@ async fn compressed_csv_gz_and_zip_files_are_read() {
     gzip(&dir.join("nodes/a.csv"));
     gzip(&dir.join("relationships/r.csv"));
     gzip(&dir.join("nodes/Q/part1.csv"));
-    zip(&dir.join("nodes"), "b.zip", "b.csv", "id:ID(P),n:int\np2,2\n", true);
-    zip(&dir.join("nodes"), "c.zip", "c.csv", "id:ID(P),n:int\np3,3\n", false);
+    zip(
+        &dir.join("nodes"),
+        "b.zip",
+        "b.csv",
+        "id:ID(P),n:int\np2,2\n",
+        true,
+    );
+    zip(
+        &dir.join("nodes"),
+        "c.zip",
+        "c.csv",
+        "id:ID(P),n:int\np3,3\n",
+        false,
+    );
     for t in both().await {
         let (db, report) = t.load_ok(&dir).await;
         assert_eq!((report.nodes, report.relationships), (4, 2), "{}", t.name());
         for (id, n) in [("p1", "1"), ("p2", "2"), ("p3", "3")] {
             let p = t.node(&db, "P", "id", id).await;
-            expect(&p, &[("id", &format!("String:{id}")), ("n", &format!("Integer:{n}"))], t.name());
+            expect(
+                &p,
+                &[
+                    ("id", &format!("String:{id}")),
+                    ("n", &format!("Integer:{n}")),
+                ],
+                t.name(),
+            );
         }
         let q = t.node(&db, "Q", "id", "q1").await;
         expect(&q, &[("id", "String:q1"), ("n", "Integer:10")], t.name());
     }
     // A damaged archive is an error, never short data.
     let bad = snapshot(root.path(), "badzip", &[("nodes/a.csv", "id:ID(P)\np1\n")]);
-    zip(&bad.join("nodes"), "two.zip", "x.csv", "id:ID(P)\np2\n", true);
+    zip(
+        &bad.join("nodes"),
+        "two.zip",
+        "x.csv",
+        "id:ID(P)\np2\n",
+        true,
+    );
     let archive = bad.join("nodes/two.zip");
     let mut bytes = std::fs::read(&archive).unwrap();
     // Inside the deflated data: after the 30-byte local header and `x.csv`.
@@ -613,7 +780,10 @@ fn write_parquet(path: &Path, batch: arrow::array::RecordBatch) {
 }
 
 fn parquet_snapshot(root: &Path, name: &str, zoned: bool, active: &[&str]) -> PathBuf {
-    use arrow::array::{ArrayRef, Date32Array, Int64Builder, ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray};
+    use arrow::array::{
+        ArrayRef, Date32Array, Int64Builder, ListBuilder, RecordBatch, StringArray, StringBuilder,
+        TimestampMillisecondArray,
+    };
     let dir = root.join(name);
     let mut ints = ListBuilder::new(Int64Builder::new());
     ints.values().append_value(3);
@@ -631,12 +801,24 @@ fn parquet_snapshot(root: &Path, name: &str, zoned: bool, active: &[&str]) -> Pa
         ("tags:string[]", Arc::new(strs.finish())),
         ("born", Arc::new(Date32Array::from(vec![18276]))),
         ("seen", Arc::new(TimestampMillisecondArray::from(vec![ms]))),
-        ("active:boolean", Arc::new(StringArray::from(active.to_vec()))),
+        (
+            "active:boolean",
+            Arc::new(StringArray::from(active.to_vec())),
+        ),
     ];
     if zoned {
-        columns.push(("utc", Arc::new(TimestampMillisecondArray::from(vec![ms]).with_timezone("UTC"))));
-        columns.push(("berlin", Arc::new(TimestampMillisecondArray::from(vec![ms]).with_timezone("Europe/Berlin"))));
-        columns.push(("plus1", Arc::new(TimestampMillisecondArray::from(vec![ms]).with_timezone("+01:00"))));
+        columns.push((
+            "utc",
+            Arc::new(TimestampMillisecondArray::from(vec![ms]).with_timezone("UTC")),
+        ));
+        columns.push((
+            "berlin",
+            Arc::new(TimestampMillisecondArray::from(vec![ms]).with_timezone("Europe/Berlin")),
+        ));
+        columns.push((
+            "plus1",
+            Arc::new(TimestampMillisecondArray::from(vec![ms]).with_timezone("+01:00")),
+        ));
     }
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     write_parquet(&dir.join("nodes/p.parquet"), batch);
@@ -673,9 +855,15 @@ async fn parquet_lists_dates_timestamps_and_string_booleans() {
     // ... and FalkorDB refuses them by name.
     let falkor = Target::falkor().await;
     let err = falkor.load(&zoned).await.1.unwrap_err().to_string();
-    assert!(err.contains("FalkorDB 4.16") && err.contains("`datetime`"), "{err}");
+    assert!(
+        err.contains("FalkorDB 4.16") && err.contains("`datetime`"),
+        "{err}"
+    );
     // `yes`/`no` in a boolean column: refused, as in CSV.
     let yes = parquet_snapshot(root.path(), "yes", false, &["yes"]);
     let err = falkor.load(&yes).await.1.unwrap_err().to_string();
-    assert!(err.contains("`yes` is not a boolean") && err.contains("`active`"), "{err}");
+    assert!(
+        err.contains("`yes` is not a boolean") && err.contains("`active`"),
+        "{err}"
+    );
 }

@@ -33,12 +33,12 @@ use redis::{AsyncCommands, Value as RedisValue};
 
 use super::cypher::{node_statement_with, relationship_statement_with};
 use super::values::{Cell, CellKind};
-use crate::snapshot::PropType;
 use super::{
     quote, Counts, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite, Value,
 };
 use crate::config::{GraphKind, ServiceUrl};
 use crate::ident::{Customer, DatabaseName};
+use crate::snapshot::PropType;
 
 /// Key holding the database an alias graph was copied from.
 pub fn alias_key(alias: &str) -> String {
@@ -317,30 +317,51 @@ fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
         Cell::Str(s) => write_literal(out, Value::Str(s))?,
         Cell::Date(d) => {
             if !(1..=9999).contains(&d.year()) {
-                return Err(refuse("date", &format!(" outside the years 1 to 9999 (value {d})")));
+                return Err(refuse(
+                    "date",
+                    &format!(" outside the years 1 to 9999 (value {d})"),
+                ));
             }
             write_str(out, &d.format("%Y-%m-%d").to_string());
         }
         Cell::LocalTime(t) => {
             if t.nanosecond() != 0 {
-                return Err(refuse("localtime", &format!(" with fractions of a second (value {t}: it keeps whole seconds only)")));
+                return Err(refuse(
+                    "localtime",
+                    &format!(
+                        " with fractions of a second (value {t}: it keeps whole seconds only)"
+                    ),
+                ));
             }
             write_str(out, &t.format("%H:%M:%S").to_string());
         }
         Cell::LocalDateTime(t) => {
             if t.nanosecond() != 0 {
-                return Err(refuse("localdatetime", &format!(" with fractions of a second (value {t}: it keeps whole seconds only)")));
+                return Err(refuse(
+                    "localdatetime",
+                    &format!(
+                        " with fractions of a second (value {t}: it keeps whole seconds only)"
+                    ),
+                ));
             }
             if !(1..=9999).contains(&t.year()) {
-                return Err(refuse("localdatetime", &format!(" outside the years 1 to 9999 (value {t})")));
+                return Err(refuse(
+                    "localdatetime",
+                    &format!(" outside the years 1 to 9999 (value {t})"),
+                ));
             }
             write_str(out, &t.format("%Y-%m-%dT%H:%M:%S").to_string());
         }
         Cell::Time(..) => constructor(PropType::Time).map(|_| ())?,
-        Cell::DateTime(_) | Cell::ZonedDateTime(..) => constructor(PropType::DateTime).map(|_| ())?,
+        Cell::DateTime(_) | Cell::ZonedDateTime(..) => {
+            constructor(PropType::DateTime).map(|_| ())?
+        }
         Cell::Duration(d) => {
             if d.months < 0 || d.days < 0 || d.seconds < 0 || d.nanos != 0 {
-                return Err(refuse("duration", &format!(" that are negative or have fractions of a second (value {d:?})")));
+                return Err(refuse(
+                    "duration",
+                    &format!(" that are negative or have fractions of a second (value {d:?})"),
+                ));
             }
             // FalkorDB keeps a duration as one count of seconds and splits it
             // back into months and days on reading: PT90000S reads as P1DT1H,
@@ -355,7 +376,10 @@ fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
         }
         Cell::Point(p) => {
             if p.srid != 4326 {
-                return Err(refuse("point", &format!(" other than 2D WGS-84 latitude/longitude (srid {})", p.srid)));
+                return Err(refuse(
+                    "point",
+                    &format!(" other than 2D WGS-84 latitude/longitude (srid {})", p.srid),
+                ));
             }
             let exact = |v: f64| f64::from(v as f32) == v;
             if !exact(p.x) || !exact(p.y) {

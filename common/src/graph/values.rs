@@ -8,9 +8,7 @@
 //! points become [`Cell`]s, converted once per batch and checked on the way:
 //! a malformed value is an error naming the row and the value.
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{
     DataType, Date32Type, Date64Type, DurationMicrosecondType, DurationMillisecondType,
@@ -354,17 +352,15 @@ fn cast_strict(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> 
 /// The cells of one column of element type `ty` (declared, or taken from
 /// the Arrow type): strings are parsed, native values converted, and a
 /// native type that is not `ty` is refused.
-fn element_cells(a: &ArrayRef, ty: Option<PropType>) -> Result<(PropType, Vec<Option<Cell>>), String> {
+fn element_cells(
+    a: &ArrayRef,
+    ty: Option<PropType>,
+) -> Result<(PropType, Vec<Option<Cell>>), String> {
     let native = native_kind(a.data_type());
     let ty = match (ty, native) {
         (Some(t), _) => t,
         (None, Some(n)) => n,
-        (None, None) => {
-            return Err(format!(
-                "Arrow type {} is not supported",
-                a.data_type()
-            ))
-        }
+        (None, None) => return Err(format!("Arrow type {} is not supported", a.data_type())),
     };
     let mut cells = Vec::with_capacity(a.len());
     if is_string(a.data_type()) && ty != PropType::String {
@@ -657,7 +653,10 @@ mod tests {
         let v = Values::from_column(&a, pipe).unwrap();
         assert_eq!(
             v.get(0),
-            Value::Cell(&Cell::List(vec![Cell::Str("a;b".into()), Cell::Str("c".into())]))
+            Value::Cell(&Cell::List(vec![
+                Cell::Str("a;b".into()),
+                Cell::Str("c".into())
+            ]))
         );
         let a: ArrayRef = Arc::new(StringArray::from(vec!["1;x"]));
         let err = Values::from_column(&a, declared(PropType::Int, true)).unwrap_err();
@@ -675,23 +674,51 @@ mod tests {
             Some(vec![Some(1), Some(2)]),
             None,
         ]));
-        let v = Values::from_column(&list, Declared { ty: None, array: false, array_delimiter: ';' }).unwrap();
-        assert_eq!(v.get(0), Value::Cell(&Cell::List(vec![Cell::Int(1), Cell::Int(2)])));
+        let v = Values::from_column(
+            &list,
+            Declared {
+                ty: None,
+                array: false,
+                array_delimiter: ';',
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            v.get(0),
+            Value::Cell(&Cell::List(vec![Cell::Int(1), Cell::Int(2)]))
+        );
         assert_eq!(v.get(1), Value::Null);
-        let with_null: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I, _, _>(vec![Some(vec![Some(1), None])]));
-        assert!(Values::from_array(&with_null, None).unwrap_err().contains("null"));
+        let with_null: ArrayRef =
+            Arc::new(ListArray::from_iter_primitive::<I, _, _>(vec![Some(vec![
+                Some(1),
+                None,
+            ])]));
+        assert!(Values::from_array(&with_null, None)
+            .unwrap_err()
+            .contains("null"));
 
         let dates: ArrayRef = Arc::new(Date32Array::from(vec![18276]));
         let v = Values::from_array(&dates, None).unwrap();
-        assert_eq!(v.get(0), Value::Cell(&Cell::Date(NaiveDate::from_ymd_opt(2020, 1, 15).unwrap())));
+        assert_eq!(
+            v.get(0),
+            Value::Cell(&Cell::Date(NaiveDate::from_ymd_opt(2020, 1, 15).unwrap()))
+        );
         let berlin: ArrayRef = Arc::new(
             TimestampMillisecondArray::from(vec![1_579_091_696_000]).with_timezone("Europe/Berlin"),
         );
         let v = Values::from_array(&berlin, Some(PropType::DateTime)).unwrap();
-        let local = NaiveDate::from_ymd_opt(2020, 1, 15).unwrap().and_hms_opt(13, 34, 56).unwrap();
-        assert_eq!(v.get(0), Value::Cell(&Cell::ZonedDateTime(local, chrono_tz::Europe::Berlin)));
+        let local = NaiveDate::from_ymd_opt(2020, 1, 15)
+            .unwrap()
+            .and_hms_opt(13, 34, 56)
+            .unwrap();
+        assert_eq!(
+            v.get(0),
+            Value::Cell(&Cell::ZonedDateTime(local, chrono_tz::Europe::Berlin))
+        );
         // A timestamp is not a date: no silent truncation.
-        assert!(Values::from_array(&berlin, Some(PropType::Date)).unwrap_err().contains("cannot be read as date"));
+        assert!(Values::from_array(&berlin, Some(PropType::Date))
+            .unwrap_err()
+            .contains("cannot be read as date"));
     }
 
     #[test]

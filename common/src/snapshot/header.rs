@@ -420,6 +420,60 @@ mod tests {
     }
 
     #[test]
+    fn id_columns_without_a_space_are_the_global_space() {
+        let spec = NodeSpec::parse(&names(&["id:ID", "name"])).unwrap();
+        assert_eq!(spec.id_space, GLOBAL_ID_SPACE);
+        let rel = RelSpec::parse(&names(&[":START_ID", ":END_ID()", ":TYPE"])).unwrap();
+        assert_eq!(
+            (rel.start_space.as_str(), rel.end_space.as_str()),
+            (GLOBAL_ID_SPACE, GLOBAL_ID_SPACE)
+        );
+    }
+
+    #[test]
+    fn arrays_temporal_types_and_points_are_declared_types() {
+        let spec = NodeSpec::parse(&names(&[
+            "id:ID(P)",
+            "tags:string[]",
+            "born:date",
+            "at:DateTime",
+            "loc:point",
+            "days:date[]",
+        ]))
+        .unwrap();
+        let props: Vec<_> = spec.properties.iter().map(|p| (p.ty, p.array)).collect();
+        assert_eq!(
+            props,
+            [
+                (Some(PropType::String), true),
+                (Some(PropType::Date), false),
+                (Some(PropType::DateTime), false),
+                (Some(PropType::Point), false),
+                (Some(PropType::Date), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_type_from_naming_replaces_the_type_column_never_joins_it() {
+        let cols = names(&[":START_ID(P)", ":END_ID(P)", "since:int"]);
+        let spec = RelSpec::parse_named(&cols, Some("KNOWS")).unwrap();
+        assert_eq!(
+            (spec.type_index, spec.fixed_type.as_deref()),
+            (None, Some("KNOWS"))
+        );
+        let with_type = names(&[":START_ID(P)", ":END_ID(P)", ":TYPE"]);
+        let err = RelSpec::parse_named(&with_type, Some("KNOWS")).unwrap_err();
+        assert!(err.contains("use one or the other"), "{err}");
+        let err = RelSpec::parse_named(&cols, Some("A`B")).unwrap_err();
+        assert!(err.contains("'`'"), "{err}");
+        let spec =
+            NodeSpec::parse_named(&names(&["id:ID(P)"]), &["Person".into(), "Employee".into()])
+                .unwrap();
+        assert_eq!(spec.labels, ["Person", "Employee"]);
+    }
+
+    #[test]
     fn unnamed_id_is_stored_as_id() {
         let spec = NodeSpec::parse(&names(&[":ID(Person)", "name"])).unwrap();
         assert_eq!(spec.id_property, "id");

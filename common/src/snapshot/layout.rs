@@ -54,7 +54,10 @@ impl FileFormat {
 
     /// CSV, compressed or not.
     pub fn is_csv(self) -> bool {
-        matches!(self, FileFormat::Csv | FileFormat::CsvGz | FileFormat::CsvZip)
+        matches!(
+            self,
+            FileFormat::Csv | FileFormat::CsvGz | FileFormat::CsvZip
+        )
     }
 }
 
@@ -363,6 +366,50 @@ mod tests {
             resolve_ready(&r, &c("evil"), id(1767741427)),
             Err(SnapshotError::OutsideRoot(_))
         ));
+    }
+
+    #[test]
+    fn group_directories_give_labels_types_and_header_files() {
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path();
+        touch(&d.join("nodes/a.csv"));
+        touch(&d.join("nodes/Person:Employee/header.csv"));
+        touch(&d.join("nodes/Person:Employee/part2.csv.gz"));
+        touch(&d.join("nodes/Person:Employee/part1.csv"));
+        touch(&d.join("nodes/_skipped/x.csv"));
+        touch(&d.join("relationships/KNOWS/k.zip"));
+        let (nodes, rels) = inputs(d).unwrap();
+        let shown: Vec<_> = nodes
+            .iter()
+            .map(|i| {
+                (
+                    i.path.strip_prefix(d).unwrap().display().to_string(),
+                    i.header.is_some(),
+                    i.labels(),
+                )
+            })
+            .collect();
+        let pe = vec!["Person".to_string(), "Employee".to_string()];
+        assert_eq!(
+            shown,
+            [
+                ("nodes/a.csv".to_string(), false, vec![]),
+                (
+                    "nodes/Person:Employee/part1.csv".to_string(),
+                    true,
+                    pe.clone()
+                ),
+                ("nodes/Person:Employee/part2.csv.gz".to_string(), true, pe),
+            ]
+        );
+        assert_eq!(rels[0].group.as_deref(), Some("KNOWS"));
+        assert_eq!(FileFormat::of(&rels[0].path), Some(FileFormat::CsvZip));
+        touch(&d.join("nodes/Person:Employee/deeper/x.csv"));
+        let err = inputs(d).unwrap_err().to_string();
+        assert!(
+            err.contains("directories inside a group directory"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -125,8 +125,16 @@ mod tests {
     fn options_are_read_and_checked() {
         let o = ImportOptions::parse("delimiter = \"TAB\"\narray_delimiter = \"|\"\nquote = \"'\"")
             .unwrap();
-        assert_eq!((o.delimiter, o.array_delimiter, o.quote), (b'\t', '|', b'\''));
-        assert_eq!(ImportOptions::parse("delimiter = \"\\t\"").unwrap().delimiter, b'\t');
+        assert_eq!(
+            (o.delimiter, o.array_delimiter, o.quote),
+            (b'\t', '|', b'\'')
+        );
+        assert_eq!(
+            ImportOptions::parse("delimiter = \"\\t\"")
+                .unwrap()
+                .delimiter,
+            b'\t'
+        );
         let cases = [
             ("delimiter = \";;\"", "must be one character"),
             ("delimiter = \"é\"", "must be an ASCII character"),

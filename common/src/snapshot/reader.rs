@@ -45,7 +45,10 @@ fn csv_format(options: &ImportOptions) -> arrow::csv::reader::Format {
 /// The column names of an input: its group's header file, the CSV header
 /// line (split with the snapshot's delimiter and quote), or the
 /// Parquet/Arrow schema.
-pub fn column_names_of(input: &Input, options: &ImportOptions) -> Result<Vec<String>, SnapshotError> {
+pub fn column_names_of(
+    input: &Input,
+    options: &ImportOptions,
+) -> Result<Vec<String>, SnapshotError> {
     let path = input.path.as_path();
     if let Some(header) = &input.header {
         if !format(path)?.is_csv() {
@@ -239,7 +242,9 @@ fn open(path: &Path) -> Result<File, SnapshotError> {
 fn open_text(path: &Path) -> Result<LineLimit<Box<dyn Read + Send>>, SnapshotError> {
     let file = open(path)?;
     let inner: Box<dyn Read + Send> = match format(path)? {
-        FileFormat::CsvGz => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))),
+        FileFormat::CsvGz => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            file,
+        ))),
         FileFormat::CsvZip => zip_entry(path, file)?,
         _ => Box::new(file),
     };
@@ -269,7 +274,9 @@ fn zip_entry(path: &Path, file: File) -> Result<Box<dyn Read + Send>, SnapshotEr
             ));
         }
         if !name.to_ascii_lowercase().ends_with(".csv") {
-            return Err(bad(format!("the file in the zip archive, `{name}`, is not a .csv file")));
+            return Err(bad(format!(
+                "the file in the zip archive, `{name}`, is not a .csv file"
+            )));
         }
         if entry.encrypted() {
             return Err(bad(format!("`{name}` in the zip archive is encrypted")));
@@ -289,14 +296,17 @@ fn zip_entry(path: &Path, file: File) -> Result<Box<dyn Read + Send>, SnapshotEr
     let (name, method, start, compressed, size, crc) =
         found.ok_or_else(|| bad("the zip archive holds no file".into()))?;
     let mut file = archive.into_inner();
-    file.seek(SeekFrom::Start(start)).map_err(|e| SnapshotError::Io {
-        file: path.display().to_string(),
-        source: e,
-    })?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| SnapshotError::Io {
+            file: path.display().to_string(),
+            source: e,
+        })?;
     let raw = std::io::BufReader::new(file).take(compressed);
     let data: Box<dyn Read + Send> = match method {
         zip::CompressionMethod::Stored => Box::new(raw),
-        m if m == zip::CompressionMethod::DEFLATE => Box::new(flate2::read::DeflateDecoder::new(raw)),
+        m if m == zip::CompressionMethod::DEFLATE => {
+            Box::new(flate2::read::DeflateDecoder::new(raw))
+        }
         other => {
             return Err(bad(format!(
                 "`{name}` in the zip archive uses compression {other}; use deflate or none"

@@ -51,8 +51,7 @@ fn split_offset(s: &str) -> Result<(&str, Option<FixedOffset>), String> {
     let sign = if off.starts_with('-') { -1 } else { 1 };
     let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
     let bad = || format!("`{s}`: `{off}` is not a time zone offset (+HH:MM)");
-    if !digits.chars().all(|c| c.is_ascii_digit()) || !(digits.len() == 2 || digits.len() == 4)
-    {
+    if !digits.chars().all(|c| c.is_ascii_digit()) || !(digits.len() == 2 || digits.len() == 4) {
         return Err(bad());
     }
     let hours: i32 = digits[..2].parse().map_err(|_| bad())?;
@@ -91,18 +90,19 @@ pub fn datetime(s: &str) -> Result<Cell, String> {
         let zone = t[open + 1..]
             .strip_suffix(']')
             .ok_or_else(|| format!("`{s}`: missing `]` after the time zone name"))?;
-        let tz: Tz = zone
-            .parse()
-            .map_err(|_| format!("`{s}`: `{zone}` is not a known time zone name (IANA, e.g. Europe/Berlin)"))?;
+        let tz: Tz = zone.parse().map_err(|_| {
+            format!("`{s}`: `{zone}` is not a known time zone name (IANA, e.g. Europe/Berlin)")
+        })?;
         let (head, offset) = split_offset(&t[..open])?;
         let local = naive_datetime(head)?;
-        let resolved = tz
-            .from_local_datetime(&local)
-            .single()
-            .ok_or_else(|| format!("`{s}`: the local time does not exist or is ambiguous in {zone}"))?;
+        let resolved = tz.from_local_datetime(&local).single().ok_or_else(|| {
+            format!("`{s}`: the local time does not exist or is ambiguous in {zone}")
+        })?;
         if let Some(offset) = offset {
             if resolved.offset().fix() != offset {
-                return Err(format!("`{s}`: offset {offset} is not the offset of {zone} at that time"));
+                return Err(format!(
+                    "`{s}`: offset {offset} is not the offset of {zone} at that time"
+                ));
             }
         }
         return Ok(Cell::ZonedDateTime(local, tz));
@@ -127,7 +127,8 @@ use chrono::Offset as _;
 /// and minutes are seconds; months, days and seconds stay apart (as in Neo4j).
 pub fn duration(s: &str) -> Result<Cell, String> {
     let t = s.trim();
-    let bad = |why: &str| format!("`{s}` is not an ISO 8601 duration (e.g. P1Y2M3DT4H5M6.5S): {why}");
+    let bad =
+        |why: &str| format!("`{s}` is not an ISO 8601 duration (e.g. P1Y2M3DT4H5M6.5S): {why}");
     let (negative, rest) = match t.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, t),
@@ -160,19 +161,42 @@ pub fn duration(s: &str) -> Result<Cell, String> {
                     return Err(bad("only seconds may have a fraction"));
                 }
                 match (in_time, unit) {
-                    (false, 'Y') => months = whole.checked_mul(12).and_then(|m| months.checked_add(m)).ok_or_else(overflow)?,
+                    (false, 'Y') => {
+                        months = whole
+                            .checked_mul(12)
+                            .and_then(|m| months.checked_add(m))
+                            .ok_or_else(overflow)?
+                    }
                     (false, 'M') => months = months.checked_add(whole).ok_or_else(overflow)?,
-                    (false, 'W') => days = whole.checked_mul(7).and_then(|d| days.checked_add(d)).ok_or_else(overflow)?,
+                    (false, 'W') => {
+                        days = whole
+                            .checked_mul(7)
+                            .and_then(|d| days.checked_add(d))
+                            .ok_or_else(overflow)?
+                    }
                     (false, 'D') => days = days.checked_add(whole).ok_or_else(overflow)?,
-                    (true, 'H') => seconds = whole.checked_mul(3600).and_then(|x| seconds.checked_add(x)).ok_or_else(overflow)?,
-                    (true, 'M') => seconds = whole.checked_mul(60).and_then(|x| seconds.checked_add(x)).ok_or_else(overflow)?,
+                    (true, 'H') => {
+                        seconds = whole
+                            .checked_mul(3600)
+                            .and_then(|x| seconds.checked_add(x))
+                            .ok_or_else(overflow)?
+                    }
+                    (true, 'M') => {
+                        seconds = whole
+                            .checked_mul(60)
+                            .and_then(|x| seconds.checked_add(x))
+                            .ok_or_else(overflow)?
+                    }
                     (true, 'S') => {
                         seconds = seconds.checked_add(whole).ok_or_else(overflow)?;
                         if let Some(f) = frac {
-                            if f.is_empty() || f.len() > 9 || !f.chars().all(|c| c.is_ascii_digit()) {
+                            if f.is_empty() || f.len() > 9 || !f.chars().all(|c| c.is_ascii_digit())
+                            {
                                 return Err(bad("at most 9 digits after the point"));
                             }
-                            nanos = format!("{f:0<9}").parse().map_err(|_| bad("bad fraction"))?;
+                            nanos = format!("{f:0<9}")
+                                .parse()
+                                .map_err(|_| bad("bad fraction"))?;
                         }
                     }
                     _ => return Err(bad(&format!("unknown unit `{c}`"))),
@@ -200,7 +224,9 @@ pub fn duration(s: &str) -> Result<Cell, String> {
 /// cartesian (7203) / cartesian-3D (9157) for x/y[/z].
 pub fn point(s: &str) -> Result<Cell, String> {
     let t = s.trim();
-    let bad = |why: String| format!("`{s}` is not a point (e.g. {{latitude: 13.1, longitude: 56.2}} or {{x: 1, y: 2}}): {why}");
+    let bad = |why: String| {
+        format!("`{s}` is not a point (e.g. {{latitude: 13.1, longitude: 56.2}} or {{x: 1, y: 2}}): {why}")
+    };
     let body = t
         .strip_prefix('{')
         .and_then(|r| r.strip_suffix('}'))
@@ -215,7 +241,9 @@ pub fn point(s: &str) -> Result<Cell, String> {
         let key = k.trim().trim_matches(['\'', '"']).to_ascii_lowercase();
         let v = v.trim().trim_matches(['\'', '"']);
         let num = || -> Result<f64, String> {
-            let f: f64 = v.parse().map_err(|_| bad(format!("`{v}` is not a number")))?;
+            let f: f64 = v
+                .parse()
+                .map_err(|_| bad(format!("`{v}` is not a number")))?;
             if f.is_finite() {
                 Ok(f)
             } else {
@@ -234,7 +262,10 @@ pub fn point(s: &str) -> Result<Cell, String> {
                 continue;
             }
             "srid" => {
-                srid = Some(v.parse().map_err(|_| bad(format!("srid `{v}` is not an integer")))?);
+                srid = Some(
+                    v.parse()
+                        .map_err(|_| bad(format!("srid `{v}` is not an integer")))?,
+                );
                 continue;
             }
             other => return Err(bad(format!("unknown key `{other}`"))),
@@ -310,49 +341,120 @@ mod tests {
     #[test]
     fn neo4j_documented_forms_parse() {
         assert_eq!(date("2015-07-04").unwrap(), Cell::Date(d(2015, 7, 4)));
-        assert_eq!(localtime("12:50:35.556").unwrap(), Cell::LocalTime(t(12, 50, 35, 556_000_000)));
-        assert_eq!(localtime("12:50").unwrap(), Cell::LocalTime(t(12, 50, 0, 0)));
-        assert_eq!(time("12:50:35.556+01:00").unwrap(), Cell::Time(t(12, 50, 35, 556_000_000), off(3600)));
-        assert_eq!(time("12:50:35Z").unwrap(), Cell::Time(t(12, 50, 35, 0), off(0)));
-        assert_eq!(time("12:50:35-0230").unwrap(), Cell::Time(t(12, 50, 35, 0), off(-9000)));
-        assert_eq!(time("12:50:35").unwrap(), Cell::Time(t(12, 50, 35, 0), off(0)));
+        assert_eq!(
+            localtime("12:50:35.556").unwrap(),
+            Cell::LocalTime(t(12, 50, 35, 556_000_000))
+        );
+        assert_eq!(
+            localtime("12:50").unwrap(),
+            Cell::LocalTime(t(12, 50, 0, 0))
+        );
+        assert_eq!(
+            time("12:50:35.556+01:00").unwrap(),
+            Cell::Time(t(12, 50, 35, 556_000_000), off(3600))
+        );
+        assert_eq!(
+            time("12:50:35Z").unwrap(),
+            Cell::Time(t(12, 50, 35, 0), off(0))
+        );
+        assert_eq!(
+            time("12:50:35-0230").unwrap(),
+            Cell::Time(t(12, 50, 35, 0), off(-9000))
+        );
+        assert_eq!(
+            time("12:50:35").unwrap(),
+            Cell::Time(t(12, 50, 35, 0), off(0))
+        );
         assert_eq!(
             localdatetime("2015-07-04T19:32:24.123456789").unwrap(),
             Cell::LocalDateTime(d(2015, 7, 4).and_time(t(19, 32, 24, 123_456_789)))
         );
         assert_eq!(
             datetime("2015-06-24T12:50:35.556+01:00").unwrap(),
-            Cell::DateTime(off(3600).from_local_datetime(&d(2015, 6, 24).and_time(t(12, 50, 35, 556_000_000))).unwrap())
+            Cell::DateTime(
+                off(3600)
+                    .from_local_datetime(&d(2015, 6, 24).and_time(t(12, 50, 35, 556_000_000)))
+                    .unwrap()
+            )
         );
         assert_eq!(
             datetime("2015-06-24T12:50:35Z").unwrap(),
-            Cell::DateTime(off(0).from_local_datetime(&d(2015, 6, 24).and_time(t(12, 50, 35, 0))).unwrap())
+            Cell::DateTime(
+                off(0)
+                    .from_local_datetime(&d(2015, 6, 24).and_time(t(12, 50, 35, 0)))
+                    .unwrap()
+            )
         );
         assert_eq!(
             datetime("2015-07-04T19:32:24[Europe/Berlin]").unwrap(),
-            Cell::ZonedDateTime(d(2015, 7, 4).and_time(t(19, 32, 24, 0)), chrono_tz::Europe::Berlin)
+            Cell::ZonedDateTime(
+                d(2015, 7, 4).and_time(t(19, 32, 24, 0)),
+                chrono_tz::Europe::Berlin
+            )
         );
         assert_eq!(
             datetime("2015-07-04T19:32:24+02:00[Europe/Berlin]").unwrap(),
-            Cell::ZonedDateTime(d(2015, 7, 4).and_time(t(19, 32, 24, 0)), chrono_tz::Europe::Berlin)
+            Cell::ZonedDateTime(
+                d(2015, 7, 4).and_time(t(19, 32, 24, 0)),
+                chrono_tz::Europe::Berlin
+            )
         );
-        let dur = |months, days, seconds, nanos| Cell::Duration(Duration { months, days, seconds, nanos });
-        assert_eq!(duration("P14DT16H12M").unwrap(), dur(0, 14, 16 * 3600 + 720, 0));
-        assert_eq!(duration("P1Y2M3W4DT5H6M7.5S").unwrap(), dur(14, 25, 5 * 3600 + 367, 500_000_000));
+        let dur = |months, days, seconds, nanos| {
+            Cell::Duration(Duration {
+                months,
+                days,
+                seconds,
+                nanos,
+            })
+        };
+        assert_eq!(
+            duration("P14DT16H12M").unwrap(),
+            dur(0, 14, 16 * 3600 + 720, 0)
+        );
+        assert_eq!(
+            duration("P1Y2M3W4DT5H6M7.5S").unwrap(),
+            dur(14, 25, 5 * 3600 + 367, 500_000_000)
+        );
         assert_eq!(duration("PT0.000000001S").unwrap(), dur(0, 0, 0, 1));
         assert_eq!(duration("-P1D").unwrap(), dur(0, -1, 0, 0));
         // Nanoseconds are kept in 0..1e9, as Neo4j does: -1.5 s is -2 s + 0.5 s.
         assert_eq!(duration("-PT1.5S").unwrap(), dur(0, 0, -2, 500_000_000));
         assert_eq!(
             point("{latitude: 13.1, longitude: 56.2}").unwrap(),
-            Cell::Point(Point { srid: 4326, x: 56.2, y: 13.1, z: None })
+            Cell::Point(Point {
+                srid: 4326,
+                x: 56.2,
+                y: 13.1,
+                z: None
+            })
         );
         assert_eq!(
             point("{crs:'WGS-84-3D', latitude:1, longitude:2, height:3}").unwrap(),
-            Cell::Point(Point { srid: 4979, x: 2.0, y: 1.0, z: Some(3.0) })
+            Cell::Point(Point {
+                srid: 4979,
+                x: 2.0,
+                y: 1.0,
+                z: Some(3.0)
+            })
         );
-        assert_eq!(point("{x:1, y:2}").unwrap(), Cell::Point(Point { srid: 7203, x: 1.0, y: 2.0, z: None }));
-        assert_eq!(point("{x:1, y:2, z:3, crs:cartesian-3d}").unwrap(), Cell::Point(Point { srid: 9157, x: 1.0, y: 2.0, z: Some(3.0) }));
+        assert_eq!(
+            point("{x:1, y:2}").unwrap(),
+            Cell::Point(Point {
+                srid: 7203,
+                x: 1.0,
+                y: 2.0,
+                z: None
+            })
+        );
+        assert_eq!(
+            point("{x:1, y:2, z:3, crs:cartesian-3d}").unwrap(),
+            Cell::Point(Point {
+                srid: 9157,
+                x: 1.0,
+                y: 2.0,
+                z: Some(3.0)
+            })
+        );
     }
 
     #[test]
@@ -363,9 +465,21 @@ mod tests {
             (localtime, "25:00:00", "not a time"),
             (time, "12:00:00+25:00", "not a time zone offset"),
             (localdatetime, "2015-07-04 19:32", "not a date and time"),
-            (datetime, "2015-07-04T19:32:24[Mars/Olympus]", "not a known time zone"),
-            (datetime, "2015-07-04T19:32:24+05:00[Europe/Berlin]", "is not the offset"),
-            (datetime, "2015-03-29T02:30:00[Europe/Berlin]", "does not exist or is ambiguous"),
+            (
+                datetime,
+                "2015-07-04T19:32:24[Mars/Olympus]",
+                "not a known time zone",
+            ),
+            (
+                datetime,
+                "2015-07-04T19:32:24+05:00[Europe/Berlin]",
+                "is not the offset",
+            ),
+            (
+                datetime,
+                "2015-03-29T02:30:00[Europe/Berlin]",
+                "does not exist or is ambiguous",
+            ),
             (duration, "14 days", "must start with P"),
             (duration, "P1.5D", "only seconds may have a fraction"),
             (duration, "P", "no components"),

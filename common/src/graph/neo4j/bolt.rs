@@ -191,9 +191,7 @@ fn bolt_cell(c: &Cell, dialect: Dialect) -> BoltType {
                 BoltType::DateTimeZoneId((t.naive_local(), zone.as_str()).into())
             }
         },
-        Cell::ZonedDateTime(local, tz) => {
-            BoltType::DateTimeZoneId((*local, tz.name()).into())
-        }
+        Cell::ZonedDateTime(local, tz) => BoltType::DateTimeZoneId((*local, tz.name()).into()),
         Cell::Duration(d) => BoltType::Duration(BoltDuration::new(
             d.months.into(),
             d.days.into(),
@@ -249,7 +247,8 @@ impl GraphWriter for BoltWriter {
             return Ok(0);
         }
         let columns: Vec<&Values> = w.props.iter().map(|p| p.values).collect();
-        let q = Query::new(node_statement(w)).param("rows", rows_param(w.rows, &columns, self.dialect));
+        let q =
+            Query::new(node_statement(w)).param("rows", rows_param(w.rows, &columns, self.dialect));
         self.write(db, q).await?;
         Ok(w.rows.len() as u64)
     }
