@@ -239,7 +239,7 @@ pub async fn load_snapshot(
                 &options,
                 cancel,
                 &retried,
-                |batch| write_node_batch(store, db, file, spec, &import, batch),
+                |batch, first| write_node_batch(store, db, file, spec, &import, batch, first),
             )
             .await?;
             nodes.rows += t.rows;
@@ -268,7 +268,9 @@ pub async fn load_snapshot(
                 &options,
                 cancel,
                 &retried,
-                |batch| write_rel_batch(store, db, file, spec, &spaces, &import, batch),
+                |batch, first| {
+                    write_rel_batch(store, db, file, spec, &spaces, &import, batch, first)
+                },
             )
             .await?;
             rels.rows += t.rows;
@@ -348,7 +350,7 @@ async fn write_file<W, Fut>(
     write: W,
 ) -> Result<Tally, LoadError>
 where
-    W: Fn(RecordBatch) -> Fut,
+    W: Fn(RecordBatch, usize) -> Fut,
     Fut: Future<Output = Result<u64, LoadError>>,
 {
     let file = input.path.as_path();
@@ -363,8 +365,10 @@ where
             let Some(batch) = pending.pop_front() else {
                 break;
             };
+            // The batch's first row in the file, for messages.
+            let first = usize::try_from(tally.rows).unwrap_or(usize::MAX);
             tally.rows += batch.num_rows() as u64;
-            in_flight.push(write_retrying(batch, &write, file, retried));
+            in_flight.push(write_retrying(batch, first, &write, file, retried));
         }
         if read_all && pending.is_empty() && in_flight.is_empty() {
             return Ok(tally);
@@ -394,18 +398,19 @@ where
 /// One batch, retried after transient graph errors; returns (rows, created).
 async fn write_retrying<W, Fut>(
     batch: RecordBatch,
+    first: usize,
     write: &W,
     file: &Path,
     retried: &AtomicBool,
 ) -> Result<(u64, u64), LoadError>
 where
-    W: Fn(RecordBatch) -> Fut,
+    W: Fn(RecordBatch, usize) -> Fut,
     Fut: Future<Output = Result<u64, LoadError>>,
 {
     let rows = batch.num_rows() as u64;
     let mut attempt = 0;
     loop {
-        match write(batch.clone()).await {
+        match write(batch.clone(), first).await {
             Err(LoadError::Graph(e)) if e.is_transient() && attempt < BATCH_RETRIES => {
                 attempt += 1;
                 retried.store(true, Ordering::Relaxed);
@@ -436,6 +441,7 @@ fn column_values(
     batch: &RecordBatch,
     columns: &[PropColumn],
     import: &ImportOptions,
+    first_row: usize,
 ) -> Result<Vec<Values>, SnapshotError> {
     columns
         .iter()
@@ -444,6 +450,7 @@ fn column_values(
                 ty: c.ty,
                 array: c.array,
                 array_delimiter: import.array_delimiter,
+                first_row,
             };
             Values::from_column(batch.column(c.index), declared)
                 .map_err(|m| SnapshotError::format(file, format!("column `{}`: {m}", c.name)))
@@ -507,10 +514,11 @@ async fn write_node_batch(
     spec: &NodeSpec,
     import: &ImportOptions,
     batch: RecordBatch,
+    first_row: usize,
 ) -> Result<u64, LoadError> {
     let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
-    let values = column_values(file, batch, &spec.properties, import)?;
+    let values = column_values(file, batch, &spec.properties, import, first_row)?;
     let mut props = vec![Prop {
         name: &spec.id_property,
         values: &id,
@@ -564,11 +572,12 @@ async fn write_rel_batch(
     spaces: &BTreeMap<String, IdSpace>,
     import: &ImportOptions,
     batch: RecordBatch,
+    first_row: usize,
 ) -> Result<u64, LoadError> {
     let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
     let end = id_values(file, batch, spec.end_index, ":END_ID")?;
-    let values = column_values(file, batch, &spec.properties, import)?;
+    let values = column_values(file, batch, &spec.properties, import, first_row)?;
     let props: Vec<Prop<'_>> = spec
         .properties
         .iter()

@@ -121,6 +121,9 @@ pub struct Declared {
     pub array: bool,
     /// Splits a CSV (string) array value: neo4j-admin's `--array-delimiter`.
     pub array_delimiter: char,
+    /// The number, in its file, of the column's first row (0 for the
+    /// first data row): messages name rows of the file, not of the batch.
+    pub first_row: usize,
 }
 
 fn is_cell_type(ty: PropType) -> bool {
@@ -194,9 +197,13 @@ pub fn parse_cell(ty: PropType, s: &str) -> Result<Cell, String> {
     }
 }
 
+/// `row N: …`, N counted from 1 among the file's data rows.
 fn bad_value(row: usize, e: impl std::fmt::Display) -> String {
     format!("row {}: {e}", row + 1)
 }
+
+/// Maps an index into the array being converted to its row in the file.
+type RowOf<'a> = &'a dyn Fn(usize) -> usize;
 
 fn utc_naive(secs: i64, nanos: u32) -> Result<NaiveDateTime, String> {
     DateTime::from_timestamp(secs, nanos)
@@ -355,6 +362,7 @@ fn cast_strict(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> 
 fn element_cells(
     a: &ArrayRef,
     ty: Option<PropType>,
+    row_of: RowOf<'_>,
 ) -> Result<(PropType, Vec<Option<Cell>>), String> {
     let native = native_kind(a.data_type());
     let ty = match (ty, native) {
@@ -368,7 +376,7 @@ fn element_cells(
         let strings = strings.as_string::<i32>();
         for row in 0..strings.len() {
             cells.push(if strings.is_valid(row) {
-                Some(parse_cell(ty, strings.value(row)).map_err(|e| bad_value(row, e))?)
+                Some(parse_cell(ty, strings.value(row)).map_err(|e| bad_value(row_of(row), e))?)
             } else {
                 None
             });
@@ -395,7 +403,7 @@ fn element_cells(
         _ => a.clone(),
     };
     for row in 0..a.len() {
-        cells.push(native_cell(&a, row).map_err(|e| bad_value(row, e))?);
+        cells.push(native_cell(&a, row).map_err(|e| bad_value(row_of(row), e))?);
     }
     Ok((ty, cells))
 }
@@ -411,6 +419,7 @@ impl Values {
                 ty: declared,
                 array: false,
                 array_delimiter: ';',
+                first_row: 0,
             },
         )
     }
@@ -426,13 +435,15 @@ impl Values {
         if declared.array || list_child {
             return Values::arrays(array, declared);
         }
+        let first = declared.first_row;
+        let row_of = move |i: usize| first + i;
         let cells = match declared.ty {
             Some(t) if is_cell_type(t) => true,
             None => native_kind(array.data_type()).is_some_and(is_cell_type),
             _ => false,
         };
         if cells {
-            let (ty, cells) = element_cells(array, declared.ty)?;
+            let (ty, cells) = element_cells(array, declared.ty, &row_of)?;
             return Ok(Values::Cells {
                 kind: CellKind { ty, array: false },
                 cells,
@@ -441,7 +452,7 @@ impl Values {
         if declared.ty == Some(PropType::Bool) && is_string(array.data_type()) {
             // The same rule as CSV: `true`/`false` only (Arrow's own cast
             // would take `yes`, `1`, `on`, …).
-            let (_, cells) = element_cells(array, Some(PropType::Bool))?;
+            let (_, cells) = element_cells(array, Some(PropType::Bool), &row_of)?;
             let bools: BooleanArray = cells
                 .into_iter()
                 .map(|c| match c {
@@ -475,6 +486,7 @@ impl Values {
     }
 
     fn arrays(array: &ArrayRef, declared: Declared) -> Result<Values, String> {
+        let first = declared.first_row;
         let mut out: Vec<Option<Cell>> = Vec::with_capacity(array.len());
         let elem_ty;
         if is_string(array.data_type()) {
@@ -493,7 +505,7 @@ impl Values {
                 for item in strings.value(row).split(declared.array_delimiter) {
                     if item.is_empty() && ty != PropType::String {
                         return Err(bad_value(
-                            row,
+                            first + row,
                             format!(
                                 "`{}` has an empty element (array delimiter `{}`)",
                                 strings.value(row),
@@ -502,7 +514,7 @@ impl Values {
                         ));
                     }
                     items.push(parse_cell(ty, item).map_err(|e| {
-                        bad_value(row, format!("array `{}`: {e}", strings.value(row)))
+                        bad_value(first + row, format!("array `{}`: {e}", strings.value(row)))
                     })?);
                 }
                 out.push(Some(Cell::List(items)));
@@ -545,7 +557,9 @@ impl Values {
             ) {
                 return Err("lists of lists are not supported".into());
             }
-            let (ty, cells) = element_cells(&child, declared.ty)?;
+            // A child element's row: the list whose offsets hold it.
+            let row_of = |i: usize| first + offsets.partition_point(|(_, end)| *end <= i);
+            let (ty, cells) = element_cells(&child, declared.ty, &row_of)?;
             elem_ty = ty;
             for (row, (start, end)) in offsets.into_iter().enumerate() {
                 if array.is_null(row) {
@@ -558,7 +572,7 @@ impl Values {
                         Some(c) => items.push(c.clone()),
                         None => {
                             return Err(bad_value(
-                                row,
+                                first + row,
                                 "the list holds a null, which no graph store keeps in a property",
                             ))
                         }
@@ -617,6 +631,7 @@ mod tests {
             ty: Some(ty),
             array,
             array_delimiter: ';',
+            first_row: 0,
         }
     }
 
@@ -633,6 +648,30 @@ mod tests {
             let err = Values::from_column(&a, declared(PropType::Bool, false)).unwrap_err();
             assert!(err.contains("row 2") && err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn messages_name_the_row_of_the_file_not_of_the_batch() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["2020-01-01", "2020-13-01"]));
+        let at = |first_row| Declared {
+            first_row,
+            ..declared(PropType::Date, false)
+        };
+        let err = Values::from_column(&a, at(10_000)).unwrap_err();
+        assert!(err.starts_with("row 10002: `2020-13-01`"), "{err}");
+        use arrow::array::ListArray;
+        use arrow::datatypes::Int64Type as I;
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![Some(3), None]),
+        ]));
+        let untyped = Declared {
+            ty: None,
+            first_row: 5,
+            ..declared(PropType::Int, false)
+        };
+        let err = Values::from_column(&list, untyped).unwrap_err();
+        assert!(err.starts_with("row 7:"), "{err}");
     }
 
     #[test]
@@ -680,6 +719,7 @@ mod tests {
                 ty: None,
                 array: false,
                 array_delimiter: ';',
+                first_row: 0,
             },
         )
         .unwrap();
