@@ -269,7 +269,7 @@ pub async fn load_snapshot(
                 cancel,
                 &retried,
                 |batch, first| {
-                    write_rel_batch(store, db, file, spec, &spaces, &import, batch, first)
+                    write_rel_batch(store, db, file, spec, &spaces, &import, (batch, first))
                 },
             )
             .await?;
@@ -571,8 +571,7 @@ async fn write_rel_batch(
     spec: &RelSpec,
     spaces: &BTreeMap<String, IdSpace>,
     import: &ImportOptions,
-    batch: RecordBatch,
-    first_row: usize,
+    (batch, first_row): (RecordBatch, usize),
 ) -> Result<u64, LoadError> {
     let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;

@@ -428,10 +428,10 @@ impl Values {
     /// at the array delimiter, or Arrow list columns), temporal types and
     /// points become cells.
     pub fn from_column(array: &ArrayRef, declared: Declared) -> Result<Values, String> {
-        let list_child = match array.data_type() {
-            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => true,
-            _ => false,
-        };
+        let list_child = matches!(
+            array.data_type(),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+        );
         if declared.array || list_child {
             return Values::arrays(array, declared);
         }
@@ -452,14 +452,16 @@ impl Values {
         if declared.ty == Some(PropType::Bool) && is_string(array.data_type()) {
             // The same rule as CSV: `true`/`false` only (Arrow's own cast
             // would take `yes`, `1`, `on`, …).
-            let (_, cells) = element_cells(array, Some(PropType::Bool), &row_of)?;
-            let bools: BooleanArray = cells
-                .into_iter()
-                .map(|c| match c {
-                    Some(Cell::Bool(b)) => Some(b),
-                    _ => None,
+            let strings = cast_strict(array, &DataType::Utf8)?;
+            let strings = strings.as_string::<i32>();
+            let bools = strings
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.map(|s| parse_bool(s.trim()).map_err(|e| bad_value(row_of(i), e)))
+                        .transpose()
                 })
-                .collect();
+                .collect::<Result<BooleanArray, String>>()?;
             return Ok(Values::Bool(bools));
         }
         let target = match declared.ty {

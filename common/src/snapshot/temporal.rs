@@ -459,7 +459,8 @@ mod tests {
 
     #[test]
     fn malformed_values_are_refused_with_the_value() {
-        let cases: [(fn(&str) -> Result<Cell, String>, &str, &str); 17] = [
+        type Parse = fn(&str) -> Result<Cell, String>;
+        let cases: [(Parse, &str, &str); 17] = [
             (date, "2015-02-30", "not a date"),
             (date, "04/07/2015", "not a date"),
             (localtime, "25:00:00", "not a time"),
