@@ -822,7 +822,19 @@ fn parquet_snapshot(root: &Path, name: &str, zoned: bool, active: &[&str]) -> Pa
         ));
     }
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    write_parquet(&dir.join("nodes/p.parquet"), batch);
+    if name.ends_with("arrow") {
+        let path = dir.join("nodes/p.arrow");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut w = arrow::ipc::writer::FileWriter::try_new(
+            std::fs::File::create(path).unwrap(),
+            &batch.schema(),
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+    } else {
+        write_parquet(&dir.join("nodes/p.parquet"), batch);
+    }
     std::fs::write(dir.join("_SUCCESS"), "").unwrap();
     dir
 }
@@ -839,10 +851,14 @@ async fn parquet_lists_dates_timestamps_and_string_booleans() {
         ("seen", "LocalDateTime:2020-01-15T12:34:56"),
         ("active", "Boolean:true"),
     ];
+    // The same columns in an Arrow IPC file.
+    let arrow_file = parquet_snapshot(root.path(), "plain-arrow", false, &["TRUE"]);
     for t in both().await {
-        let (db, _) = t.load_ok(&plain).await;
-        let p = t.node(&db, "P", "id", "p1").await;
-        expect(&p, &common, t.name());
+        for dir in [&plain, &arrow_file] {
+            let (db, _) = t.load_ok(dir).await;
+            let p = t.node(&db, "P", "id", "p1").await;
+            expect(&p, &common, &format!("{} {}", t.name(), dir.display()));
+        }
     }
     // Timestamps with a time zone keep it on the Bolt path ...
     let zoned = parquet_snapshot(root.path(), "zoned", true, &["false"]);
@@ -867,4 +883,39 @@ async fn parquet_lists_dates_timestamps_and_string_booleans() {
         err.contains("`yes` is not a boolean") && err.contains("`active`"),
         "{err}"
     );
+}
+
+/// Every row of the table "neo4j-admin option → snapswitch equivalent" in
+/// docs/snapshot-format.md names tests, and each of them is a test here.
+#[test]
+fn every_row_of_the_option_table_names_a_test_of_this_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let doc = std::fs::read_to_string(root.join("docs/snapshot-format.md")).unwrap();
+    let this = std::fs::read_to_string(root.join("tests/tests/conformance.rs")).unwrap();
+    let table = doc
+        .split("## neo4j-admin option → snapswitch equivalent")
+        .nth(1)
+        .expect("the table's section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| {
+            l.starts_with('|') && !l.starts_with("|---") && !l.starts_with("| neo4j-admin |")
+        })
+        .collect();
+    assert!(rows.len() >= 10, "{rows:?}");
+    for row in rows {
+        let last = row.trim_end_matches('|').rsplit('|').next().unwrap();
+        let names: Vec<&str> = last.split('`').skip(1).step_by(2).collect();
+        assert!(!names.is_empty(), "row without a test: {row}");
+        for name in names {
+            assert!(
+                this.contains(&format!("async fn {name}("))
+                    || this.contains(&format!("fn {name}(")),
+                "{name} (in: {row}) is not a test of conformance.rs"
+            );
+        }
+    }
 }
