@@ -466,6 +466,17 @@ fn id_values(
 ) -> Result<Values, SnapshotError> {
     let values = Values::from_array(batch.column(index), None)
         .map_err(|m| SnapshotError::format(file, format!("{what} column: {m}")))?;
+    if let Some(kind) = values.cell_kind() {
+        // Relationships match ids as they are: an id must be a plain value.
+        return Err(SnapshotError::format(
+            file,
+            format!(
+                "{what} column holds {}{} values; ids must be integers, floats, booleans or strings",
+                kind.ty.name(),
+                if kind.array { " array" } else { "" }
+            ),
+        ));
+    }
     if batch.column(index).logical_null_count() > 0 {
         return Err(SnapshotError::format(
             file,

@@ -919,3 +919,17 @@ fn every_row_of_the_option_table_names_a_test_of_this_file() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporal_or_list_id_column_is_refused() {
+    use arrow::array::{ArrayRef, Date32Array, RecordBatch};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("dateid");
+    let id: ArrayRef = Arc::new(Date32Array::from(vec![18276]));
+    let batch = RecordBatch::try_from_iter([("id:ID(P)", id)]).unwrap();
+    write_parquet(&dir.join("nodes/p.parquet"), batch);
+    std::fs::write(dir.join("_SUCCESS"), "").unwrap();
+    let t = Target::falkor().await;
+    let err = t.load(&dir).await.1.unwrap_err().to_string();
+    assert!(err.contains(":ID column holds date values"), "{err}");
+}
