@@ -766,6 +766,18 @@ async fn compressed_csv_gz_and_zip_files_are_read() {
     std::fs::write(&archive, bytes).unwrap();
     let t = Target::falkor().await;
     assert!(t.load(&bad).await.1.is_err(), "a damaged zip must fail");
+    // A truncated .csv.gz too.
+    let cut = snapshot(
+        root.path(),
+        "badgz",
+        &[("nodes/a.csv", &format!("id:ID(P)\n{}", "p1\n".repeat(5000)))],
+    );
+    gzip(&cut.join("nodes/a.csv"));
+    let gz = cut.join("nodes/a.csv.gz");
+    let bytes = std::fs::read(&gz).unwrap();
+    std::fs::write(&gz, &bytes[..bytes.len() / 2]).unwrap();
+    let err = t.load(&cut).await.1.unwrap_err().to_string();
+    assert!(err.contains("a.csv.gz"), "{err}");
 }
 
 // ---------------------------------------------------------------------------
