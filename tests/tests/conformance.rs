@@ -945,3 +945,48 @@ async fn a_temporal_or_list_id_column_is_refused() {
     let err = t.load(&dir).await.1.unwrap_err().to_string();
     assert!(err.contains(":ID column holds date values"), "{err}");
 }
+
+/// Why the Bolt adapter sends ArcadeDB a DateTimeZoneId for an offset
+/// (docs/notes/arcadedb-facts.md): a plain Bolt DateTime loses its offset
+/// there. If an ArcadeDB upgrade fixes this, this test says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arcadedb_drops_the_offset_of_a_bolt_datetime_but_keeps_a_zone_id() {
+    use chrono::{FixedOffset, NaiveDate, TimeZone};
+    let Target::Bolt { server, writer } = Target::bolt() else {
+        unreachable!()
+    };
+    let db = format!("conf-dt-{}", std::process::id());
+    server.create_database(&db).unwrap();
+    let local = NaiveDate::from_ymd_opt(2020, 1, 15)
+        .unwrap()
+        .and_hms_opt(12, 34, 56)
+        .unwrap();
+    let plus1 = FixedOffset::east_opt(3600).unwrap();
+    let sent = [
+        (
+            "fixed",
+            BoltType::DateTime(plus1.from_local_datetime(&local).unwrap().into()),
+            "LocalDateTime:2020-01-15T11:34:56",
+        ),
+        (
+            "zone",
+            BoltType::DateTimeZoneId((local, "+01:00").into()),
+            "DateTime:2020-01-15T12:34:56+01:00",
+        ),
+    ];
+    for (k, v, want) in sent {
+        let q = Query::new("CREATE (:P {k: $k, v: $v})".into())
+            .param("k", k)
+            .param("v", v);
+        writer.run(&db, q).await.unwrap();
+        let back: Vec<BoltType> = writer
+            .column(
+                &db,
+                Query::new("MATCH (n:P {k: $k}) RETURN n.v AS v".into()).param("k", k),
+                "v",
+            )
+            .await
+            .unwrap();
+        assert_eq!(bolt_text(&back[0]), want, "{k}");
+    }
+}
