@@ -363,6 +363,77 @@ mod tests {
     use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
     use arrow::ipc::CompressionType;
 
+    fn zip_of(path: &Path, entries: &[(&str, &str)]) {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(File::create(path).unwrap());
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, text) in entries {
+            w.start_file(*name, stored).unwrap();
+            w.write_all(text.as_bytes()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn a_zip_archive_must_hold_exactly_one_csv_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("ok.zip");
+        zip_of(&ok, &[("people.csv", "id:ID(P),name\np1,Ann\n")]);
+        assert_eq!(column_names(&ok).unwrap(), ["id:ID(P)", "name"]);
+        let cases = [
+            (
+                vec![("a.csv", "x\n"), ("b.csv", "y\n")],
+                "exactly one CSV file",
+            ),
+            (vec![("a.txt", "x\n")], "is not a .csv file"),
+            (vec![], "holds no file"),
+        ];
+        for (i, (entries, want)) in cases.into_iter().enumerate() {
+            let path = dir.path().join(format!("bad{i}.zip"));
+            zip_of(&path, &entries);
+            let err = column_names(&path).unwrap_err().to_string();
+            assert!(err.contains(want), "{entries:?}: {err}");
+        }
+        let not_zip = dir.path().join("junk.zip");
+        std::fs::write(&not_zip, b"id:ID(P)\np1\n").unwrap();
+        let err = column_names(&not_zip).unwrap_err().to_string();
+        assert!(err.contains("not a readable zip archive"), "{err}");
+    }
+
+    #[test]
+    fn a_header_file_applies_to_csv_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = dir.path().join("header.csv");
+        std::fs::write(&header, "id:ID(P);name\n").unwrap();
+        let data = dir.path().join("part.parquet");
+        std::fs::write(&data, b"").unwrap();
+        let input = Input {
+            path: data,
+            header: Some(header.clone()),
+            group: None,
+        };
+        let err = column_names_of(&input, &ImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CSV files only"), "{err}");
+        // The header file is split with the snapshot's delimiter.
+        let csv = Input {
+            path: dir.path().join("part.csv"),
+            header: Some(header),
+            group: None,
+        };
+        let semicolon = ImportOptions {
+            delimiter: b';',
+            array_delimiter: '|',
+            ..ImportOptions::default()
+        };
+        assert_eq!(
+            column_names_of(&csv, &semicolon).unwrap(),
+            ["id:ID(P)", "name"]
+        );
+    }
+
     #[tokio::test]
     async fn reads_lz4_compressed_arrow_files_with_large_strings() {
         let dir = tempfile::tempdir().unwrap();
