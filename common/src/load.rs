@@ -215,6 +215,29 @@ pub async fn load_snapshot(
         rel_specs.push((input, spec));
     }
 
+    // A declared type the store cannot keep at all fails the load before
+    // anything is written, naming the file, the column, the type and the store.
+    let declared = node_specs
+        .iter()
+        .map(|(input, spec)| (&input.path, &spec.properties))
+        .chain(
+            rel_specs
+                .iter()
+                .map(|(input, spec)| (&input.path, &spec.properties)),
+        );
+    for (file, columns) in declared {
+        for column in columns.iter() {
+            if let Some(why) = column.ty.and_then(|ty| store.lacks(ty)) {
+                return Err(GraphError::Permanent(format!(
+                    "{}: column `{}`: {why}",
+                    file.display(),
+                    column.name
+                ))
+                .into());
+            }
+        }
+    }
+
     // Indexes first: relationship endpoints are matched by (label, id property).
     for (label, space) in &spaces {
         store.create_index(db, label, &space.property).await?;
@@ -486,6 +509,14 @@ fn id_values(
     Ok(values)
 }
 
+/// A permanent refusal of a write names the file it came from.
+fn in_file(file: &Path, e: GraphError) -> GraphError {
+    match e {
+        GraphError::Permanent(m) => GraphError::Permanent(format!("{}: {m}", file.display())),
+        transient => transient,
+    }
+}
+
 /// Groups row indices by the value of a string column (labels, types).
 fn group_rows(
     file: &Path,
@@ -570,7 +601,8 @@ async fn write_node_batch(
                     rows,
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| in_file(file, e))?;
     }
     Ok(created)
 }
@@ -632,7 +664,8 @@ async fn write_rel_batch(
                     rows: &rows,
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| in_file(file, e))?;
     }
     Ok(created)
 }

@@ -402,7 +402,12 @@ fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
 }
 
 /// `CYPHER rows=[[v, v, …], …] ` for the given rows and columns.
-fn rows_param(rows: &[usize], columns: &[&super::Values]) -> Result<String, GraphError> {
+/// `names[j]` names column `j` in a refusal.
+fn rows_param(
+    rows: &[usize],
+    columns: &[&super::Values],
+    names: &[&str],
+) -> Result<String, GraphError> {
     let mut out = String::with_capacity(16 + rows.len() * columns.len() * 12);
     out.push_str("CYPHER rows=[");
     for (i, &row) in rows.iter().enumerate() {
@@ -414,7 +419,13 @@ fn rows_param(rows: &[usize], columns: &[&super::Values]) -> Result<String, Grap
             if j > 0 {
                 out.push(',');
             }
-            write_literal(&mut out, col.get(row))?;
+            write_literal(&mut out, col.get(row)).map_err(|e| match e {
+                GraphError::Permanent(m) => GraphError::Permanent(format!(
+                    "property `{}`: {m}",
+                    names.get(j).copied().unwrap_or("?")
+                )),
+                other => other,
+            })?;
         }
         out.push(']');
     }
@@ -485,7 +496,8 @@ impl GraphWriter for FalkorStore {
             return Ok(0);
         }
         let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
-        let mut q = rows_param(w.rows, &columns)?;
+        let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
+        let mut q = rows_param(w.rows, &columns, &names)?;
         q.push_str(&node_statement_with(w, &wrap));
         let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Nodes created"))
@@ -497,10 +509,18 @@ impl GraphWriter for FalkorStore {
         }
         let mut columns: Vec<&super::Values> = vec![w.start.values, w.end.values];
         columns.extend(w.props.iter().map(|p| p.values));
-        let mut q = rows_param(w.rows, &columns)?;
+        let mut names: Vec<&str> = vec![":START_ID", ":END_ID"];
+        names.extend(w.props.iter().map(|p| p.name));
+        let mut q = rows_param(w.rows, &columns, &names)?;
         q.push_str(&relationship_statement_with(w, &wrap));
         let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Relationships created"))
+    }
+
+    fn lacks(&self, ty: PropType) -> Option<String> {
+        constructor(ty).err().map(|e| match e {
+            GraphError::Permanent(m) | GraphError::Transient(m) => m,
+        })
     }
 
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
