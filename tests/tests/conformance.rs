@@ -848,6 +848,8 @@ fn parquet_snapshot(root: &Path, name: &str, zoned: bool, active: &[&str]) -> Pa
             "active:boolean",
             Arc::new(StringArray::from(active.to_vec())),
         ),
+        // A string column declared as an array is split at the array delimiter.
+        ("split:int[]", Arc::new(StringArray::from(vec!["4;5"]))),
     ];
     if zoned {
         columns.push((
@@ -892,6 +894,7 @@ async fn parquet_lists_dates_timestamps_and_string_booleans() {
         ("born", "Date:2020-01-15"),
         ("seen", "LocalDateTime:2020-01-15T12:34:56"),
         ("active", "Boolean:true"),
+        ("split", "List:[Integer:4, Integer:5]"),
     ];
     // The same columns in an Arrow IPC file.
     let arrow_file = parquet_snapshot(root.path(), "plain-arrow", false, &["TRUE"]);
