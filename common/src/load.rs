@@ -25,8 +25,11 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::graph::values::Declared;
 use crate::graph::{Counts, Endpoint, GraphError, GraphWriter, NodeWrite, Prop, RelWrite, Values};
 use crate::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
+use crate::snapshot::layout::Input;
+use crate::snapshot::options::ImportOptions;
 use crate::snapshot::{layout, reader, SnapshotError};
 
 /// Retries of one write batch after a transient error, before the load fails.
@@ -166,12 +169,15 @@ pub async fn load_snapshot(
     options: LoadOptions,
     cancel: &CancellationToken,
 ) -> Result<LoadReport, LoadError> {
-    let (node_files, rel_files) = layout::data_files(dir)?;
+    let (node_files, rel_files) = layout::inputs(dir)?;
+    let import = ImportOptions::read(dir)?;
     let mut node_specs = Vec::new();
     let mut spaces: BTreeMap<String, IdSpace> = BTreeMap::new();
-    for file in &node_files {
-        let spec = NodeSpec::parse(&reader::column_names(file)?)
-            .map_err(|m| SnapshotError::format(file, m))?;
+    for input in &node_files {
+        let file = &input.path;
+        let spec =
+            NodeSpec::parse_named(&reader::column_names_of(input, &import)?, &input.labels())
+                .map_err(|m| SnapshotError::format(file, m))?;
         let space = IdSpace {
             property: spec.id_property.clone(),
         };
@@ -187,12 +193,16 @@ pub async fn load_snapshot(
                 .into());
             }
         }
-        node_specs.push((file, spec));
+        node_specs.push((input, spec));
     }
     let mut rel_specs = Vec::new();
-    for file in &rel_files {
-        let spec = RelSpec::parse(&reader::column_names(file)?)
-            .map_err(|m| SnapshotError::format(file, m))?;
+    for input in &rel_files {
+        let file = &input.path;
+        let spec = RelSpec::parse_named(
+            &reader::column_names_of(input, &import)?,
+            input.group.as_deref(),
+        )
+        .map_err(|m| SnapshotError::format(file, m))?;
         for space in [&spec.start_space, &spec.end_space] {
             if !spaces.contains_key(space) {
                 return Err(SnapshotError::format(
@@ -202,7 +212,30 @@ pub async fn load_snapshot(
                 .into());
             }
         }
-        rel_specs.push((file, spec));
+        rel_specs.push((input, spec));
+    }
+
+    // A declared type the store cannot keep at all fails the load before
+    // anything is written, naming the file, the column, the type and the store.
+    let declared = node_specs
+        .iter()
+        .map(|(input, spec)| (&input.path, &spec.properties))
+        .chain(
+            rel_specs
+                .iter()
+                .map(|(input, spec)| (&input.path, &spec.properties)),
+        );
+    for (file, columns) in declared {
+        for column in columns.iter() {
+            if let Some(why) = column.ty.and_then(|ty| store.lacks(ty)) {
+                return Err(GraphError::Permanent(format!(
+                    "{}: column `{}`: {why}",
+                    file.display(),
+                    column.name
+                ))
+                .into());
+            }
+        }
     }
 
     // Indexes first: relationship endpoints are matched by (label, id property).
@@ -220,10 +253,17 @@ pub async fn load_snapshot(
         concurrency = options.in_flight()
     );
     async {
-        for (file, spec) in &node_specs {
-            let t = write_file(file, &spec.columns, &options, cancel, &retried, |batch| {
-                write_node_batch(store, db, file, spec, batch)
-            })
+        for (input, spec) in &node_specs {
+            let file = &input.path;
+            let t = write_file(
+                input,
+                &import,
+                &spec.columns,
+                &options,
+                cancel,
+                &retried,
+                |batch, first| write_node_batch(store, db, file, spec, &import, batch, first),
+            )
             .await?;
             nodes.rows += t.rows;
             nodes.written += t.written;
@@ -242,10 +282,19 @@ pub async fn load_snapshot(
         concurrency = options.in_flight()
     );
     async {
-        for (file, spec) in &rel_specs {
-            let t = write_file(file, &spec.columns, &options, cancel, &retried, |batch| {
-                write_rel_batch(store, db, file, spec, &spaces, batch)
-            })
+        for (input, spec) in &rel_specs {
+            let file = &input.path;
+            let t = write_file(
+                input,
+                &import,
+                &spec.columns,
+                &options,
+                cancel,
+                &retried,
+                |batch, first| {
+                    write_rel_batch(store, db, file, spec, &spaces, &import, (batch, first))
+                },
+            )
             .await?;
             rels.rows += t.rows;
             rels.written += t.written;
@@ -315,7 +364,8 @@ pub async fn load_snapshot(
 /// statements outstanding. `write` takes one batch and returns how many
 /// nodes or relationships it created.
 async fn write_file<W, Fut>(
-    file: &Path,
+    input: &Input,
+    import: &ImportOptions,
     columns: &[Column],
     options: &LoadOptions,
     cancel: &CancellationToken,
@@ -323,11 +373,12 @@ async fn write_file<W, Fut>(
     write: W,
 ) -> Result<Tally, LoadError>
 where
-    W: Fn(RecordBatch) -> Fut,
+    W: Fn(RecordBatch, usize) -> Fut,
     Fut: Future<Output = Result<u64, LoadError>>,
 {
+    let file = input.path.as_path();
     let limit = options.in_flight();
-    let mut stream = reader::stream(file, columns, options.batch_size)?;
+    let mut stream = reader::stream_of(input, columns, options.batch_size, import)?;
     let mut pending: VecDeque<RecordBatch> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
     let mut tally = Tally::default();
@@ -337,8 +388,10 @@ where
             let Some(batch) = pending.pop_front() else {
                 break;
             };
+            // The batch's first row in the file, for messages.
+            let first = usize::try_from(tally.rows).unwrap_or(usize::MAX);
             tally.rows += batch.num_rows() as u64;
-            in_flight.push(write_retrying(batch, &write, file, retried));
+            in_flight.push(write_retrying(batch, first, &write, file, retried));
         }
         if read_all && pending.is_empty() && in_flight.is_empty() {
             return Ok(tally);
@@ -368,18 +421,19 @@ where
 /// One batch, retried after transient graph errors; returns (rows, created).
 async fn write_retrying<W, Fut>(
     batch: RecordBatch,
+    first: usize,
     write: &W,
     file: &Path,
     retried: &AtomicBool,
 ) -> Result<(u64, u64), LoadError>
 where
-    W: Fn(RecordBatch) -> Fut,
+    W: Fn(RecordBatch, usize) -> Fut,
     Fut: Future<Output = Result<u64, LoadError>>,
 {
     let rows = batch.num_rows() as u64;
     let mut attempt = 0;
     loop {
-        match write(batch.clone()).await {
+        match write(batch.clone(), first).await {
             Err(LoadError::Graph(e)) if e.is_transient() && attempt < BATCH_RETRIES => {
                 attempt += 1;
                 retried.store(true, Ordering::Relaxed);
@@ -409,11 +463,19 @@ fn column_values(
     file: &Path,
     batch: &RecordBatch,
     columns: &[PropColumn],
+    import: &ImportOptions,
+    first_row: usize,
 ) -> Result<Vec<Values>, SnapshotError> {
     columns
         .iter()
         .map(|c| {
-            Values::from_array(batch.column(c.index), c.ty)
+            let declared = Declared {
+                ty: c.ty,
+                array: c.array,
+                array_delimiter: import.array_delimiter,
+                first_row,
+            };
+            Values::from_column(batch.column(c.index), declared)
                 .map_err(|m| SnapshotError::format(file, format!("column `{}`: {m}", c.name)))
         })
         .collect()
@@ -427,6 +489,17 @@ fn id_values(
 ) -> Result<Values, SnapshotError> {
     let values = Values::from_array(batch.column(index), None)
         .map_err(|m| SnapshotError::format(file, format!("{what} column: {m}")))?;
+    if let Some(kind) = values.cell_kind() {
+        // Relationships match ids as they are: an id must be a plain value.
+        return Err(SnapshotError::format(
+            file,
+            format!(
+                "{what} column holds {}{} values; ids must be integers, floats, booleans or strings",
+                kind.ty.name(),
+                if kind.array { " array" } else { "" }
+            ),
+        ));
+    }
     if batch.column(index).logical_null_count() > 0 {
         return Err(SnapshotError::format(
             file,
@@ -434,6 +507,14 @@ fn id_values(
         ));
     }
     Ok(values)
+}
+
+/// A permanent refusal of a write names the file it came from.
+fn in_file(file: &Path, e: GraphError) -> GraphError {
+    match e {
+        GraphError::Permanent(m) => GraphError::Permanent(format!("{}: {m}", file.display())),
+        transient => transient,
+    }
 }
 
 /// Groups row indices by the value of a string column (labels, types).
@@ -473,11 +554,13 @@ async fn write_node_batch(
     db: &str,
     file: &Path,
     spec: &NodeSpec,
+    import: &ImportOptions,
     batch: RecordBatch,
+    first_row: usize,
 ) -> Result<u64, LoadError> {
     let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
-    let values = column_values(file, batch, &spec.properties)?;
+    let values = column_values(file, batch, &spec.properties, import, first_row)?;
     let mut props = vec![Prop {
         name: &spec.id_property,
         values: &id,
@@ -494,7 +577,16 @@ async fn write_node_batch(
     for (labels, rows) in &groups {
         // Every node carries its ID space as a label: that is how relationships find it.
         let mut list: Vec<&str> = vec![spec.id_space.as_str()];
-        for label in labels.split(';').map(str::trim).filter(|l| !l.is_empty()) {
+        for label in &spec.labels {
+            if !list.contains(&label.as_str()) {
+                list.push(label);
+            }
+        }
+        for label in labels
+            .split(import.array_delimiter)
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
             check_name("label", label).map_err(|m| SnapshotError::format(file, m))?;
             if !list.contains(&label) {
                 list.push(label);
@@ -509,7 +601,8 @@ async fn write_node_batch(
                     rows,
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| in_file(file, e))?;
     }
     Ok(created)
 }
@@ -520,12 +613,13 @@ async fn write_rel_batch(
     file: &Path,
     spec: &RelSpec,
     spaces: &BTreeMap<String, IdSpace>,
-    batch: RecordBatch,
+    import: &ImportOptions,
+    (batch, first_row): (RecordBatch, usize),
 ) -> Result<u64, LoadError> {
     let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
     let end = id_values(file, batch, spec.end_index, ":END_ID")?;
-    let values = column_values(file, batch, &spec.properties)?;
+    let values = column_values(file, batch, &spec.properties, import, first_row)?;
     let props: Vec<Prop<'_>> = spec
         .properties
         .iter()
@@ -541,8 +635,15 @@ async fn write_rel_batch(
             .map(|s| s.property.as_str())
             .unwrap_or("id")
     };
+    let groups = match (spec.type_index, &spec.fixed_type) {
+        (Some(index), _) => group_rows(file, batch, index, ":TYPE")?,
+        (None, Some(t)) => BTreeMap::from([(t.clone(), (0..batch.num_rows()).collect())]),
+        (None, None) => {
+            return Err(SnapshotError::format(file, "relationship file has no :TYPE column").into())
+        }
+    };
     let mut created = 0;
-    for (rel_type, rows) in group_rows(file, batch, spec.type_index, ":TYPE")? {
+    for (rel_type, rows) in groups {
         check_name("relationship type", &rel_type).map_err(|m| SnapshotError::format(file, m))?;
         created += store
             .write_relationships(
@@ -563,7 +664,8 @@ async fn write_rel_batch(
                     rows: &rows,
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| in_file(file, e))?;
     }
     Ok(created)
 }

@@ -2,7 +2,15 @@
 //! are the same for FalkorDB and Neo4j; only how `$rows` reaches the server
 //! differs. Names are quoted with [`quote`]; values are never in the text.
 
-use super::{quote, NodeWrite, Prop, RelWrite};
+use super::{quote, NodeWrite, Prop, RelWrite, Values};
+
+/// Wraps a row expression (`r[2]`) for a column: FalkorDB builds temporal
+/// values and points with functions (`date(r[2])`); Bolt passes them as is.
+pub type Wrap<'a> = &'a dyn Fn(&Values, String) -> String;
+
+fn as_is(_: &Values, e: String) -> String {
+    e
+}
 
 /// `:`A`:`B`` for a label list.
 pub fn label_clause(labels: &[&str]) -> String {
@@ -10,11 +18,17 @@ pub fn label_clause(labels: &[&str]) -> String {
 }
 
 /// `{`a`: r[2], `b`: r[3]}` for properties starting at column `offset` of a row.
-fn props_map(props: &[Prop<'_>], offset: usize) -> String {
+fn props_map(props: &[Prop<'_>], offset: usize, wrap: Wrap<'_>) -> String {
     let fields: Vec<String> = props
         .iter()
         .enumerate()
-        .map(|(i, p)| format!("{}: r[{}]", quote(p.name), i + offset))
+        .map(|(i, p)| {
+            format!(
+                "{}: {}",
+                quote(p.name),
+                wrap(p.values, format!("r[{}]", i + offset))
+            )
+        })
         .collect();
     format!("{{{}}}", fields.join(", "))
 }
@@ -22,16 +36,26 @@ fn props_map(props: &[Prop<'_>], offset: usize) -> String {
 /// Creates the nodes of `$rows`, each row holding the property values in
 /// `props` order.
 pub fn node_statement(w: &NodeWrite<'_>) -> String {
+    node_statement_with(w, &as_is)
+}
+
+/// [`node_statement`] with each property expression passed through `wrap`.
+pub fn node_statement_with(w: &NodeWrite<'_>, wrap: Wrap<'_>) -> String {
     format!(
         "UNWIND $rows AS r CREATE (n{} {})",
         label_clause(w.labels),
-        props_map(w.props, 0)
+        props_map(w.props, 0, wrap)
     )
 }
 
 /// Creates the relationships of `$rows`; a row is start id, end id, then the
 /// property values in `props` order.
 pub fn relationship_statement(w: &RelWrite<'_>) -> String {
+    relationship_statement_with(w, &as_is)
+}
+
+/// [`relationship_statement`] with each property expression passed through `wrap`.
+pub fn relationship_statement_with(w: &RelWrite<'_>, wrap: Wrap<'_>) -> String {
     format!(
         "UNWIND $rows AS r MATCH (a:{} {{{}: r[0]}}) MATCH (b:{} {{{}: r[1]}}) CREATE (a)-[:{} {}]->(b)",
         quote(w.start.label),
@@ -39,7 +63,7 @@ pub fn relationship_statement(w: &RelWrite<'_>) -> String {
         quote(w.end.label),
         quote(w.end.property),
         quote(w.rel_type),
-        props_map(w.props, 2),
+        props_map(w.props, 2, wrap),
     )
 }
 

@@ -31,12 +31,14 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Value as RedisValue};
 
-use super::cypher::{node_statement, relationship_statement};
+use super::cypher::{node_statement_with, relationship_statement_with};
+use super::values::{Cell, CellKind};
 use super::{
     quote, Counts, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite, Value,
 };
 use crate::config::{GraphKind, ServiceUrl};
 use crate::ident::{Customer, DatabaseName};
+use crate::snapshot::PropType;
 
 /// Key holding the database an alias graph was copied from.
 pub fn alias_key(alias: &str) -> String {
@@ -232,6 +234,7 @@ pub fn write_literal(out: &mut String, v: Value<'_>) -> Result<(), GraphError> {
                 "float value {f} cannot be stored (not finite)"
             )));
         }
+        Value::Cell(c) => write_cell(out, c)?,
         Value::Str(s) => {
             // FalkorDB decodes \\ and \' (among others) inside quotes and
             // passes every other character through raw; a NUL would end the
@@ -255,8 +258,156 @@ pub fn write_literal(out: &mut String, v: Value<'_>) -> Result<(), GraphError> {
     Ok(())
 }
 
+fn refuse(ty: &str, why: &str) -> GraphError {
+    GraphError::Permanent(format!(
+        "FalkorDB 4.16 cannot store `{ty}` values{why}; load this snapshot into a Neo4j target, or declare the column `string` to keep the text"
+    ))
+}
+
+fn write_str(out: &mut String, s: &str) {
+    out.push('\'');
+    out.push_str(s);
+    out.push('\'');
+}
+
+/// The FalkorDB function that builds a value of `ty` from its parameter,
+/// or a refusal naming the type when FalkorDB 4.16 has none. Measured on
+/// 4.16.3 (docs/notes/falkordb-facts.md, "Temporal values and points"):
+/// `date`, `localtime`, `localdatetime`, `duration` and `point` exist;
+/// zoned `time` and `datetime` do not.
+fn constructor(ty: PropType) -> Result<Option<&'static str>, GraphError> {
+    Ok(match ty {
+        PropType::Date => Some("date"),
+        PropType::LocalTime => Some("localtime"),
+        PropType::LocalDateTime => Some("localdatetime"),
+        PropType::Duration => Some("duration"),
+        PropType::Point => Some("point"),
+        PropType::Time => return Err(refuse("time", " (it has no time-with-offset type)")),
+        PropType::DateTime => {
+            return Err(refuse("datetime", " (it has no date-time-with-zone type)"))
+        }
+        PropType::Int | PropType::Float | PropType::Bool | PropType::String => None,
+    })
+}
+
+/// The expression that stores column `values` from the row expression `e`.
+fn wrap(values: &super::Values, e: String) -> String {
+    let Some(CellKind { ty, array }) = values.cell_kind() else {
+        return e;
+    };
+    match (constructor(ty), array) {
+        (Ok(Some(f)), false) => format!("{f}({e})"),
+        (Ok(Some(f)), true) => format!("[x IN {e} | {f}(x)]"),
+        // Refused when the literal is written (`write_cell`).
+        _ => e,
+    }
+}
+
+/// A cell as the literal its constructor function takes: FalkorDB 4.16
+/// keeps whole seconds only in `localtime`/`localdatetime`, turns a
+/// fractional or negative duration into null, and stores points as 32-bit
+/// floats (measured); each of those is refused here, naming the value, so
+/// nothing is stored different from the file.
+fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
+    use chrono::{Datelike, Timelike};
+    match c {
+        Cell::Int(i) => write_literal(out, Value::Int(*i))?,
+        Cell::Float(f) => write_literal(out, Value::Float(*f))?,
+        Cell::Bool(b) => write_literal(out, Value::Bool(*b))?,
+        Cell::Str(s) => write_literal(out, Value::Str(s))?,
+        Cell::Date(d) => {
+            if !(1..=9999).contains(&d.year()) {
+                return Err(refuse(
+                    "date",
+                    &format!(" outside the years 1 to 9999 (value {d})"),
+                ));
+            }
+            write_str(out, &d.format("%Y-%m-%d").to_string());
+        }
+        Cell::LocalTime(t) => {
+            if t.nanosecond() != 0 {
+                return Err(refuse(
+                    "localtime",
+                    &format!(
+                        " with fractions of a second (value {t}: it keeps whole seconds only)"
+                    ),
+                ));
+            }
+            write_str(out, &t.format("%H:%M:%S").to_string());
+        }
+        Cell::LocalDateTime(t) => {
+            if t.nanosecond() != 0 {
+                return Err(refuse(
+                    "localdatetime",
+                    &format!(
+                        " with fractions of a second (value {t}: it keeps whole seconds only)"
+                    ),
+                ));
+            }
+            if !(1..=9999).contains(&t.year()) {
+                return Err(refuse(
+                    "localdatetime",
+                    &format!(" outside the years 1 to 9999 (value {t})"),
+                ));
+            }
+            write_str(out, &t.format("%Y-%m-%dT%H:%M:%S").to_string());
+        }
+        Cell::Time(..) => constructor(PropType::Time).map(|_| ())?,
+        Cell::DateTime(_) | Cell::ZonedDateTime(..) => {
+            constructor(PropType::DateTime).map(|_| ())?
+        }
+        Cell::Duration(d) => {
+            if d.months < 0 || d.days < 0 || d.seconds < 0 || d.nanos != 0 {
+                return Err(refuse(
+                    "duration",
+                    &format!(" that are negative or have fractions of a second (value {d:?})"),
+                ));
+            }
+            // FalkorDB keeps a duration as one count of seconds and splits it
+            // back into months and days on reading: PT90000S reads as P1DT1H,
+            // P31D as P1M, P1M30D as P2M2D (measured). Only durations that
+            // read back as written are stored.
+            let max_days = if d.months == 0 { 30 } else { 27 };
+            if d.seconds >= 86_400 || d.days > max_days {
+                return Err(refuse("duration", &format!(" with 24 hours or more in the time part, or more than {max_days} days (value {d:?}: it would read back as other days and months)")));
+            }
+            let (h, m, s) = (d.seconds / 3600, d.seconds / 60 % 60, d.seconds % 60);
+            let _ = write!(out, "'P{}M{}DT{h}H{m}M{s}S'", d.months, d.days);
+        }
+        Cell::Point(p) => {
+            if p.srid != 4326 {
+                return Err(refuse(
+                    "point",
+                    &format!(" other than 2D WGS-84 latitude/longitude (srid {})", p.srid),
+                ));
+            }
+            let exact = |v: f64| f64::from(v as f32) == v;
+            if !exact(p.x) || !exact(p.y) {
+                return Err(refuse("point", &format!(" whose coordinates are not exact 32-bit floats (latitude {}, longitude {}: it keeps 32-bit floats)", p.y, p.x)));
+            }
+            let _ = write!(out, "{{latitude: {:?}, longitude: {:?}}}", p.y, p.x);
+        }
+        Cell::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_cell(out, item)?;
+            }
+            out.push(']');
+        }
+    }
+    Ok(())
+}
+
 /// `CYPHER rows=[[v, v, …], …] ` for the given rows and columns.
-fn rows_param(rows: &[usize], columns: &[&super::Values]) -> Result<String, GraphError> {
+/// `names[j]` names column `j` in a refusal.
+fn rows_param(
+    rows: &[usize],
+    columns: &[&super::Values],
+    names: &[&str],
+) -> Result<String, GraphError> {
     let mut out = String::with_capacity(16 + rows.len() * columns.len() * 12);
     out.push_str("CYPHER rows=[");
     for (i, &row) in rows.iter().enumerate() {
@@ -268,7 +419,13 @@ fn rows_param(rows: &[usize], columns: &[&super::Values]) -> Result<String, Grap
             if j > 0 {
                 out.push(',');
             }
-            write_literal(&mut out, col.get(row))?;
+            write_literal(&mut out, col.get(row)).map_err(|e| match e {
+                GraphError::Permanent(m) => GraphError::Permanent(format!(
+                    "property `{}`: {m}",
+                    names.get(j).copied().unwrap_or("?")
+                )),
+                other => other,
+            })?;
         }
         out.push(']');
     }
@@ -339,8 +496,9 @@ impl GraphWriter for FalkorStore {
             return Ok(0);
         }
         let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
-        let mut q = rows_param(w.rows, &columns)?;
-        q.push_str(&node_statement(w));
+        let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
+        let mut q = rows_param(w.rows, &columns, &names)?;
+        q.push_str(&node_statement_with(w, &wrap));
         let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Nodes created"))
     }
@@ -351,10 +509,18 @@ impl GraphWriter for FalkorStore {
         }
         let mut columns: Vec<&super::Values> = vec![w.start.values, w.end.values];
         columns.extend(w.props.iter().map(|p| p.values));
-        let mut q = rows_param(w.rows, &columns)?;
-        q.push_str(&relationship_statement(w));
+        let mut names: Vec<&str> = vec![":START_ID", ":END_ID"];
+        names.extend(w.props.iter().map(|p| p.name));
+        let mut q = rows_param(w.rows, &columns, &names)?;
+        q.push_str(&relationship_statement_with(w, &wrap));
         let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Relationships created"))
+    }
+
+    fn lacks(&self, ty: PropType) -> Option<String> {
+        constructor(ty).err().map(|e| match e {
+            GraphError::Permanent(m) | GraphError::Transient(m) => m,
+        })
     }
 
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {

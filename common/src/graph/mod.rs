@@ -97,6 +97,14 @@ pub trait GraphWriter: Send + Sync {
     async fn write_nodes(&self, db: &str, write: &NodeWrite<'_>) -> Result<u64, GraphError>;
     async fn write_relationships(&self, db: &str, write: &RelWrite<'_>) -> Result<u64, GraphError>;
     async fn counts(&self, db: &str) -> Result<Counts, GraphError>;
+
+    /// Why this store cannot keep any value of the declared type `ty`, if it
+    /// cannot: the loader checks every declared column before it writes
+    /// anything. Values of a type the store keeps only in part are checked
+    /// one by one when written.
+    fn lacks(&self, _ty: crate::snapshot::PropType) -> Option<String> {
+        None
+    }
 }
 
 /// A graph server snapswitch manages: the load path plus the admin path
