@@ -1,0 +1,266 @@
+//! The live alias serves only a complete, verified, newest snapshot, even when
+//! workers pause (SIGSTOP past `lock_ttl`), die or race. Each scenario was
+//! first reproduced here against the unfenced pipeline (see the report of
+//! issue 13), with real worker processes and a real FalkorDB.
+
+use std::time::Duration;
+
+use common::snapshot::sample::{self, SampleFormat, SampleSpec};
+use harness::hold_proxy::HoldProxy;
+use harness::services::RedisNode;
+use harness::{wait_for, TestEnv};
+
+const S0: u64 = 1_767_741_427;
+const S1: u64 = S0 + 60;
+const S2: u64 = S0 + 120;
+
+fn write(env: &TestEnv, customer: &str, id: u64, rows: usize) -> SampleSpec {
+    let spec = SampleSpec::with_rows(rows, SampleFormat::Csv, id);
+    sample::write_snapshot(&sample::snapshot_dir(&env.data_root(), customer, id), &spec).unwrap();
+    spec
+}
+
+fn event(customer: &str, id: u64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schema_version": 1,
+        "event_id": uuid::Uuid::now_v7(),
+        "customer": customer,
+        "snapshot_id": id,
+        "path": format!("{customer}/{id}"),
+        "priority": 4,
+        "created_at": "2026-11-22T10:00:00Z",
+    }))
+    .unwrap()
+}
+
+/// Waits until a worker declared the topology (the work queue exists).
+async fn topology(env: &TestEnv) {
+    let r = wait_for("the work queue", Duration::from_secs(30), || async {
+        Ok(env.queue_depth(&env.work_queue()).await.ok())
+    })
+    .await;
+    assert!(r.is_ok(), "{r:?}\n{}", env.logs());
+}
+
+fn alias(env: &TestEnv) -> Option<String> {
+    env.falkor.get("snapswitch:alias:acme")
+}
+
+async fn wait_alias(env: &TestEnv, id: u64, timeout: Duration) {
+    let want = format!("acme-{id}");
+    let r = wait_for(&format!("alias on {want}"), timeout, || async {
+        Ok((alias(env).as_deref() == Some(want.as_str())).then_some(()))
+    })
+    .await;
+    assert!(r.is_ok(), "{r:?}\n{}", env.logs());
+}
+
+async fn wait_audit(env: &TestEnv, event: &str, n: usize, timeout: Duration) {
+    let r = wait_for(&format!("{n} `{event}` entries"), timeout, || async {
+        Ok((env.audit(event).await.len() >= n).then_some(()))
+    })
+    .await;
+    assert!(r.is_ok(), "{r:?}\n{}", env.logs());
+}
+
+/// Scenario 1: worker A passed every check before its switch, then paused
+/// with the switch command on the wire (held by a proxy); B loaded and
+/// switched the newer S2; A's switch arrives late. The alias must stay on S2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_switch_of_a_paused_worker_never_moves_the_alias_backwards() {
+    let mut env = TestEnv::new(
+        "late-switch",
+        "workers = 1\nlock_ttl = 3\nlock_wait_timeout = 1\nkeep_databases = 2\nreconcile_interval = 3600",
+    )
+    .unwrap();
+    let proxy = HoldProxy::start(env.falkor.port).await.unwrap();
+    // The switch is the one script call that names the alias key.
+    proxy.arm(&[b"EVALSHA", b"snapswitch:alias:acme"]);
+    write(&env, "acme", S1, 200);
+    let spec2 = write(&env, "acme", S2, 300);
+    let proxied = proxy.url();
+    env.spawn_env("worker-a", "worker", &[], &[("SNAPSWITCH_GRAPH_URL", &proxied)])
+        .unwrap();
+    topology(&env).await;
+    env.publish_raw(&event("acme", S1), 4).await.unwrap();
+    assert!(
+        proxy.wait_held(Duration::from_secs(60)).await,
+        "worker A never sent its switch\n{}",
+        env.logs()
+    );
+    env.signal("worker-a", "STOP");
+    // A's lock expires while it is stopped.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    env.spawn_worker("worker-b").unwrap();
+    env.publish_raw(&event("acme", S2), 4).await.unwrap();
+    wait_alias(&env, S2, Duration::from_secs(60)).await;
+
+    // A's switch reaches FalkorDB now, then A runs again.
+    proxy.release();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.signal("worker-a", "CONT");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        alias(&env).as_deref(),
+        Some(format!("acme-{S2}").as_str()),
+        "the alias moved backwards\n{}",
+        env.logs()
+    );
+    assert_eq!(
+        env.falkor.counts("acme"),
+        (spec2.node_count(), spec2.relationship_count())
+    );
+}
+
+/// Scenario 2: A paused mid-load past `lock_ttl`; the same snapshot went to
+/// B, which dropped A's leftover and reloaded it; A resumes. A must not drop
+/// or write into B's load: B's snapshot goes live, complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_worker_never_drops_the_current_holders_load() {
+    let mut env = TestEnv::new(
+        "stale-drop",
+        "workers = 1\nlock_ttl = 3\nlock_wait_timeout = 1\nbatch_size = 100\nbatch_pause_ms = 250\nkeep_databases = 2\nreconcile_interval = 3600",
+    )
+    .unwrap();
+    let spec = write(&env, "acme", S1, 2000);
+    env.spawn_worker("worker-a").unwrap();
+    topology(&env).await;
+    env.publish_raw(&event("acme", S1), 4).await.unwrap();
+    wait_audit(&env, "load_started", 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.signal("worker-a", "STOP");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // The same snapshot again (a redelivery), to B.
+    env.spawn_worker("worker-b").unwrap();
+    env.publish_raw(&event("acme", S1), 4).await.unwrap();
+    wait_audit(&env, "load_started", 2, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.signal("worker-a", "CONT");
+
+    wait_alias(&env, S1, Duration::from_secs(90)).await;
+    assert_eq!(
+        env.falkor.counts("acme"),
+        (spec.node_count(), spec.relationship_count()),
+        "B's load is complete\n{}",
+        env.logs()
+    );
+    assert_eq!(
+        env.queue_depth(&env.dead_queue()).await.unwrap(),
+        0,
+        "nothing parked\n{}",
+        env.logs()
+    );
+    let log = env.log_of("worker-a");
+    assert!(
+        log.contains("lost the lock") && log.contains("abandoned"),
+        "A says it abandoned its work\n{log}"
+    );
+}
+
+/// Scenario 3: a worker SIGKILLed mid-load of S1 while S2 is loaded and
+/// switched. Cleanup must not keep the partial S1 as "previous" (and drop
+/// the complete S0); rollback goes to S0; a rollback onto a database that
+/// was never verified is refused, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_database_never_becomes_previous_nor_live_by_rollback() {
+    let mut env = TestEnv::new(
+        "partial-rollback",
+        "workers = 1\nlock_ttl = 3\nlock_wait_timeout = 1\nbatch_size = 100\nbatch_pause_ms = 200\nkeep_databases = 2\nreconcile_interval = 3600",
+    )
+    .unwrap();
+    let spec0 = write(&env, "acme", S0, 200);
+    env.spawn_worker("worker-a").unwrap();
+    topology(&env).await;
+    env.publish_raw(&event("acme", S0), 4).await.unwrap();
+    wait_alias(&env, S0, Duration::from_secs(60)).await;
+
+    write(&env, "acme", S1, 2000);
+    env.publish_raw(&event("acme", S1), 4).await.unwrap();
+    wait_audit(&env, "load_started", 2, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    env.kill("worker-a");
+    assert!(env.falkor.graphs().contains(&format!("acme-{S1}")));
+
+    write(&env, "acme", S2, 200);
+    env.publish_raw(&event("acme", S2), 4).await.unwrap();
+    env.spawn_worker("worker-b").unwrap();
+    wait_alias(&env, S2, Duration::from_secs(60)).await;
+    let cleaned = wait_for("cleanup after S2", Duration::from_secs(30), || async {
+        Ok((!env.falkor.graphs().contains(&format!("acme-{S1}"))).then_some(()))
+    })
+    .await;
+    assert!(
+        cleaned.is_ok(),
+        "the partial S1 was kept: {:?}\n{}",
+        env.falkor.graphs(),
+        env.logs()
+    );
+    assert!(
+        env.falkor.graphs().contains(&format!("acme-{S0}")),
+        "the complete S0 was dropped: {:?}",
+        env.falkor.graphs()
+    );
+
+    let out = env.producer(&["rollback", "--customer", "acme"]).unwrap();
+    assert_eq!(out.trim(), format!("acme: alias moved back from {S2} to {S0}"));
+    assert_eq!(
+        env.falkor.counts("acme"),
+        (spec0.node_count(), spec0.relationship_count())
+    );
+
+    // A graph that was never verified (made by hand, or a partial load).
+    let partial = S0 - 60;
+    let _: redis::Value = redis::cmd("GRAPH.QUERY")
+        .arg(format!("acme-{partial}"))
+        .arg("CREATE (:Person {id: 1})")
+        .query(&mut env.falkor.connection())
+        .unwrap();
+    let (code, out, err) = env
+        .run(
+            "producer",
+            &["rollback", "--customer", "acme", "--to", &partial.to_string()],
+        )
+        .unwrap();
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains(&format!("acme-{partial}")) && err.contains("not verified"),
+        "{err}"
+    );
+    assert_eq!(alias(&env).as_deref(), Some(format!("acme-{S0}").as_str()));
+}
+
+/// After the coordination Redis lost its data, the fencing counter restarts
+/// low: the next lock must still be accepted by the store's fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_data_loss_does_not_fence_out_every_later_switch() {
+    let redis_node = RedisNode::start().unwrap();
+    let mut env = TestEnv::with_services(
+        "flushall",
+        "workers = 1\nlock_ttl = 3\nreconcile_interval = 3600",
+        &harness::amqp_url(),
+        &redis_node.url(),
+    )
+    .unwrap();
+    write(&env, "acme", S0, 200);
+    let spec1 = write(&env, "acme", S1, 300);
+    env.spawn_worker("worker").unwrap();
+    topology(&env).await;
+    // A few loads raise the store's fence.
+    for _ in 0..3 {
+        env.publish_raw(&event("acme", S0), 4).await.unwrap();
+    }
+    wait_alias(&env, S0, Duration::from_secs(60)).await;
+    wait_audit(&env, "already_live", 2, Duration::from_secs(30)).await;
+    let mut con = redis::Client::open(redis_node.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    env.publish_raw(&event("acme", S1), 4).await.unwrap();
+    wait_alias(&env, S1, Duration::from_secs(60)).await;
+    assert_eq!(
+        env.falkor.counts("acme"),
+        (spec1.node_count(), spec1.relationship_count())
+    );
+}
