@@ -110,6 +110,11 @@ async fn a_late_switch_of_a_paused_worker_never_moves_the_alias_backwards() {
         env.falkor.counts("acme"),
         (spec2.node_count(), spec2.relationship_count())
     );
+    let log = env.log_of("worker-a");
+    assert!(
+        log.contains("lost the lock") && log.contains("abandoned"),
+        "A says it abandoned its work\n{log}"
+    );
 }
 
 /// Scenario 2: A paused mid-load past `lock_ttl`; the same snapshot went to

@@ -17,7 +17,10 @@ use neo4rs::Query;
 
 pub use bolt::{BoltWriter, Dialect};
 
-use super::{Counts, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite};
+use super::{
+    Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
+    SwitchMode,
+};
 use crate::config::{GraphKind, Secret, ServiceUrl};
 use crate::ident::DatabaseName;
 
@@ -212,6 +215,66 @@ impl GraphStore for Neo4jStore {
         self.bolt
             .run(SYSTEM, Query::new(statements::drop_alias(alias)))
             .await
+    }
+
+    // Neo4j runs no script next to its aliases: the fence cannot be checked
+    // where the effect happens, and no lifecycle mark is kept (yet). The
+    // caller's fence check (`LockGuard::still_valid`) is the guard; the
+    // switch refuses to go backwards from what it reads just before, and
+    // reads the alias back after (see ARCHITECTURE.md, "Lifecycle").
+
+    async fn fence_seen(&self, _customer: &str) -> Result<u64, GraphError> {
+        Ok(0)
+    }
+
+    async fn create_fenced(&self, db: &str, _fence: &Fence) -> Result<(), GraphError> {
+        self.create_database(db).await
+    }
+
+    async fn mark_verified(&self, _db: &str, _fence: &Fence) -> Result<(), GraphError> {
+        Ok(())
+    }
+
+    async fn switch_fenced(
+        &self,
+        alias: &str,
+        db: &str,
+        _fence: &Fence,
+        mode: SwitchMode,
+    ) -> Result<bool, GraphError> {
+        let current = self.alias_target(alias).await?;
+        if current.as_deref() == Some(db) {
+            return Ok(false);
+        }
+        let snapshot = |name: &str| DatabaseName::parse(name).ok().map(|d| d.snapshot);
+        if let (SwitchMode::Forward, Some(live), Some(new)) = (
+            mode,
+            current.as_deref().and_then(snapshot),
+            snapshot(db),
+        ) {
+            if live > new {
+                return Err(GraphError::Permanent(format!(
+                    "alias `{alias}` is on snapshot {live}, newer than `{db}`; it only moves forward"
+                )));
+            }
+        }
+        self.switch_alias(alias, db).await?;
+        // CREATE OR REPLACE is unconditional: read back what it left.
+        let after = self.alias_target(alias).await?;
+        if after.as_deref() != Some(db) {
+            return Err(GraphError::Transient(format!(
+                "alias `{alias}` reads back as {after:?} after switching it to `{db}`"
+            )));
+        }
+        Ok(true)
+    }
+
+    async fn drop_fenced(&self, db: &str, _fence: &Fence) -> Result<(), GraphError> {
+        self.drop_database(db).await
+    }
+
+    async fn database_state(&self, _db: &str) -> Result<DbState, GraphError> {
+        Ok(DbState::NotTracked)
     }
 }
 
