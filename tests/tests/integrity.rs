@@ -269,3 +269,47 @@ async fn a_redis_data_loss_does_not_fence_out_every_later_switch() {
         (spec1.node_count(), spec1.relationship_count())
     );
 }
+
+/// A graph key named like the customer's alias, not made by snapswitch,
+/// blocks every switch: the event is parked with a reason naming the key and
+/// how to clear it, the new database is not left behind, and `worker doctor`
+/// and reconciliation report it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stray_alias_key_is_reported_by_parking_doctor_and_reconciliation() {
+    let mut env = TestEnv::new(
+        "stray",
+        "workers = 1\nlock_ttl = 3\nmax_retries = 0\nreconcile_interval = 2",
+    )
+    .unwrap();
+    let _: redis::Value = redis::cmd("GRAPH.QUERY")
+        .arg("acme")
+        .arg("CREATE (:Handmade {id: 1})")
+        .query(&mut env.falkor.connection())
+        .unwrap();
+    write(&env, "acme", S1, 200);
+    env.spawn_worker("worker").unwrap();
+    topology(&env).await;
+    env.publish_raw(&event("acme", S1), 4).await.unwrap();
+    env.wait_counter("parked", 1, Duration::from_secs(60)).await;
+    let parked = env.drain_dead().await.unwrap();
+    let reason = parked
+        .first()
+        .and_then(|(h, _)| h.get("x-snapswitch-error").cloned())
+        .unwrap_or_default();
+    assert!(
+        reason.contains("STRAY graph acme exists but is not managed by snapswitch")
+            && reason.contains("GRAPH.DELETE acme"),
+        "{parked:?}"
+    );
+    // The failed switch left no database behind; the stray is untouched.
+    assert_eq!(env.falkor.graphs(), vec!["acme".to_owned()]);
+    assert_eq!(env.falkor.counts("acme").0, 1);
+
+    let (_, out, err) = env.run("worker", &["doctor"]).unwrap();
+    assert!(
+        out.contains("! stray alias: `acme` blocks every switch of customer acme")
+            && out.contains("GRAPH.DELETE acme"),
+        "{out}{err}"
+    );
+    wait_audit(&env, "stray_alias", 1, Duration::from_secs(30)).await;
+}

@@ -60,12 +60,12 @@ pub fn should_switch(alias_target: Option<SnapshotId>, loaded: SnapshotId) -> bo
 /// Databases to drop, decided under the customer's lock (so no live lock
 /// holder is loading any of them):
 /// - never the alias target;
-/// - `loading` ones (partial loads of crashed or fenced-out workers) and
-///   `retired` ones (rolled back from) always;
+/// - unverified ones always: `loading` (partial loads of crashed or
+///   fenced-out workers), `retired` (rolled back from) and `unmarked`
+///   (made by hand or by a tool, or a leftover without a mark): none of
+///   them can ever become live;
 /// - complete ones (`verified`, or every database on a store without marks)
-///   beyond the newest `keep`; only these count toward `keep`;
-/// - `unmarked` ones never (not snapswitch's to judge: made by hand, by
-///   another tool, or before marks existed; reported instead).
+///   beyond the newest `keep`; only these count toward `keep`.
 pub fn plan_cleanup(
     databases: &[(SnapshotId, DbState)],
     alias_target: Option<SnapshotId>,
@@ -80,8 +80,7 @@ pub fn plan_cleanup(
         let live = Some(id) == alias_target;
         match state {
             _ if live => complete += 1,
-            DbState::Loading | DbState::Retired => drop.push(id),
-            DbState::Unmarked => {}
+            DbState::Loading | DbState::Retired | DbState::Unmarked => drop.push(id),
             DbState::Verified | DbState::NotTracked => {
                 complete += 1;
                 if complete > keep {
@@ -352,8 +351,8 @@ mod tests {
             (&[(0, Verified), (1, Loading), (2, Verified)], Some(2), 2, &[1]),
             // Retired (rolled back from): dropped.
             (&[(0, Verified), (2, Retired)], Some(0), 2, &[2]),
-            // Unmarked: never dropped, never counted.
-            (&[(0, Verified), (1, Unmarked), (2, Verified)], Some(2), 1, &[0]),
+            // Unmarked: never counted, dropped.
+            (&[(0, Verified), (1, Unmarked), (2, Verified)], Some(2), 2, &[1]),
             // The live target is kept even when it is not verified.
             (&[(1, Loading)], Some(1), 2, &[]),
             // Verified beyond keep.

@@ -270,8 +270,8 @@ impl Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
+        self.stop_tasks();
         if let Some(guard) = self.guard.take() {
-            self.stop_tasks();
             let mut con = self.pipeline.state.connection();
             tokio::spawn(async move {
                 let _ = guard.release(&mut con).await;
@@ -489,7 +489,7 @@ impl Pipeline {
     ) -> Result<Option<Held<'p>>, Failure> {
         let customer = &event.customer;
         let started = Instant::now();
-        let Some(mut guard) = self.acquire_lock(customer).await? else {
+        let Some(guard) = self.acquire_lock(customer).await? else {
             return Ok(None);
         };
         let lease = Lease::new(started, guard.ttl());
@@ -508,10 +508,9 @@ impl Pipeline {
             operator_cancel.clone(),
             cancel.clone(),
         ));
-        let floor = graph.store.fence_seen(customer.as_str()).await;
         let mut held = Held {
             pipeline: self,
-            guard: None,
+            guard: Some(guard),
             lease,
             cancel,
             operator_cancel,
@@ -519,20 +518,23 @@ impl Pipeline {
             watch,
             held_id: self.locks_held.taken(),
         };
-        let floor = floor?;
+        // From here on, every way out (an error too) releases the lock.
+        let floor = graph.store.fence_seen(customer.as_str()).await?;
+        let Some(guard) = held.guard.as_mut() else {
+            return Err(self.abandoned(event, &held, "lock"));
+        };
+        let before = guard.fence;
         if !guard
             .lift_above(&mut self.state.connection(), floor)
             .await?
         {
-            held.guard = Some(guard);
             return Err(self.abandoned(event, &held, "lock"));
         }
-        if floor > 0 && guard.fence == floor + 1 {
+        if guard.fence != before {
             tracing::warn!(%customer, token = guard.fence, store_fence = floor, "fencing counter was behind the graph store's fence (Redis lost its data?); lifted above it");
         }
         // The renewal task holds a clone with the old token; renewal checks
         // only the lock's holder, which is unchanged.
-        held.guard = Some(guard);
         Ok(Some(held))
     }
 

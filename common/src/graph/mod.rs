@@ -63,7 +63,7 @@ pub enum DbState {
     /// Taken out of service by `producer rollback`: never live again.
     Retired,
     /// No mark: made by hand, by another tool, or before marks existed.
-    /// Never becomes live; never dropped by cleanup.
+    /// Never becomes live; cleanup drops it like any unverified database.
     Unmarked,
     /// The store keeps no lifecycle marks (Neo4j for now): the caller falls
     /// back to the rules of a store without marks.
