@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};
@@ -142,6 +142,33 @@ return {a, redis.call('HGET', 'snapswitch:db:' .. a, 'state') or 'unmarked'}";
     })
 }
 
+/// The pids of the workers with a load started and not yet finished.
+async fn open_loads(env: &TestEnv) -> HashSet<String> {
+    let Ok(fleet) = env.fleet().await else {
+        return HashSet::new();
+    };
+    let entries = fleet.audit_entries(100_000).await.unwrap_or_default();
+    let mut open: HashMap<(String, String), ()> = HashMap::new();
+    for e in entries {
+        let key = (
+            e.get("event_id").unwrap_or("").to_owned(),
+            e.get("worker").unwrap_or("").to_owned(),
+        );
+        match e.get("event") {
+            Some("load_started") => {
+                open.insert(key, ());
+            }
+            Some("load_finished" | "load_aborted" | "failed") => {
+                open.remove(&key);
+            }
+            _ => {}
+        }
+    }
+    open.into_keys()
+        .filter_map(|(_, worker)| worker.split('-').nth(1).map(str::to_owned))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
     const CUSTOMERS: usize = 12;
@@ -150,7 +177,7 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
     let mut redis = RedisNode::start().unwrap();
     let mut env = TestEnv::with_services(
         "chaos",
-        "batch_size = 50\nlock_ttl = 6\nlock_wait_timeout = 1\nmax_retries = 8\nretry_backoff_base = 1\n\
+        "batch_size = 50\nbatch_pause_ms = 100\nlock_ttl = 6\nlock_wait_timeout = 1\nmax_retries = 8\nretry_backoff_base = 1\n\
          health_check_retry_delay = 1\nreconcile_interval = 5\nbreaker_probe_interval = 1\nscan_interval = 2",
         &rabbit.url(),
         &redis.url(),
@@ -172,7 +199,7 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
     let stop_watch = Arc::new(AtomicBool::new(false));
     let watcher = watch_aliases(env.falkor.url(), customers.clone(), stop_watch.clone());
     // Paused workers: (label, when to SIGCONT it).
-    let paused: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let mut paused: Vec<(String, Instant)> = Vec::new();
     let mut next_pause = Instant::now() + Duration::from_secs(2);
     let mut pauses = 0;
 
@@ -198,7 +225,7 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
         // SIGSTOP a worker past lock_ttl (6 s) at a random moment of its
         // work, then SIGCONT it: its lock goes to another worker meanwhile.
         {
-            let mut list = paused.lock().unwrap();
+            let list = &mut paused;
             for (label, until) in list.iter() {
                 if Instant::now() >= *until {
                     env.signal(label, "CONT");
@@ -206,7 +233,23 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
             }
             list.retain(|(_, until)| Instant::now() < *until);
             if Instant::now() >= next_pause && list.is_empty() {
-                let label = workers[rng.usize(..workers.len())].clone();
+                // Prefer a worker with a load open in the audit trail (its id
+                // carries its pid), caught after a random part of its steps.
+                let loading = open_loads(&env).await;
+                let busy: Vec<String> = workers
+                    .iter()
+                    .filter(|l| {
+                        env.pid(l)
+                            .is_some_and(|pid| loading.contains(&pid.to_string()))
+                    })
+                    .cloned()
+                    .collect();
+                let label = if busy.is_empty() {
+                    workers[rng.usize(..workers.len())].clone()
+                } else {
+                    busy[rng.usize(..busy.len())].clone()
+                };
+                std::thread::sleep(Duration::from_millis(rng.u64(..400)));
                 env.signal(&label, "STOP");
                 pauses += 1;
                 list.push((
@@ -219,7 +262,7 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
         if Instant::now() >= next_kill {
             let victim = rng.usize(..workers.len());
             let label = workers[victim].clone();
-            if paused.lock().unwrap().iter().any(|(l, _)| *l == label) {
+            if paused.iter().any(|(l, _)| *l == label) {
                 next_kill = Instant::now() + Duration::from_millis(500);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -242,7 +285,7 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    for (label, _) in paused.lock().unwrap().drain(..) {
+    for (label, _) in paused.drain(..) {
         env.signal(&label, "CONT");
     }
 

@@ -79,8 +79,13 @@ async fn a_late_switch_of_a_paused_worker_never_moves_the_alias_backwards() {
     write(&env, "acme", S1, 200);
     let spec2 = write(&env, "acme", S2, 300);
     let proxied = proxy.url();
-    env.spawn_env("worker-a", "worker", &[], &[("SNAPSWITCH_GRAPH_URL", &proxied)])
-        .unwrap();
+    env.spawn_env(
+        "worker-a",
+        "worker",
+        &[],
+        &[("SNAPSWITCH_GRAPH_URL", &proxied)],
+    )
+    .unwrap();
     topology(&env).await;
     env.publish_raw(&event("acme", S1), 4).await.unwrap();
     assert!(
@@ -208,7 +213,10 @@ async fn a_partial_database_never_becomes_previous_nor_live_by_rollback() {
     );
 
     let out = env.producer(&["rollback", "--customer", "acme"]).unwrap();
-    assert_eq!(out.trim(), format!("acme: alias moved back from {S2} to {S0}"));
+    assert_eq!(
+        out.trim(),
+        format!("acme: alias moved back from {S2} to {S0}")
+    );
     assert_eq!(
         env.falkor.counts("acme"),
         (spec0.node_count(), spec0.relationship_count())
@@ -224,7 +232,13 @@ async fn a_partial_database_never_becomes_previous_nor_live_by_rollback() {
     let (code, out, err) = env
         .run(
             "producer",
-            &["rollback", "--customer", "acme", "--to", &partial.to_string()],
+            &[
+                "rollback",
+                "--customer",
+                "acme",
+                "--to",
+                &partial.to_string(),
+            ],
         )
         .unwrap();
     assert_ne!(code, 0, "{out}{err}");
@@ -297,7 +311,7 @@ async fn a_stray_alias_key_is_reported_by_parking_doctor_and_reconciliation() {
         .and_then(|(h, _)| h.get("x-snapswitch-error").cloned())
         .unwrap_or_default();
     assert!(
-        reason.contains("STRAY graph acme exists but is not managed by snapswitch")
+        reason.contains("graph acme exists but is not managed by snapswitch")
             && reason.contains("GRAPH.DELETE acme"),
         "{parked:?}"
     );
@@ -312,4 +326,92 @@ async fn a_stray_alias_key_is_reported_by_parking_doctor_and_reconciliation() {
         "{out}{err}"
     );
     wait_audit(&env, "stray_alias", 1, Duration::from_secs(30)).await;
+}
+
+/// The FalkorDB scripts themselves: every fenced effect is refused for a
+/// token lower than the highest seen, the switch refuses an unverified
+/// database and a move backwards, the drop refuses the live target, and only
+/// the token that created a database can mark it verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falkordb_scripts_enforce_the_fence_and_the_lifecycle() {
+    use common::config::ServiceUrl;
+    use common::graph::falkordb::FalkorStore;
+    use common::graph::{DbState, Fence, GraphError, GraphStore, SwitchMode};
+
+    let server = harness::FalkorServer::start().unwrap();
+    let store = FalkorStore::connect(&ServiceUrl::new(server.url()))
+        .await
+        .unwrap();
+    let fence = |token| Fence {
+        customer: "acme".into(),
+        token,
+    };
+    let (s1, s2) = (format!("acme-{S1}"), format!("acme-{S2}"));
+    let fwd = SwitchMode::Forward;
+
+    store.create_fenced(&s1, &fence(5)).await.unwrap();
+    assert_eq!(store.fence_seen("acme").await.unwrap(), 5);
+    assert_eq!(store.database_state(&s1).await.unwrap(), DbState::Loading);
+    // Not verified: no switch.
+    let err = store
+        .switch_fenced("acme", &s1, &fence(5), fwd)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not verified"), "{err}");
+    // Only the creating token marks it.
+    let err = store.mark_verified(&s1, &fence(6)).await.unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    // Token 6 raised the fence: 5 is out now, for everything.
+    let err = store.mark_verified(&s1, &fence(5)).await.unwrap_err();
+    assert!(matches!(err, GraphError::Fenced(_)), "{err}");
+    let err = store.drop_fenced(&s1, &fence(5)).await.unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(server.graphs().contains(&s1), "the stale drop did nothing");
+
+    // A new holder (7) recreates and verifies S1, then loads S2.
+    store.drop_fenced(&s1, &fence(7)).await.unwrap();
+    store.create_fenced(&s1, &fence(7)).await.unwrap();
+    store.mark_verified(&s1, &fence(7)).await.unwrap();
+    assert!(store
+        .switch_fenced("acme", &s1, &fence(7), fwd)
+        .await
+        .unwrap());
+    store.create_fenced(&s2, &fence(8)).await.unwrap();
+    store.mark_verified(&s2, &fence(8)).await.unwrap();
+    // The live target cannot be dropped.
+    let err = store.drop_fenced(&s1, &fence(8)).await.unwrap_err();
+    assert!(err.to_string().contains("is the live target"), "{err}");
+    // A late switch of an older token is refused; so is a move backwards.
+    let err = store
+        .switch_fenced("acme", &s2, &fence(7), fwd)
+        .await
+        .unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(store
+        .switch_fenced("acme", &s2, &fence(8), fwd)
+        .await
+        .unwrap());
+    let err = store
+        .switch_fenced("acme", &s1, &fence(9), fwd)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("only moves forward"), "{err}");
+    assert_eq!(server.get("snapswitch:alias:acme"), Some(s2.clone()));
+    // Rollback mode goes back and retires what it leaves.
+    assert!(store
+        .switch_fenced("acme", &s1, &fence(9), SwitchMode::Rollback)
+        .await
+        .unwrap());
+    assert_eq!(store.database_state(&s2).await.unwrap(), DbState::Retired);
+    let err = store
+        .switch_fenced("acme", &s2, &fence(9), fwd)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not verified"), "{err}");
+    // An unfenced database carries no mark.
+    store.create_database("acme-1767740000").await.unwrap();
+    assert_eq!(
+        store.database_state("acme-1767740000").await.unwrap(),
+        DbState::Unmarked
+    );
 }

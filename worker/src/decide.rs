@@ -72,7 +72,7 @@ pub fn plan_cleanup(
     keep: usize,
 ) -> Vec<SnapshotId> {
     let mut sorted = databases.to_vec();
-    sorted.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    sorted.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
     sorted.dedup_by_key(|d| d.0);
     let mut complete = 0usize;
     let mut drop = Vec::new();
@@ -335,28 +335,42 @@ mod tests {
             ids(&[2])
         );
         assert_eq!(plan_cleanup(&untracked(&[1]), Some(id(1)), 1), ids(&[]));
-        assert_eq!(
-            plan_cleanup(&untracked(&[3, 1, 2]), None, 1),
-            ids(&[1, 2])
-        );
+        assert_eq!(plan_cleanup(&untracked(&[3, 1, 2]), None, 1), ids(&[1, 2]));
     }
 
     #[test]
     fn cleanup_counts_only_verified_databases() {
         use DbState::*;
         let ids = |v: &[u64]| v.iter().copied().map(id).collect::<Vec<_>>();
-        let cases: &[(&[(u64, DbState)], Option<u64>, usize, &[u64])] = &[
+        type Dbs = &'static [(u64, DbState)];
+        // (databases, alias target, keep, expected drops)
+        let cases: &[(Dbs, Option<u64>, usize, &[u64])] = &[
             // Scenario 3: a partial S1 between S0 and the live S2 is dropped,
             // the complete S0 kept as the previous one.
-            (&[(0, Verified), (1, Loading), (2, Verified)], Some(2), 2, &[1]),
+            (
+                &[(0, Verified), (1, Loading), (2, Verified)],
+                Some(2),
+                2,
+                &[1],
+            ),
             // Retired (rolled back from): dropped.
             (&[(0, Verified), (2, Retired)], Some(0), 2, &[2]),
             // Unmarked: never counted, dropped.
-            (&[(0, Verified), (1, Unmarked), (2, Verified)], Some(2), 2, &[1]),
+            (
+                &[(0, Verified), (1, Unmarked), (2, Verified)],
+                Some(2),
+                2,
+                &[1],
+            ),
             // The live target is kept even when it is not verified.
             (&[(1, Loading)], Some(1), 2, &[]),
             // Verified beyond keep.
-            (&[(1, Verified), (2, Verified), (3, Verified)], Some(3), 2, &[1]),
+            (
+                &[(1, Verified), (2, Verified), (3, Verified)],
+                Some(3),
+                2,
+                &[1],
+            ),
         ];
         for (dbs, live, keep, want) in cases {
             let dbs: Vec<_> = dbs.iter().map(|(n, s)| (id(*n), *s)).collect();
@@ -382,7 +396,9 @@ mod tests {
     fn repair_moves_the_alias_forward_to_the_newest_verified_only() {
         use DbState::*;
         let dbs = |v: &[(u64, DbState)]| v.iter().map(|(n, s)| (id(*n), *s)).collect::<Vec<_>>();
-        let cases: &[(&[(u64, DbState)], Option<u64>, Option<u64>)] = &[
+        type Dbs = &'static [(u64, DbState)];
+        // (databases, alias target, expected repair target)
+        let cases: &[(Dbs, Option<u64>, Option<u64>)] = &[
             // Scenario 1 after a lost switch: the alias on S1, S2 verified.
             (&[(1, Verified), (2, Verified)], Some(1), Some(2)),
             (&[(1, Verified), (2, Verified)], Some(2), None),

@@ -1132,7 +1132,9 @@ async fn renew_lock(
             _ = tokio::time::sleep(period) => {}
         }
         if !lease.alive() {
-            tracing::error!("customer lock's lease ran out (the process was paused?); aborting the load");
+            tracing::error!(
+                "customer lock's lease ran out (the process was paused?); aborting the load"
+            );
             cancel.cancel();
             return;
         }

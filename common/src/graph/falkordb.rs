@@ -132,18 +132,23 @@ return 1";
 
 /// The hash of the fenced switch script (tests recognise its call).
 pub fn switch_script_hash() -> String {
-    redis::Script::new(&fenced(SWITCH_FENCED)).get_hash().to_owned()
+    redis::Script::new(&fenced(SWITCH_FENCED))
+        .get_hash()
+        .to_owned()
 }
 
 fn fenced(body: &str) -> String {
     format!("{FENCE_CHECK}{body}")
 }
 
+/// A fenced script's refusal: `FENCED` becomes [`GraphError::Fenced`], the
+/// lifecycle refusals a permanent error with the script's own words.
 fn map_fenced(e: redis::RedisError) -> GraphError {
+    let detail = e.detail().unwrap_or_default().to_owned();
     match e.code() {
-        Some("FENCED") => GraphError::Fenced(e.to_string()),
+        Some("FENCED") => GraphError::Fenced(detail),
         Some("UNVERIFIED" | "STALE" | "STRAY" | "LIVE" | "EXISTS" | "MISSING") => {
-            GraphError::Permanent(e.to_string())
+            GraphError::Permanent(detail)
         }
         _ => map_err(e),
     }
@@ -666,7 +671,9 @@ impl GraphStore for FalkorStore {
     ) -> Result<bool, GraphError> {
         let snapshot = DatabaseName::parse(db)
             .map(|d| d.snapshot.get())
-            .map_err(|e| GraphError::Permanent(format!("`{db}` is not a snapshot database: {e}")))?;
+            .map_err(|e| {
+                GraphError::Permanent(format!("`{db}` is not a snapshot database: {e}"))
+            })?;
         let mut con = self.con.clone();
         let n: i64 = redis::Script::new(&fenced(SWITCH_FENCED))
             .key(fence_key(&fence.customer))

@@ -37,6 +37,44 @@ pub struct Edition {
     pub version: String,
 }
 
+/// Whether a fenced switch of `alias` (on `current` now) to `db` must run:
+/// `false` when it is already there; refused when `Forward` would move it
+/// to an older snapshot. Decided from what was read just before the
+/// statement: `CREATE OR REPLACE ALIAS` itself is unconditional.
+pub fn switch_needed(
+    alias: &str,
+    current: Option<&str>,
+    db: &str,
+    mode: SwitchMode,
+) -> Result<bool, GraphError> {
+    if current == Some(db) {
+        return Ok(false);
+    }
+    let snapshot = |name: &str| DatabaseName::parse(name).ok().map(|d| d.snapshot);
+    if let (SwitchMode::Forward, Some(live), Some(new)) =
+        (mode, current.and_then(snapshot), snapshot(db))
+    {
+        if live > new {
+            return Err(GraphError::Permanent(format!(
+                "alias `{alias}` is on snapshot {live}, newer than `{db}`; it only moves forward"
+            )));
+        }
+    }
+    Ok(true)
+}
+
+/// The alias read back after a switch must point where it was switched to;
+/// anything else (another worker's switch in between) is reported.
+pub fn read_back(alias: &str, db: &str, after: Option<&str>) -> Result<(), GraphError> {
+    if after == Some(db) {
+        Ok(())
+    } else {
+        Err(GraphError::Transient(format!(
+            "alias `{alias}` reads back as {after:?} after switching it to `{db}`"
+        )))
+    }
+}
+
 /// Refuses an edition that cannot do blue/green.
 pub fn check_edition(edition: &Edition) -> Result<(), GraphError> {
     if edition.edition.eq_ignore_ascii_case("enterprise") {
@@ -243,29 +281,13 @@ impl GraphStore for Neo4jStore {
         mode: SwitchMode,
     ) -> Result<bool, GraphError> {
         let current = self.alias_target(alias).await?;
-        if current.as_deref() == Some(db) {
+        if !switch_needed(alias, current.as_deref(), db, mode)? {
             return Ok(false);
-        }
-        let snapshot = |name: &str| DatabaseName::parse(name).ok().map(|d| d.snapshot);
-        if let (SwitchMode::Forward, Some(live), Some(new)) = (
-            mode,
-            current.as_deref().and_then(snapshot),
-            snapshot(db),
-        ) {
-            if live > new {
-                return Err(GraphError::Permanent(format!(
-                    "alias `{alias}` is on snapshot {live}, newer than `{db}`; it only moves forward"
-                )));
-            }
         }
         self.switch_alias(alias, db).await?;
         // CREATE OR REPLACE is unconditional: read back what it left.
         let after = self.alias_target(alias).await?;
-        if after.as_deref() != Some(db) {
-            return Err(GraphError::Transient(format!(
-                "alias `{alias}` reads back as {after:?} after switching it to `{db}`"
-            )));
-        }
+        read_back(alias, db, after.as_deref())?;
         Ok(true)
     }
 
@@ -281,6 +303,23 @@ impl GraphStore for Neo4jStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forward_switch_never_goes_back_and_is_read_back() {
+        let (s1, s2) = ("acme-1767741487", "acme-1767741547");
+        let fwd = SwitchMode::Forward;
+        assert!(switch_needed("acme", None, s1, fwd).unwrap());
+        assert!(switch_needed("acme", Some(s1), s2, fwd).unwrap());
+        assert!(!switch_needed("acme", Some(s2), s2, fwd).unwrap());
+        let err = switch_needed("acme", Some(s2), s1, fwd)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it only moves forward"), "{err}");
+        assert!(switch_needed("acme", Some(s2), s1, SwitchMode::Rollback).unwrap());
+        assert!(read_back("acme", s2, Some(s2)).is_ok());
+        let err = read_back("acme", s2, Some(s1)).unwrap_err();
+        assert!(err.is_transient() && err.to_string().contains("reads back as"));
+    }
 
     #[test]
     fn community_edition_is_refused_with_the_reason() {
