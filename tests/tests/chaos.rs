@@ -232,11 +232,17 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
                 }
             }
             list.retain(|(_, until)| Instant::now() < *until);
-            if Instant::now() >= next_pause && list.is_empty() {
+            // At most two of the three workers paused at once.
+            if Instant::now() >= next_pause && list.len() < 2 {
                 // Prefer a worker with a load open in the audit trail (its id
                 // carries its pid), caught after a random part of its steps.
                 let loading = open_loads(&env).await;
-                let busy: Vec<String> = workers
+                let running: Vec<String> = workers
+                    .iter()
+                    .filter(|w| !list.iter().any(|(l, _)| l == *w))
+                    .cloned()
+                    .collect();
+                let busy: Vec<String> = running
                     .iter()
                     .filter(|l| {
                         env.pid(l)
@@ -244,11 +250,8 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
                     })
                     .cloned()
                     .collect();
-                let label = if busy.is_empty() {
-                    workers[rng.usize(..workers.len())].clone()
-                } else {
-                    busy[rng.usize(..busy.len())].clone()
-                };
+                let pool = if busy.is_empty() { &running } else { &busy };
+                let label = pool[rng.usize(..pool.len())].clone();
                 std::thread::sleep(Duration::from_millis(rng.u64(..400)));
                 env.signal(&label, "STOP");
                 pauses += 1;
@@ -256,7 +259,7 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
                     label,
                     Instant::now() + Duration::from_millis(7000 + rng.u64(..2000)),
                 ));
-                next_pause = Instant::now() + Duration::from_millis(1000 + rng.u64(..2000));
+                next_pause = Instant::now() + Duration::from_millis(1000 + rng.u64(..1500));
             }
         }
         if Instant::now() >= next_kill {

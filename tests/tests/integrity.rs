@@ -415,3 +415,103 @@ async fn falkordb_scripts_enforce_the_fence_and_the_lifecycle() {
         DbState::Unmarked
     );
 }
+
+/// Reconciliation moves an alias left on an older verified database forward
+/// to the newest verified one, and says so in the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_moves_a_stale_alias_forward_to_the_newest_verified_database() {
+    use common::config::ServiceUrl;
+    use common::graph::falkordb::FalkorStore;
+    use common::graph::GraphStore;
+
+    let mut env = TestEnv::new(
+        "repair",
+        "workers = 1\nkeep_databases = 2\nskip_superseded = false\nreconcile_interval = 3600",
+    )
+    .unwrap();
+    write(&env, "acme", S1, 200);
+    let spec2 = write(&env, "acme", S2, 300);
+    env.spawn_worker("worker").unwrap();
+    topology(&env).await;
+    env.publish_raw(&event("acme", S1), 4).await.unwrap();
+    wait_alias(&env, S1, Duration::from_secs(60)).await;
+    env.publish_raw(&event("acme", S2), 4).await.unwrap();
+    wait_alias(&env, S2, Duration::from_secs(60)).await;
+    env.terminate("worker", Duration::from_secs(20))
+        .expect("worker exits");
+
+    // The alias goes back behind the fencing (a store that could not
+    // refuse a late switch, or a hand-made switch).
+    let store = FalkorStore::connect(&ServiceUrl::new(env.falkor.url()))
+        .await
+        .unwrap();
+    store
+        .switch_alias("acme", &format!("acme-{S1}"))
+        .await
+        .unwrap();
+    assert_eq!(alias(&env), Some(format!("acme-{S1}")));
+
+    env.spawn_worker("worker2").unwrap(); // reconciles at start
+    wait_alias(&env, S2, Duration::from_secs(30)).await;
+    assert_eq!(
+        env.falkor.counts("acme"),
+        (spec2.node_count(), spec2.relationship_count())
+    );
+    let repaired = env.audit("reconciled_switch").await;
+    assert_eq!(repaired.len(), 1, "{repaired:?}");
+    assert_eq!(repaired[0].get("was"), Some(S1.to_string().as_str()));
+    assert_eq!(
+        repaired[0].get("snapshot_id"),
+        Some(S2.to_string().as_str())
+    );
+}
+
+/// `newest_seen` is read after the lock is taken: a snapshot published while
+/// a worker waited for the lock supersedes the one it waited with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_superseded_while_waiting_for_the_lock_is_not_loaded() {
+    let mut env = TestEnv::new(
+        "newest-after-lock",
+        "workers = 2\nlock_wait_timeout = 60\nbatch_size = 100\nbatch_pause_ms = 200\nreconcile_interval = 3600",
+    )
+    .unwrap();
+    write(&env, "acme", S0, 1500);
+    write(&env, "acme", S1, 200);
+    env.spawn_worker("worker").unwrap();
+    topology(&env).await;
+    env.publish_raw(&event("acme", S0), 4).await.unwrap();
+    wait_audit(&env, "load_started", 1, Duration::from_secs(30)).await;
+    // S1 waits for the lock held by S0's load; meanwhile another worker
+    // receives the newer S2 (recorded as seen, as that worker would).
+    env.publish_raw(&event("acme", S1), 4).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        env.audit("load_finished").await.is_empty(),
+        "S0 still loading"
+    );
+    let fleet = env.fleet().await.unwrap();
+    let acme = common::ident::Customer::parse("acme").unwrap();
+    fleet
+        .mark_seen(&acme, common::ident::SnapshotId::new(S2).unwrap())
+        .await
+        .unwrap();
+    let superseded = wait_for("S1 superseded", Duration::from_secs(60), || async {
+        Ok(env
+            .audit("superseded")
+            .await
+            .into_iter()
+            .find(|e| e.get("snapshot_id") == Some(S1.to_string().as_str())))
+    })
+    .await;
+    assert!(superseded.is_ok(), "{superseded:?}\n{}", env.logs());
+    let loaded: Vec<String> = env
+        .audit("load_started")
+        .await
+        .iter()
+        .filter_map(|e| e.get("snapshot_id").map(str::to_owned))
+        .collect();
+    assert!(
+        !loaded.contains(&S1.to_string()),
+        "S1 was loaded: {loaded:?}"
+    );
+}

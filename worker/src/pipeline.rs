@@ -271,9 +271,11 @@ impl Held<'_> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.stop_tasks();
-        if let Some(guard) = self.guard.take() {
+        if let (Some(guard), Ok(runtime)) =
+            (self.guard.take(), tokio::runtime::Handle::try_current())
+        {
             let mut con = self.pipeline.state.connection();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let _ = guard.release(&mut con).await;
             });
         }
@@ -302,9 +304,10 @@ impl SlotHeld<'_> {
 impl Drop for SlotHeld<'_> {
     fn drop(&mut self) {
         self.renewal.abort();
-        if let Some(slot) = self.slot.take() {
+        if let (Some(slot), Ok(runtime)) = (self.slot.take(), tokio::runtime::Handle::try_current())
+        {
             let mut con = self.pipeline.state.connection();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let _ = slot.release(&mut con).await;
             });
         }
@@ -488,11 +491,10 @@ impl Pipeline {
         shutdown: &CancellationToken,
     ) -> Result<Option<Held<'p>>, Failure> {
         let customer = &event.customer;
-        let started = Instant::now();
-        let Some(guard) = self.acquire_lock(customer).await? else {
+        let Some((guard, asked_at)) = self.acquire_lock(customer).await? else {
             return Ok(None);
         };
-        let lease = Lease::new(started, guard.ttl());
+        let lease = Lease::new(asked_at, guard.ttl());
         let cancel = shutdown.child_token();
         let operator_cancel = Arc::new(AtomicBool::new(false));
         let renewal = tokio::spawn(renew_lock(
@@ -947,10 +949,16 @@ impl Pipeline {
         Ok(Outcome::Cancelled)
     }
 
-    async fn acquire_lock(&self, customer: &Customer) -> Result<Option<LockGuard>, Failure> {
+    /// The lock, and when the successful attempt was sent (its TTL runs
+    /// from no earlier than that).
+    async fn acquire_lock(
+        &self,
+        customer: &Customer,
+    ) -> Result<Option<(LockGuard, Instant)>, Failure> {
         let deadline = Instant::now() + Duration::from_secs(self.config.lock_wait_timeout);
         let mut con = self.state.connection();
         loop {
+            let asked_at = Instant::now();
             if let Some(guard) = lock::try_acquire(
                 &mut con,
                 self.state.keys(),
@@ -959,7 +967,7 @@ impl Pipeline {
             )
             .await?
             {
-                return Ok(Some(guard));
+                return Ok(Some((guard, asked_at)));
             }
             if Instant::now() >= deadline {
                 return Ok(None);
