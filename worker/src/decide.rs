@@ -93,8 +93,8 @@ pub fn plan_cleanup(
     drop
 }
 
-/// Where a repair should move the alias: the newest verified database when
-/// it is newer than the alias target (a switch that failed, or a late
+/// Where a repair should move an existing alias: the newest verified
+/// database when it is newer than the alias target (a switch that failed, or a late
 /// switch that was refused after a newer one was lost). `None`: leave it.
 /// Only marked (verified) databases count: on a store without marks,
 /// nothing is repaired.
@@ -102,12 +102,13 @@ pub fn repair_target(
     databases: &[(SnapshotId, DbState)],
     alias_target: Option<SnapshotId>,
 ) -> Option<SnapshotId> {
+    let alias = alias_target?;
     let newest = databases
         .iter()
         .filter(|(_, s)| *s == DbState::Verified)
         .map(|(id, _)| *id)
         .max()?;
-    (alias_target.is_none_or(|a| newest > a)).then_some(newest)
+    (newest > alias).then_some(newest)
 }
 
 /// Thresholds of the health gate (from the config).
@@ -406,8 +407,9 @@ mod tests {
             (&[(1, Verified), (2, Loading)], Some(1), None),
             (&[(1, Verified), (2, Retired)], Some(1), None),
             (&[(1, Verified), (2, Unmarked)], Some(1), None),
-            // No alias at all: the newest verified.
-            (&[(1, Verified), (2, Verified)], None, Some(2)),
+            // No alias at all: not a repair's business (no switch ever
+            // happened, or an operator removed it).
+            (&[(1, Verified), (2, Verified)], None, None),
             // A store without marks: nothing is repaired.
             (&[(1, NotTracked), (2, NotTracked)], Some(1), None),
         ];

@@ -679,15 +679,22 @@ impl Pipeline {
         self.step_create(step, drop_leftover).await?;
         let report = self.step_load(step, dir).await?;
         let seconds = started.elapsed().as_secs_f64();
-        self.step_mark(step).await?;
+        self.step_mark(step)
+            .instrument(tracing::info_span!("mark_verified", database = %step.db))
+            .await?;
         let (switched, previous) = self.step_switch(step).await?;
         let live = if switched {
             Some(step.event.snapshot_id)
         } else {
             alias_target(step.store(), step.customer()).await?
         };
-        let live = self.step_repair(step, live).await?;
-        self.step_cleanup(step, live).await?;
+        let live = self
+            .step_repair(step, live)
+            .instrument(tracing::info_span!("repair"))
+            .await?;
+        self.step_cleanup(step, live)
+            .instrument(tracing::info_span!("cleanup"))
+            .await?;
         self.state
             .record_completed(
                 step.customer(),
