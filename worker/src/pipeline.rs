@@ -771,7 +771,7 @@ impl Pipeline {
         };
         match result {
             Ok(report) => {
-                tracing::info!(db = %step.db, nodes = report.nodes, relationships = report.relationships, skipped_relationships = report.skipped_relationships, "snapshot loaded and its counts verified");
+                tracing::info!(db = %step.db, nodes = report.nodes, relationships = report.relationships, skipped_relationships = report.skipped_relationships, "snapshot loaded and verified");
                 self.metrics
                     .skipped_relationships
                     .inc_by(report.skipped_relationships);
