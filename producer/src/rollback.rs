@@ -70,7 +70,12 @@ pub async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyho
     // The graph database serving this customer (its graph target).
     let targets = common::targets::Targets::from_config(config)?;
     let target = targets.for_customer(customer.as_str());
-    let store = common::graph::connect_target(target, 2).await?;
+    let marks = common::graph::marks::RedisMarks::new(
+        state.connection(),
+        Keys::new(&config.namespace),
+        &target.name,
+    );
+    let store = common::graph::connect_target_marked(target, 2, Some(marks)).await?;
     store.ping().await?;
     let mut con = state.connection();
     // Under the customer's lock: no load of this customer runs meanwhile.

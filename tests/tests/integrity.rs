@@ -515,3 +515,76 @@ async fn a_snapshot_superseded_while_waiting_for_the_lock_is_not_loaded() {
         "S1 was loaded: {loaded:?}"
     );
 }
+
+/// The marks a Neo4j target keeps in the coordination Redis: fenced by the
+/// customer's lock counter, only the loading token verifies, and a missing
+/// mark (a Redis data loss) never reads as verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_marks_for_neo4j_are_fenced_and_never_verified_by_a_loss() {
+    use common::config::ServiceUrl;
+    use common::graph::marks::RedisMarks;
+    use common::graph::{DbState, Fence};
+    use common::keys::Keys;
+
+    let ns = format!(
+        "t-marks-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let con = common::state::connect(&ServiceUrl::new(harness::redis_url()))
+        .await
+        .unwrap();
+    let keys = Keys::new(&ns);
+    let marks = RedisMarks::new(con.clone(), keys.clone(), "east");
+    let fence = |token| Fence {
+        customer: "acme".into(),
+        token,
+    };
+    let acme = common::ident::Customer::parse("acme").unwrap();
+    let mut raw = con.clone();
+    let counter = |n: u64| {
+        let mut raw = con.clone();
+        let key = keys.fence(&acme);
+        async move {
+            let _: () = redis::cmd("SET")
+                .arg(key)
+                .arg(n)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+    };
+    let db = format!("acme-{S1}");
+
+    counter(3).await;
+    marks.begin(&db, &fence(3)).await.unwrap();
+    assert_eq!(marks.state(&db).await.unwrap(), DbState::Loading);
+    // A newer acquisition (4) exists: 3 verifies nothing, checks nothing.
+    counter(4).await;
+    assert!(marks.verify(&db, &fence(3)).await.unwrap_err().is_fenced());
+    assert!(marks.check(&fence(3)).await.unwrap_err().is_fenced());
+    // 4 did not create it: it cannot verify it either.
+    assert!(marks.verify(&db, &fence(4)).await.unwrap_err().is_fenced());
+    marks.begin(&db, &fence(4)).await.unwrap();
+    marks.verify(&db, &fence(4)).await.unwrap();
+    assert_eq!(marks.state(&db).await.unwrap(), DbState::Verified);
+    marks.retire(&db).await.unwrap();
+    assert_eq!(marks.state(&db).await.unwrap(), DbState::Retired);
+    // Redis lost the mark: not tracked, never verified.
+    marks.forget(&db).await.unwrap();
+    let state = marks.state(&db).await.unwrap();
+    assert_eq!(state, DbState::NotTracked);
+    assert_ne!(state, DbState::Verified);
+
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{ns}:*"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    if !left.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(left)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+}

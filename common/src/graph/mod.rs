@@ -6,6 +6,7 @@
 
 pub mod cypher;
 pub mod falkordb;
+pub mod marks;
 pub mod neo4j;
 pub mod values;
 
@@ -234,10 +235,21 @@ pub fn pool_size(config: &Config) -> usize {
     (config.load_concurrency * usize::from(config.workers) + 2).min(64)
 }
 
-/// Connects one graph target; `pool` as [`pool_size`].
+/// Connects one graph target; `pool` as [`pool_size`]. Without lifecycle
+/// marks for a store that cannot keep them (see [`connect_target_marked`]).
 pub async fn connect_target(
     target: &GraphTarget,
     pool: usize,
+) -> Result<Box<dyn GraphStore>, GraphError> {
+    connect_target_marked(target, pool, None).await
+}
+
+/// [`connect_target`], with `marks` (in the coordination Redis) for a store
+/// that keeps no lifecycle marks itself (Neo4j); FalkorDB keeps its own.
+pub async fn connect_target_marked(
+    target: &GraphTarget,
+    pool: usize,
+    marks: Option<marks::RedisMarks>,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
     let ca = target.ca_file.as_deref();
     Ok(match target.kind {
@@ -246,7 +258,8 @@ pub async fn connect_target(
         }
         GraphKind::Neo4j => Box::new(
             neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
-                .await?,
+                .await?
+                .with_marks(marks),
         ),
     })
 }

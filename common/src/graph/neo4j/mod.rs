@@ -17,6 +17,7 @@ use neo4rs::Query;
 
 pub use bolt::{BoltWriter, Dialect};
 
+use super::marks::RedisMarks;
 use super::{
     Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
     SwitchMode,
@@ -28,6 +29,8 @@ const SYSTEM: &str = "system";
 
 pub struct Neo4jStore {
     bolt: BoltWriter,
+    /// Lifecycle marks and the fence check, in the coordination Redis.
+    marks: Option<RedisMarks>,
 }
 
 /// What `dbms.components()` says.
@@ -98,7 +101,20 @@ impl Neo4jStore {
         ca_file: Option<&std::path::Path>,
     ) -> Result<Self, GraphError> {
         let bolt = BoltWriter::connect_tls(url, user, password, pool, Dialect::Neo4j, ca_file)?;
-        Ok(Neo4jStore { bolt })
+        Ok(Neo4jStore { bolt, marks: None })
+    }
+
+    /// Keeps lifecycle marks (and checks fences) in the coordination Redis.
+    pub fn with_marks(mut self, marks: Option<RedisMarks>) -> Self {
+        self.marks = marks;
+        self
+    }
+
+    async fn check_fence(&self, fence: &Fence) -> Result<(), GraphError> {
+        match &self.marks {
+            Some(m) => m.check(fence).await,
+            None => Ok(()),
+        }
     }
 
     pub async fn edition(&self) -> Result<Edition, GraphError> {
@@ -256,47 +272,73 @@ impl GraphStore for Neo4jStore {
     }
 
     // Neo4j runs no script next to its aliases: the fence cannot be checked
-    // where the effect happens, and no lifecycle mark is kept (yet). The
-    // caller's fence check (`LockGuard::still_valid`) is the guard; the
-    // switch refuses to go backwards from what it reads just before, and
-    // reads the alias back after (see ARCHITECTURE.md, "Lifecycle").
+    // atomically with the effect. Each effect is checked against the
+    // customer's fencing counter in Redis just before it (`RedisMarks`),
+    // the switch refuses to go backwards from what it reads just before,
+    // and the alias is read back after (see ARCHITECTURE.md, "Database
+    // lifecycle and fencing", for the window that remains).
 
     async fn fence_seen(&self, _customer: &str) -> Result<u64, GraphError> {
         Ok(0)
     }
 
-    async fn create_fenced(&self, db: &str, _fence: &Fence) -> Result<(), GraphError> {
+    async fn create_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        if let Some(m) = &self.marks {
+            m.begin(db, fence).await?;
+        }
         self.create_database(db).await
     }
 
-    async fn mark_verified(&self, _db: &str, _fence: &Fence) -> Result<(), GraphError> {
-        Ok(())
+    async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        match &self.marks {
+            Some(m) => m.verify(db, fence).await,
+            None => Ok(()),
+        }
     }
 
     async fn switch_fenced(
         &self,
         alias: &str,
         db: &str,
-        _fence: &Fence,
+        fence: &Fence,
         mode: SwitchMode,
     ) -> Result<bool, GraphError> {
+        let state = self.database_state(db).await?;
+        if !state.may_go_live() {
+            return Err(GraphError::Permanent(format!(
+                "database {db} is not verified (state: {}); only a fully loaded and verified database can become live",
+                state.as_str()
+            )));
+        }
         let current = self.alias_target(alias).await?;
         if !switch_needed(alias, current.as_deref(), db, mode)? {
             return Ok(false);
         }
+        self.check_fence(fence).await?;
         self.switch_alias(alias, db).await?;
         // CREATE OR REPLACE is unconditional: read back what it left.
         let after = self.alias_target(alias).await?;
         read_back(alias, db, after.as_deref())?;
+        if let (SwitchMode::Rollback, Some(m), Some(previous)) = (mode, &self.marks, current) {
+            m.retire(&previous).await?;
+        }
         Ok(true)
     }
 
-    async fn drop_fenced(&self, db: &str, _fence: &Fence) -> Result<(), GraphError> {
-        self.drop_database(db).await
+    async fn drop_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        self.check_fence(fence).await?;
+        self.drop_database(db).await?;
+        if let Some(m) = &self.marks {
+            m.forget(db).await?;
+        }
+        Ok(())
     }
 
-    async fn database_state(&self, _db: &str) -> Result<DbState, GraphError> {
-        Ok(DbState::NotTracked)
+    async fn database_state(&self, db: &str) -> Result<DbState, GraphError> {
+        match &self.marks {
+            Some(m) => m.state(db).await,
+            None => Ok(DbState::NotTracked),
+        }
     }
 }
 
