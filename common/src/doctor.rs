@@ -363,7 +363,32 @@ async fn graph_target(
     let mut probe = admin_probe(store.as_ref()).await;
     probe.name = label(&probe.name);
     checks.push(probe);
+    checks.extend(stray_aliases(store.as_ref(), label).await);
     checks
+}
+
+/// A graph key (or database) named like a customer's alias that snapswitch
+/// does not manage blocks every switch of that customer: one warning each,
+/// naming the key and how to clear it.
+async fn stray_aliases(store: &dyn GraphStore, label: &dyn Fn(&str) -> String) -> Vec<Check> {
+    match within(store.stray_aliases()).await {
+        Some(Ok(strays)) => strays
+            .into_iter()
+            .map(|(name, fix)| {
+                Check::warn(
+                    &label("stray alias"),
+                    format!("`{name}` blocks every switch of customer {name}"),
+                    fix,
+                )
+            })
+            .collect(),
+        Some(Err(e)) => vec![Check::warn(
+            &label("stray alias"),
+            format!("could not look for stray alias keys: {e}"),
+            "check the graph server",
+        )],
+        None => Vec::new(),
+    }
 }
 
 async fn admin_probe(store: &dyn GraphStore) -> Check {

@@ -246,6 +246,29 @@ impl FleetState {
         Ok((added == 1, newest))
     }
 
+    /// The newest snapshot id seen by a worker or published by a producer
+    /// for the customer (re-read under the lock: others may have arrived
+    /// while this worker waited for it).
+    pub async fn newest_seen(&self, customer: &Customer) -> Result<Option<u64>, StateError> {
+        let mut con = self.con.clone();
+        type Top = Vec<(String, f64)>;
+        let (seen, published): (Top, Top) = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(self.keys.seen(customer))
+            .arg(-1)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .cmd("ZRANGE")
+            .arg(self.keys.published(customer))
+            .arg(-1)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut con)
+            .await?;
+        let top = |list: &[(String, f64)]| list.first().and_then(|(m, _)| m.parse::<u64>().ok());
+        Ok(top(&seen).max(top(&published)))
+    }
+
     pub async fn customer(&self, customer: &Customer) -> Result<CustomerRecord, StateError> {
         let mut con = self.con.clone();
         let map: HashMap<String, String> = con.hgetall(self.keys.customer(customer)).await?;

@@ -9,6 +9,7 @@
 mod dlq;
 mod ops;
 mod publish;
+mod rollback;
 mod scan;
 mod watch;
 
@@ -221,7 +222,7 @@ async fn run() -> anyhow::Result<()> {
             json,
         } => history(&config, customer, limit, json).await,
         Command::Dlq { command } => dlq_command(&config, command).await,
-        Command::Rollback { customer, to } => rollback(&config, &customer, to).await,
+        Command::Rollback { customer, to } => rollback::rollback(&config, &customer, to).await,
         Command::Doctor => {
             let report = common::doctor::producer(&config).await;
             print!("{report}");
@@ -338,93 +339,6 @@ async fn run() -> anyhow::Result<()> {
             .await
         }
     }
-}
-
-/// The database to roll back to: `to` if it is retained and older than the
-/// live one, else the newest retained database older than the live one.
-fn rollback_target(
-    live: SnapshotId,
-    retained: &[SnapshotId],
-    to: Option<SnapshotId>,
-) -> Result<SnapshotId, String> {
-    let older: Vec<SnapshotId> = retained.iter().copied().filter(|s| *s < live).collect();
-    match to {
-        Some(t) if older.contains(&t) => Ok(t),
-        Some(t) => Err(format!(
-            "snapshot {t} is not a retained database older than the live one ({live}); retained older: {older:?}"
-        )),
-        None => older
-            .into_iter()
-            .max()
-            .ok_or_else(|| format!("no database older than the live one ({live}) is retained; keep_databases must be at least 2 to roll back")),
-    }
-}
-
-async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::Result<()> {
-    use common::ident::DatabaseName;
-    let customer = Customer::parse(customer)?;
-    let to = to.map(SnapshotId::new).transpose()?;
-    let redis = common::state::connect_config(config).await?;
-    let state = FleetState::new(redis, Keys::new(&config.namespace));
-    // The graph database serving this customer (its graph target).
-    let targets = common::targets::Targets::from_config(config)?;
-    let target = targets.for_customer(customer.as_str());
-    let store = common::graph::connect_target(target, 2).await?;
-    store.ping().await?;
-    let mut con = state.connection();
-    // Under the customer's lock: no load of this customer runs meanwhile.
-    let guard = {
-        let deadline =
-            std::time::Instant::now() + Duration::from_secs(config.lock_wait_timeout.max(10));
-        loop {
-            if let Some(g) =
-                common::lock::try_acquire(&mut con, state.keys(), &customer, config.lock_ttl())
-                    .await?
-            {
-                break g;
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!("customer {customer} is locked by a running load; try again when it finishes (producer history --customer {customer})");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
-    let result = async {
-        let live = store
-            .alias_target(customer.as_str())
-            .await?
-            .and_then(|t| DatabaseName::parse(&t).ok())
-            .map(|d| d.snapshot)
-            .ok_or_else(|| anyhow::anyhow!("customer {customer} has no alias to roll back"))?;
-        let retained: Vec<SnapshotId> = store
-            .list_databases()
-            .await?
-            .iter()
-            .filter_map(|n| DatabaseName::parse(n).ok())
-            .filter(|d| d.customer == customer)
-            .map(|d| d.snapshot)
-            .collect();
-        let target = rollback_target(live, &retained, to)
-            .map_err(|m| anyhow::anyhow!("cannot roll back {customer}: {m}"))?;
-        let db = DatabaseName::new(customer.clone(), target).to_string();
-        store.switch_alias(customer.as_str(), &db).await?;
-        state.set_live(&customer, target).await?;
-        state
-            .audit(
-                "rolled_back",
-                &[
-                    ("customer", customer.to_string()),
-                    ("snapshot_id", target.to_string()),
-                    ("from", live.to_string()),
-                ],
-            )
-            .await?;
-        println!("{customer}: alias moved back from {live} to {target}");
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    let _ = guard.release(&mut con).await;
-    result
 }
 
 async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
@@ -710,26 +624,4 @@ async fn history(
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(n: u64) -> SnapshotId {
-        SnapshotId::new(1_700_000_000 + n).unwrap()
-    }
-
-    #[test]
-    fn rollback_goes_to_the_newest_older_database_or_the_one_asked_for() {
-        let retained = [id(1), id(2), id(3)];
-        assert_eq!(rollback_target(id(3), &retained, None), Ok(id(2)));
-        assert_eq!(rollback_target(id(3), &retained, Some(id(1))), Ok(id(1)));
-        assert!(rollback_target(id(3), &retained, Some(id(3)))
-            .unwrap_err()
-            .contains("not a retained database older"));
-        assert!(rollback_target(id(1), &retained, None)
-            .unwrap_err()
-            .contains("keep_databases must be at least 2"));
-    }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use common::graph::Health;
+use common::graph::{DbState, Health};
 use common::ident::SnapshotId;
 
 /// What the graph database and Redis say about one customer, read under its lock.
@@ -57,22 +57,58 @@ pub fn should_switch(alias_target: Option<SnapshotId>, loaded: SnapshotId) -> bo
     alias_target.is_none_or(|a| loaded > a)
 }
 
-/// Databases to drop: all but the newest `keep`, and never the alias target.
+/// Databases to drop, decided under the customer's lock (so no live lock
+/// holder is loading any of them):
+/// - never the alias target;
+/// - unverified ones always: `loading` (partial loads of crashed or
+///   fenced-out workers), `retired` (rolled back from) and `unmarked`
+///   (made by hand or by a tool, or a leftover without a mark): none of
+///   them can ever become live;
+/// - complete ones (`verified`, or every database on a store without marks)
+///   beyond the newest `keep`; only these count toward `keep`.
 pub fn plan_cleanup(
-    databases: &[SnapshotId],
+    databases: &[(SnapshotId, DbState)],
     alias_target: Option<SnapshotId>,
     keep: usize,
 ) -> Vec<SnapshotId> {
     let mut sorted = databases.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    sorted.dedup();
-    let mut drop: Vec<SnapshotId> = sorted
-        .into_iter()
-        .skip(keep)
-        .filter(|id| Some(*id) != alias_target)
-        .collect();
+    sorted.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
+    sorted.dedup_by_key(|d| d.0);
+    let mut complete = 0usize;
+    let mut drop = Vec::new();
+    for (id, state) in sorted {
+        let live = Some(id) == alias_target;
+        match state {
+            _ if live => complete += 1,
+            DbState::Loading | DbState::Retired | DbState::Unmarked => drop.push(id),
+            DbState::Verified | DbState::NotTracked => {
+                complete += 1;
+                if complete > keep {
+                    drop.push(id);
+                }
+            }
+        }
+    }
     drop.sort_unstable();
     drop
+}
+
+/// Where a repair should move an existing alias: the newest verified
+/// database when it is newer than the alias target (a switch that failed, or a late
+/// switch that was refused after a newer one was lost). `None`: leave it.
+/// Only marked (verified) databases count: on a store without marks,
+/// nothing is repaired.
+pub fn repair_target(
+    databases: &[(SnapshotId, DbState)],
+    alias_target: Option<SnapshotId>,
+) -> Option<SnapshotId> {
+    let alias = alias_target?;
+    let newest = databases
+        .iter()
+        .filter(|(_, s)| *s == DbState::Verified)
+        .map(|(id, _)| *id)
+        .max()?;
+    (newest > alias).then_some(newest)
 }
 
 /// Thresholds of the health gate (from the config).
@@ -284,14 +320,106 @@ mod tests {
     #[test]
     fn cleanup_keeps_newest_and_alias_target() {
         let ids = |v: &[u64]| v.iter().copied().map(id).collect::<Vec<_>>();
+        // A store without marks: every database counts as complete.
+        let untracked = |v: &[u64]| {
+            v.iter()
+                .map(|n| (id(*n), DbState::NotTracked))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            plan_cleanup(&ids(&[1, 2, 3, 4]), Some(id(4)), 2),
+            plan_cleanup(&untracked(&[1, 2, 3, 4]), Some(id(4)), 2),
             ids(&[1, 2])
         );
         // The alias target survives even when it is not among the newest.
-        assert_eq!(plan_cleanup(&ids(&[1, 2, 3, 4]), Some(id(1)), 2), ids(&[2]));
-        assert_eq!(plan_cleanup(&ids(&[1]), Some(id(1)), 1), ids(&[]));
-        assert_eq!(plan_cleanup(&ids(&[3, 1, 2]), None, 1), ids(&[1, 2]));
+        assert_eq!(
+            plan_cleanup(&untracked(&[1, 2, 3, 4]), Some(id(1)), 2),
+            ids(&[2])
+        );
+        assert_eq!(plan_cleanup(&untracked(&[1]), Some(id(1)), 1), ids(&[]));
+        assert_eq!(plan_cleanup(&untracked(&[3, 1, 2]), None, 1), ids(&[1, 2]));
+    }
+
+    #[test]
+    fn cleanup_counts_only_verified_databases() {
+        use DbState::*;
+        let ids = |v: &[u64]| v.iter().copied().map(id).collect::<Vec<_>>();
+        type Dbs = &'static [(u64, DbState)];
+        // (databases, alias target, keep, expected drops)
+        let cases: &[(Dbs, Option<u64>, usize, &[u64])] = &[
+            // Scenario 3: a partial S1 between S0 and the live S2 is dropped,
+            // the complete S0 kept as the previous one.
+            (
+                &[(0, Verified), (1, Loading), (2, Verified)],
+                Some(2),
+                2,
+                &[1],
+            ),
+            // Retired (rolled back from): dropped.
+            (&[(0, Verified), (2, Retired)], Some(0), 2, &[2]),
+            // Unmarked: never counted, dropped.
+            (
+                &[(0, Verified), (1, Unmarked), (2, Verified)],
+                Some(2),
+                2,
+                &[1],
+            ),
+            // The live target is kept even when it is not verified.
+            (&[(1, Loading)], Some(1), 2, &[]),
+            // Verified beyond keep.
+            (
+                &[(1, Verified), (2, Verified), (3, Verified)],
+                Some(3),
+                2,
+                &[1],
+            ),
+        ];
+        for (dbs, live, keep, want) in cases {
+            let dbs: Vec<_> = dbs.iter().map(|(n, s)| (id(*n), *s)).collect();
+            assert_eq!(
+                plan_cleanup(&dbs, live.map(id), *keep),
+                ids(want),
+                "{dbs:?} live {live:?} keep {keep}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_verified_databases_go_live() {
+        use DbState::*;
+        assert!(Verified.may_go_live());
+        assert!(NotTracked.may_go_live());
+        for s in [Loading, Retired, Unmarked] {
+            assert!(!s.may_go_live(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn repair_moves_the_alias_forward_to_the_newest_verified_only() {
+        use DbState::*;
+        let dbs = |v: &[(u64, DbState)]| v.iter().map(|(n, s)| (id(*n), *s)).collect::<Vec<_>>();
+        type Dbs = &'static [(u64, DbState)];
+        // (databases, alias target, expected repair target)
+        let cases: &[(Dbs, Option<u64>, Option<u64>)] = &[
+            // Scenario 1 after a lost switch: the alias on S1, S2 verified.
+            (&[(1, Verified), (2, Verified)], Some(1), Some(2)),
+            (&[(1, Verified), (2, Verified)], Some(2), None),
+            // A newer partial or retired database is no repair target.
+            (&[(1, Verified), (2, Loading)], Some(1), None),
+            (&[(1, Verified), (2, Retired)], Some(1), None),
+            (&[(1, Verified), (2, Unmarked)], Some(1), None),
+            // No alias at all: not a repair's business (no switch ever
+            // happened, or an operator removed it).
+            (&[(1, Verified), (2, Verified)], None, None),
+            // A store without marks: nothing is repaired.
+            (&[(1, NotTracked), (2, NotTracked)], Some(1), None),
+        ];
+        for (list, alias, want) in cases {
+            assert_eq!(
+                repair_target(&dbs(list), alias.map(id)),
+                want.map(id),
+                "{list:?} alias {alias:?}"
+            );
+        }
     }
 
     #[test]

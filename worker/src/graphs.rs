@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use common::config::Config;
+use common::graph::marks::RedisMarks;
 use common::graph::{GraphError, GraphStore};
 use common::targets::{GraphTarget, Targets};
 
@@ -29,9 +30,14 @@ impl Graphs {
     /// Community edition) fails at once.
     pub async fn connect(config: &Config) -> anyhow::Result<Graphs> {
         let targets = Targets::from_config(config)?;
+        // Lifecycle marks of stores that keep none themselves (Neo4j) live
+        // in the coordination Redis.
+        let redis = common::state::connect_config(config).await?;
+        let keys = common::keys::Keys::new(&config.namespace);
         let mut graphs = Vec::new();
         for target in targets.all() {
-            let store = connect_one(target, common::graph::pool_size(config)).await?;
+            let marks = RedisMarks::new(redis.clone(), keys.clone(), &target.name);
+            let store = connect_one(target, common::graph::pool_size(config), marks).await?;
             graphs.push(TargetGraph {
                 target: target.clone(),
                 store,
@@ -71,10 +77,14 @@ impl Graphs {
     }
 }
 
-async fn connect_one(target: &GraphTarget, pool: usize) -> anyhow::Result<Arc<dyn GraphStore>> {
+async fn connect_one(
+    target: &GraphTarget,
+    pool: usize,
+    marks: RedisMarks,
+) -> anyhow::Result<Arc<dyn GraphStore>> {
     use backon::{ExponentialBuilder, Retryable};
     let attempt = || async {
-        let store = common::graph::connect_target(target, pool).await?;
+        let store = common::graph::connect_target_marked(target, pool, Some(marks.clone())).await?;
         store.ping().await?;
         Ok::<_, GraphError>(store)
     };

@@ -34,7 +34,8 @@ use redis::{AsyncCommands, Value as RedisValue};
 use super::cypher::{node_statement_with, relationship_statement_with};
 use super::values::{Cell, CellKind};
 use super::{
-    quote, Counts, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite, Value,
+    quote, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
+    RelWrite, SwitchMode, Value,
 };
 use crate::config::{GraphKind, ServiceUrl};
 use crate::ident::{Customer, DatabaseName};
@@ -43,6 +44,116 @@ use crate::snapshot::PropType;
 /// Key holding the database an alias graph was copied from.
 pub fn alias_key(alias: &str) -> String {
     format!("snapswitch:alias:{alias}")
+}
+
+/// Integer: the highest fencing token this server has seen for a customer.
+pub fn fence_key(customer: &str) -> String {
+    format!("snapswitch:fence:{customer}")
+}
+
+/// Hash: a database's lifecycle mark (`state`, `token`, `snapshot`).
+pub fn mark_key(db: &str) -> String {
+    format!("snapswitch:db:{db}")
+}
+
+/// The fence check every fenced script starts with: KEYS[1] = fence key,
+/// ARGV[1] = token. A lower token than the one seen is refused (`FENCED`);
+/// a higher one raises the fence.
+const FENCE_CHECK: &str = r"
+local seen = tonumber(redis.call('GET', KEYS[1]) or '0')
+local token = tonumber(ARGV[1])
+if token < seen then
+  return redis.error_reply('FENCED token ' .. ARGV[1] .. ' is older than ' .. seen .. ' (' .. KEYS[1] .. '): a newer lock holder exists')
+end
+if token > seen then redis.call('SET', KEYS[1], ARGV[1]) end
+";
+
+/// KEYS = fence, mark, database; ARGV = token, snapshot, database name.
+const CREATE_FENCED: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.error_reply('EXISTS graph `' .. ARGV[3] .. '` already exists')
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'state', 'loading', 'token', ARGV[1], 'snapshot', ARGV[2])
+return 1";
+
+/// KEYS = fence, mark, database; ARGV = token, database name.
+const MARK_VERIFIED: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('MISSING database ' .. ARGV[2] .. ' does not exist')
+end
+local state = redis.call('HGET', KEYS[2], 'state')
+local owner = redis.call('HGET', KEYS[2], 'token')
+if state == 'verified' and owner == ARGV[1] then return 0 end
+if state ~= 'loading' or owner ~= ARGV[1] then
+  return redis.error_reply('FENCED database ' .. ARGV[2] .. ' is not being loaded under token ' .. ARGV[1] .. ' (state ' .. tostring(state) .. ', token ' .. tostring(owner) .. ')')
+end
+redis.call('HSET', KEYS[2], 'state', 'verified')
+return 1";
+
+/// KEYS = fence, alias key, alias graph, new database, its mark;
+/// ARGV = token, database name, mode (`forward`/`rollback`), snapshot id.
+/// Returns 1 when switched, 0 when the alias already pointed there.
+const SWITCH_FENCED: &str = r"
+local current = redis.call('GET', KEYS[2])
+if current == ARGV[2] then return 0 end
+local state = redis.call('HGET', KEYS[5], 'state')
+if state ~= 'verified' then
+  return redis.error_reply('UNVERIFIED database ' .. ARGV[2] .. ' is not verified (state: ' .. (state or 'unmarked') .. '); only a fully loaded and verified database can become live')
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  return redis.error_reply('MISSING database ' .. ARGV[2] .. ' does not exist')
+end
+if current then
+  local live = tonumber(string.match(current, '%-(%d+)$'))
+  if ARGV[3] == 'forward' and live and live > tonumber(ARGV[4]) then
+    return redis.error_reply('STALE alias ' .. KEYS[3] .. ' is on ' .. current .. ', newer than ' .. ARGV[2] .. '; it only moves forward')
+  end
+  if redis.call('EXISTS', current) == 1 then
+    return redis.error_reply('both ' .. KEYS[3] .. ' and ' .. current .. ' exist; refusing to overwrite')
+  end
+  redis.call('RENAME', KEYS[3], current)
+  if ARGV[3] == 'rollback' then
+    redis.call('HSET', 'snapswitch:db:' .. current, 'state', 'retired')
+  end
+elseif redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.error_reply('STRAY graph ' .. KEYS[3] .. ' exists but is not managed by snapswitch (no ' .. KEYS[2] .. '); it blocks every switch of this customer: rename or delete it (GRAPH.DELETE ' .. KEYS[3] .. ') after checking what it holds')
+end
+redis.call('RENAME', KEYS[4], KEYS[3])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1";
+
+/// KEYS = fence, mark, database, alias key; ARGV = token, database name.
+const DROP_FENCED: &str = r"
+if redis.call('GET', KEYS[4]) == ARGV[2] then
+  return redis.error_reply('LIVE database ' .. ARGV[2] .. ' is the live target of its alias; switch the alias first')
+end
+redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[2])
+return 1";
+
+/// The hash of the fenced switch script (tests recognise its call).
+pub fn switch_script_hash() -> String {
+    redis::Script::new(&fenced(SWITCH_FENCED))
+        .get_hash()
+        .to_owned()
+}
+
+fn fenced(body: &str) -> String {
+    format!("{FENCE_CHECK}{body}")
+}
+
+/// A fenced script's refusal: `FENCED` becomes [`GraphError::Fenced`], the
+/// lifecycle refusals a permanent error with the script's own words.
+fn map_fenced(e: redis::RedisError) -> GraphError {
+    let detail = e.detail().unwrap_or_default().to_owned();
+    match e.code() {
+        Some("FENCED") => GraphError::Fenced(detail),
+        Some("UNVERIFIED" | "STALE" | "STRAY" | "LIVE" | "EXISTS" | "MISSING") => {
+            GraphError::Permanent(detail)
+        }
+        _ => map_err(e),
+    }
 }
 
 /// Removes an alias: the live graph gets its database name back and the
@@ -618,6 +729,10 @@ impl GraphStore for FalkorStore {
                 "graph `{db}` already exists"
             )));
         }
+        // An unfenced database carries no lifecycle mark (a stale one from
+        // an earlier database of that name must not make it look verified).
+        let mut con = self.con.clone();
+        let _: i64 = con.del(mark_key(db)).await.map_err(map_err)?;
         // A graph key comes into being with its first write; an empty query
         // creates it, so that even an empty snapshot has a database.
         self.query(db, "RETURN 0").await?;
@@ -639,6 +754,7 @@ impl GraphStore for FalkorStore {
             .query_async(&mut con)
             .await
             .map_err(map_err)?;
+        let _: i64 = con.del(mark_key(db)).await.map_err(map_err)?;
         Ok(())
     }
 
@@ -664,6 +780,134 @@ impl GraphStore for FalkorStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn fence_seen(&self, customer: &str) -> Result<u64, GraphError> {
+        let mut con = self.con.clone();
+        let seen: Option<u64> = con.get(fence_key(customer)).await.map_err(map_err)?;
+        Ok(seen.unwrap_or(0))
+    }
+
+    async fn create_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        if self.live_alias(db).await?.is_some() {
+            return Err(GraphError::Permanent(format!(
+                "graph `{db}` already exists"
+            )));
+        }
+        let snapshot = DatabaseName::parse(db)
+            .map(|d| d.snapshot.get())
+            .unwrap_or(0);
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(&fenced(CREATE_FENCED))
+            .key(fence_key(&fence.customer))
+            .key(mark_key(db))
+            .key(db)
+            .arg(fence.token)
+            .arg(snapshot)
+            .arg(db)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        // The mark says `loading` before the graph exists: a crash in
+        // between leaves only a mark, which the next create replaces.
+        self.query(db, "RETURN 0").await?;
+        Ok(())
+    }
+
+    async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(&fenced(MARK_VERIFIED))
+            .key(fence_key(&fence.customer))
+            .key(mark_key(db))
+            .key(db)
+            .arg(fence.token)
+            .arg(db)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        Ok(())
+    }
+
+    async fn switch_fenced(
+        &self,
+        alias: &str,
+        db: &str,
+        fence: &Fence,
+        mode: SwitchMode,
+    ) -> Result<bool, GraphError> {
+        let snapshot = DatabaseName::parse(db)
+            .map(|d| d.snapshot.get())
+            .map_err(|e| {
+                GraphError::Permanent(format!("`{db}` is not a snapshot database: {e}"))
+            })?;
+        let mut con = self.con.clone();
+        let n: i64 = redis::Script::new(&fenced(SWITCH_FENCED))
+            .key(fence_key(&fence.customer))
+            .key(alias_key(alias))
+            .key(alias)
+            .key(db)
+            .key(mark_key(db))
+            .arg(fence.token)
+            .arg(db)
+            .arg(match mode {
+                SwitchMode::Forward => "forward",
+                SwitchMode::Rollback => "rollback",
+            })
+            .arg(snapshot)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        Ok(n == 1)
+    }
+
+    async fn drop_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        let alias = DatabaseName::parse(db)
+            .map(|d| d.customer.to_string())
+            .unwrap_or_else(|_| fence.customer.clone());
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(&fenced(DROP_FENCED))
+            .key(fence_key(&fence.customer))
+            .key(mark_key(db))
+            .key(db)
+            .key(alias_key(&alias))
+            .arg(fence.token)
+            .arg(db)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        Ok(())
+    }
+
+    async fn database_state(&self, db: &str) -> Result<DbState, GraphError> {
+        let mut con = self.con.clone();
+        let state: Option<String> = con.hget(mark_key(db), "state").await.map_err(map_err)?;
+        Ok(match state.as_deref() {
+            Some("loading") => DbState::Loading,
+            Some("verified") => DbState::Verified,
+            Some("retired") => DbState::Retired,
+            _ => DbState::Unmarked,
+        })
+    }
+
+    async fn stray_aliases(&self) -> Result<Vec<(String, String)>, GraphError> {
+        let mut con = self.con.clone();
+        let graphs: Vec<String> = redis::cmd("GRAPH.LIST")
+            .query_async(&mut con)
+            .await
+            .map_err(map_err)?;
+        let mut out = Vec::new();
+        for graph in graphs {
+            if Customer::parse(&graph).is_err() || DatabaseName::parse(&graph).is_ok() {
+                continue;
+            }
+            if self.alias_target(&graph).await?.is_none() {
+                out.push((
+                    graph.clone(),
+                    format!("graph `{graph}` is named like customer {graph}'s alias but snapswitch does not manage it (no {}); it blocks every switch of {graph}: check what it holds, then GRAPH.DELETE {graph} (or rename it)", alias_key(&graph)),
+                ));
+            }
+        }
+        Ok(out)
     }
 }
 

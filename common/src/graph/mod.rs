@@ -6,6 +6,7 @@
 
 pub mod cypher;
 pub mod falkordb;
+pub mod marks;
 pub mod neo4j;
 pub mod values;
 
@@ -26,12 +27,78 @@ pub enum GraphError {
     /// The statement or the data is wrong; retrying cannot help.
     #[error("graph database refused the work: {0}")]
     Permanent(String),
+    /// The store refused a fenced effect: a newer lock holder (a higher
+    /// fencing token) has been seen for the customer. The caller has lost
+    /// its lock and must abandon its work.
+    #[error("fenced out: {0}")]
+    Fenced(String),
 }
 
 impl GraphError {
     pub fn is_transient(&self) -> bool {
         matches!(self, GraphError::Transient(_))
     }
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, GraphError::Fenced(_))
+    }
+}
+
+/// What a fenced admin effect carries: the customer whose lock the caller
+/// holds and that acquisition's fencing token. The store refuses the effect
+/// when it has seen a higher token for the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub customer: String,
+    pub token: u64,
+}
+
+/// Where a database is in its lifecycle: loading → verified → live →
+/// retired. "Live" is not a mark of its own: it is the alias target, and only
+/// a verified database can become one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbState {
+    /// Created by a load that has not (yet) passed its count check.
+    Loading,
+    /// Fully loaded and verified under a valid fence: may become live.
+    Verified,
+    /// Taken out of service by `producer rollback`: never live again.
+    Retired,
+    /// No mark: made by hand, by another tool, or before marks existed.
+    /// Never becomes live; cleanup drops it like any unverified database.
+    Unmarked,
+    /// The store keeps no lifecycle marks (Neo4j for now): the caller falls
+    /// back to the rules of a store without marks.
+    NotTracked,
+}
+
+impl DbState {
+    /// May a database in this state become live (by the pipeline, a
+    /// rollback or a repair)? Only a verified one; on a store that keeps no
+    /// marks, any.
+    pub fn may_go_live(self) -> bool {
+        matches!(self, DbState::Verified | DbState::NotTracked)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbState::Loading => "loading",
+            DbState::Verified => "verified",
+            DbState::Retired => "retired",
+            DbState::Unmarked => "unmarked",
+            DbState::NotTracked => "not tracked",
+        }
+    }
+}
+
+/// How a fenced switch may move the alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchMode {
+    /// The pipeline and repairs: only onto a newer snapshot than the current
+    /// target.
+    Forward,
+    /// `producer rollback`: onto an older verified database; the database it
+    /// leaves is retired.
+    Rollback,
 }
 
 /// Resource figures for the health gate; `None` where the store has no such figure.
@@ -128,6 +195,38 @@ pub trait GraphStore: GraphWriter {
     async fn switch_alias(&self, alias: &str, db: &str) -> Result<(), GraphError>;
     /// Removes `alias`; its database stays. A missing alias is fine.
     async fn drop_alias(&self, alias: &str) -> Result<(), GraphError>;
+
+    // The fenced admin path: what the worker, reconciliation and rollback
+    // use. The unfenced methods above are for tools and tests.
+
+    /// The highest fencing token the store has seen for `customer` (0 when
+    /// none, or when the store keeps no fence).
+    async fn fence_seen(&self, customer: &str) -> Result<u64, GraphError>;
+    /// Creates an empty database marked `loading` by `fence`.
+    async fn create_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Marks a database this fence created as `verified`.
+    async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Points `alias` at the verified database `db`, refused when a newer
+    /// fence was seen, `db` is not verified, or (in `Forward` mode) the alias
+    /// is on a newer snapshot. `Ok(false)` when it already pointed there.
+    async fn switch_fenced(
+        &self,
+        alias: &str,
+        db: &str,
+        fence: &Fence,
+        mode: SwitchMode,
+    ) -> Result<bool, GraphError>;
+    /// Drops a database and its mark, refused when a newer fence was seen or
+    /// `db` is the live target. A missing database is fine.
+    async fn drop_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// The lifecycle state of `db`.
+    async fn database_state(&self, db: &str) -> Result<DbState, GraphError>;
+    /// Graph keys or databases named like a customer's alias that the store
+    /// does not manage as one: each blocks every switch of that customer.
+    /// Returns (name, how to clear it).
+    async fn stray_aliases(&self) -> Result<Vec<(String, String)>, GraphError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Connects the adapter of the config's top-level graph keys (the `default`
@@ -144,10 +243,21 @@ pub fn pool_size(config: &Config) -> usize {
     (config.load_concurrency * usize::from(config.workers) + 2).min(64)
 }
 
-/// Connects one graph target; `pool` as [`pool_size`].
+/// Connects one graph target; `pool` as [`pool_size`]. Without lifecycle
+/// marks for a store that cannot keep them (see [`connect_target_marked`]).
 pub async fn connect_target(
     target: &GraphTarget,
     pool: usize,
+) -> Result<Box<dyn GraphStore>, GraphError> {
+    connect_target_marked(target, pool, None).await
+}
+
+/// [`connect_target`], with `marks` (in the coordination Redis) for a store
+/// that keeps no lifecycle marks itself (Neo4j); FalkorDB keeps its own.
+pub async fn connect_target_marked(
+    target: &GraphTarget,
+    pool: usize,
+    marks: Option<marks::RedisMarks>,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
     let ca = target.ca_file.as_deref();
     Ok(match target.kind {
@@ -156,7 +266,8 @@ pub async fn connect_target(
         }
         GraphKind::Neo4j => Box::new(
             neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
-                .await?,
+                .await?
+                .with_marks(marks),
         ),
     })
 }
