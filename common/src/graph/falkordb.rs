@@ -630,7 +630,7 @@ impl GraphWriter for FalkorStore {
 
     fn lacks(&self, ty: PropType) -> Option<String> {
         constructor(ty).err().map(|e| match e {
-            GraphError::Permanent(m) | GraphError::Transient(m) => m,
+            GraphError::Permanent(m) | GraphError::Transient(m) | GraphError::Fenced(m) => m,
         })
     }
 
