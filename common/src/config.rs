@@ -175,10 +175,19 @@ pub struct Config {
     pub pagecache_threshold_percent: u8,
     /// Seconds before an event refused by the health gate is tried again.
     pub health_check_retry_delay: u64,
-    /// Retries of a transiently failed load before the event is parked.
+    /// Retries of a transiently failed load before the event is parked
+    /// (the ladder's length). A failure because a dependency is down does
+    /// not count (see `decide::after_failure`).
     pub max_retries: u32,
-    /// Retry n waits `retry_backoff_base^n` seconds (2, 4, 8 …).
+    /// Retry n waits `retry_backoff_base^n` seconds (2, 4, 8 …), at most
+    /// `retry_max_delay`.
     pub retry_backoff_base: u64,
+    /// The longest wait of the retry ladder, in seconds (its cap).
+    pub retry_max_delay: u64,
+    /// Seconds every connection attempt to RabbitMQ, Redis or a graph
+    /// database may take: a CLI command gives up after it, the worker keeps
+    /// trying (one log line per attempt).
+    pub connect_timeout: u64,
     /// Seconds a stopping worker lets in-flight loads finish before aborting them.
     pub shutdown_timeout: u64,
     /// Seconds a customer lock lives without renewal (renewed every third of it).
@@ -260,8 +269,10 @@ impl Default for Config {
             heap_threshold_percent: 85,
             pagecache_threshold_percent: 90,
             health_check_retry_delay: 60,
-            max_retries: 3,
+            max_retries: 8,
             retry_backoff_base: 2,
+            retry_max_delay: 300,
+            connect_timeout: 10,
             shutdown_timeout: 300,
             lock_ttl: 30,
             lock_wait_timeout: 5,
@@ -433,6 +444,18 @@ impl Config {
             "1 to 10",
         );
         check(
+            (1..=604_800).contains(&self.retry_max_delay),
+            "retry_max_delay",
+            self.retry_max_delay.to_string(),
+            "1 to 604800 seconds (7 days)",
+        );
+        check(
+            (1..=300).contains(&self.connect_timeout),
+            "connect_timeout",
+            self.connect_timeout.to_string(),
+            "1 to 300 seconds",
+        );
+        check(
             self.retry_delays().iter().all(|d| d.as_secs() <= 7 * 86_400),
             "max_retries",
             format!("{} with retry_backoff_base = {}", self.max_retries, self.retry_backoff_base),
@@ -585,11 +608,23 @@ impl Config {
         }
     }
 
-    /// Delay before retry n (1-based): `retry_backoff_base^n` seconds.
+    /// Delay before retry n (1-based): `retry_backoff_base^n` seconds, at
+    /// most `retry_max_delay`.
     pub fn retry_delays(&self) -> Vec<Duration> {
         (1..=self.max_retries)
-            .map(|n| Duration::from_secs(self.retry_backoff_base.saturating_pow(n)))
+            .map(|n| {
+                Duration::from_secs(
+                    self.retry_backoff_base
+                        .saturating_pow(n)
+                        .min(self.retry_max_delay.max(1)),
+                )
+            })
             .collect()
+    }
+
+    /// How long one connection attempt may take (`connect_timeout`).
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout)
     }
 
     /// The data root must be a readable directory before anything starts.
@@ -825,7 +860,27 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.scan_interval, 30);
         assert_eq!(c.keep_databases, 2);
-        assert_eq!(c.retry_delays(), [2, 4, 8].map(Duration::from_secs));
+        // The seed's 2, 4, 8 s are the ladder's first steps, not its whole budget.
+        assert_eq!(c.retry_delays()[..3], [2, 4, 8].map(Duration::from_secs));
+        assert_eq!(
+            c.retry_delays(),
+            [2, 4, 8, 16, 32, 64, 128, 256].map(Duration::from_secs)
+        );
+        assert_eq!(c.connect_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_retry_ladder_is_capped_by_retry_max_delay() {
+        let c = Config {
+            max_retries: 12,
+            retry_max_delay: 100,
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        let d = c.retry_delays();
+        assert_eq!(d.len(), 12);
+        assert_eq!(d[5], Duration::from_secs(64));
+        assert!(d[6..].iter().all(|x| *x == Duration::from_secs(100)));
     }
 
     #[test]

@@ -188,13 +188,17 @@ enum DlqCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let otel = common::telemetry::init("producer");
     let result = run().await;
     if let Some(otel) = otel {
         otel.shutdown();
     }
-    result
+    if let Err(e) = result {
+        // One line: what failed and why (anyhow's chain joined by ": ").
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -511,7 +515,7 @@ async fn announcer_with(
     metrics: std::sync::Arc<common::metrics::Metrics>,
 ) -> anyhow::Result<Announcer> {
     config.check_data_root()?;
-    let state = common::state::fleet(config).await.context("Redis")?;
+    let state = common::state::fleet(config).await?;
     let connection = common::broker::connect_config(config, "snapswitch-producer").await?;
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
@@ -565,6 +569,8 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     let topology = Topology::from_config(config);
+    // RabbitMQ unreachable: the rest is still shown, then the command fails.
+    let mut broker_error = None;
     let (queue_size, parked_queue_size) =
         match common::broker::connect_config(config, "snapswitch-producer-status").await {
             Ok(con) => {
@@ -579,7 +585,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 (work, dead)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "queue sizes unavailable");
+                broker_error = Some(e);
                 (None, None)
             }
         };
@@ -593,9 +599,13 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         targets: common::status::TargetCap::of_config(config),
     };
     let report = common::status::fleet_status(&state, &local).await?;
+    let result = match broker_error {
+        Some(e) => Err(anyhow::Error::new(e).context("queue sizes unknown")),
+        None => Ok(()),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return result;
     }
     let show = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "-".to_owned(),
@@ -645,7 +655,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    result
 }
 
 async fn history(

@@ -14,7 +14,6 @@ mod reconcile;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Parser;
 use common::config::Config;
 use common::topology::Topology;
@@ -68,13 +67,17 @@ struct Flags {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let otel = common::telemetry::init("worker");
     let result = run().await;
     if let Some(otel) = otel {
         otel.shutdown();
     }
-    result
+    if let Err(e) = result {
+        // One line: what failed and why (anyhow's chain joined by ": ").
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -97,18 +100,6 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(%worker_id, namespace = %config.namespace, "worker starting");
 
     config.check_data_root()?;
-    let state = common::state::fleet(&config).await.context("Redis")?;
-    let graphs = graphs::Graphs::connect(&config).await?;
-    for g in graphs.all() {
-        tracing::info!(graph_target = %g.target.name, graph = %g.target.url, graph_kind = %g.target.kind, max_concurrent_loads = g.target.max_concurrent_loads, "graph target connected");
-    }
-
-    let connection = common::broker::connect_config(&config, &worker_id).await?;
-    let topology = Topology::from_config(&config);
-    let setup = connection.create_channel().await?;
-    common::broker::declare(&setup, &topology).await?;
-    let publisher = common::broker::Publisher::new(&connection).await?;
-
     let stop = CancellationToken::new();
     tokio::spawn(watch_signals(stop.clone()));
 
@@ -122,6 +113,59 @@ async fn run() -> anyhow::Result<()> {
             reason: code.into(),
         });
     }
+    // /healthz from the first second; /readyz says what the start waits for.
+    let startup = Arc::new(ops::StartupProbe::new(metrics.clone()));
+    let http_stop = CancellationToken::new();
+    common::http::serve(&config.http_listen, startup.clone(), http_stop.clone()).await?;
+
+    let waited = async {
+        let redis = format!("Redis at {}", config.redis_url.redacted());
+        let Some(state) = ops::wait_for(&redis, &startup, &stop, || async {
+            Ok(common::state::fleet(&config).await?)
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        let Some(graphs) = ops::wait_for("the graph database", &startup, &stop, || {
+            graphs::Graphs::connect(&config)
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        let amqp = format!("RabbitMQ at {}", config.amqp_url.redacted());
+        let Some(connection) = ops::wait_for(&amqp, &startup, &stop, || async {
+            Ok(common::broker::connect_config(&config, &worker_id).await?)
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok::<_, anyhow::Error>(Some((state, graphs, connection)))
+    }
+    .await;
+    let (state, graphs, connection) = match waited {
+        Ok(Some(deps)) => deps,
+        Ok(None) => {
+            tracing::info!("stopped while waiting for a dependency");
+            http_stop.cancel();
+            return Ok(());
+        }
+        Err(e) => {
+            http_stop.cancel();
+            return Err(e);
+        }
+    };
+    for g in graphs.all() {
+        tracing::info!(graph_target = %g.target.name, graph = %g.target.url, graph_kind = %g.target.kind, max_concurrent_loads = g.target.max_concurrent_loads, "graph target connected");
+    }
+
+    let topology = Topology::from_config(&config);
+    let setup = connection.create_channel().await?;
+    common::broker::declare(&setup, &topology).await?;
+    let publisher = common::broker::Publisher::new(&connection).await?;
+
     metrics.init_targets(graphs.all().iter().map(|g| g.target.name.as_str()));
     let pipeline = Arc::new(pipeline::Pipeline {
         config: config.clone(),
@@ -147,8 +191,7 @@ async fn run() -> anyhow::Result<()> {
             targets: common::status::TargetCap::of_config(&config),
         },
     });
-    let http_stop = CancellationToken::new();
-    common::http::serve(&config.http_listen, probe.clone(), http_stop.clone()).await?;
+    startup.ready(probe.clone());
     let ticker = tokio::spawn(probe.clone().run(http_stop.clone()));
     {
         // Readiness turns red as soon as draining starts.

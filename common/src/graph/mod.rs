@@ -136,21 +136,63 @@ pub fn pool_size(config: &Config) -> usize {
     (config.load_concurrency * usize::from(config.workers) + 2).min(64)
 }
 
-/// Connects one graph target; `pool` as [`pool_size`].
+/// Connects one graph target; `pool` as [`pool_size`]; within
+/// [`crate::state::DEFAULT_CONNECT_TIMEOUT`].
 pub async fn connect_target(
     target: &GraphTarget,
     pool: usize,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
+    connect_target_within(target, pool, crate::state::DEFAULT_CONNECT_TIMEOUT).await
+}
+
+/// Connects one graph target and pings it, all within `timeout` (tried
+/// again with a short pause until then). A transient error names the target's
+/// URL (password hidden); a permanent refusal (bad URL, Community edition)
+/// comes at once.
+pub async fn connect_target_within(
+    target: &GraphTarget,
+    pool: usize,
+    timeout: std::time::Duration,
+) -> Result<Box<dyn GraphStore>, GraphError> {
     let ca = target.ca_file.as_deref();
-    Ok(match target.kind {
-        GraphKind::Falkordb => {
-            Box::new(falkordb::FalkorStore::connect_with(&target.url, ca, pool).await?)
+    let url = target.url.redacted();
+    let service = match target.kind {
+        GraphKind::Falkordb => "FalkorDB",
+        GraphKind::Neo4j => "the graph database (Bolt)",
+    };
+    let attempt = || async {
+        let store: Box<dyn GraphStore> = match target.kind {
+            GraphKind::Falkordb => {
+                Box::new(falkordb::FalkorStore::connect_with(&target.url, ca, pool).await?)
+            }
+            GraphKind::Neo4j => Box::new(
+                neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
+                    .await?,
+            ),
+        };
+        store.ping().await?;
+        Ok::<_, GraphError>(store)
+    };
+    // Ok(Err(_)): a permanent refusal, which ends the tries at once.
+    let tried = crate::state::within_deadline(service, &url, timeout, || async {
+        match attempt().await {
+            Ok(store) => Ok(Ok(store)),
+            Err(GraphError::Permanent(m)) => Ok(Err(GraphError::Permanent(m))),
+            Err(GraphError::Transient(m)) => Err(m),
         }
-        GraphKind::Neo4j => Box::new(
-            neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
-                .await?,
-        ),
     })
+    .await;
+    match tried {
+        Ok(result) => result,
+        Err(reason) if reason.contains(&url) => Err(GraphError::Transient(format!(
+            "graph target {}: {reason}",
+            target.name
+        ))),
+        Err(reason) => Err(GraphError::Transient(format!(
+            "cannot connect to {service} at {url} (graph target {}): {reason}",
+            target.name
+        ))),
+    }
 }
 
 /// `name` in backticks. Callers pass only names that passed
