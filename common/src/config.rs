@@ -117,28 +117,59 @@ impl fmt::Display for ServiceUrl {
     }
 }
 
-/// Masks the password in `scheme://user:password@host/...`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+/// The URL with the password of its userinfo part replaced by `***`, for
+/// every output (errors, logs, status, doctor). Parsed with the `url` crate;
+/// a password holding reserved characters that are not percent-encoded
+/// (`#`, `/`, `?`, `@`, `:`) makes the URL ambiguous, and then everything
+/// between `://` and the last `@` is hidden; a URL that does not parse at all
+/// is not shown beyond its scheme.
+pub fn redact_url(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
         // Not a URL (a config mistake such as `user:pw@host`): show no
         // userinfo at all rather than guess where a password ends.
-        return match url.rsplit_once('@') {
+        return match raw.rsplit_once('@') {
             Some((_, host)) => format!("***@{host}"),
-            None => url.to_owned(),
+            None if raw.contains(['/', '?', '#']) => "***".to_owned(),
+            None => raw.to_owned(),
         };
     };
+    // Where a parser ends the authority; an `@` after it means the userinfo
+    // (the password) may reach beyond that point.
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
+    if rest[authority_end..].contains('@') {
+        let host = rest.rsplit_once('@').map_or("", |(_, h)| h);
+        return format!("{scheme}://***@{host}");
+    }
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            if url.set_password(Some("***")).is_err() {
+                return format!("{scheme}://***");
             }
+            url.to_string()
         }
-        None => url.to_owned(),
+        Ok(url) => url.to_string(),
+        Err(_) => format!("{scheme}://*** (not a valid URL)"),
+    }
+}
+
+/// Why `raw` is not a usable service URL (`None`: it is): it must parse, and
+/// a password must not hold unencoded reserved characters. The reason never
+/// quotes the URL.
+pub fn url_problem(raw: &str) -> Option<String> {
+    let Some((_, rest)) = raw.split_once("://") else {
+        return Some("not a URL (scheme://host:port)".into());
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let encode_hint = "percent-encode reserved characters in the user name and password (# %23, / %2F, ? %3F, @ %40, : %3A, % %25)";
+    if rest[authority_end..].contains('@') {
+        return Some(format!(
+            "the password seems to hold `/`, `?` or `#`: {encode_hint}"
+        ));
+    }
+    match url::Url::parse(raw) {
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => Some("no host after `://`".into()),
+        Ok(_) => None,
+        Err(e) => Some(format!("not a valid URL ({e}): {encode_hint}")),
     }
 }
 
@@ -546,6 +577,9 @@ impl Config {
                 url.redacted(),
                 "a URL with a host after `://`, without spaces or control characters",
             );
+            if let Some(problem) = url_problem(url.expose()) {
+                check(false, key, url.redacted(), &problem);
+            }
         }
         check(
             !self.data_root.as_os_str().is_empty(),
@@ -925,6 +959,72 @@ mod tests {
         assert!(shown.contains("redis://:***@127.0.0.1:6379/0"), "{shown}");
     }
 
+    /// Passwords no output may show, whatever they hold.
+    pub const HOSTILE_PASSWORDS: [&str; 14] = [
+        "s3cr#t-pw",
+        "pa/ss-word",
+        "pa?ss=word",
+        "p@ss@word",
+        "pa:ss:word",
+        "1234/5678",
+        "9999#x",
+        "#leading",
+        "trailing@",
+        "a/b?c#d@e:f",
+        "%zz-not-encoded",
+        "sp ace",
+        "uni\u{e9}code-\u{1f511}",
+        "p%40ss%23encoded",
+    ];
+
+    #[test]
+    fn no_password_survives_redaction() {
+        for pw in HOSTILE_PASSWORDS {
+            for template in [
+                "amqp://guest:{pw}@rabbit.example:5672/%2f",
+                "amqps://guest:{pw}@rabbit.example/vhost",
+                "redis://:{pw}@127.0.0.1:6379/0",
+                "rediss://default:{pw}@redis.example:6380",
+                "neo4j://neo4j:{pw}@graph.example:7687",
+                "bolt://u:{pw}@h",
+                "redis://:{pw}@",
+                "u:{pw}@h:5672",
+            ] {
+                let raw = template.replace("{pw}", pw);
+                let shown = redact_url(&raw);
+                // The password, and each piece of it between reserved
+                // characters that is long enough to mean something.
+                let pieces: Vec<&str> = pw
+                    .split(['#', '/', '?', '@', ':', '%', ' ', '='])
+                    .filter(|p| p.len() >= 4)
+                    .collect();
+                assert!(!shown.contains(pw), "{raw} shown as {shown}");
+                for piece in pieces {
+                    assert!(!shown.contains(piece), "{raw} shown as {shown} ({piece})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_url_with_unencoded_reserved_characters_is_refused_without_showing_it() {
+        for pw in ["s3cr#t-pw", "pa/ss-word", "pa?ss=word", "1234/5678"] {
+            let c = Config {
+                amqp_url: ServiceUrl::new(format!("amqp://guest:{pw}@h:5672/%2f")),
+                ..Config::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("amqp_url"), "{err}");
+            assert!(err.contains("percent-encode"), "{err}");
+            assert!(!err.contains(pw), "{err}");
+        }
+        let ok = Config {
+            amqp_url: ServiceUrl::new("amqp://guest:s3cr%23t@h:5672/%2f"),
+            ..Config::default()
+        };
+        ok.validate().unwrap();
+    }
+
     #[test]
     fn redact_url_masks_only_the_password() {
         assert_eq!(
@@ -933,7 +1033,9 @@ mod tests {
         );
         assert_eq!(redact_url("redis://h:6379/"), "redis://h:6379/");
         assert_eq!(redact_url("bolt://u@h"), "bolt://u@h");
-        assert_eq!(redact_url("amqp://u:p@ss@h/x@y"), "amqp://u:***@h/x@y");
+        // An `@` after the authority: where the password ends is not sure.
+        assert_eq!(redact_url("amqp://u:p@ss@h/x@y"), "amqp://***@y");
+        assert_eq!(redact_url("amqp://u:p@ss@h/x"), "amqp://u:***@h/x");
         // A scheme-less mistake still hides the password.
         assert_eq!(redact_url("guest:hunter2@h:5672"), "***@h:5672");
         assert_eq!(redact_url("localhost:6379"), "localhost:6379");
@@ -1128,8 +1230,9 @@ mod tests {
         let msg = c.validate().unwrap_err().to_string();
         for want in [
             "amqp_url = amqp://: a URL with a host",
-            "redis_url = redis://:***@: a URL with a host",
-            "graph_url = redis://host name:1/: a URL with a host",
+            // A URL that does not parse is not shown (it may hold a password).
+            "redis_url = redis://*** (not a valid URL): a URL with a host",
+            "graph_url = redis://*** (not a valid URL): a URL with a host",
             "redis_ca_file",
             "set only with a TLS URL",
             "missing.pem: a readable PEM file",
