@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::breaker::Breaker;
-use crate::decide::{after_failure, AfterFailure};
+use crate::decide::{after_failure, AfterFailure, Ladder};
 use crate::pipeline::{Failure, Outcome, Pipeline};
 
 /// Why the consumer stopped pulling deliveries.
@@ -42,6 +42,9 @@ pub struct Consumer {
     pub breaker: Mutex<Breaker>,
     /// Signalled when the breaker opens: stop consuming.
     pub breaker_opened: Notify,
+    /// The retry ladder (`max_retries`, `retry_backoff_base`,
+    /// `retry_max_delay`) and the wait while a dependency is down.
+    pub ladder: Ladder,
 }
 
 impl Consumer {
@@ -221,6 +224,20 @@ impl Consumer {
         }
     }
 
+    /// Whether a failure happened because a dependency is down: its code
+    /// says "unavailable" and the graph databases or Redis do not answer a
+    /// probe now (within `connect_timeout`). A dependency that answers means
+    /// the failure is counted against the event.
+    async fn dependency_down(&self, failure: &Failure) -> bool {
+        if !matches!(failure.code, "graph_unavailable" | "redis_unavailable") {
+            return false;
+        }
+        let within = self.pipeline.config.connect_timeout();
+        let graph = tokio::time::timeout(within, self.pipeline.graphs.ping_all()).await;
+        let redis = tokio::time::timeout(within, self.pipeline.state.ping()).await;
+        !matches!((graph, redis), (Ok(Ok(())), Ok(Ok(()))))
+    }
+
     /// Feeds an outcome to the circuit breaker.
     fn observe(&self, outcome: &Outcome) {
         let Ok(mut b) = self.breaker.lock() else {
@@ -230,6 +247,7 @@ impl Consumer {
         match outcome {
             Outcome::Failed(f) if unavailable(f) && b.failure(Instant::now()) => {
                 self.pipeline.metrics.breaker_open.set(1);
+                self.pipeline.metrics.breaker_opened.inc();
                 self.breaker_opened.notify_one();
             }
             Outcome::Loaded { .. }
@@ -293,7 +311,6 @@ impl Consumer {
             _ => {}
         }
         let state = &self.pipeline.state;
-        let config = &self.pipeline.config;
         let settled = match outcome {
             Outcome::Loaded { .. }
             | Outcome::AlreadyLive
@@ -309,12 +326,19 @@ impl Consumer {
                 self.delay(&delivery, delay, attempt).await
             }
             Outcome::Failed(failure) => {
-                match after_failure(
-                    failure.class,
-                    attempt,
-                    config.max_retries,
-                    config.retry_backoff_base,
-                ) {
+                let dependency_down = self.dependency_down(&failure).await;
+                match after_failure(failure.class, dependency_down, attempt, &self.ladder) {
+                    AfterFailure::Wait { delay } => {
+                        tracing::warn!(
+                            code = failure.code,
+                            error = %failure.message,
+                            delay_s = delay.as_secs(),
+                            attempt,
+                            "a dependency is down: the event waits without using a retry"
+                        );
+                        metrics.dependency_waits.inc();
+                        self.delay(&delivery, delay, attempt).await
+                    }
                     AfterFailure::Retry {
                         attempt: next,
                         delay,

@@ -140,26 +140,47 @@ impl ErrorClass {
 pub enum AfterFailure {
     /// Back through the delay queue of `delay`, as attempt `attempt`.
     Retry { attempt: u32, delay: Duration },
+    /// A dependency was down: back through the delay queue of `delay` with
+    /// the attempt count unchanged (not the event's fault).
+    Wait { delay: Duration },
     /// Into the parking queue.
     Park,
 }
 
-/// Transient failures climb the retry ladder (`base^n` seconds for retry n)
-/// until `max_retries`; permanent ones are parked at once. `attempt` is the
-/// attempt that just failed, 0 for the first delivery.
+/// The retry ladder: `delays[n]` before retry n+1 (its length is
+/// `max_retries`, see `Config::retry_delays`), and the wait of an event
+/// whose dependency is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ladder {
+    pub delays: Vec<Duration>,
+    pub dependency_wait: Duration,
+}
+
+/// A failure while a dependency (graph database, Redis) does not answer is
+/// not the snapshot's fault: the event waits without using a retry.
+/// Otherwise transient failures climb the ladder until it ends; permanent
+/// ones are parked at once. `attempt` is the attempt that just failed, 0 for
+/// the first delivery.
 pub fn after_failure(
     class: ErrorClass,
+    dependency_down: bool,
     attempt: u32,
-    max_retries: u32,
-    backoff_base: u64,
+    ladder: &Ladder,
 ) -> AfterFailure {
-    if class == ErrorClass::Permanent || attempt >= max_retries {
+    if dependency_down {
+        return AfterFailure::Wait {
+            delay: ladder.dependency_wait,
+        };
+    }
+    if class == ErrorClass::Permanent {
         return AfterFailure::Park;
     }
-    let next = attempt + 1;
-    AfterFailure::Retry {
-        attempt: next,
-        delay: Duration::from_secs(backoff_base.saturating_pow(next)),
+    match ladder.delays.get(attempt as usize) {
+        Some(delay) => AfterFailure::Retry {
+            attempt: attempt + 1,
+            delay: *delay,
+        },
+        None => AfterFailure::Park,
     }
 }
 
@@ -341,30 +362,66 @@ mod tests {
     #[test]
     fn retry_ladder_then_park() {
         use AfterFailure::*;
+        let secs = |n: u64| Duration::from_secs(n);
+        let ladder = Ladder {
+            delays: [2, 4, 8].map(secs).to_vec(),
+            dependency_wait: secs(60),
+        };
         let t = ErrorClass::Transient;
-        assert_eq!(
-            after_failure(t, 0, 3, 2),
-            Retry {
-                attempt: 1,
-                delay: Duration::from_secs(2)
-            }
-        );
-        assert_eq!(
-            after_failure(t, 1, 3, 2),
-            Retry {
-                attempt: 2,
-                delay: Duration::from_secs(4)
-            }
-        );
-        assert_eq!(
-            after_failure(t, 2, 3, 2),
-            Retry {
-                attempt: 3,
-                delay: Duration::from_secs(8)
-            }
-        );
-        assert_eq!(after_failure(t, 3, 3, 2), Park);
-        assert_eq!(after_failure(ErrorClass::Permanent, 0, 3, 2), Park);
-        assert_eq!(after_failure(t, 0, 0, 2), Park);
+        let p = ErrorClass::Permanent;
+        let none = Ladder {
+            delays: Vec::new(),
+            dependency_wait: secs(5),
+        };
+        // (class, dependency down, attempt that failed, ladder) -> outcome
+        let table = [
+            (
+                t,
+                false,
+                0,
+                &ladder,
+                Retry {
+                    attempt: 1,
+                    delay: secs(2),
+                },
+            ),
+            (
+                t,
+                false,
+                1,
+                &ladder,
+                Retry {
+                    attempt: 2,
+                    delay: secs(4),
+                },
+            ),
+            (
+                t,
+                false,
+                2,
+                &ladder,
+                Retry {
+                    attempt: 3,
+                    delay: secs(8),
+                },
+            ),
+            (t, false, 3, &ladder, Park),
+            (t, false, 99, &ladder, Park),
+            (p, false, 0, &ladder, Park),
+            (t, false, 0, &none, Park),
+            // A dependency down uses no retry, whatever the attempt.
+            (t, true, 0, &ladder, Wait { delay: secs(60) }),
+            (t, true, 3, &ladder, Wait { delay: secs(60) }),
+            (t, true, 99, &ladder, Wait { delay: secs(60) }),
+            (p, true, 0, &ladder, Wait { delay: secs(60) }),
+            (t, true, 0, &none, Wait { delay: secs(5) }),
+        ];
+        for (class, down, attempt, ladder, want) in table {
+            assert_eq!(
+                after_failure(class, down, attempt, ladder),
+                want,
+                "{class:?} down={down} attempt={attempt}"
+            );
+        }
     }
 }

@@ -225,6 +225,10 @@ async fn run() -> anyhow::Result<()> {
             std::time::Duration::from_secs(config.breaker_probe_interval),
         )),
         breaker_opened: tokio::sync::Notify::new(),
+        ladder: decide::Ladder {
+            delays: config.retry_delays(),
+            dependency_wait: std::time::Duration::from_secs(config.health_check_retry_delay),
+        },
     });
     let result = consumer.run(&connection, stop.clone()).await;
     stop.cancel();
