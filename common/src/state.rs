@@ -162,13 +162,16 @@ where
     let deadline = start + timeout;
     let mut pause = Duration::from_millis(200);
     let mut tries = 0u32;
+    let mut last_error: Option<String> = None;
     loop {
         tries += 1;
         let reason = match tokio::time::timeout_at(deadline, attempt()).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => e.to_string(),
-            Err(_) => "no answer".to_owned(),
+            // Cut at the deadline: the last real error says more.
+            Err(_) => last_error.take().unwrap_or_else(|| "no answer".to_owned()),
         };
+        last_error = Some(reason.clone());
         let now = tokio::time::Instant::now();
         if now + pause >= deadline {
             return Err(format!(

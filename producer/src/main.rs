@@ -373,7 +373,7 @@ async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::R
     // The graph database serving this customer (its graph target).
     let targets = common::targets::Targets::from_config(config)?;
     let target = targets.for_customer(customer.as_str());
-    let store = common::graph::connect_target(target, 2).await?;
+    let store = common::graph::connect_target_within(target, 2, config.connect_timeout()).await?;
     store.ping().await?;
     let mut con = state.connection();
     // Under the customer's lock: no load of this customer runs meanwhile.
