@@ -283,7 +283,8 @@ async fn worker_waits_for_an_unresolvable_host_and_says_so() {
         )
         .await;
         assert!(waiting.is_ok(), "{service:?}: {waiting:?}\n{}", env.logs());
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Two attempts of connect_timeout (2 s) with a 1 s pause between.
+        tokio::time::sleep(Duration::from_secs(7)).await;
         assert!(env.is_running("worker"), "{service:?}\n{}", env.logs());
         assert_eq!(http_get(&addr, "/healthz").unwrap().0, 200);
         assert!(
