@@ -317,7 +317,7 @@ async fn a_minute_of_graph_outage_parks_nothing() {
     )
     .unwrap();
     for i in 0..N {
-        write(&env, &format!("c{i}"), BASE + i, 2000);
+        write(&env, &format!("cust{i}"), BASE + i, 2000);
     }
     env.spawn_worker("worker").unwrap();
     let addr = env.http_addr("worker").await.unwrap();
@@ -351,7 +351,7 @@ async fn a_minute_of_graph_outage_parks_nothing() {
     // Loaded after the restart: the server came back empty, so each of
     // these is a load made after it returned.
     let graphs = env.falkor.graphs();
-    let after = graphs.iter().filter(|g| g.starts_with('c')).count();
+    let after = graphs.iter().filter(|g| g.starts_with("cust")).count();
     assert!(
         after as i64 >= N as i64 - before,
         "{after} databases after the outage, {before} loaded before: {graphs:?}"
