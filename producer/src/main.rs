@@ -612,13 +612,23 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         other => other.to_string(),
     };
     println!(
-        "status: {}  workers: {}  queue: {}  parked: {}  success rate: {}%",
+        "status: {}  workers: {}  queue: {}  parked: {}  success rate: {}% last hour, {}% last 24 h, {}% all time",
         report["status"].as_str().unwrap_or("-"),
         show(&report["workers"]),
         show(&report["queue_size"]),
         show(&report["parked_queue_size"]),
+        show(&report["success_rate_1h"]),
+        show(&report["success_rate_24h"]),
         show(&report["success_rate"])
     );
+    for (name, label) in [("1h", "last hour"), ("24h", "last 24 h")] {
+        let w = &report["window"][name];
+        println!(
+            "{label:>12}: {} completed, {} parked",
+            show(&w["completed"]),
+            show(&w["parked"])
+        );
+    }
     for k in [
         "discovered",
         "published",

@@ -562,7 +562,9 @@ fn rabbitmq_definitions_match_the_topology() {
             .filter(|q| q.starts_with("snapswitch.delay."))
             .map(|q| (q.clone(), queues[q]["x-message-ttl"].clone()))
             .collect::<BTreeMap<_, _>>(),
-        [2, 4, 5, 8, 60]
+        // The ladder (2, 4, 8 … 256 s: max_retries = 8, capped at
+        // retry_max_delay), lock_wait_timeout 5 s, health_check_retry_delay 60 s.
+        [2, 4, 5, 8, 16, 32, 60, 64, 128, 256]
             .map(|s| (format!("snapswitch.delay.{s}s"), json!(s * 1000)))
             .into_iter()
             .collect()
@@ -1574,4 +1576,49 @@ async fn rabbitmq_boots_with_the_deploy_config_and_the_binaries_accept_it() {
         "guest can log in: the definitions' user is not the only one"
     );
     drop(node);
+}
+
+/// The Nagios check judges the last hour's success rate, so one outage does
+/// not warn forever; an older status file falls back to the all-time rate.
+#[test]
+fn nagios_check_uses_the_windowed_success_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orchestrator_status.json");
+    let check = repo("deploy/nagios/check_snapswitch.sh");
+    let cases = [
+        // (all time, last hour, exit code, output)
+        (json!(50.0), json!(100.0), 0, "OK: Orchestrator healthy"),
+        (
+            json!(99.0),
+            json!(80.0),
+            1,
+            "WARNING: Success rate over the last hour is 80%",
+        ),
+        (
+            json!(90.0),
+            Json::Null,
+            1,
+            "WARNING: Success rate over the last hour is 90%",
+        ),
+    ];
+    for (all_time, last_hour, code, output) in cases {
+        let mut status = json!({"status": "running", "success_rate": all_time, "queue_size": 0});
+        if !last_hour.is_null() {
+            status["success_rate_1h"] = last_hour.clone();
+        }
+        std::fs::write(&file, status.to_string()).unwrap();
+        let out = Command::new("bash")
+            .arg(&check)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+            (Some(code), output),
+            "{status}"
+        );
+    }
 }

@@ -356,6 +356,12 @@ async fn a_minute_of_graph_outage_parks_nothing() {
         after as i64 >= N as i64 - before,
         "{after} databases after the outage, {before} loaded before: {graphs:?}"
     );
+    // The windowed counters saw every load, and nothing parked.
+    let status: serde_json::Value =
+        serde_json::from_str(&http_get(&addr, "/status").unwrap().1).unwrap();
+    assert_eq!(status["window"]["1h"]["completed"], N, "{status}");
+    assert_eq!(status["window"]["24h"]["parked"], 0, "{status}");
+    assert_eq!(status["success_rate_1h"], 100.0, "{status}");
     let (_, metrics) = http_get(&addr, "/metrics").unwrap();
     assert!(metrics.contains("snapswitch_breaker_open 0"), "{metrics}");
     assert!(

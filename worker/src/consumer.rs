@@ -296,6 +296,9 @@ impl Consumer {
         match &outcome {
             Outcome::Loaded { seconds, rows, .. } => {
                 metrics.completed.inc();
+                let _ =
+                    common::status::tally(&self.pipeline.state, common::status::Tally::Completed)
+                        .await;
                 metrics.load_duration.observe(*seconds);
                 if *seconds > 0.0 {
                     metrics.rows_per_second.observe(*rows as f64 / seconds);
@@ -362,6 +365,7 @@ impl Consumer {
                     }
                     AfterFailure::Park => {
                         let _ = state.incr(Counter::Parked, 1).await;
+                        let _ = common::status::tally(state, common::status::Tally::Parked).await;
                         metrics.park(failure.code);
                         let mut fields = event_fields(&delivery.data);
                         fields.extend([
