@@ -36,6 +36,16 @@ struct Cli {
     /// `SNAPSWITCH_<KEY>` override it, flags override both.
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// Log lines as `text` (colours only on a terminal) or `json` (one
+    /// object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SNAPSWITCH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: common::telemetry::LogFormat,
     #[command(flatten)]
     flags: Flags,
     #[command(subcommand)]
@@ -189,8 +199,9 @@ enum DlqCommand {
 
 #[tokio::main]
 async fn main() {
-    let otel = common::telemetry::init("producer");
-    let result = run().await;
+    let cli = Cli::parse();
+    let otel = common::telemetry::init_with("producer", cli.log_format);
+    let result = run(cli).await;
     if let Some(otel) = otel {
         otel.shutdown();
     }
@@ -201,8 +212,7 @@ async fn main() {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     for var in common::config::unknown_env_vars() {
         tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");
     }
@@ -284,16 +294,23 @@ async fn run() -> anyhow::Result<()> {
                 );
                 bar
             });
+            // The bar owns the terminal while it runs: the per-snapshot
+            // lines show only at debug (RUST_LOG=debug) meanwhile.
+            let quiet = bar
+                .as_ref()
+                .map(|_| common::telemetry::ProgressGuard::start());
             let n = scan::publish_ready(
                 &announcer,
                 &config.data_root,
                 priority.unwrap_or(config.default_priority),
                 bar.as_ref(),
             )
-            .await?;
+            .await;
             if let Some(bar) = bar {
                 bar.finish();
             }
+            drop(quiet);
+            let n = n?;
             tracing::info!(published = n, "backfill done");
             println!("published {n}");
             Ok(())

@@ -26,8 +26,18 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     /// Config file (TOML); also `SNAPSWITCH_CONFIG`. Environment variables
     /// `SNAPSWITCH_<KEY>` override it, flags override both.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// Log lines as `text` (colours only on a terminal) or `json` (one
+    /// object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SNAPSWITCH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: common::telemetry::LogFormat,
     #[command(flatten)]
     flags: Flags,
     #[command(subcommand)]
@@ -45,31 +55,32 @@ enum Command {
 #[derive(clap::Args, Debug, Serialize)]
 struct Flags {
     /// Concurrent loads in this process.
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<u16>,
     /// Prefix of every queue and Redis key.
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<String>,
     /// Root of the snapshot tree.
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     data_root: Option<PathBuf>,
     /// Write the fleet status JSON here every 5 s (atomically).
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     status_file: Option<PathBuf>,
     /// Address of the HTTP server (/healthz, /readyz, /metrics, /status).
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_listen: Option<String>,
 }
 
 #[tokio::main]
 async fn main() {
-    let otel = common::telemetry::init("worker");
-    let result = run().await;
+    let cli = Cli::parse();
+    let otel = common::telemetry::init_with("worker", cli.log_format);
+    let result = run(cli).await;
     if let Some(otel) = otel {
         otel.shutdown();
     }
@@ -80,8 +91,7 @@ async fn main() {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     for var in common::config::unknown_env_vars() {
         tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");
     }
