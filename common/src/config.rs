@@ -363,7 +363,7 @@ impl Config {
             .merge(secret_file_env_provider(ENV_PREFIX, &SECRET_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(load_error)?;
         config.validate()?;
         Ok(config)
     }
@@ -683,6 +683,76 @@ impl Config {
             Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
             _ => Vec::new(),
         }
+    }
+}
+
+/// A value the config loader could not take, one line per key: the key,
+/// the value found (hidden for keys that may hold a password), what is
+/// allowed and where the value came from — instead of the deserializer's
+/// raw text (`expected u16 for key "default.workers"`).
+fn load_error(error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let lines = error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                e.path.join(".")
+            };
+            let secret = SECRET_KEYS
+                .iter()
+                .any(|k| key == *k || key.ends_with(&format!(".{k}")));
+            let from = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {} {source})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            let shown = |actual: &figment::error::Actual| {
+                if secret {
+                    "***".to_owned()
+                } else {
+                    actual.to_string()
+                }
+            };
+            match &e.kind {
+                Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+                    format!("  {key} = {}: {}{from}", shown(actual), allowed(expected))
+                }
+                Kind::UnknownVariant(actual, expected) => format!(
+                    "  {key} = {:?}: one of {}{from}",
+                    if secret { "***" } else { actual.as_str() },
+                    expected.join(", ")
+                ),
+                Kind::UnknownField(field, _) => {
+                    let key = if e.path.is_empty() {
+                        field.clone()
+                    } else {
+                        format!("{key}.{field}")
+                    };
+                    format!("  {key}: not a config key (see docs/configuration.md){from}")
+                }
+                other => format!("  {key}: {other}{from}"),
+            }
+        })
+        .collect();
+    ConfigError::Invalid(lines)
+}
+
+/// What a Rust type name in a deserializer's message allows, in words.
+fn allowed(expected: &str) -> String {
+    match expected {
+        "u8" => "a whole number from 0 to 255".into(),
+        "u16" => "a whole number from 0 to 65535".into(),
+        "u32" => "a whole number from 0 to 4294967295".into(),
+        "u64" | "usize" => "a whole number, 0 or more".into(),
+        "i64" | "isize" | "i32" => "a whole number".into(),
+        "a boolean" => "true or false".into(),
+        "a string" => "a string (in quotes in TOML)".into(),
+        other => other.to_owned(),
     }
 }
 
@@ -1023,6 +1093,42 @@ mod tests {
             ..Config::default()
         };
         ok.validate().unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
+    fn type_errors_name_the_key_the_value_and_what_is_allowed() {
+        figment::Jail::expect_with(|jail| {
+            let none = BTreeMap::<String, String>::new();
+            // The deserializer stops at the first bad value: one file each.
+            for (text, want) in [
+                (
+                    "workers = \"four\"",
+                    "workers = string \"four\": a whole number from 0 to 65535 (from TOML file",
+                ),
+                (
+                    "skip_superseded = \"yes\"",
+                    "skip_superseded = string \"yes\": true or false",
+                ),
+                ("amqp_url = [4242]", "amqp_url = ***: "),
+            ] {
+                jail.create_file("c.toml", text)?;
+                let err = Config::load(Some(Path::new("c.toml")), &none)
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(want), "{want}: {err}");
+                assert!(!err.contains("default."), "{err}");
+                assert!(!err.contains("4242"), "{err}");
+            }
+            jail.set_env("SNAPSWITCH_KEEP_DATABASES", "-3");
+            jail.create_file("d.toml", "")?;
+            let err = Config::load(Some(Path::new("d.toml")), &none)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("keep_databases = "), "{err}");
+            assert!(err.contains("environment variable"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -69,9 +69,7 @@ pub fn init_with(service: &str, format: LogFormat) -> Option<Otel> {
         .max_level_hint()
         .is_some_and(|l| l >= LevelFilter::DEBUG);
     let progress = FilterFn::new(move |meta| {
-        debug_asked
-            || *meta.level() != tracing::Level::INFO
-            || !PROGRESS.load(Ordering::Relaxed)
+        debug_asked || *meta.level() != tracing::Level::INFO || !PROGRESS.load(Ordering::Relaxed)
     });
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)

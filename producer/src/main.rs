@@ -81,8 +81,10 @@ struct Flags {
 enum Command {
     /// Publish one snapshot's event (after its `_SUCCESS` is written).
     Publish {
+        /// The customer (its directory under the data root).
         #[arg(long)]
         customer: String,
+        /// The snapshot id (its directory under the customer's: unix seconds).
         #[arg(long)]
         snapshot_id: u64,
         /// 0-9; default: the config's default_priority.
@@ -91,11 +93,15 @@ enum Command {
     },
     /// Watch the data root and publish each snapshot once when it becomes ready.
     Watch {
+        /// 0-9; default: the config's default_priority (each customer's
+        /// newest snapshot gets one more in rescans).
         #[arg(long)]
         priority: Option<u8>,
     },
     /// Publish every ready snapshot not published yet, then exit.
     Backfill {
+        /// 0-9; default: the config's default_priority (each customer's
+        /// newest snapshot gets one more).
         #[arg(long)]
         priority: Option<u8>,
     },
@@ -127,6 +133,7 @@ enum Command {
     /// Move a customer's alias back to an older retained database (the newest
     /// older one, or --to). Holds until the next newer snapshot is loaded.
     Rollback {
+        /// The customer whose alias moves back.
         #[arg(long)]
         customer: String,
         /// The retained snapshot to go back to (default: the newest older one).
@@ -141,8 +148,10 @@ enum Command {
     /// Cancel a snapshot: a queued event is acked as cancelled when it
     /// arrives; a running load is aborted within seconds and its database dropped.
     Cancel {
+        /// The customer of the snapshot.
         #[arg(long)]
         customer: String,
+        /// The snapshot to cancel.
         #[arg(long)]
         snapshot_id: u64,
     },
@@ -377,7 +386,10 @@ fn rollback_target(
         None => older
             .into_iter()
             .max()
-            .ok_or_else(|| format!("no database older than the live one ({live}) is retained; keep_databases must be at least 2 to roll back")),
+            .ok_or_else(|| {
+                let kept: Vec<String> = retained.iter().map(ToString::to_string).collect();
+                format!("no database older than the live one ({live}) is retained (retained: {}); a rollback needs one, and keep_databases = N keeps only the newest N after each load", kept.join(", "))
+            }),
     }
 }
 
@@ -430,6 +442,14 @@ async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::R
         let db = DatabaseName::new(customer.clone(), target).to_string();
         store.switch_alias(customer.as_str(), &db).await?;
         state.set_live(&customer, target).await?;
+        // The one live before it is the one rolled back from (not the old
+        // `previous`, which is now live: `live X (previous X)`).
+        redis::cmd("HSET")
+            .arg(state.keys().customer(&customer))
+            .arg("previous_snapshot")
+            .arg(live.get())
+            .query_async::<()>(&mut con)
+            .await?;
         state
             .audit(
                 "rolled_back",
@@ -460,20 +480,23 @@ async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()>
             } else if parked.is_empty() {
                 println!("the parking queue {} is empty", topology.dead_queue);
             } else {
+                // Bodies and headers come from outside: escape control
+                // characters, so no terminal escape sequence reaches the screen.
+                let shown = |v: Option<&str>| printable(v.unwrap_or("-"));
                 for p in &parked {
                     println!(
                         "{}  {}/{}  reason={} attempts={} failed_at={}\n    {}",
-                        p.event_id.as_deref().unwrap_or("-"),
-                        p.customer.as_deref().unwrap_or("-"),
+                        shown(p.event_id.as_deref()),
+                        shown(p.customer.as_deref()),
                         p.snapshot_id
                             .map(|s| s.to_string())
                             .unwrap_or_else(|| "-".into()),
-                        p.reason.as_deref().unwrap_or("-"),
+                        shown(p.reason.as_deref()),
                         p.attempts
                             .map(|a| a.to_string())
                             .unwrap_or_else(|| "-".into()),
-                        p.failed_at.as_deref().unwrap_or("-"),
-                        p.error.as_deref().or(p.body.as_deref()).unwrap_or(""),
+                        shown(p.failed_at.as_deref()),
+                        printable(p.error.as_deref().or(p.body.as_deref()).unwrap_or("")),
                     );
                 }
             }
@@ -515,6 +538,20 @@ async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()>
     }
     let _ = connection.close(200, "done".into()).await;
     Ok(())
+}
+
+/// `text` with every control character (ESC, CR, BEL, line breaks …)
+/// written as an escape (`\u{1b}`), for output to a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 async fn announcer(config: &Config) -> anyhow::Result<Announcer> {
@@ -758,6 +795,16 @@ mod tests {
     }
 
     #[test]
+    fn printable_escapes_terminal_control_sequences() {
+        assert_eq!(
+            printable("a\u{1b}[2J\u{1b}]0;pwned\u{7}b\r\nc"),
+            "a\\u{1b}[2J\\u{1b}]0;pwned\\u{7}b\\r\\nc"
+        );
+        assert_eq!(printable("plain – ünïcode"), "plain – ünïcode");
+        assert!(!printable("\u{9b}31m").contains('\u{9b}'));
+    }
+
+    #[test]
     fn rollback_goes_to_the_newest_older_database_or_the_one_asked_for() {
         let retained = [id(1), id(2), id(3)];
         assert_eq!(rollback_target(id(3), &retained, None), Ok(id(2)));
@@ -765,8 +812,8 @@ mod tests {
         assert!(rollback_target(id(3), &retained, Some(id(3)))
             .unwrap_err()
             .contains("not a retained database older"));
-        assert!(rollback_target(id(1), &retained, None)
-            .unwrap_err()
-            .contains("keep_databases must be at least 2"));
+        let none_older = rollback_target(id(1), &retained, None).unwrap_err();
+        assert!(none_older.contains("no database older"), "{none_older}");
+        assert!(!none_older.contains("must be at least 2"), "{none_older}");
     }
 }
