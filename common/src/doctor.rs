@@ -288,6 +288,14 @@ async fn graph_target(
     let connect = crate::graph::connect_target_within(target, pool, connect_timeout);
     let store = match within(connect).await {
         Some(Ok(s)) => s,
+        // Reached, but refused (the connect pings): the wrong kind of server.
+        Some(Err(e)) if !e.is_transient() => {
+            return vec![Check::fail(
+                &label("graph database"),
+                format!("{} at {url}: {e}", target.kind),
+                format!("{kind_key} must match the server (falkordb: FalkorDB's Redis port; neo4j: a Neo4j 5 Enterprise Bolt URL) and the credentials must be right"),
+            )]
+        }
         Some(Err(e)) => {
             return vec![Check::fail(
                 &label("graph database"),
