@@ -78,7 +78,17 @@ pub async fn connect_within(
             let mut props =
                 ConnectionProperties::default().with_connection_name(LongString::from(name));
             if recover {
-                props = props.enable_auto_recover();
+                // Recovery never gives up (lapin's default stops after 16
+                // tries, about 11 minutes): an outage of any length is
+                // waited out, reconnecting within 30 s of the broker's return.
+                props = props
+                    .with_backoff(
+                        backon::ExponentialBuilder::default()
+                            .with_min_delay(std::time::Duration::from_secs(1))
+                            .with_max_delay(std::time::Duration::from_secs(30))
+                            .without_max_times(),
+                    )
+                    .enable_auto_recover();
             }
             let runtime = lapin::runtime::default_runtime()?;
             Connection::connect_with_config(url.expose(), props, tls, runtime).await
