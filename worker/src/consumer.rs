@@ -27,6 +27,10 @@ use crate::breaker::Breaker;
 use crate::decide::{after_failure, AfterFailure, Ladder};
 use crate::pipeline::{Failure, Outcome, Pipeline};
 
+/// How often an event has waited for a dependency without using a retry
+/// (`decide::MAX_DEPENDENCY_WAITS`).
+pub const HEADER_WAITS: &str = "x-snapswitch-dependency-waits";
+
 /// Why the consumer stopped pulling deliveries.
 enum Pause {
     Stop,
@@ -330,17 +334,21 @@ impl Consumer {
             }
             Outcome::Failed(failure) => {
                 let dependency_down = self.dependency_down(&failure).await;
-                match after_failure(failure.class, dependency_down, attempt, &self.ladder) {
-                    AfterFailure::Wait { delay } => {
+                let waits =
+                    header_u32(delivery.properties.headers().as_ref(), HEADER_WAITS).unwrap_or(0);
+                match after_failure(failure.class, dependency_down, attempt, waits, &self.ladder) {
+                    AfterFailure::Wait { delay, waits } => {
                         tracing::warn!(
                             code = failure.code,
                             error = %failure.message,
                             delay_s = delay.as_secs(),
                             attempt,
+                            waits,
                             "a dependency is down: the event waits without using a retry"
                         );
                         metrics.dependency_waits.inc();
-                        self.delay(&delivery, delay, attempt).await
+                        self.delay_with(&delivery, delay, attempt, Some(waits))
+                            .await
                     }
                     AfterFailure::Retry {
                         attempt: next,
@@ -393,9 +401,28 @@ impl Consumer {
         delay: Duration,
         attempt: u32,
     ) -> anyhow::Result<()> {
+        self.delay_with(delivery, delay, attempt, None).await
+    }
+
+    /// [`Consumer::delay`], with the count of dependency waits set when given.
+    async fn delay_with(
+        &self,
+        delivery: &Delivery,
+        delay: Duration,
+        attempt: u32,
+        waits: Option<u32>,
+    ) -> anyhow::Result<()> {
         let delay = self.topology.delay_for(delay);
         let (_, key) = self.topology.delay_queue(delay);
-        let props = republished(delivery, attempt, &[]);
+        let mut props = republished(delivery, attempt, &[]);
+        if let Some(waits) = waits {
+            let mut headers = props.headers().clone().unwrap_or_default();
+            headers.insert(
+                ShortString::from(HEADER_WAITS),
+                AMQPValue::LongInt(waits.try_into().unwrap_or(i32::MAX)),
+            );
+            props = props.with_headers(headers);
+        }
         match self
             .publisher
             .publish(&self.topology.delay_exchange, &key, &delivery.data, props)

@@ -141,8 +141,8 @@ pub enum AfterFailure {
     /// Back through the delay queue of `delay`, as attempt `attempt`.
     Retry { attempt: u32, delay: Duration },
     /// A dependency was down: back through the delay queue of `delay` with
-    /// the attempt count unchanged (not the event's fault).
-    Wait { delay: Duration },
+    /// the attempt count unchanged (not the event's fault), as wait `waits`.
+    Wait { delay: Duration, waits: u32 },
     /// Into the parking queue.
     Park,
 }
@@ -156,8 +156,16 @@ pub struct Ladder {
     pub dependency_wait: Duration,
 }
 
+/// How often one event may wait for a dependency without using a retry.
+/// While the circuit breaker is open nothing is consumed, so waits pile up
+/// only when the event is tried again and the dependency is down right
+/// after each time: an event that brings the graph database down (a poison
+/// pill) climbs the ladder after this many and is parked in the end.
+pub const MAX_DEPENDENCY_WAITS: u32 = 50;
+
 /// A failure while a dependency (graph database, Redis) does not answer is
-/// not the snapshot's fault: the event waits without using a retry.
+/// not the snapshot's fault: the event waits without using a retry, up to
+/// [`MAX_DEPENDENCY_WAITS`] times (`waits`: how often it has waited so far).
 /// Otherwise transient failures climb the ladder until it ends; permanent
 /// ones are parked at once. `attempt` is the attempt that just failed, 0 for
 /// the first delivery.
@@ -165,11 +173,13 @@ pub fn after_failure(
     class: ErrorClass,
     dependency_down: bool,
     attempt: u32,
+    waits: u32,
     ladder: &Ladder,
 ) -> AfterFailure {
-    if dependency_down {
+    if dependency_down && waits < MAX_DEPENDENCY_WAITS {
         return AfterFailure::Wait {
             delay: ladder.dependency_wait,
+            waits: waits + 1,
         };
     }
     if class == ErrorClass::Permanent {
@@ -373,11 +383,17 @@ mod tests {
             delays: Vec::new(),
             dependency_wait: secs(5),
         };
-        // (class, dependency down, attempt that failed, ladder) -> outcome
+        let max = MAX_DEPENDENCY_WAITS;
+        let wait = |delay: u64, waits: u32| Wait {
+            delay: secs(delay),
+            waits,
+        };
+        // (class, dependency down, attempt that failed, waits so far, ladder) -> outcome
         let table = [
             (
                 t,
                 false,
+                0,
                 0,
                 &ladder,
                 Retry {
@@ -389,6 +405,7 @@ mod tests {
                 t,
                 false,
                 1,
+                0,
                 &ladder,
                 Retry {
                     attempt: 2,
@@ -399,28 +416,43 @@ mod tests {
                 t,
                 false,
                 2,
+                7,
                 &ladder,
                 Retry {
                     attempt: 3,
                     delay: secs(8),
                 },
             ),
-            (t, false, 3, &ladder, Park),
-            (t, false, 99, &ladder, Park),
-            (p, false, 0, &ladder, Park),
-            (t, false, 0, &none, Park),
+            (t, false, 3, 0, &ladder, Park),
+            (t, false, 99, 0, &ladder, Park),
+            (p, false, 0, 0, &ladder, Park),
+            (t, false, 0, 0, &none, Park),
             // A dependency down uses no retry, whatever the attempt.
-            (t, true, 0, &ladder, Wait { delay: secs(60) }),
-            (t, true, 3, &ladder, Wait { delay: secs(60) }),
-            (t, true, 99, &ladder, Wait { delay: secs(60) }),
-            (p, true, 0, &ladder, Wait { delay: secs(60) }),
-            (t, true, 0, &none, Wait { delay: secs(5) }),
+            (t, true, 0, 0, &ladder, wait(60, 1)),
+            (t, true, 3, 4, &ladder, wait(60, 5)),
+            (t, true, 99, 0, &ladder, wait(60, 1)),
+            (p, true, 0, 0, &ladder, wait(60, 1)),
+            (t, true, 0, 0, &none, wait(5, 1)),
+            (t, true, 0, max - 1, &ladder, wait(60, max)),
+            // An event that keeps finding it down: the ladder after all.
+            (
+                t,
+                true,
+                0,
+                max,
+                &ladder,
+                Retry {
+                    attempt: 1,
+                    delay: secs(2),
+                },
+            ),
+            (t, true, 3, max, &ladder, Park),
         ];
-        for (class, down, attempt, ladder, want) in table {
+        for (class, down, attempt, waits, ladder, want) in table {
             assert_eq!(
-                after_failure(class, down, attempt, ladder),
+                after_failure(class, down, attempt, waits, ladder),
                 want,
-                "{class:?} down={down} attempt={attempt}"
+                "{class:?} down={down} attempt={attempt} waits={waits}"
             );
         }
     }
