@@ -381,3 +381,49 @@ async fn a_minute_of_graph_outage_parks_nothing() {
     );
     assert!(!log.contains("event parked"), "{log}");
 }
+
+/// The case: one event in flight when the graph database goes away,
+/// so the breaker's count of consecutive failures stays low. Before the fix
+/// the event used up its retries (here 2, one second apart) within seconds
+/// and was parked; now it waits for the database without using a retry and
+/// is loaded when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_event_in_flight_during_a_graph_outage_waits_and_is_loaded() {
+    let mut env = TestEnv::new(
+        "outage-one",
+        "batch_size = 200\nbatch_pause_ms = 300\nbreaker_threshold = 5\nbreaker_probe_interval = 2\nconnect_timeout = 2\nhealth_check_retry_delay = 2",
+    )
+    .unwrap();
+    write(&env, "solo", BASE, 3000);
+    env.spawn_worker("worker").unwrap();
+    env.producer(&["backfill"]).unwrap();
+    let started = wait_for("the load to start", Duration::from_secs(60), || async {
+        Ok((!env.audit("load_started").await.is_empty()).then_some(()))
+    })
+    .await;
+    assert!(started.is_ok(), "{started:?}\n{}", env.logs());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.falkor.stop();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        env.counter("parked").await,
+        0,
+        "parked during the outage:\n{}",
+        env.logs()
+    );
+    env.falkor.restart().unwrap();
+    env.wait_counter("completed", 1, Duration::from_secs(120))
+        .await;
+    assert_eq!(env.counter("parked").await, 0, "{}", env.logs());
+    assert_eq!(env.queue_depth(&env.dead_queue()).await.unwrap(), 0);
+    assert!(
+        env.falkor.graphs().iter().any(|g| g.starts_with("solo")),
+        "{:?}",
+        env.falkor.graphs()
+    );
+    let log = env.log_of("worker");
+    assert!(
+        log.contains("a dependency is down: the event waits without using a retry"),
+        "{log}"
+    );
+}
