@@ -37,6 +37,16 @@ struct Cli {
     /// `SNAPSWITCH_<KEY>` override it, flags override both.
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// Log lines as `text` (colours only on a terminal) or `json` (one
+    /// object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SNAPSWITCH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: common::telemetry::LogFormat,
     #[command(flatten)]
     flags: Flags,
     #[command(subcommand)]
@@ -72,8 +82,10 @@ struct Flags {
 enum Command {
     /// Publish one snapshot's event (after its `_SUCCESS` is written).
     Publish {
+        /// The customer (its directory under the data root).
         #[arg(long)]
         customer: String,
+        /// The snapshot id (its directory under the customer's: unix seconds).
         #[arg(long)]
         snapshot_id: u64,
         /// 0-9; default: the config's default_priority.
@@ -82,11 +94,15 @@ enum Command {
     },
     /// Watch the data root and publish each snapshot once when it becomes ready.
     Watch {
+        /// 0-9; default: the config's default_priority (each customer's
+        /// newest snapshot gets one more in rescans).
         #[arg(long)]
         priority: Option<u8>,
     },
     /// Publish every ready snapshot not published yet, then exit.
     Backfill {
+        /// 0-9; default: the config's default_priority (each customer's
+        /// newest snapshot gets one more).
         #[arg(long)]
         priority: Option<u8>,
     },
@@ -118,6 +134,7 @@ enum Command {
     /// Move a customer's alias back to an older retained database (the newest
     /// older one, or --to). Holds until the next newer snapshot is loaded.
     Rollback {
+        /// The customer whose alias moves back.
         #[arg(long)]
         customer: String,
         /// The retained snapshot to go back to (default: the newest older one).
@@ -132,8 +149,10 @@ enum Command {
     /// Cancel a snapshot: a queued event is acked as cancelled when it
     /// arrives; a running load is aborted within seconds and its database dropped.
     Cancel {
+        /// The customer of the snapshot.
         #[arg(long)]
         customer: String,
+        /// The snapshot to cancel.
         #[arg(long)]
         snapshot_id: u64,
     },
@@ -189,17 +208,21 @@ enum DlqCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let otel = common::telemetry::init("producer");
-    let result = run().await;
+async fn main() {
+    let cli = Cli::parse();
+    let otel = common::telemetry::init_with("producer", cli.log_format);
+    let result = run(cli).await;
     if let Some(otel) = otel {
         otel.shutdown();
     }
-    result
+    if let Err(e) = result {
+        // One line: what failed and why (anyhow's chain joined by ": ").
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     for var in common::config::unknown_env_vars() {
         tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");
     }
@@ -281,16 +304,23 @@ async fn run() -> anyhow::Result<()> {
                 );
                 bar
             });
+            // The bar owns the terminal while it runs: the per-snapshot
+            // lines show only at debug (RUST_LOG=debug) meanwhile.
+            let quiet = bar
+                .as_ref()
+                .map(|_| common::telemetry::ProgressGuard::start());
             let n = scan::publish_ready(
                 &announcer,
                 &config.data_root,
                 priority.unwrap_or(config.default_priority),
                 bar.as_ref(),
             )
-            .await?;
+            .await;
             if let Some(bar) = bar {
                 bar.finish();
             }
+            drop(quiet);
+            let n = n?;
             tracing::info!(published = n, "backfill done");
             println!("published {n}");
             Ok(())
@@ -353,20 +383,23 @@ async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()>
             } else if parked.is_empty() {
                 println!("the parking queue {} is empty", topology.dead_queue);
             } else {
+                // Bodies and headers come from outside: escape control
+                // characters, so no terminal escape sequence reaches the screen.
+                let shown = |v: Option<&str>| printable(v.unwrap_or("-"));
                 for p in &parked {
                     println!(
                         "{}  {}/{}  reason={} attempts={} failed_at={}\n    {}",
-                        p.event_id.as_deref().unwrap_or("-"),
-                        p.customer.as_deref().unwrap_or("-"),
+                        shown(p.event_id.as_deref()),
+                        shown(p.customer.as_deref()),
                         p.snapshot_id
                             .map(|s| s.to_string())
                             .unwrap_or_else(|| "-".into()),
-                        p.reason.as_deref().unwrap_or("-"),
+                        shown(p.reason.as_deref()),
                         p.attempts
                             .map(|a| a.to_string())
                             .unwrap_or_else(|| "-".into()),
-                        p.failed_at.as_deref().unwrap_or("-"),
-                        p.error.as_deref().or(p.body.as_deref()).unwrap_or(""),
+                        shown(p.failed_at.as_deref()),
+                        printable(p.error.as_deref().or(p.body.as_deref()).unwrap_or("")),
                     );
                 }
             }
@@ -410,6 +443,20 @@ async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+/// `text` with every control character (ESC, CR, BEL, line breaks …)
+/// written as an escape (`\u{1b}`), for output to a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 async fn announcer(config: &Config) -> anyhow::Result<Announcer> {
     announcer_with(
         config,
@@ -425,7 +472,7 @@ async fn announcer_with(
     metrics: std::sync::Arc<common::metrics::Metrics>,
 ) -> anyhow::Result<Announcer> {
     config.check_data_root()?;
-    let state = common::state::fleet(config).await.context("Redis")?;
+    let state = common::state::fleet(config).await?;
     let connection = common::broker::connect_config(config, "snapswitch-producer").await?;
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
@@ -479,6 +526,8 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     let topology = Topology::from_config(config);
+    // RabbitMQ unreachable: the rest is still shown, then the command fails.
+    let mut broker_error = None;
     let (queue_size, parked_queue_size) =
         match common::broker::connect_config(config, "snapswitch-producer-status").await {
             Ok(con) => {
@@ -493,7 +542,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 (work, dead)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "queue sizes unavailable");
+                broker_error = Some(e);
                 (None, None)
             }
         };
@@ -507,22 +556,36 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         targets: common::status::TargetCap::of_config(config),
     };
     let report = common::status::fleet_status(&state, &local).await?;
+    let result = match broker_error {
+        Some(e) => Err(anyhow::Error::new(e).context("queue sizes unknown")),
+        None => Ok(()),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return result;
     }
     let show = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "-".to_owned(),
         other => other.to_string(),
     };
     println!(
-        "status: {}  workers: {}  queue: {}  parked: {}  success rate: {}%",
+        "status: {}  workers: {}  queue: {}  parked: {}  success rate: {}% last hour, {}% last 24 h, {}% all time",
         report["status"].as_str().unwrap_or("-"),
         show(&report["workers"]),
         show(&report["queue_size"]),
         show(&report["parked_queue_size"]),
+        show(&report["success_rate_1h"]),
+        show(&report["success_rate_24h"]),
         show(&report["success_rate"])
     );
+    for (name, label) in [("1h", "last hour"), ("24h", "last 24 h")] {
+        let w = &report["window"][name];
+        println!(
+            "{label:>12}: {} completed, {} parked",
+            show(&w["completed"]),
+            show(&w["parked"])
+        );
+    }
     for k in [
         "discovered",
         "published",
@@ -559,7 +622,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    result
 }
 
 async fn history(
@@ -624,4 +687,19 @@ async fn history(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_terminal_control_sequences() {
+        assert_eq!(
+            printable("a\u{1b}[2J\u{1b}]0;pwned\u{7}b\r\nc"),
+            "a\\u{1b}[2J\\u{1b}]0;pwned\\u{7}b\\r\\nc"
+        );
+        assert_eq!(printable("plain – ünïcode"), "plain – ünïcode");
+        assert!(!printable("\u{9b}31m").contains('\u{9b}'));
+    }
 }

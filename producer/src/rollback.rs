@@ -53,7 +53,8 @@ pub fn rollback_target(
                 .max();
             verified.ok_or_else(|| {
                 if older.is_empty() {
-                    format!("no database older than the live one ({live}) is retained; keep_databases must be at least 2 to roll back")
+                    let kept: Vec<String> = retained.iter().map(|(s, _)| s.to_string()).collect();
+                    format!("no database older than the live one ({live}) is retained (retained: {}); a rollback needs one, and keep_databases = N keeps only the newest N after each load", kept.join(", "))
                 } else {
                     format!("no verified database older than the live one ({live}) is retained (older but not verified: {older:?})")
                 }
@@ -75,7 +76,9 @@ pub async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyho
         Keys::new(&config.namespace),
         &target.name,
     );
-    let store = common::graph::connect_target_marked(target, 2, Some(marks)).await?;
+    let store =
+        common::graph::connect_target_within(target, 2, config.connect_timeout(), Some(marks))
+            .await?;
     store.ping().await?;
     let mut con = state.connection();
     // Under the customer's lock: no load of this customer runs meanwhile.
@@ -127,6 +130,14 @@ pub async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyho
             .await
             .map_err(|e| anyhow::anyhow!("cannot roll back {customer}: {e}"))?;
         state.set_live(&customer, target).await?;
+        // The one live before it is the one rolled back from (not the old
+        // `previous`, which is now live: `live X (previous X)`).
+        redis::cmd("HSET")
+            .arg(state.keys().customer(&customer))
+            .arg("previous_snapshot")
+            .arg(live.get())
+            .query_async::<()>(&mut con)
+            .await?;
         state
             .audit(
                 "rolled_back",
@@ -166,9 +177,9 @@ mod tests {
         assert!(rollback_target(&acme, id(3), &retained, Some(id(3)))
             .unwrap_err()
             .contains("not a retained database older"));
-        assert!(rollback_target(&acme, id(1), &retained, None)
-            .unwrap_err()
-            .contains("keep_databases must be at least 2"));
+        let none_older = rollback_target(&acme, id(1), &retained, None).unwrap_err();
+        assert!(none_older.contains("no database older"), "{none_older}");
+        assert!(!none_older.contains("must be at least 2"), "{none_older}");
     }
 
     #[test]
@@ -188,8 +199,10 @@ mod tests {
             let err = rollback_target(&acme, id(2), &retained, None).unwrap_err();
             assert!(err.contains("no verified database older"), "{err}");
         }
-        // A store without marks (Neo4j): as before.
-        let retained = [(id(1), NotTracked), (id(2), NotTracked)];
-        assert_eq!(rollback_target(&acme, id(2), &retained, None), Ok(id(1)));
+        // Marks lost with Redis's data (Neo4j): nothing to roll back to.
+        let retained = [(id(1), NotTracked), (id(2), Verified)];
+        assert!(rollback_target(&acme, id(2), &retained, None)
+            .unwrap_err()
+            .contains("no verified database older"));
     }
 }

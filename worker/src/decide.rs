@@ -176,26 +176,57 @@ impl ErrorClass {
 pub enum AfterFailure {
     /// Back through the delay queue of `delay`, as attempt `attempt`.
     Retry { attempt: u32, delay: Duration },
+    /// A dependency was down: back through the delay queue of `delay` with
+    /// the attempt count unchanged (not the event's fault), as wait `waits`.
+    Wait { delay: Duration, waits: u32 },
     /// Into the parking queue.
     Park,
 }
 
-/// Transient failures climb the retry ladder (`base^n` seconds for retry n)
-/// until `max_retries`; permanent ones are parked at once. `attempt` is the
-/// attempt that just failed, 0 for the first delivery.
+/// The retry ladder: `delays[n]` before retry n+1 (its length is
+/// `max_retries`, see `Config::retry_delays`), and the wait of an event
+/// whose dependency is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ladder {
+    pub delays: Vec<Duration>,
+    pub dependency_wait: Duration,
+}
+
+/// How often one event may wait for a dependency without using a retry.
+/// While the circuit breaker is open nothing is consumed, so waits pile up
+/// only when the event is tried again and the dependency is down right
+/// after each time: an event that brings the graph database down (a poison
+/// pill) climbs the ladder after this many and is parked in the end.
+pub const MAX_DEPENDENCY_WAITS: u32 = 50;
+
+/// A failure while a dependency (graph database, Redis) does not answer is
+/// not the snapshot's fault: the event waits without using a retry, up to
+/// [`MAX_DEPENDENCY_WAITS`] times (`waits`: how often it has waited so far).
+/// Otherwise transient failures climb the ladder until it ends; permanent
+/// ones are parked at once. `attempt` is the attempt that just failed, 0 for
+/// the first delivery.
 pub fn after_failure(
     class: ErrorClass,
+    dependency_down: bool,
     attempt: u32,
-    max_retries: u32,
-    backoff_base: u64,
+    waits: u32,
+    ladder: &Ladder,
 ) -> AfterFailure {
-    if class == ErrorClass::Permanent || attempt >= max_retries {
+    if dependency_down && waits < MAX_DEPENDENCY_WAITS {
+        return AfterFailure::Wait {
+            delay: ladder.dependency_wait,
+            waits: waits + 1,
+        };
+    }
+    if class == ErrorClass::Permanent {
         return AfterFailure::Park;
     }
-    let next = attempt + 1;
-    AfterFailure::Retry {
-        attempt: next,
-        delay: Duration::from_secs(backoff_base.saturating_pow(next)),
+    match ladder.delays.get(attempt as usize) {
+        Some(delay) => AfterFailure::Retry {
+            attempt: attempt + 1,
+            delay: *delay,
+        },
+        None => AfterFailure::Park,
     }
 }
 
@@ -387,8 +418,7 @@ mod tests {
     fn only_verified_databases_go_live() {
         use DbState::*;
         assert!(Verified.may_go_live());
-        assert!(NotTracked.may_go_live());
-        for s in [Loading, Retired, Unmarked] {
+        for s in [Loading, Retired, Unmarked, NotTracked] {
             assert!(!s.may_go_live(), "{s:?}");
         }
     }
@@ -469,30 +499,88 @@ mod tests {
     #[test]
     fn retry_ladder_then_park() {
         use AfterFailure::*;
+        let secs = |n: u64| Duration::from_secs(n);
+        let ladder = Ladder {
+            delays: [2, 4, 8].map(secs).to_vec(),
+            dependency_wait: secs(60),
+        };
         let t = ErrorClass::Transient;
-        assert_eq!(
-            after_failure(t, 0, 3, 2),
-            Retry {
-                attempt: 1,
-                delay: Duration::from_secs(2)
-            }
-        );
-        assert_eq!(
-            after_failure(t, 1, 3, 2),
-            Retry {
-                attempt: 2,
-                delay: Duration::from_secs(4)
-            }
-        );
-        assert_eq!(
-            after_failure(t, 2, 3, 2),
-            Retry {
-                attempt: 3,
-                delay: Duration::from_secs(8)
-            }
-        );
-        assert_eq!(after_failure(t, 3, 3, 2), Park);
-        assert_eq!(after_failure(ErrorClass::Permanent, 0, 3, 2), Park);
-        assert_eq!(after_failure(t, 0, 0, 2), Park);
+        let p = ErrorClass::Permanent;
+        let none = Ladder {
+            delays: Vec::new(),
+            dependency_wait: secs(5),
+        };
+        let max = MAX_DEPENDENCY_WAITS;
+        let wait = |delay: u64, waits: u32| Wait {
+            delay: secs(delay),
+            waits,
+        };
+        // (class, dependency down, attempt that failed, waits so far, ladder) -> outcome
+        let table = [
+            (
+                t,
+                false,
+                0,
+                0,
+                &ladder,
+                Retry {
+                    attempt: 1,
+                    delay: secs(2),
+                },
+            ),
+            (
+                t,
+                false,
+                1,
+                0,
+                &ladder,
+                Retry {
+                    attempt: 2,
+                    delay: secs(4),
+                },
+            ),
+            (
+                t,
+                false,
+                2,
+                7,
+                &ladder,
+                Retry {
+                    attempt: 3,
+                    delay: secs(8),
+                },
+            ),
+            (t, false, 3, 0, &ladder, Park),
+            (t, false, 99, 0, &ladder, Park),
+            (p, false, 0, 0, &ladder, Park),
+            (t, false, 0, 0, &none, Park),
+            // A dependency down uses no retry, whatever the attempt.
+            (t, true, 0, 0, &ladder, wait(60, 1)),
+            (t, true, 3, 4, &ladder, wait(60, 5)),
+            (t, true, 99, 0, &ladder, wait(60, 1)),
+            (p, true, 0, 0, &ladder, wait(60, 1)),
+            (t, true, 0, 0, &none, wait(5, 1)),
+            (t, true, 0, max - 1, &ladder, wait(60, max)),
+            // An event that keeps finding it down: the ladder after all.
+            (
+                t,
+                true,
+                0,
+                max,
+                &ladder,
+                Retry {
+                    attempt: 1,
+                    delay: secs(2),
+                },
+            ),
+            (t, true, 3, max, &ladder, Park),
+        ];
+        for (class, down, attempt, waits, ladder, want) in table {
+            assert_eq!(
+                after_failure(class, down, attempt, waits, ladder),
+                want,
+                "{class:?} down={down} attempt={attempt} waits={waits}"
+            );
+        }
     }
 }

@@ -6,9 +6,10 @@
 //! the lock's own): a token older than the newest acquisition is refused.
 //!
 //! A mark that is missing reads as [`DbState::NotTracked`], never as
-//! verified: after a loss of Redis's data every database falls back to the
-//! rules of a store without marks (counted as complete by cleanup, allowed
-//! for rollback), and no partial database can look verified because of it.
+//! verified: after a loss of Redis's data every database is kept by cleanup
+//! (it may be complete) but none can become live by rollback or repair until
+//! a new load verifies a newer one; no partial database can look verified
+//! because of it.
 
 use redis::aio::ConnectionManager;
 use redis::Script;

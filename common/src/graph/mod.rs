@@ -66,17 +66,18 @@ pub enum DbState {
     /// No mark: made by hand, by another tool, or before marks existed.
     /// Never becomes live; cleanup drops it like any unverified database.
     Unmarked,
-    /// The store keeps no lifecycle marks (Neo4j for now): the caller falls
-    /// back to the rules of a store without marks.
+    /// No mark where the store's marks live in the coordination Redis (Neo4j):
+    /// made before marks existed, or the mark was lost with Redis's data.
+    /// Kept by cleanup (it may be complete), but never becomes live: after a
+    /// Redis data loss a partial database must not pass for a verified one.
     NotTracked,
 }
 
 impl DbState {
     /// May a database in this state become live (by the pipeline, a
-    /// rollback or a repair)? Only a verified one; on a store that keeps no
-    /// marks, any.
+    /// rollback or a repair)? Only a verified one.
     pub fn may_go_live(self) -> bool {
-        matches!(self, DbState::Verified | DbState::NotTracked)
+        matches!(self, DbState::Verified)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -243,33 +244,68 @@ pub fn pool_size(config: &Config) -> usize {
     (config.load_concurrency * usize::from(config.workers) + 2).min(64)
 }
 
-/// Connects one graph target; `pool` as [`pool_size`]. Without lifecycle
-/// marks for a store that cannot keep them (see [`connect_target_marked`]).
+/// Connects one graph target; `pool` as [`pool_size`]; within
+/// [`crate::state::DEFAULT_CONNECT_TIMEOUT`]. Without lifecycle marks for a
+/// store that cannot keep them (see [`connect_target_within`]).
 pub async fn connect_target(
     target: &GraphTarget,
     pool: usize,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
-    connect_target_marked(target, pool, None).await
+    connect_target_within(target, pool, crate::state::DEFAULT_CONNECT_TIMEOUT, None).await
 }
 
-/// [`connect_target`], with `marks` (in the coordination Redis) for a store
-/// that keeps no lifecycle marks itself (Neo4j); FalkorDB keeps its own.
-pub async fn connect_target_marked(
+/// Connects one graph target and pings it, all within `timeout` (tried
+/// again with a short pause until then). A transient error names the target's
+/// URL (password hidden); a permanent refusal (bad URL, Community edition)
+/// comes at once. `marks` (in the coordination Redis) serve a store that
+/// keeps no lifecycle marks itself (Neo4j); FalkorDB keeps its own.
+pub async fn connect_target_within(
     target: &GraphTarget,
     pool: usize,
+    timeout: std::time::Duration,
     marks: Option<marks::RedisMarks>,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
     let ca = target.ca_file.as_deref();
-    Ok(match target.kind {
-        GraphKind::Falkordb => {
-            Box::new(falkordb::FalkorStore::connect_with(&target.url, ca, pool).await?)
+    let url = target.url.redacted();
+    let service = match target.kind {
+        GraphKind::Falkordb => "FalkorDB",
+        GraphKind::Neo4j => "the graph database (Bolt)",
+    };
+    let attempt = || async {
+        let store: Box<dyn GraphStore> = match target.kind {
+            GraphKind::Falkordb => {
+                Box::new(falkordb::FalkorStore::connect_with(&target.url, ca, pool).await?)
+            }
+            GraphKind::Neo4j => Box::new(
+                neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
+                    .await?
+                    .with_marks(marks.clone()),
+            ),
+        };
+        store.ping().await?;
+        Ok::<_, GraphError>(store)
+    };
+    // Ok(Err(_)): a permanent refusal, which ends the tries at once.
+    let tried = crate::state::within_deadline(service, &url, timeout, || async {
+        match attempt().await {
+            Ok(store) => Ok(Ok(store)),
+            Err(GraphError::Permanent(m)) => Ok(Err(GraphError::Permanent(m))),
+            Err(GraphError::Fenced(m)) => Ok(Err(GraphError::Fenced(m))),
+            Err(GraphError::Transient(m)) => Err(m),
         }
-        GraphKind::Neo4j => Box::new(
-            neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
-                .await?
-                .with_marks(marks),
-        ),
     })
+    .await;
+    match tried {
+        Ok(result) => result,
+        Err(reason) if reason.contains(&url) => Err(GraphError::Transient(format!(
+            "graph target {}: {reason}",
+            target.name
+        ))),
+        Err(reason) => Err(GraphError::Transient(format!(
+            "cannot connect to {service} at {url} (graph target {}): {reason}",
+            target.name
+        ))),
+    }
 }
 
 /// `name` in backticks. Callers pass only names that passed
