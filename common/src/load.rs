@@ -12,10 +12,11 @@
 //! A batch that fails transiently (a deadlock, a dropped connection) is
 //! retried on its own, up to [`BATCH_RETRIES`] times.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -25,7 +26,8 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::graph::{Counts, Endpoint, GraphError, GraphWriter, NodeWrite, Prop, RelWrite, Values};
+use crate::graph::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, Values};
+use crate::idmap::{id_key, IdMap};
 use crate::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
 use crate::snapshot::{layout, reader, SnapshotError};
 
@@ -46,6 +48,19 @@ pub enum LoadError {
     /// `dangling_relationships = "fail"`.
     #[error("{count} of {total} relationships reference a start or end id that matches no node (dangling_relationships = \"fail\"; \"skip\" loads the rest and reports the count)")]
     Dangling { count: u64, total: u64 },
+    /// A node id that an earlier node of the same ID space already has, with
+    /// `duplicate_nodes = "fail"`.
+    #[error("{file}: row {row}: node id `{id}` occurs again in ID space `{space}` (duplicate_nodes = \"fail\"; \"skip\" keeps the first node and reports the count, as neo4j-admin's --skip-duplicate-nodes)")]
+    DuplicateNodeId {
+        id: String,
+        space: String,
+        file: String,
+        /// Data row, counted from 1 (the header not counted).
+        row: u64,
+    },
+    /// The snapshot does not fit a limit of the store; nothing was written.
+    #[error("{0}")]
+    StoreLimit(String),
 }
 
 impl LoadError {
@@ -54,7 +69,10 @@ impl LoadError {
             LoadError::Snapshot(e) => e.is_transient(),
             LoadError::Graph(e) => e.is_transient(),
             LoadError::Cancelled => true,
-            LoadError::Mismatch(_) | LoadError::Dangling { .. } => false,
+            LoadError::Mismatch(_)
+            | LoadError::Dangling { .. }
+            | LoadError::DuplicateNodeId { .. }
+            | LoadError::StoreLimit(_) => false,
         }
     }
 }
@@ -79,6 +97,28 @@ impl std::fmt::Display for DanglingPolicy {
     }
 }
 
+/// What to do with a node whose id its ID space already has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicatePolicy {
+    /// The load fails (permanent, reason `duplicate_node_id`) naming the id,
+    /// the file and the row.
+    #[default]
+    Fail,
+    /// The first node with that id is kept, later ones are not loaded; they
+    /// are counted and reported (neo4j-admin's `--skip-duplicate-nodes`).
+    Skip,
+}
+
+impl std::fmt::Display for DuplicatePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DuplicatePolicy::Fail => "fail",
+            DuplicatePolicy::Skip => "skip",
+        })
+    }
+}
+
 /// What a load wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -87,9 +127,12 @@ pub struct LoadReport {
     /// Relationship rows not loaded because an endpoint matched no node
     /// (only with [`DanglingPolicy::Skip`]; with `Fail` the load fails).
     pub skipped_relationships: u64,
+    /// Node rows not loaded because their id was already taken in their ID
+    /// space (only with [`DuplicatePolicy::Skip`]).
+    pub skipped_nodes: u64,
 }
 
-/// One ID space: the label its nodes carry and the property holding the id.
+/// One ID space: the property holding the id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct IdSpace {
     property: String,
@@ -106,6 +149,7 @@ pub struct LoadOptions {
     /// Write statements in flight at once (K).
     pub concurrency: usize,
     pub dangling: DanglingPolicy,
+    pub duplicates: DuplicatePolicy,
 }
 
 impl LoadOptions {
@@ -116,6 +160,7 @@ impl LoadOptions {
             batch_pause: Duration::ZERO,
             concurrency: 1,
             dangling: DanglingPolicy::Fail,
+            duplicates: DuplicatePolicy::Fail,
         }
     }
 
@@ -127,6 +172,7 @@ impl LoadOptions {
             batch_pause: Duration::from_millis(config.batch_pause_ms),
             concurrency: config.load_concurrency,
             dangling: config.dangling_relationships,
+            duplicates: config.duplicate_nodes,
         }
     }
 
@@ -137,6 +183,11 @@ impl LoadOptions {
 
     pub fn with_dangling(mut self, dangling: DanglingPolicy) -> Self {
         self.dangling = dangling;
+        self
+    }
+
+    pub fn with_duplicates(mut self, duplicates: DuplicatePolicy) -> Self {
+        self.duplicates = duplicates;
         self
     }
 
@@ -154,8 +205,16 @@ impl LoadOptions {
 struct Tally {
     rows: u64,
     written: u64,
-    /// Sum over batches of the rows that created nothing.
-    missing: u64,
+    /// Rows not written: duplicate nodes skipped, dangling relationships.
+    skipped: u64,
+}
+
+/// What one write batch did.
+#[derive(Debug, Clone, Copy, Default)]
+struct BatchDone {
+    created: u64,
+    /// Rows left out: duplicate node ids (skip policy) or dangling relationships.
+    skipped: u64,
 }
 
 /// Loads the snapshot in `dir` into `db`, which must exist and be empty.
@@ -205,11 +264,11 @@ pub async fn load_snapshot(
         rel_specs.push((file, spec));
     }
 
-    // Indexes first: relationship endpoints are matched by (label, id property).
-    for (label, space) in &spaces {
-        store.create_index(db, label, &space.property).await?;
-    }
+    check_limits(&store.limits(), &node_specs, &rel_specs)?;
 
+    // No index: relationships find their endpoints by the internal ids the
+    // node writes return (the id map), and neo4j-admin creates none either.
+    let ids = Mutex::new(IdMap::default());
     // Set when a batch was retried: a retried write may have been applied
     // before its reply was lost, so a surplus is then not the files' fault.
     let retried = AtomicBool::new(false);
@@ -221,18 +280,43 @@ pub async fn load_snapshot(
     );
     async {
         for (file, spec) in &node_specs {
-            let t = write_file(file, &spec.columns, &options, cancel, &retried, |batch| {
-                write_node_batch(store, db, file, spec, batch)
-            })
+            let t = write_file(
+                file,
+                &spec.columns,
+                &options,
+                cancel,
+                &retried,
+                |batch, first| {
+                    write_node_batch(
+                        store,
+                        db,
+                        file,
+                        spec,
+                        batch,
+                        first,
+                        &ids,
+                        options.duplicates,
+                    )
+                },
+            )
             .await?;
             nodes.rows += t.rows;
             nodes.written += t.written;
+            nodes.skipped += t.skipped;
         }
         Ok::<_, LoadError>(())
     }
     .instrument(nodes_span.clone())
     .await?;
     nodes_span.record("rows", nodes.rows);
+    if nodes.skipped > 0 {
+        tracing::warn!(
+            %db,
+            skipped_nodes = nodes.skipped,
+            nodes = nodes.rows,
+            "nodes whose id their ID space already had were skipped (duplicate_nodes = \"skip\")"
+        );
+    }
 
     let mut rels = Tally::default();
     let rels_span = tracing::info_span!(
@@ -243,22 +327,27 @@ pub async fn load_snapshot(
     );
     async {
         for (file, spec) in &rel_specs {
-            let t = write_file(file, &spec.columns, &options, cancel, &retried, |batch| {
-                write_rel_batch(store, db, file, spec, &spaces, batch)
-            })
+            let t = write_file(
+                file,
+                &spec.columns,
+                &options,
+                cancel,
+                &retried,
+                |batch, first| write_rel_batch(store, db, file, spec, batch, first, &ids),
+            )
             .await?;
             rels.rows += t.rows;
             rels.written += t.written;
-            rels.missing += t.missing;
+            rels.skipped += t.skipped;
         }
         Ok::<_, LoadError>(())
     }
     .instrument(rels_span.clone())
     .await?;
     rels_span.record("rows", rels.rows);
-    rels_span.record("dangling", rels.missing);
+    rels_span.record("dangling", rels.skipped);
 
-    let dangling = rels.missing;
+    let dangling = rels.skipped;
     if dangling > 0 {
         match options.dangling {
             DanglingPolicy::Fail => {
@@ -276,19 +365,24 @@ pub async fn load_snapshot(
         }
     }
     let expected = Counts {
-        nodes: nodes.rows,
+        nodes: nodes.rows - nodes.skipped,
         relationships: rels.rows - dangling,
     };
     let counts = store.counts(db).await?;
     if counts != expected {
         let message = format!(
-            "database `{db}` holds {} nodes and {} relationships, the files have {} and {}{}",
+            "database `{db}` holds {} nodes and {} relationships, the files have {} and {}{}{}",
             counts.nodes,
             counts.relationships,
             expected.nodes,
             expected.relationships,
             if dangling > 0 {
                 format!(" ({dangling} dangling relationships skipped)")
+            } else {
+                String::new()
+            },
+            if nodes.skipped > 0 {
+                format!(" ({} duplicate nodes skipped)", nodes.skipped)
             } else {
                 String::new()
             }
@@ -308,6 +402,39 @@ pub async fn load_snapshot(
         nodes: nodes.written,
         relationships: rels.written,
         skipped_relationships: dangling,
+        skipped_nodes: nodes.skipped,
+    })
+}
+
+/// Refuses a snapshot that crosses a limit of the store, before anything is
+/// written: the distinct property names of all its files (ids included).
+fn check_limits(
+    limits: &crate::graph::StoreLimits,
+    node_specs: &[(&std::path::PathBuf, NodeSpec)],
+    rel_specs: &[(&std::path::PathBuf, RelSpec)],
+) -> Result<(), LoadError> {
+    if let Some(max) = limits.property_keys {
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for (_, spec) in node_specs {
+            names.insert(&spec.id_property);
+            names.extend(spec.properties.iter().map(|p| p.name.as_str()));
+        }
+        for (_, spec) in rel_specs {
+            names.extend(spec.properties.iter().map(|p| p.name.as_str()));
+        }
+        if let Some(reason) = property_keys_over(names.len(), max) {
+            return Err(LoadError::StoreLimit(reason));
+        }
+    }
+    Ok(())
+}
+
+/// The message when `count` distinct property names exceed the store's `max`.
+fn property_keys_over(count: usize, max: usize) -> Option<String> {
+    (count > max).then(|| {
+        format!(
+            "store limit `property_keys`: the snapshot has {count} distinct property names and the graph store holds at most {max} per database; nothing was written"
+        )
     })
 }
 
@@ -323,8 +450,8 @@ async fn write_file<W, Fut>(
     write: W,
 ) -> Result<Tally, LoadError>
 where
-    W: Fn(RecordBatch) -> Fut,
-    Fut: Future<Output = Result<u64, LoadError>>,
+    W: Fn(RecordBatch, u64) -> Fut,
+    Fut: Future<Output = Result<BatchDone, LoadError>>,
 {
     let limit = options.in_flight();
     let mut stream = reader::stream(file, columns, options.batch_size)?;
@@ -337,8 +464,9 @@ where
             let Some(batch) = pending.pop_front() else {
                 break;
             };
+            let first = tally.rows;
             tally.rows += batch.num_rows() as u64;
-            in_flight.push(write_retrying(batch, &write, file, retried));
+            in_flight.push(write_retrying(batch, first, &write, file, retried));
         }
         if read_all && pending.is_empty() && in_flight.is_empty() {
             return Ok(tally);
@@ -347,9 +475,9 @@ where
             biased;
             _ = cancel.cancelled() => return Err(LoadError::Cancelled),
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                let (rows, created) = done?;
-                tally.written += created;
-                tally.missing += rows.saturating_sub(created);
+                let done = done?;
+                tally.written += done.created;
+                tally.skipped += done.skipped;
                 if !options.batch_pause.is_zero() {
                     tokio::select! {
                         _ = cancel.cancelled() => return Err(LoadError::Cancelled),
@@ -365,21 +493,23 @@ where
     }
 }
 
-/// One batch, retried after transient graph errors; returns (rows, created).
+/// One batch (whose first row is the file's data row `first`, from 0),
+/// retried after transient graph errors.
 async fn write_retrying<W, Fut>(
     batch: RecordBatch,
+    first: u64,
     write: &W,
     file: &Path,
     retried: &AtomicBool,
-) -> Result<(u64, u64), LoadError>
+) -> Result<BatchDone, LoadError>
 where
-    W: Fn(RecordBatch) -> Fut,
-    Fut: Future<Output = Result<u64, LoadError>>,
+    W: Fn(RecordBatch, u64) -> Fut,
+    Fut: Future<Output = Result<BatchDone, LoadError>>,
 {
     let rows = batch.num_rows() as u64;
     let mut attempt = 0;
     loop {
-        match write(batch.clone()).await {
+        match write(batch.clone(), first).await {
             Err(LoadError::Graph(e)) if e.is_transient() && attempt < BATCH_RETRIES => {
                 attempt += 1;
                 retried.store(true, Ordering::Relaxed);
@@ -387,7 +517,7 @@ where
                 tracing::warn!(file = %file.display(), rows, attempt, error = %e, ?wait, "write batch failed transiently; retrying it");
                 tokio::time::sleep(wait).await;
             }
-            other => return other.map(|created| (rows, created)),
+            other => return other,
         }
     }
 }
@@ -408,12 +538,13 @@ fn slices(batch: RecordBatch, batch_size: usize) -> Vec<RecordBatch> {
 fn column_values(
     file: &Path,
     batch: &RecordBatch,
+    first: u64,
     columns: &[PropColumn],
 ) -> Result<Vec<Values>, SnapshotError> {
     columns
         .iter()
         .map(|c| {
-            Values::from_array(batch.column(c.index), c.ty)
+            Values::from_array_strict(batch.column(c.index), c.ty, first)
                 .map_err(|m| SnapshotError::format(file, format!("column `{}`: {m}", c.name)))
         })
         .collect()
@@ -468,16 +599,71 @@ fn group_rows(
     Ok(groups)
 }
 
+/// The map key of every row's id, or an error naming the file, row and column.
+fn id_keys<'v>(
+    file: &Path,
+    values: &'v Values,
+    rows: usize,
+    first: u64,
+    what: &str,
+) -> Result<Vec<std::borrow::Cow<'v, str>>, SnapshotError> {
+    (0..rows)
+        .map(|row| {
+            id_key(values.get(row)).map_err(|m| {
+                SnapshotError::format(
+                    file,
+                    format!("row {}: {what} column {m}", first + row as u64 + 1),
+                )
+            })
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn write_node_batch(
     store: &dyn GraphWriter,
     db: &str,
     file: &Path,
     spec: &NodeSpec,
     batch: RecordBatch,
-) -> Result<u64, LoadError> {
+    first: u64,
+    ids: &Mutex<IdMap>,
+    duplicates: DuplicatePolicy,
+) -> Result<BatchDone, LoadError> {
     let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
-    let values = column_values(file, batch, &spec.properties)?;
+    let keys = id_keys(file, &id, batch.num_rows(), first, ":ID")?;
+    let values = column_values(file, batch, first, &spec.properties)?;
+    // Claim every id before writing: a second node with an id its ID space
+    // already has is refused (or left out), exactly.
+    let mut keep = vec![true; batch.num_rows()];
+    let mut skipped = 0;
+    {
+        let mut map = ids
+            .lock()
+            .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
+        for (row, key) in keys.iter().enumerate() {
+            if map.claim(&spec.id_space, key) {
+                continue;
+            }
+            let row_number = first + row as u64 + 1;
+            match duplicates {
+                DuplicatePolicy::Fail => {
+                    return Err(LoadError::DuplicateNodeId {
+                        id: key.to_string(),
+                        space: spec.id_space.clone(),
+                        file: file.display().to_string(),
+                        row: row_number,
+                    })
+                }
+                DuplicatePolicy::Skip => {
+                    tracing::debug!(file = %file.display(), row = row_number, id = %key, space = %spec.id_space, "duplicate node id skipped");
+                    keep[row] = false;
+                    skipped += 1;
+                }
+            }
+        }
+    }
     let mut props = vec![Prop {
         name: &spec.id_property,
         values: &id,
@@ -492,26 +678,53 @@ async fn write_node_batch(
     };
     let mut created = 0;
     for (labels, rows) in &groups {
-        // Every node carries its ID space as a label: that is how relationships find it.
-        let mut list: Vec<&str> = vec![spec.id_space.as_str()];
-        for label in labels.split(';').map(str::trim).filter(|l| !l.is_empty()) {
-            check_name("label", label).map_err(|m| SnapshotError::format(file, m))?;
-            if !list.contains(&label) {
-                list.push(label);
-            }
+        let rows: Vec<usize> = rows.iter().copied().filter(|r| keep[*r]).collect();
+        if rows.is_empty() {
+            continue;
         }
-        created += store
+        let list = node_labels(file, spec, labels)?;
+        let written = store
             .write_nodes(
                 db,
                 &NodeWrite {
                     labels: &list,
                     props: &props,
-                    rows,
+                    rows: &rows,
                 },
             )
             .await?;
+        created += written.len() as u64;
+        let mut map = ids
+            .lock()
+            .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
+        for (row, node) in rows.iter().zip(written) {
+            map.set(&spec.id_space, &keys[*row], node);
+        }
     }
-    Ok(created)
+    Ok(BatchDone { created, skipped })
+}
+
+/// A node's labels, as neo4j-admin gives them: the row's `:LABEL` value split
+/// at `;` (trimmed, empty parts and repeats dropped) when the file has a
+/// `:LABEL` column; otherwise the file's ID space, snapswitch's equivalent of
+/// naming the label in neo4j-admin's `--nodes=<Label>=<file>`. The ID space is
+/// never added to a `:LABEL` value: ID spaces are independent of labels.
+fn node_labels<'a>(
+    file: &Path,
+    spec: &'a NodeSpec,
+    value: &'a str,
+) -> Result<Vec<&'a str>, SnapshotError> {
+    if spec.label_index.is_none() {
+        return Ok(vec![spec.id_space.as_str()]);
+    }
+    let mut list: Vec<&str> = Vec::new();
+    for label in value.split(';').map(str::trim).filter(|l| !l.is_empty()) {
+        check_name("label", label).map_err(|m| SnapshotError::format(file, m))?;
+        if !list.contains(&label) {
+            list.push(label);
+        }
+    }
+    Ok(list)
 }
 
 async fn write_rel_batch(
@@ -519,13 +732,28 @@ async fn write_rel_batch(
     db: &str,
     file: &Path,
     spec: &RelSpec,
-    spaces: &BTreeMap<String, IdSpace>,
     batch: RecordBatch,
-) -> Result<u64, LoadError> {
+    first: u64,
+    ids: &Mutex<IdMap>,
+) -> Result<BatchDone, LoadError> {
     let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
     let end = id_values(file, batch, spec.end_index, ":END_ID")?;
-    let values = column_values(file, batch, &spec.properties)?;
+    let start_keys = id_keys(file, &start, batch.num_rows(), first, ":START_ID")?;
+    let end_keys = id_keys(file, &end, batch.num_rows(), first, ":END_ID")?;
+    let values = column_values(file, batch, first, &spec.properties)?;
+    // Every row resolves to exactly one start and one end node, or is dangling.
+    let resolved: Vec<Option<[NodeRef; 2]>> = {
+        let map = ids
+            .lock()
+            .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
+        start_keys
+            .iter()
+            .zip(&end_keys)
+            .map(|(s, e)| Some([map.get(&spec.start_space, s)?, map.get(&spec.end_space, e)?]))
+            .collect()
+    };
+    let dangling = resolved.iter().filter(|r| r.is_none()).count() as u64;
     let props: Vec<Prop<'_>> = spec
         .properties
         .iter()
@@ -535,37 +763,40 @@ async fn write_rel_batch(
             values: v,
         })
         .collect();
-    let property = |space: &str| {
-        spaces
-            .get(space)
-            .map(|s| s.property.as_str())
-            .unwrap_or("id")
-    };
     let mut created = 0;
     for (rel_type, rows) in group_rows(file, batch, spec.type_index, ":TYPE")? {
         check_name("relationship type", &rel_type).map_err(|m| SnapshotError::format(file, m))?;
-        created += store
+        let (rows, ends): (Vec<usize>, Vec<[NodeRef; 2]>) = rows
+            .into_iter()
+            .filter_map(|r| resolved[r].map(|e| (r, e)))
+            .unzip();
+        if rows.is_empty() {
+            continue;
+        }
+        let made = store
             .write_relationships(
                 db,
                 &RelWrite {
                     rel_type: &rel_type,
-                    start: Endpoint {
-                        label: &spec.start_space,
-                        property: property(&spec.start_space),
-                        values: &start,
-                    },
-                    end: Endpoint {
-                        label: &spec.end_space,
-                        property: property(&spec.end_space),
-                        values: &end,
-                    },
+                    ends: &ends,
                     props: &props,
                     rows: &rows,
                 },
             )
             .await?;
+        if made != rows.len() as u64 {
+            return Err(LoadError::Mismatch(format!(
+                "{}: a batch of {} resolved `{rel_type}` relationships created {made}",
+                file.display(),
+                rows.len()
+            )));
+        }
+        created += made;
     }
-    Ok(created)
+    Ok(BatchDone {
+        created,
+        skipped: dangling,
+    })
 }
 
 #[cfg(test)]

@@ -48,8 +48,8 @@ fn event(customer: &str, id: u64) -> Vec<u8> {
 fn parquet_floats_as_int() -> Vec<u8> {
     let ids: ArrayRef = Arc::new(StringArray::from(vec!["p1", "p2", "p3"]));
     let scores: ArrayRef = Arc::new(Float64Array::from(vec![1.5, 2.7, -0.9]));
-    let batch = RecordBatch::try_from_iter([("personId:ID(Person)", ids), ("score:int", scores)])
-        .unwrap();
+    let batch =
+        RecordBatch::try_from_iter([("personId:ID(Person)", ids), ("score:int", scores)]).unwrap();
     let mut out = Vec::new();
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
     w.write(&batch).unwrap();
@@ -187,14 +187,24 @@ async fn the_seven_silent_cases_now_fail_loudly_and_change_nothing() {
         let customer = format!("exact{i}");
         let good_db = format!("{customer}-{GOOD}");
         // The good snapshot goes live first.
-        write(&root, &customer, GOOD, &[("nodes/people.csv", GOOD_PEOPLE.as_bytes().to_vec())]);
+        write(
+            &root,
+            &customer,
+            GOOD,
+            &[("nodes/people.csv", GOOD_PEOPLE.as_bytes().to_vec())],
+        );
         env.publish_raw(&event(&customer, GOOD), 5).await.unwrap();
         let key = alias_key(&customer);
         let live = wait_for(case.name, Duration::from_secs(60), || async {
             Ok((env.falkor.get(&key).as_deref() == Some(good_db.as_str())).then_some(()))
         })
         .await;
-        assert!(live.is_ok(), "{}: good snapshot not live\n{}", case.name, env.logs());
+        assert!(
+            live.is_ok(),
+            "{}: good snapshot not live\n{}",
+            case.name,
+            env.logs()
+        );
 
         let bad = (case.setup)(&root, &customer);
         env.publish_raw(&event(&customer, bad), 5).await.unwrap();
@@ -245,19 +255,31 @@ async fn the_seven_silent_cases_now_fail_loudly_and_change_nothing() {
         }
         eprintln!("{:<70} parked {}: {error}", case.name, case.reason);
     }
-    assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), env.logs());
+    assert!(
+        failures.is_empty(),
+        "{}\n{}",
+        failures.join("\n"),
+        env.logs()
+    );
 
     // The future id did not pin the alias: a newer ordinary snapshot of that
     // customer still loads and goes live.
     let customer = "exact6";
     let next = GOOD + 100;
-    write(&root, customer, next, &[("nodes/people.csv", GOOD_PEOPLE.as_bytes().to_vec())]);
+    write(
+        &root,
+        customer,
+        next,
+        &[("nodes/people.csv", GOOD_PEOPLE.as_bytes().to_vec())],
+    );
     env.publish_raw(&event(customer, next), 5).await.unwrap();
     let want = format!("{customer}-{next}");
     let key = alias_key(customer);
-    let live = wait_for("a snapshot after the future one", Duration::from_secs(60), || async {
-        Ok((env.falkor.get(&key).as_deref() == Some(want.as_str())).then_some(()))
-    })
+    let live = wait_for(
+        "a snapshot after the future one",
+        Duration::from_secs(60),
+        || async { Ok((env.falkor.get(&key).as_deref() == Some(want.as_str())).then_some(())) },
+    )
     .await;
     assert!(live.is_ok(), "{}", env.logs());
     assert!(!env.log_of("worker").contains("panicked"));

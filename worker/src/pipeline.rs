@@ -104,6 +104,7 @@ impl From<SnapshotError> for Failure {
             SnapshotError::NotReady(_) => (ErrorClass::Transient, "snapshot_not_ready"),
             SnapshotError::Missing(_) => (ErrorClass::Permanent, "snapshot_missing"),
             SnapshotError::OutsideRoot(_) => (ErrorClass::Permanent, "snapshot_outside_root"),
+            SnapshotError::Future { .. } => (ErrorClass::Permanent, "snapshot_id_in_future"),
             SnapshotError::Io { .. } => (ErrorClass::Transient, "snapshot_io"),
             SnapshotError::Format { .. } | SnapshotError::Read { .. } => {
                 (ErrorClass::Permanent, "snapshot_invalid")
@@ -127,6 +128,10 @@ impl From<LoadError> for Failure {
                 "dangling_relationships",
                 e.to_string(),
             ),
+            e @ LoadError::DuplicateNodeId { .. } => {
+                Failure::new(ErrorClass::Permanent, "duplicate_node_id", e.to_string())
+            }
+            LoadError::StoreLimit(m) => Failure::new(ErrorClass::Permanent, "store_limit", m),
         }
     }
 }
@@ -249,6 +254,7 @@ impl Pipeline {
         {
             return self.cancelled(event, "before loading").await;
         }
+        layout::check_not_future_now(event.snapshot_id, self.config.max_future_seconds)?;
         let dir =
             layout::resolve_ready(&self.config.data_root, &event.customer, event.snapshot_id)?;
         let (first_sighting, newest_seen) = self

@@ -36,10 +36,10 @@ impl Values {
     /// A value that does not fit the declared type is an error, never a silent null.
     pub fn from_array(array: &ArrayRef, declared: Option<PropType>) -> Result<Values, String> {
         let target = match declared {
-            Some(PropType::Int) => DataType::Int64,
+            Some(t) if t.int_range().is_some() => DataType::Int64,
             Some(PropType::Float) => DataType::Float64,
             Some(PropType::Bool) => DataType::Boolean,
-            Some(PropType::String) => DataType::Utf8,
+            Some(_) => DataType::Utf8,
             None => match array.data_type() {
                 DataType::Null => return Ok(Values::Null),
                 t if t.is_integer() => DataType::Int64,
@@ -67,6 +67,82 @@ impl Values {
         })
     }
 
+    /// [`Values::from_array`] with neo4j-admin's strict rules, every refusal
+    /// naming the row (`first` is the data row of the array's first cell,
+    /// from 0; rows are counted from 1) and the value: a fraction (float or
+    /// decimal) into an integer type, an integer outside `int`/`short`/`byte`
+    /// range, a boolean spelled other than `true`/`false` (any case), a value
+    /// that does not convert.
+    pub fn from_array_strict(
+        array: &ArrayRef,
+        declared: Option<PropType>,
+        first: u64,
+    ) -> Result<Values, String> {
+        let row = |i: usize| first + i as u64 + 1;
+        let shown = |i: usize| cell_text(array, i);
+        if let Some(ty) = declared {
+            if ty.int_range().is_some() && has_fraction_type(array.data_type()) {
+                if let Some(i) = first_fraction(array) {
+                    return Err(format!(
+                        "row {}: value {} has a fraction; a `{}` column takes whole numbers only",
+                        row(i),
+                        shown(i),
+                        ty.name()
+                    ));
+                }
+            }
+            if ty == PropType::Bool && is_string_type(array.data_type()) {
+                let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default())
+                    .map_err(|e| e.to_string())?;
+                let text = text.as_string::<i32>();
+                for i in 0..text.len() {
+                    if text.is_valid(i)
+                        && !text.value(i).eq_ignore_ascii_case("true")
+                        && !text.value(i).eq_ignore_ascii_case("false")
+                    {
+                        return Err(format!(
+                            "row {}: value {:?} is not a boolean: write true or false (any case)",
+                            row(i),
+                            text.value(i)
+                        ));
+                    }
+                }
+            }
+        }
+        let values = match Values::from_array(array, declared) {
+            Ok(v) => v,
+            Err(m) => {
+                // Name the first cell that does not convert.
+                let target = declared.map(|t| t.name()).unwrap_or("its type");
+                for i in 0..array.len() {
+                    if Values::from_array(&array.slice(i, 1), declared).is_err() {
+                        return Err(format!(
+                            "row {}: value {} does not convert to {target}: {m}",
+                            row(i),
+                            shown(i)
+                        ));
+                    }
+                }
+                return Err(m);
+            }
+        };
+        if let (Some(ty), Values::Int(ints)) = (declared, &values) {
+            if let Some((lo, hi)) = ty.int_range() {
+                for i in 0..ints.len() {
+                    let v = ints.value(i);
+                    if ints.is_valid(i) && (v < lo || v > hi) {
+                        return Err(format!(
+                            "row {}: value {v} is out of range for `{}` ({lo} to {hi})",
+                            row(i),
+                            ty.name()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(values)
+    }
+
     pub fn get(&self, row: usize) -> Value<'_> {
         match self {
             Values::Int(a) if a.is_valid(row) => Value::Int(a.value(row)),
@@ -76,6 +152,59 @@ impl Values {
             _ => Value::Null,
         }
     }
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string_type(v),
+        _ => false,
+    }
+}
+
+/// Float and decimal types: a cast to an integer would truncate.
+fn has_fraction_type(t: &DataType) -> bool {
+    match t {
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => true,
+        DataType::Decimal32(_, s) | DataType::Decimal64(_, s) => *s > 0,
+        DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => *s > 0,
+        DataType::Dictionary(_, v) => has_fraction_type(v),
+        _ => false,
+    }
+}
+
+/// The first cell of a float or decimal array that is not a whole number
+/// (or not finite).
+fn first_fraction(array: &ArrayRef) -> Option<usize> {
+    // A decimal's text has exactly `scale` digits after the point; a float
+    // cast to Float64 is exact.
+    if let Ok(f) = cast_with_options(array, &DataType::Float64, &CastOptions::default()) {
+        if matches!(
+            array.data_type(),
+            DataType::Float16 | DataType::Float32 | DataType::Float64
+        ) {
+            let f = f.as_primitive::<Float64Type>();
+            return (0..f.len()).find(|&i| {
+                f.is_valid(i) && (f.value(i).fract() != 0.0 || !f.value(i).is_finite())
+            });
+        }
+    }
+    let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default()).ok()?;
+    let text = text.as_string::<i32>();
+    (0..text.len()).find(|&i| {
+        text.is_valid(i)
+            && text
+                .value(i)
+                .split_once('.')
+                .is_some_and(|(_, frac)| frac.chars().any(|c| c != '0'))
+    })
+}
+
+/// One cell as text for a message.
+fn cell_text(array: &ArrayRef, i: usize) -> String {
+    arrow::util::display::ArrayFormatter::try_new(array.as_ref(), &Default::default())
+        .map(|f| format!("`{}`", f.value(i)))
+        .unwrap_or_else(|_| "(unprintable)".into())
 }
 
 #[cfg(test)]

@@ -61,10 +61,7 @@ pub fn column_names(path: &Path) -> Result<Vec<String>, SnapshotError> {
 /// The Arrow type a CSV column is parsed as.
 fn csv_type(column: &Column) -> DataType {
     match column {
-        Column::Property {
-            ty: Some(PropType::Int),
-            ..
-        } => DataType::Int64,
+        Column::Property { ty: Some(t), .. } if t.int_range().is_some() => DataType::Int64,
         Column::Property {
             ty: Some(PropType::Float),
             ..
