@@ -231,4 +231,104 @@ mod tests {
             Value::Int(42)
         );
     }
+
+    #[test]
+    fn strict_casts_refuse_naming_row_and_value() {
+        use arrow::array::{Decimal128Array, Float32Array};
+        let strs = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let cases: Vec<(ArrayRef, PropType, Option<&str>)> = vec![
+            // fractions into integer types: floats, decimals, text
+            (
+                Arc::new(Float64Array::from(vec![1.0, 1.5])),
+                PropType::Int,
+                Some("row 12: value `1.5` has a fraction"),
+            ),
+            (
+                Arc::new(Float32Array::from(vec![-0.9])),
+                PropType::Int32,
+                Some("row 11: value `-0.9` has a fraction"),
+            ),
+            (
+                Arc::new(Float64Array::from(vec![2.0, -3.0])),
+                PropType::Int,
+                None,
+            ),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![200, 270])
+                        .with_precision_and_scale(5, 2)
+                        .unwrap(),
+                ),
+                PropType::Int,
+                Some("row 12: value `2.70` has a fraction"),
+            ),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![200, 300])
+                        .with_precision_and_scale(5, 2)
+                        .unwrap(),
+                ),
+                PropType::Int,
+                None,
+            ),
+            (
+                strs(vec![Some("7"), Some("1.5")]),
+                PropType::Int,
+                Some("row 12: value `1.5` does not convert to long"),
+            ),
+            // ranges
+            (
+                strs(vec![Some("127"), Some("128")]),
+                PropType::Byte,
+                Some("row 12: value 128 is out of range for `byte` (-128 to 127)"),
+            ),
+            (
+                strs(vec![Some("-129")]),
+                PropType::Byte,
+                Some("out of range for `byte`"),
+            ),
+            (
+                strs(vec![Some("32767"), Some("40000")]),
+                PropType::Short,
+                Some("row 12: value 40000 is out of range for `short`"),
+            ),
+            (
+                strs(vec![Some("2147483647"), Some("3000000000")]),
+                PropType::Int32,
+                Some("row 12: value 3000000000 is out of range for `int`"),
+            ),
+            (strs(vec![Some("3000000000"), None]), PropType::Int, None),
+            // booleans: true/false in any case, nothing else
+            (
+                strs(vec![Some("TRUE"), Some("false"), None]),
+                PropType::Bool,
+                None,
+            ),
+            (
+                strs(vec![Some("true"), Some("yes")]),
+                PropType::Bool,
+                Some("row 12: value \"yes\" is not a boolean"),
+            ),
+            (
+                strs(vec![Some("1")]),
+                PropType::Bool,
+                Some("is not a boolean"),
+            ),
+            (
+                strs(vec![Some("t")]),
+                PropType::Bool,
+                Some("is not a boolean"),
+            ),
+        ];
+        for (array, ty, want) in cases {
+            let got = Values::from_array_strict(&array, Some(ty), 10);
+            match want {
+                None => assert!(got.is_ok(), "{array:?} as {ty:?}: {got:?}"),
+                Some(w) => {
+                    let e = got.expect_err(w);
+                    assert!(e.contains(w), "{array:?} as {ty:?}: {e}");
+                }
+            }
+        }
+    }
 }

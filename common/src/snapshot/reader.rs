@@ -12,7 +12,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
 use tokio::sync::mpsc;
 
-use super::header::{Column, PropType};
+use super::header::Column;
 use super::layout::FileFormat;
 use super::limits::{LineLimit, MAX_LINE_BYTES};
 use super::SnapshotError;
@@ -58,20 +58,12 @@ pub fn column_names(path: &Path) -> Result<Vec<String>, SnapshotError> {
     Ok(names)
 }
 
-/// The Arrow type a CSV column is parsed as.
-fn csv_type(column: &Column) -> DataType {
-    match column {
-        Column::Property { ty: Some(t), .. } if t.int_range().is_some() => DataType::Int64,
-        Column::Property {
-            ty: Some(PropType::Float),
-            ..
-        } => DataType::Float64,
-        Column::Property {
-            ty: Some(PropType::Bool),
-            ..
-        } => DataType::Boolean,
-        _ => DataType::Utf8,
-    }
+/// The Arrow type a CSV column is parsed as: text, always. Declared types
+/// are converted by [`crate::graph::Values::from_array_strict`], the same
+/// strict rules for CSV, Parquet and Arrow, each refusal naming the row,
+/// column and value (arrow's CSV parser names a 0-based line instead).
+fn csv_type(_column: &Column) -> DataType {
+    DataType::Utf8
 }
 
 /// Record batches of one file, produced by a blocking reader thread.
