@@ -1,6 +1,8 @@
 //! The neo4rs load path — `BoltWriter`, the code that loads Neo4j — on a real
 //! Bolt server: ArcadeDB, started by the harness, databases created over its
-//! HTTP API. CSV, Parquet and Arrow input; exact counts and sample values.
+//! HTTP API. CSV, Parquet and Arrow input; exact counts and sample values;
+//! exact resolution (ID spaces independent of labels, duplicates, dangling
+//! rows) and strict values.
 
 use common::config::{Secret, ServiceUrl};
 use common::graph::neo4j::{BoltWriter, Dialect};

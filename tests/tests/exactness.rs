@@ -57,15 +57,17 @@ fn parquet_floats_as_int() -> Vec<u8> {
     out
 }
 
+/// Prepares the bad snapshot (data root, customer); returns its id.
+type Setup = Box<dyn Fn(&Path, &str) -> u64>;
+
 struct Case {
     name: &'static str,
-    /// Prepares the bad snapshot (data root, customer); returns its id.
-    setup: Box<dyn Fn(&Path, &str) -> u64>,
+    setup: Setup,
     reason: &'static str,
     message: &'static str,
 }
 
-fn files(list: Vec<(&'static str, Vec<u8>)>) -> Box<dyn Fn(&Path, &str) -> u64> {
+fn files(list: Vec<(&'static str, Vec<u8>)>) -> Setup {
     Box::new(move |root, customer| {
         write(root, customer, BAD, &list);
         BAD
