@@ -9,8 +9,9 @@
 //! in flight at once (one `FuturesUnordered` on this task: while the database
 //! works on one batch, the next is converted and sent). Memory is bounded by
 //! the read-ahead plus `concurrency` batches, whatever the snapshot's size.
-//! A batch that fails transiently (a deadlock, a dropped connection) is
-//! retried on its own, up to [`BATCH_RETRIES`] times.
+//! A write statement that fails transiently (a deadlock, a dropped
+//! connection) is retried on its own, up to [`BATCH_RETRIES`] times; the id
+//! map's work for its batch is not repeated.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
@@ -280,25 +281,19 @@ pub async fn load_snapshot(
     );
     async {
         for (file, spec) in &node_specs {
-            let t = write_file(
-                file,
-                &spec.columns,
-                &options,
-                cancel,
-                &retried,
-                |batch, first| {
-                    write_node_batch(
-                        store,
-                        db,
-                        file,
-                        spec,
-                        batch,
-                        first,
-                        &ids,
-                        options.duplicates,
-                    )
-                },
-            )
+            let t = write_file(file, &spec.columns, &options, cancel, |batch, first| {
+                write_node_batch(
+                    store,
+                    db,
+                    file,
+                    spec,
+                    batch,
+                    first,
+                    &ids,
+                    options.duplicates,
+                    &retried,
+                )
+            })
             .await?;
             nodes.rows += t.rows;
             nodes.written += t.written;
@@ -327,14 +322,9 @@ pub async fn load_snapshot(
     );
     async {
         for (file, spec) in &rel_specs {
-            let t = write_file(
-                file,
-                &spec.columns,
-                &options,
-                cancel,
-                &retried,
-                |batch, first| write_rel_batch(store, db, file, spec, batch, first, &ids),
-            )
+            let t = write_file(file, &spec.columns, &options, cancel, |batch, first| {
+                write_rel_batch(store, db, file, spec, batch, first, &ids, &retried)
+            })
             .await?;
             rels.rows += t.rows;
             rels.written += t.written;
@@ -446,7 +436,6 @@ async fn write_file<W, Fut>(
     columns: &[Column],
     options: &LoadOptions,
     cancel: &CancellationToken,
-    retried: &AtomicBool,
     write: W,
 ) -> Result<Tally, LoadError>
 where
@@ -466,7 +455,7 @@ where
             };
             let first = tally.rows;
             tally.rows += batch.num_rows() as u64;
-            in_flight.push(write_retrying(batch, first, &write, file, retried));
+            in_flight.push(write(batch, first));
         }
         if read_all && pending.is_empty() && in_flight.is_empty() {
             return Ok(tally);
@@ -493,24 +482,23 @@ where
     }
 }
 
-/// One batch (whose first row is the file's data row `first`, from 0),
-/// retried after transient graph errors.
-async fn write_retrying<W, Fut>(
-    batch: RecordBatch,
-    first: u64,
-    write: &W,
+/// One store write, retried after transient graph errors, up to
+/// [`BATCH_RETRIES`] times. Retried per statement, not per batch: the id
+/// map's claims and lookups for a batch are made once.
+async fn retrying<T, F, Fut>(
     file: &Path,
+    rows: usize,
     retried: &AtomicBool,
-) -> Result<BatchDone, LoadError>
+    call: F,
+) -> Result<T, GraphError>
 where
-    W: Fn(RecordBatch, u64) -> Fut,
-    Fut: Future<Output = Result<BatchDone, LoadError>>,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, GraphError>>,
 {
-    let rows = batch.num_rows() as u64;
     let mut attempt = 0;
     loop {
-        match write(batch.clone(), first).await {
-            Err(LoadError::Graph(e)) if e.is_transient() && attempt < BATCH_RETRIES => {
+        match call().await {
+            Err(e) if e.is_transient() && attempt < BATCH_RETRIES => {
                 attempt += 1;
                 retried.store(true, Ordering::Relaxed);
                 let wait = Duration::from_millis(100 << attempt);
@@ -629,6 +617,7 @@ async fn write_node_batch(
     first: u64,
     ids: &Mutex<IdMap>,
     duplicates: DuplicatePolicy,
+    retried: &AtomicBool,
 ) -> Result<BatchDone, LoadError> {
     let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
@@ -683,16 +672,12 @@ async fn write_node_batch(
             continue;
         }
         let list = node_labels(file, spec, labels)?;
-        let written = store
-            .write_nodes(
-                db,
-                &NodeWrite {
-                    labels: &list,
-                    props: &props,
-                    rows: &rows,
-                },
-            )
-            .await?;
+        let write = NodeWrite {
+            labels: &list,
+            props: &props,
+            rows: &rows,
+        };
+        let written = retrying(file, rows.len(), retried, || store.write_nodes(db, &write)).await?;
         created += written.len() as u64;
         let mut map = ids
             .lock()
@@ -727,6 +712,7 @@ fn node_labels<'a>(
     Ok(list)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn write_rel_batch(
     store: &dyn GraphWriter,
     db: &str,
@@ -735,6 +721,7 @@ async fn write_rel_batch(
     batch: RecordBatch,
     first: u64,
     ids: &Mutex<IdMap>,
+    retried: &AtomicBool,
 ) -> Result<BatchDone, LoadError> {
     let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
@@ -773,17 +760,16 @@ async fn write_rel_batch(
         if rows.is_empty() {
             continue;
         }
-        let made = store
-            .write_relationships(
-                db,
-                &RelWrite {
-                    rel_type: &rel_type,
-                    ends: &ends,
-                    props: &props,
-                    rows: &rows,
-                },
-            )
-            .await?;
+        let write = RelWrite {
+            rel_type: &rel_type,
+            ends: &ends,
+            props: &props,
+            rows: &rows,
+        };
+        let made = retrying(file, rows.len(), retried, || {
+            store.write_relationships(db, &write)
+        })
+        .await?;
         if made != rows.len() as u64 {
             return Err(LoadError::Mismatch(format!(
                 "{}: a batch of {} resolved `{rel_type}` relationships created {made}",

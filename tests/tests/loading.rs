@@ -491,3 +491,79 @@ async fn falkordb_property_key_limit_at_and_one_past() {
         }
     }
 }
+
+/// The real FalkorDB store, except that its first node write fails
+/// transiently without writing (a dropped connection before the statement).
+struct FailsFirstNodeWrite<'a> {
+    inner: &'a FalkorStore,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl GraphWriter for FailsFirstNodeWrite<'_> {
+    async fn create_index(
+        &self,
+        db: &str,
+        label: &str,
+        property: &str,
+    ) -> Result<(), common::graph::GraphError> {
+        self.inner.create_index(db, label, property).await
+    }
+    async fn write_nodes(
+        &self,
+        db: &str,
+        w: &common::graph::NodeWrite<'_>,
+    ) -> Result<Vec<common::graph::NodeRef>, common::graph::GraphError> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(common::graph::GraphError::Transient(
+                "connection reset (injected)".into(),
+            ));
+        }
+        self.inner.write_nodes(db, w).await
+    }
+    async fn write_relationships(
+        &self,
+        db: &str,
+        w: &common::graph::RelWrite<'_>,
+    ) -> Result<u64, common::graph::GraphError> {
+        self.inner.write_relationships(db, w).await
+    }
+    async fn counts(&self, db: &str) -> Result<common::graph::Counts, common::graph::GraphError> {
+        self.inner.counts(db).await
+    }
+}
+
+/// A retried write does not claim its ids twice: the retry is per
+/// statement, after the batch's ids were claimed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_node_write_is_not_a_duplicate() {
+    let server = FalkorServer::start().unwrap();
+    let store = FalkorStore::connect(&ServiceUrl::new(server.url()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    dangling_snapshot(dir.path());
+    let flaky = FailsFirstNodeWrite {
+        inner: &store,
+        failed: Default::default(),
+    };
+    store.create_database("retry-1767741427").await.unwrap();
+    let report = load_snapshot(
+        &flaky,
+        "retry-1767741427",
+        dir.path(),
+        LoadOptions::new(2).with_dangling(DanglingPolicy::Skip),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.nodes,
+            report.relationships,
+            report.skipped_relationships
+        ),
+        (5, 4, 2)
+    );
+    assert!(flaky.failed.load(std::sync::atomic::Ordering::SeqCst));
+}
