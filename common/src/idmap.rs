@@ -12,8 +12,10 @@
 //! Size: one entry per node, a `Box<str>` (16 bytes) plus the internal id (8)
 //! in a `hashbrown` table (1 control byte, at most 7/8 full, growing by
 //! doubling) plus the id's own bytes on the heap: 25 bytes a slot, 29 to 57
-//! bytes a node with the table's fill, plus the id's length rounded up by the
-//! allocator (at least 16 bytes with glibc). About 60 bytes a node for short ids.
+//! bytes a node with the table's fill, plus the id's own allocation (32 bytes
+//! with glibc for ids up to 24 bytes): 60 to 90 bytes a node for short ids.
+//! Measured: one million ids `p0`…`p999999` in one space raised the RSS by 86
+//! bytes a node.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
