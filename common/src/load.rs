@@ -8,7 +8,8 @@
 //! `batch_size` rows, and written with up to `concurrency` write statements
 //! in flight at once (one `FuturesUnordered` on this task: while the database
 //! works on one batch, the next is converted and sent). Memory is bounded by
-//! the read-ahead plus `concurrency` batches, whatever the snapshot's size.
+//! the read-ahead plus `concurrency` batches, whatever the snapshot's size,
+//! plus the id map ([`crate::idmap`], about 46 bytes a node).
 //! A write statement that fails transiently (a deadlock, a dropped
 //! connection) is retried on its own, up to [`BATCH_RETRIES`] times; the id
 //! map's work for its batch is not repeated.
