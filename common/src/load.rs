@@ -48,8 +48,13 @@ pub enum LoadError {
     Mismatch(String),
     /// Relationships whose start or end id matches no node, with
     /// `dangling_relationships = "fail"`.
-    #[error("{count} of {total} relationships reference a start or end id that matches no node (dangling_relationships = \"fail\"; \"skip\" loads the rest and reports the count)")]
-    Dangling { count: u64, total: u64 },
+    #[error("{count} of {total} relationships reference a start or end id that matches no node (dangling_relationships = \"fail\"; \"skip\" loads the rest and reports the count); the first: {first}")]
+    Dangling {
+        count: u64,
+        total: u64,
+        /// The first dangling row: file, row and the id not found.
+        first: String,
+    },
     /// A node id that an earlier node of the same ID space already has, with
     /// `duplicate_nodes = "fail"`.
     #[error("{file}: row {row}: node id `{id}` occurs again in ID space `{space}` (duplicate_nodes = \"fail\"; \"skip\" keeps the first node and reports the count, as neo4j-admin's --skip-duplicate-nodes)")]
@@ -203,20 +208,24 @@ impl LoadOptions {
 }
 
 /// Rows read and written by one phase (nodes or relationships).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Tally {
     rows: u64,
     written: u64,
     /// Rows not written: duplicate nodes skipped, dangling relationships.
     skipped: u64,
+    /// The first dangling relationship row (its data row from 0), described.
+    first_dangling: Option<(u64, String)>,
 }
 
 /// What one write batch did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct BatchDone {
     created: u64,
     /// Rows left out: duplicate node ids (skip policy) or dangling relationships.
     skipped: u64,
+    /// The first dangling relationship row of the batch (its data row from 0), described.
+    first_dangling: Option<(u64, String)>,
 }
 
 /// Loads the snapshot in `dir` into `db`, which must exist and be empty.
@@ -330,6 +339,9 @@ pub async fn load_snapshot(
             rels.rows += t.rows;
             rels.written += t.written;
             rels.skipped += t.skipped;
+            if rels.first_dangling.is_none() {
+                rels.first_dangling = t.first_dangling;
+            }
         }
         Ok::<_, LoadError>(())
     }
@@ -345,6 +357,7 @@ pub async fn load_snapshot(
                 return Err(LoadError::Dangling {
                     count: dangling,
                     total: rels.rows,
+                    first: rels.first_dangling.map(|(_, w)| w).unwrap_or_default(),
                 })
             }
             DanglingPolicy::Skip => tracing::warn!(
@@ -468,6 +481,12 @@ where
                 let done = done?;
                 tally.written += done.created;
                 tally.skipped += done.skipped;
+                // Batches finish in any order: keep the file's first row.
+                if let Some((row, what)) = done.first_dangling {
+                    if tally.first_dangling.as_ref().is_none_or(|(r, _)| row < *r) {
+                        tally.first_dangling = Some((row, what));
+                    }
+                }
                 if !options.batch_pause.is_zero() {
                     tokio::select! {
                         _ = cancel.cancelled() => return Err(LoadError::Cancelled),
@@ -687,7 +706,11 @@ async fn write_node_batch(
             map.set(&spec.id_space, &keys[*row], node);
         }
     }
-    Ok(BatchDone { created, skipped })
+    Ok(BatchDone {
+        created,
+        skipped,
+        first_dangling: None,
+    })
 }
 
 /// A node's labels, as neo4j-admin gives them: the row's `:LABEL` value split
@@ -742,6 +765,24 @@ async fn write_rel_batch(
             .collect()
     };
     let dangling = resolved.iter().filter(|r| r.is_none()).count() as u64;
+    let first_dangling = resolved.iter().position(Option::is_none).map(|row| {
+        let map = ids.lock();
+        let start_found = map
+            .as_ref()
+            .is_ok_and(|m| m.get(&spec.start_space, &start_keys[row]).is_some());
+        let (what, space, id) = if start_found {
+            (":END_ID", &spec.end_space, &end_keys[row])
+        } else {
+            (":START_ID", &spec.start_space, &start_keys[row])
+        };
+        let row = first + row as u64;
+        let what = format!(
+            "{} row {}: {what} `{id}` is not an id of ID space `{space}`",
+            file.display(),
+            row + 1
+        );
+        (row, what)
+    });
     let props: Vec<Prop<'_>> = spec
         .properties
         .iter()
@@ -783,6 +824,7 @@ async fn write_rel_batch(
     Ok(BatchDone {
         created,
         skipped: dangling,
+        first_dangling,
     })
 }
 
@@ -826,7 +868,13 @@ mod tests {
         let e = LoadError::Dangling {
             count: 3,
             total: 10,
+            first: "r.csv row 2: :END_ID `x` is not an id of ID space `P`".into(),
         };
+        assert!(
+            e.to_string()
+                .ends_with("the first: r.csv row 2: :END_ID `x` is not an id of ID space `P`"),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("3 of 10 relationships"), "{e}");
         assert!(!e.is_transient());
     }

@@ -191,11 +191,24 @@ async fn dangling_relationships_fail_or_are_skipped_and_counted() {
     .await
     .unwrap_err();
     assert!(
-        matches!(err, LoadError::Dangling { count: 2, total: 6 }),
+        matches!(
+            err,
+            LoadError::Dangling {
+                count: 2,
+                total: 6,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(!err.is_transient());
     assert!(err.to_string().starts_with("2 of 6 relationships"), "{err}");
+    // The first dangling row, in file order (batches of 2, two in flight).
+    assert!(
+        err.to_string()
+            .ends_with("relationships/r.csv row 3: :START_ID `9` is not an id of ID space `N`"),
+        "{err}"
+    );
 
     store.create_database("skip-1767741427").await.unwrap();
     let report = load_snapshot(
