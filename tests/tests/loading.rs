@@ -580,3 +580,37 @@ async fn a_retried_node_write_is_not_a_duplicate() {
     );
     assert!(flaky.failed.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+/// Relationships are created by internal id with an id seek, never a scan of
+/// every node per row (FalkorDB 4.16 plans `WHERE id(a) = r[0]` as one):
+/// the statement the loader sends, explained by the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relationship_writes_seek_nodes_by_internal_id() {
+    use common::graph::{cypher::relationship_statement, Prop, RelWrite, Values};
+    let server = FalkorServer::start().unwrap();
+    let mut con = server.connection();
+    let _: redis::Value = redis::cmd("GRAPH.QUERY")
+        .arg("plan")
+        .arg("UNWIND range(0, 99) AS i CREATE (:P {id: i})")
+        .query(&mut con)
+        .unwrap();
+    let v = Values::Null;
+    let props = [Prop {
+        name: "w",
+        values: &v,
+    }];
+    let statement = relationship_statement(&RelWrite {
+        rel_type: "R",
+        ends: &[[1, 2]],
+        props: &props,
+        rows: &[0],
+    });
+    let plan: Vec<String> = redis::cmd("GRAPH.EXPLAIN")
+        .arg("plan")
+        .arg(format!("CYPHER rows=[[1,2,3]] {statement}"))
+        .query(&mut con)
+        .unwrap();
+    let plan = plan.join("\n");
+    assert_eq!(plan.matches("NodeByIdSeek").count(), 2, "{plan}");
+    assert!(!plan.contains("Scan"), "{plan}");
+}
