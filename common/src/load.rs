@@ -878,4 +878,42 @@ mod tests {
         assert!(e.to_string().starts_with("3 of 10 relationships"), "{e}");
         assert!(!e.is_transient());
     }
+
+    #[test]
+    fn the_property_key_limit_holds_at_the_limit_and_refuses_one_past() {
+        for (count, max, refused) in [
+            (0, 65534, false),
+            (65534, 65534, false),
+            (65535, 65534, true),
+            (100_001, 65534, true),
+        ] {
+            let got = property_keys_over(count, max);
+            assert_eq!(got.is_some(), refused, "{count} {max}");
+            if let Some(m) = got {
+                assert!(m.starts_with("store limit `property_keys`"), "{m}");
+                assert!(
+                    m.contains(&format!("{count} distinct property names")),
+                    "{m}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn labels_come_from_label_values_or_else_the_id_space() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let with = NodeSpec::parse(&names(&["id:ID(User)", ":LABEL"])).unwrap();
+        let without = NodeSpec::parse(&names(&["id:ID(User)"])).unwrap();
+        let file = Path::new("n.csv");
+        for (spec, value, want) in [
+            (&with, "Admin;User", vec!["Admin", "User"]),
+            (&with, " A ; ;A;B ", vec!["A", "B"]),
+            (&with, "", vec![]),
+            (&with, "Admin", vec!["Admin"]),
+            (&without, "", vec!["User"]),
+        ] {
+            assert_eq!(node_labels(file, spec, value).unwrap(), want, "{value:?}");
+        }
+        assert!(node_labels(file, &with, "a`b").is_err());
+    }
 }
