@@ -279,6 +279,14 @@ pub struct Config {
     /// A relationship whose start or end id matches no node: `fail` the load
     /// (naming the count) or `skip` it (counted and reported).
     pub dangling_relationships: crate::load::DanglingPolicy,
+
+    // --- exactness (issue 14) ---
+    /// A node whose id its ID space already has: `fail` the load (naming the
+    /// id, file and row) or `skip` it (the first node stays; counted).
+    pub duplicate_nodes: crate::load::DuplicatePolicy,
+    /// Snapshot ids (Unix seconds) more than this many seconds ahead of the
+    /// worker's clock are refused.
+    pub max_future_seconds: u64,
 }
 
 impl Default for Config {
@@ -329,6 +337,10 @@ impl Default for Config {
             // --- loader ---
             load_concurrency: 2,
             dangling_relationships: crate::load::DanglingPolicy::Fail,
+
+            // --- exactness ---
+            duplicate_nodes: crate::load::DuplicatePolicy::Fail,
+            max_future_seconds: 86400,
         }
     }
 }
@@ -564,6 +576,13 @@ impl Config {
             "load_concurrency",
             self.load_concurrency.to_string(),
             "1 to 64 write batches in flight",
+        );
+        // --- exactness ---
+        check(
+            (60..=31_536_000).contains(&self.max_future_seconds),
+            "max_future_seconds",
+            self.max_future_seconds.to_string(),
+            "60 to 31536000 seconds",
         );
         // --- security: URLs, names, TLS trust files (security helper) ---
         for (key, url) in [

@@ -27,6 +27,7 @@ pub mod event;
 pub mod graph;
 pub mod http;
 pub mod ident;
+pub mod idmap;
 pub mod keys;
 pub mod load;
 pub mod lock;

@@ -1,6 +1,6 @@
-//! Loading one snapshot into one (new, empty) database: indexes on every ID
-//! space, all node files, then all relationship files, then a count check
-//! against the rows read. Used by the worker and by the benchmark; knows
+//! Loading one snapshot into one (new, empty) database: all node files (each
+//! node's internal id kept in the id map), then all relationship files
+//! (resolved through the id map), then a count check against the rows read. Used by the worker and by the benchmark; knows
 //! nothing about queues, locks or aliases.
 //!
 //! Each file is read as a stream of Arrow record batches on a blocking thread
@@ -8,14 +8,17 @@
 //! `batch_size` rows, and written with up to `concurrency` write statements
 //! in flight at once (one `FuturesUnordered` on this task: while the database
 //! works on one batch, the next is converted and sent). Memory is bounded by
-//! the read-ahead plus `concurrency` batches, whatever the snapshot's size.
-//! A batch that fails transiently (a deadlock, a dropped connection) is
-//! retried on its own, up to [`BATCH_RETRIES`] times.
+//! the read-ahead plus `concurrency` batches, whatever the snapshot's size,
+//! plus the id map ([`crate::idmap`], about 46 bytes a node).
+//! A write statement that fails transiently (a deadlock, a dropped
+//! connection) is retried on its own, up to [`BATCH_RETRIES`] times; the id
+//! map's work for its batch is not repeated.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -26,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::graph::values::Declared;
-use crate::graph::{Counts, Endpoint, GraphError, GraphWriter, NodeWrite, Prop, RelWrite, Values};
+use crate::graph::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, Values};
+use crate::idmap::{id_key, IdMap};
 use crate::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
 use crate::snapshot::layout::Input;
 use crate::snapshot::options::ImportOptions;
@@ -47,8 +51,26 @@ pub enum LoadError {
     Mismatch(String),
     /// Relationships whose start or end id matches no node, with
     /// `dangling_relationships = "fail"`.
-    #[error("{count} of {total} relationships reference a start or end id that matches no node (dangling_relationships = \"fail\"; \"skip\" loads the rest and reports the count)")]
-    Dangling { count: u64, total: u64 },
+    #[error("{count} of {total} relationships reference a start or end id that matches no node (dangling_relationships = \"fail\"; \"skip\" loads the rest and reports the count); the first: {first}")]
+    Dangling {
+        count: u64,
+        total: u64,
+        /// The first dangling row: file, row and the id not found.
+        first: String,
+    },
+    /// A node id that an earlier node of the same ID space already has, with
+    /// `duplicate_nodes = "fail"`.
+    #[error("{file}: row {row}: node id `{id}` occurs again in ID space `{space}` (duplicate_nodes = \"fail\"; \"skip\" keeps the first node and reports the count, as neo4j-admin's --skip-duplicate-nodes)")]
+    DuplicateNodeId {
+        id: String,
+        space: String,
+        file: String,
+        /// Data row, counted from 1 (the header not counted).
+        row: u64,
+    },
+    /// The snapshot does not fit a limit of the store; nothing was written.
+    #[error("{0}")]
+    StoreLimit(String),
 }
 
 impl LoadError {
@@ -57,7 +79,10 @@ impl LoadError {
             LoadError::Snapshot(e) => e.is_transient(),
             LoadError::Graph(e) => e.is_transient(),
             LoadError::Cancelled => true,
-            LoadError::Mismatch(_) | LoadError::Dangling { .. } => false,
+            LoadError::Mismatch(_)
+            | LoadError::Dangling { .. }
+            | LoadError::DuplicateNodeId { .. }
+            | LoadError::StoreLimit(_) => false,
         }
     }
 }
@@ -82,6 +107,28 @@ impl std::fmt::Display for DanglingPolicy {
     }
 }
 
+/// What to do with a node whose id its ID space already has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicatePolicy {
+    /// The load fails (permanent, reason `duplicate_node_id`) naming the id,
+    /// the file and the row.
+    #[default]
+    Fail,
+    /// The first node with that id is kept, later ones are not loaded; they
+    /// are counted and reported (neo4j-admin's `--skip-duplicate-nodes`).
+    Skip,
+}
+
+impl std::fmt::Display for DuplicatePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DuplicatePolicy::Fail => "fail",
+            DuplicatePolicy::Skip => "skip",
+        })
+    }
+}
+
 /// What a load wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -90,9 +137,12 @@ pub struct LoadReport {
     /// Relationship rows not loaded because an endpoint matched no node
     /// (only with [`DanglingPolicy::Skip`]; with `Fail` the load fails).
     pub skipped_relationships: u64,
+    /// Node rows not loaded because their id was already taken in their ID
+    /// space (only with [`DuplicatePolicy::Skip`]).
+    pub skipped_nodes: u64,
 }
 
-/// One ID space: the label its nodes carry and the property holding the id.
+/// One ID space: the property holding the id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct IdSpace {
     property: String,
@@ -109,6 +159,7 @@ pub struct LoadOptions {
     /// Write statements in flight at once (K).
     pub concurrency: usize,
     pub dangling: DanglingPolicy,
+    pub duplicates: DuplicatePolicy,
 }
 
 impl LoadOptions {
@@ -119,6 +170,7 @@ impl LoadOptions {
             batch_pause: Duration::ZERO,
             concurrency: 1,
             dangling: DanglingPolicy::Fail,
+            duplicates: DuplicatePolicy::Fail,
         }
     }
 
@@ -130,6 +182,7 @@ impl LoadOptions {
             batch_pause: Duration::from_millis(config.batch_pause_ms),
             concurrency: config.load_concurrency,
             dangling: config.dangling_relationships,
+            duplicates: config.duplicate_nodes,
         }
     }
 
@@ -143,6 +196,11 @@ impl LoadOptions {
         self
     }
 
+    pub fn with_duplicates(mut self, duplicates: DuplicatePolicy) -> Self {
+        self.duplicates = duplicates;
+        self
+    }
+
     fn in_flight(&self) -> usize {
         if self.batch_pause.is_zero() {
             self.concurrency.max(1)
@@ -153,12 +211,24 @@ impl LoadOptions {
 }
 
 /// Rows read and written by one phase (nodes or relationships).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Tally {
     rows: u64,
     written: u64,
-    /// Sum over batches of the rows that created nothing.
-    missing: u64,
+    /// Rows not written: duplicate nodes skipped, dangling relationships.
+    skipped: u64,
+    /// The first dangling relationship row (its data row from 0), described.
+    first_dangling: Option<(u64, String)>,
+}
+
+/// What one write batch did.
+#[derive(Debug, Clone, Default)]
+struct BatchDone {
+    created: u64,
+    /// Rows left out: duplicate node ids (skip policy) or dangling relationships.
+    skipped: u64,
+    /// The first dangling relationship row of the batch (its data row from 0), described.
+    first_dangling: Option<(u64, String)>,
 }
 
 /// Loads the snapshot in `dir` into `db`, which must exist and be empty.
@@ -238,11 +308,11 @@ pub async fn load_snapshot(
         }
     }
 
-    // Indexes first: relationship endpoints are matched by (label, id property).
-    for (label, space) in &spaces {
-        store.create_index(db, label, &space.property).await?;
-    }
+    check_limits(&store.limits(), &node_specs, &rel_specs)?;
 
+    // No index: relationships find their endpoints by the internal ids the
+    // node writes return (the id map), and neo4j-admin creates none either.
+    let ids = Mutex::new(IdMap::default());
     // Set when a batch was retried: a retried write may have been applied
     // before its reply was lost, so a surplus is then not the files' fault.
     let retried = AtomicBool::new(false);
@@ -261,18 +331,38 @@ pub async fn load_snapshot(
                 &spec.columns,
                 &options,
                 cancel,
-                &retried,
-                |batch, first| write_node_batch(store, db, file, spec, &import, batch, first),
+                |batch, first| {
+                    write_node_batch(
+                        store,
+                        db,
+                        file,
+                        spec,
+                        &import,
+                        (batch, first),
+                        &ids,
+                        options.duplicates,
+                        &retried,
+                    )
+                },
             )
             .await?;
             nodes.rows += t.rows;
             nodes.written += t.written;
+            nodes.skipped += t.skipped;
         }
         Ok::<_, LoadError>(())
     }
     .instrument(nodes_span.clone())
     .await?;
     nodes_span.record("rows", nodes.rows);
+    if nodes.skipped > 0 {
+        tracing::warn!(
+            %db,
+            skipped_nodes = nodes.skipped,
+            nodes = nodes.rows,
+            "nodes whose id their ID space already had were skipped (duplicate_nodes = \"skip\")"
+        );
+    }
 
     let mut rels = Tally::default();
     let rels_span = tracing::info_span!(
@@ -290,30 +380,42 @@ pub async fn load_snapshot(
                 &spec.columns,
                 &options,
                 cancel,
-                &retried,
                 |batch, first| {
-                    write_rel_batch(store, db, file, spec, &spaces, &import, (batch, first))
+                    write_rel_batch(
+                        store,
+                        db,
+                        file,
+                        spec,
+                        &import,
+                        (batch, first),
+                        &ids,
+                        &retried,
+                    )
                 },
             )
             .await?;
             rels.rows += t.rows;
             rels.written += t.written;
-            rels.missing += t.missing;
+            rels.skipped += t.skipped;
+            if rels.first_dangling.is_none() {
+                rels.first_dangling = t.first_dangling;
+            }
         }
         Ok::<_, LoadError>(())
     }
     .instrument(rels_span.clone())
     .await?;
     rels_span.record("rows", rels.rows);
-    rels_span.record("dangling", rels.missing);
+    rels_span.record("dangling", rels.skipped);
 
-    let dangling = rels.missing;
+    let dangling = rels.skipped;
     if dangling > 0 {
         match options.dangling {
             DanglingPolicy::Fail => {
                 return Err(LoadError::Dangling {
                     count: dangling,
                     total: rels.rows,
+                    first: rels.first_dangling.map(|(_, w)| w).unwrap_or_default(),
                 })
             }
             DanglingPolicy::Skip => tracing::warn!(
@@ -325,19 +427,24 @@ pub async fn load_snapshot(
         }
     }
     let expected = Counts {
-        nodes: nodes.rows,
+        nodes: nodes.rows - nodes.skipped,
         relationships: rels.rows - dangling,
     };
     let counts = store.counts(db).await?;
     if counts != expected {
         let message = format!(
-            "database `{db}` holds {} nodes and {} relationships, the files have {} and {}{}",
+            "database `{db}` holds {} nodes and {} relationships, the files have {} and {}{}{}",
             counts.nodes,
             counts.relationships,
             expected.nodes,
             expected.relationships,
             if dangling > 0 {
                 format!(" ({dangling} dangling relationships skipped)")
+            } else {
+                String::new()
+            },
+            if nodes.skipped > 0 {
+                format!(" ({} duplicate nodes skipped)", nodes.skipped)
             } else {
                 String::new()
             }
@@ -357,6 +464,39 @@ pub async fn load_snapshot(
         nodes: nodes.written,
         relationships: rels.written,
         skipped_relationships: dangling,
+        skipped_nodes: nodes.skipped,
+    })
+}
+
+/// Refuses a snapshot that crosses a limit of the store, before anything is
+/// written: the distinct property names of all its files (ids included).
+fn check_limits(
+    limits: &crate::graph::StoreLimits,
+    node_specs: &[(&Input, NodeSpec)],
+    rel_specs: &[(&Input, RelSpec)],
+) -> Result<(), LoadError> {
+    if let Some(max) = limits.property_keys {
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for (_, spec) in node_specs {
+            names.insert(&spec.id_property);
+            names.extend(spec.properties.iter().map(|p| p.name.as_str()));
+        }
+        for (_, spec) in rel_specs {
+            names.extend(spec.properties.iter().map(|p| p.name.as_str()));
+        }
+        if let Some(reason) = property_keys_over(names.len(), max) {
+            return Err(LoadError::StoreLimit(reason));
+        }
+    }
+    Ok(())
+}
+
+/// The message when `count` distinct property names exceed the store's `max`.
+fn property_keys_over(count: usize, max: usize) -> Option<String> {
+    (count > max).then(|| {
+        format!(
+            "store limit `property_keys`: the snapshot has {count} distinct property names and the graph store holds at most {max} per database; nothing was written"
+        )
     })
 }
 
@@ -369,14 +509,12 @@ async fn write_file<W, Fut>(
     columns: &[Column],
     options: &LoadOptions,
     cancel: &CancellationToken,
-    retried: &AtomicBool,
     write: W,
 ) -> Result<Tally, LoadError>
 where
-    W: Fn(RecordBatch, usize) -> Fut,
-    Fut: Future<Output = Result<u64, LoadError>>,
+    W: Fn(RecordBatch, u64) -> Fut,
+    Fut: Future<Output = Result<BatchDone, LoadError>>,
 {
-    let file = input.path.as_path();
     let limit = options.in_flight();
     let mut stream = reader::stream_of(input, columns, options.batch_size, import)?;
     let mut pending: VecDeque<RecordBatch> = VecDeque::new();
@@ -388,10 +526,10 @@ where
             let Some(batch) = pending.pop_front() else {
                 break;
             };
-            // The batch's first row in the file, for messages.
-            let first = usize::try_from(tally.rows).unwrap_or(usize::MAX);
+            // The batch's first row in the file (from 0), for messages.
+            let first = tally.rows;
             tally.rows += batch.num_rows() as u64;
-            in_flight.push(write_retrying(batch, first, &write, file, retried));
+            in_flight.push(write(batch, first));
         }
         if read_all && pending.is_empty() && in_flight.is_empty() {
             return Ok(tally);
@@ -400,9 +538,15 @@ where
             biased;
             _ = cancel.cancelled() => return Err(LoadError::Cancelled),
             Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                let (rows, created) = done?;
-                tally.written += created;
-                tally.missing += rows.saturating_sub(created);
+                let done = done?;
+                tally.written += done.created;
+                tally.skipped += done.skipped;
+                // Batches finish in any order: keep the file's first row.
+                if let Some((row, what)) = done.first_dangling {
+                    if tally.first_dangling.as_ref().is_none_or(|(r, _)| row < *r) {
+                        tally.first_dangling = Some((row, what));
+                    }
+                }
                 if !options.batch_pause.is_zero() {
                     tokio::select! {
                         _ = cancel.cancelled() => return Err(LoadError::Cancelled),
@@ -418,30 +562,31 @@ where
     }
 }
 
-/// One batch, retried after transient graph errors; returns (rows, created).
-async fn write_retrying<W, Fut>(
-    batch: RecordBatch,
-    first: usize,
-    write: &W,
+/// One store write, retried after transient graph errors, up to
+/// [`BATCH_RETRIES`] times. Retried per statement, not per batch: the id
+/// map's claims and lookups for a batch are made once. A permanent refusal
+/// names the file.
+async fn retrying<T, F, Fut>(
     file: &Path,
+    rows: usize,
     retried: &AtomicBool,
-) -> Result<(u64, u64), LoadError>
+    call: F,
+) -> Result<T, GraphError>
 where
-    W: Fn(RecordBatch, usize) -> Fut,
-    Fut: Future<Output = Result<u64, LoadError>>,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, GraphError>>,
 {
-    let rows = batch.num_rows() as u64;
     let mut attempt = 0;
     loop {
-        match write(batch.clone(), first).await {
-            Err(LoadError::Graph(e)) if e.is_transient() && attempt < BATCH_RETRIES => {
+        match call().await {
+            Err(e) if e.is_transient() && attempt < BATCH_RETRIES => {
                 attempt += 1;
                 retried.store(true, Ordering::Relaxed);
                 let wait = Duration::from_millis(100 << attempt);
                 tracing::warn!(file = %file.display(), rows, attempt, error = %e, ?wait, "write batch failed transiently; retrying it");
                 tokio::time::sleep(wait).await;
             }
-            other => return other.map(|created| (rows, created)),
+            other => return other.map_err(|e| in_file(file, e)),
         }
     }
 }
@@ -464,7 +609,7 @@ fn column_values(
     batch: &RecordBatch,
     columns: &[PropColumn],
     import: &ImportOptions,
-    first_row: usize,
+    first: u64,
 ) -> Result<Vec<Values>, SnapshotError> {
     columns
         .iter()
@@ -473,7 +618,7 @@ fn column_values(
                 ty: c.ty,
                 array: c.array,
                 array_delimiter: import.array_delimiter,
-                first_row,
+                first_row: usize::try_from(first).unwrap_or(usize::MAX),
             };
             Values::from_column(batch.column(c.index), declared)
                 .map_err(|m| SnapshotError::format(file, format!("column `{}`: {m}", c.name)))
@@ -494,7 +639,7 @@ fn id_values(
         return Err(SnapshotError::format(
             file,
             format!(
-                "{what} column holds {}{} values; ids must be integers, floats, booleans or strings",
+                "{what} column holds {}{} values; ids are strings or integers",
                 kind.ty.name(),
                 if kind.array { " array" } else { "" }
             ),
@@ -549,18 +694,72 @@ fn group_rows(
     Ok(groups)
 }
 
+/// The map key of every row's id, or an error naming the file, row and column.
+fn id_keys<'v>(
+    file: &Path,
+    values: &'v Values,
+    rows: usize,
+    first: u64,
+    what: &str,
+) -> Result<Vec<std::borrow::Cow<'v, str>>, SnapshotError> {
+    (0..rows)
+        .map(|row| {
+            id_key(values.get(row)).map_err(|m| {
+                SnapshotError::format(
+                    file,
+                    format!("row {}: {what} column {m}", first + row as u64 + 1),
+                )
+            })
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn write_node_batch(
     store: &dyn GraphWriter,
     db: &str,
     file: &Path,
     spec: &NodeSpec,
     import: &ImportOptions,
-    batch: RecordBatch,
-    first_row: usize,
-) -> Result<u64, LoadError> {
+    (batch, first): (RecordBatch, u64),
+    ids: &Mutex<IdMap>,
+    duplicates: DuplicatePolicy,
+    retried: &AtomicBool,
+) -> Result<BatchDone, LoadError> {
     let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
-    let values = column_values(file, batch, &spec.properties, import, first_row)?;
+    let keys = id_keys(file, &id, batch.num_rows(), first, ":ID")?;
+    let values = column_values(file, batch, &spec.properties, import, first)?;
+    // Claim every id before writing: a second node with an id its ID space
+    // already has is refused (or left out), exactly.
+    let mut keep = vec![true; batch.num_rows()];
+    let mut skipped = 0;
+    {
+        let mut map = ids
+            .lock()
+            .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
+        for (row, key) in keys.iter().enumerate() {
+            if map.claim(&spec.id_space, key) {
+                continue;
+            }
+            let row_number = first + row as u64 + 1;
+            match duplicates {
+                DuplicatePolicy::Fail => {
+                    return Err(LoadError::DuplicateNodeId {
+                        id: key.to_string(),
+                        space: spec.id_space.clone(),
+                        file: file.display().to_string(),
+                        row: row_number,
+                    })
+                }
+                DuplicatePolicy::Skip => {
+                    tracing::debug!(file = %file.display(), row = row_number, id = %key, space = %spec.id_space, "duplicate node id skipped");
+                    keep[row] = false;
+                    skipped += 1;
+                }
+            }
+        }
+    }
     let mut props = vec![Prop {
         name: &spec.id_property,
         values: &id,
@@ -575,51 +774,123 @@ async fn write_node_batch(
     };
     let mut created = 0;
     for (labels, rows) in &groups {
-        // Every node carries its ID space as a label: that is how relationships find it.
-        let mut list: Vec<&str> = vec![spec.id_space.as_str()];
-        for label in &spec.labels {
-            if !list.contains(&label.as_str()) {
-                list.push(label);
-            }
+        let rows: Vec<usize> = rows.iter().copied().filter(|r| keep[*r]).collect();
+        if rows.is_empty() {
+            continue;
         }
-        for label in labels
-            .split(import.array_delimiter)
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-        {
-            check_name("label", label).map_err(|m| SnapshotError::format(file, m))?;
-            if !list.contains(&label) {
-                list.push(label);
-            }
+        let list = node_labels(file, spec, labels, import.array_delimiter)?;
+        let write = NodeWrite {
+            labels: &list,
+            props: &props,
+            rows: &rows,
+        };
+        let written = retrying(file, rows.len(), retried, || store.write_nodes(db, &write)).await?;
+        if written.len() != rows.len() {
+            return Err(LoadError::Mismatch(format!(
+                "{}: a batch of {} nodes returned {} ids",
+                file.display(),
+                rows.len(),
+                written.len()
+            )));
         }
-        created += store
-            .write_nodes(
-                db,
-                &NodeWrite {
-                    labels: &list,
-                    props: &props,
-                    rows,
-                },
-            )
-            .await
-            .map_err(|e| in_file(file, e))?;
+        created += written.len() as u64;
+        let mut map = ids
+            .lock()
+            .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
+        for (row, node) in rows.iter().zip(written) {
+            map.set(&spec.id_space, &keys[*row], node);
+        }
     }
-    Ok(created)
+    Ok(BatchDone {
+        created,
+        skipped,
+        first_dangling: None,
+    })
 }
 
+/// A node's labels, as neo4j-admin gives them: the labels of the file's
+/// group directory (`nodes/<Label>/`, neo4j-admin's `--nodes=<Label>=<file>`)
+/// and the row's `:LABEL` value split at the array delimiter (trimmed, empty
+/// parts and repeats dropped). A file with neither (no group directory, no
+/// `:LABEL` column) gives its nodes their ID space as label, snapswitch's
+/// stand-in for naming the label on the command line. The ID space is never
+/// added to other labels: ID spaces (the global one too) are independent of
+/// labels.
+fn node_labels<'a>(
+    file: &Path,
+    spec: &'a NodeSpec,
+    value: &'a str,
+    array_delimiter: char,
+) -> Result<Vec<&'a str>, SnapshotError> {
+    if spec.label_index.is_none() && spec.labels.is_empty() {
+        return Ok(vec![spec.id_space.as_str()]);
+    }
+    let mut list: Vec<&str> = Vec::new();
+    for label in &spec.labels {
+        if !list.contains(&label.as_str()) {
+            list.push(label);
+        }
+    }
+    for label in value
+        .split(array_delimiter)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        check_name("label", label).map_err(|m| SnapshotError::format(file, m))?;
+        if !list.contains(&label) {
+            list.push(label);
+        }
+    }
+    Ok(list)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn write_rel_batch(
     store: &dyn GraphWriter,
     db: &str,
     file: &Path,
     spec: &RelSpec,
-    spaces: &BTreeMap<String, IdSpace>,
     import: &ImportOptions,
-    (batch, first_row): (RecordBatch, usize),
-) -> Result<u64, LoadError> {
+    (batch, first): (RecordBatch, u64),
+    ids: &Mutex<IdMap>,
+    retried: &AtomicBool,
+) -> Result<BatchDone, LoadError> {
     let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
     let end = id_values(file, batch, spec.end_index, ":END_ID")?;
-    let values = column_values(file, batch, &spec.properties, import, first_row)?;
+    let start_keys = id_keys(file, &start, batch.num_rows(), first, ":START_ID")?;
+    let end_keys = id_keys(file, &end, batch.num_rows(), first, ":END_ID")?;
+    let values = column_values(file, batch, &spec.properties, import, first)?;
+    // Every row resolves to exactly one start and one end node, or is dangling.
+    let resolved: Vec<Option<[NodeRef; 2]>> = {
+        let map = ids
+            .lock()
+            .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
+        start_keys
+            .iter()
+            .zip(&end_keys)
+            .map(|(s, e)| Some([map.get(&spec.start_space, s)?, map.get(&spec.end_space, e)?]))
+            .collect()
+    };
+    let dangling = resolved.iter().filter(|r| r.is_none()).count() as u64;
+    let first_dangling = resolved.iter().position(Option::is_none).map(|row| {
+        let map = ids.lock();
+        let start_found = map
+            .as_ref()
+            .is_ok_and(|m| m.get(&spec.start_space, &start_keys[row]).is_some());
+        let (what, space, id) = if start_found {
+            (":END_ID", &spec.end_space, &end_keys[row])
+        } else {
+            (":START_ID", &spec.start_space, &start_keys[row])
+        };
+        let row = first + row as u64;
+        let what = format!(
+            "{} row {}: {what} `{id}` is not an id of ID space `{space}`",
+            file.display(),
+            row + 1
+        );
+        (row, what)
+    });
     let props: Vec<Prop<'_>> = spec
         .properties
         .iter()
@@ -629,12 +900,6 @@ async fn write_rel_batch(
             values: v,
         })
         .collect();
-    let property = |space: &str| {
-        spaces
-            .get(space)
-            .map(|s| s.property.as_str())
-            .unwrap_or("id")
-    };
     let groups = match (spec.type_index, &spec.fixed_type) {
         (Some(index), _) => group_rows(file, batch, index, ":TYPE")?,
         (None, Some(t)) => BTreeMap::from([(t.clone(), (0..batch.num_rows()).collect())]),
@@ -645,34 +910,43 @@ async fn write_rel_batch(
     let mut created = 0;
     for (rel_type, rows) in groups {
         check_name("relationship type", &rel_type).map_err(|m| SnapshotError::format(file, m))?;
-        created += store
-            .write_relationships(
-                db,
-                &RelWrite {
-                    rel_type: &rel_type,
-                    start: Endpoint {
-                        label: &spec.start_space,
-                        property: property(&spec.start_space),
-                        values: &start,
-                    },
-                    end: Endpoint {
-                        label: &spec.end_space,
-                        property: property(&spec.end_space),
-                        values: &end,
-                    },
-                    props: &props,
-                    rows: &rows,
-                },
-            )
-            .await
-            .map_err(|e| in_file(file, e))?;
+        let (rows, ends): (Vec<usize>, Vec<[NodeRef; 2]>) = rows
+            .into_iter()
+            .filter_map(|r| resolved[r].map(|e| (r, e)))
+            .unzip();
+        if rows.is_empty() {
+            continue;
+        }
+        let write = RelWrite {
+            rel_type: &rel_type,
+            ends: &ends,
+            props: &props,
+            rows: &rows,
+        };
+        let made = retrying(file, rows.len(), retried, || {
+            store.write_relationships(db, &write)
+        })
+        .await?;
+        if made != rows.len() as u64 {
+            return Err(LoadError::Mismatch(format!(
+                "{}: a batch of {} resolved `{rel_type}` relationships created {made}",
+                file.display(),
+                rows.len()
+            )));
+        }
+        created += made;
     }
-    Ok(created)
+    Ok(BatchDone {
+        created,
+        skipped: dangling,
+        first_dangling,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::header::GLOBAL_ID_SPACE;
 
     #[test]
     fn a_pause_writes_one_batch_at_a_time() {
@@ -710,8 +984,76 @@ mod tests {
         let e = LoadError::Dangling {
             count: 3,
             total: 10,
+            first: "r.csv row 2: :END_ID `x` is not an id of ID space `P`".into(),
         };
+        assert!(
+            e.to_string()
+                .ends_with("the first: r.csv row 2: :END_ID `x` is not an id of ID space `P`"),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("3 of 10 relationships"), "{e}");
         assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn the_property_key_limit_holds_at_the_limit_and_refuses_one_past() {
+        for (count, max, refused) in [
+            (0, 65534, false),
+            (65534, 65534, false),
+            (65535, 65534, true),
+            (100_001, 65534, true),
+        ] {
+            let got = property_keys_over(count, max);
+            assert_eq!(got.is_some(), refused, "{count} {max}");
+            if let Some(m) = got {
+                assert!(m.starts_with("store limit `property_keys`"), "{m}");
+                assert!(
+                    m.contains(&format!("{count} distinct property names")),
+                    "{m}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn labels_come_from_label_values_or_else_the_id_space() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let with = NodeSpec::parse(&names(&["id:ID(User)", ":LABEL"])).unwrap();
+        let without = NodeSpec::parse(&names(&["id:ID(User)"])).unwrap();
+        let file = Path::new("n.csv");
+        let group = |cols: &[&str]| {
+            NodeSpec::parse_named(&names(cols), &["Person".into(), "Employee".into()]).unwrap()
+        };
+        let grouped_with = group(&["id:ID(User)", ":LABEL"]);
+        let grouped = group(&["id:ID(User)"]);
+        let global = NodeSpec::parse(&names(&["id:ID"])).unwrap();
+        for (spec, value, want) in [
+            (&with, "Admin;User", vec!["Admin", "User"]),
+            (&with, " A ; ;A;B ", vec!["A", "B"]),
+            (&with, "", vec![]),
+            (&with, "Admin", vec!["Admin"]),
+            (&without, "", vec!["User"]),
+            // A group directory's labels, never the ID space beside them.
+            (&grouped, "", vec!["Person", "Employee"]),
+            (
+                &grouped_with,
+                "Admin;Person",
+                vec!["Person", "Employee", "Admin"],
+            ),
+            // The global ID space is a label only for a node with no other source.
+            (&global, "", vec![GLOBAL_ID_SPACE]),
+        ] {
+            assert_eq!(
+                node_labels(file, spec, value, ';').unwrap(),
+                want,
+                "{value:?}"
+            );
+        }
+        // The array delimiter splits `:LABEL` values.
+        assert_eq!(
+            node_labels(file, &with, "A|B;C", '|').unwrap(),
+            ["A", "B;C"]
+        );
+        assert!(node_labels(file, &with, "a`b", ';').is_err());
     }
 }

@@ -99,10 +99,49 @@ fn truncated(format: SampleFormat) -> Input {
     }))
 }
 
+/// A Parquet file of these columns.
+fn parquet(columns: Vec<(&str, arrow::array::ArrayRef)>) -> Vec<u8> {
+    let batch = arrow::array::RecordBatch::try_from_iter(columns).unwrap();
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+fn strings(v: &[&str]) -> arrow::array::ArrayRef {
+    std::sync::Arc::new(arrow::array::StringArray::from(v.to_vec()))
+}
+
+/// A snapshot of `customer` whose (customer or snapshot) directory is a
+/// symlink into another customer's tree inside the data root.
+fn linked_to_other_customer(snapshot_only: bool) -> Input {
+    Input::Setup(Box::new(move |root, customer, _| {
+        let other = format!("{customer}x");
+        let dir = sample::snapshot_dir(root, &other, ID);
+        std::fs::create_dir_all(dir.join("nodes")).unwrap();
+        std::fs::write(dir.join("nodes/people.csv"), PEOPLE).unwrap();
+        std::fs::write(dir.join("_SUCCESS"), "").unwrap();
+        if snapshot_only {
+            std::fs::create_dir_all(root.join(customer)).unwrap();
+            std::os::unix::fs::symlink(&dir, root.join(customer).join(ID.to_string())).unwrap();
+        } else {
+            std::os::unix::fs::symlink(root.join(&other), root.join(customer)).unwrap();
+        }
+    }))
+}
+
 fn catalogue() -> Vec<Case> {
     use Expect::*;
     let long_name = "n".repeat(257);
     let long_header = format!("personId:ID(Person),{long_name}\np1,x\n");
+    let too_wide: String = std::iter::once("id:ID(W)".to_owned())
+        .chain((1..65_535).map(|i| format!("c{i}")))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\nw1"
+        + &",1".repeat(65_534)
+        + "\n";
     let mut huge_line = b"personId:ID(Person),blob\np1,".to_vec();
     huge_line.resize(huge_line.len() + 17 * 1024 * 1024, b'x');
     huge_line.push(b'\n');
@@ -342,6 +381,148 @@ fn catalogue() -> Vec<Case> {
             input: truncated(SampleFormat::Arrow),
             expect: Parked("snapshot_invalid", "footer"),
         },
+        // ---- exactness (issue 14): refused, never loaded wrong ----
+        Case {
+            name: "header delimited by `;`",
+            input: files(&[("nodes/people.csv", csv("name;age;personId:ID(Person)\nAlice;30;p1\n"))]),
+            expect: Parked("snapshot_invalid", "looks delimited by `;`"),
+        },
+        Case {
+            name: "header delimited by tabs",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person)\tname\np1\tAnn\n"))]),
+            expect: Parked("snapshot_invalid", "looks delimited by a tab"),
+        },
+        Case {
+            name: "a row with fewer fields than the header",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),name\np1,Ann\np2\n"))]),
+            expect: Parked("snapshot_invalid", "incorrect number of fields for line 3, expected 2 got 1"),
+        },
+        Case {
+            name: "a row with more fields than the header",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),name\np1,Ann\np2,Bob,x\n"))]),
+            expect: Parked("snapshot_invalid", "expected 2 got 3"),
+        },
+        Case {
+            name: "a node id twice in one file",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),name\np1,Ann\np2,Bob\np1,Ann again\n"))]),
+            expect: Parked("duplicate_node_id", "people.csv: row 3: node id `p1` occurs again in ID space `Person`"),
+        },
+        Case {
+            name: "a node id again in another file of the same ID space",
+            input: files(&[
+                ("nodes/people.csv", csv(PEOPLE)),
+                ("nodes/people2.csv", csv("personId:ID(Person),name\np9,Cy\np2,Bob again\n")),
+            ]),
+            expect: Parked("duplicate_node_id", "people2.csv: row 2: node id `p2`"),
+        },
+        Case {
+            name: "ID spaces that are labels of each other's nodes, one dangling row",
+            input: files(&[
+                ("nodes/users.csv", csv("id:ID(User),:LABEL\nx,User;Admin\n")),
+                ("nodes/admins.csv", csv("id:ID(Admin),:LABEL\nx,Admin;User\n")),
+                ("relationships/m.csv", csv(":START_ID(Admin),:END_ID(User),:TYPE\nx,x,MANAGES\nx,ghost,MANAGES\n")),
+            ]),
+            expect: Parked("dangling_relationships", "1 of 2 relationships"),
+        },
+        Case {
+            name: "a fraction in a CSV int column",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),age:int\np1,1.5\n"))]),
+            expect: Parked("snapshot_invalid", "column `age`: row 1: value `1.5` does not convert to int"),
+        },
+        Case {
+            name: "byte out of range",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),b:byte\np1,12\np2,200\n"))]),
+            expect: Parked("snapshot_invalid", "row 2: value 200 is out of range for `byte` (-128 to 127)"),
+        },
+        Case {
+            name: "short out of range",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),s:short\np1,-40000\n"))]),
+            expect: Parked("snapshot_invalid", "value -40000 is out of range for `short`"),
+        },
+        Case {
+            name: "int out of range",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),i:int\np1,3000000000\n"))]),
+            expect: Parked("snapshot_invalid", "value 3000000000 is out of range for `int`"),
+        },
+        Case {
+            name: "a CSV boolean spelled yes",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),ok:boolean\np1,true\np2,yes\n"))]),
+            expect: Parked("snapshot_invalid", "row 2: value \"yes\" is not a boolean"),
+        },
+        Case {
+            name: "Parquet floats declared :int",
+            input: files(&[(
+                "nodes/people.parquet",
+                parquet(vec![
+                    ("personId:ID(Person)", strings(&["p1", "p2"])),
+                    ("n:int", std::sync::Arc::new(arrow::array::Float64Array::from(vec![2.0, 2.7]))),
+                ]),
+            )]),
+            expect: Parked("snapshot_invalid", "row 2: value `2.7` has a fraction"),
+        },
+        Case {
+            name: "Parquet decimals declared :long",
+            input: files(&[(
+                "nodes/people.parquet",
+                parquet(vec![
+                    ("personId:ID(Person)", strings(&["p1"])),
+                    (
+                        "n:long",
+                        std::sync::Arc::new(
+                            arrow::array::Decimal128Array::from(vec![-90])
+                                .with_precision_and_scale(5, 2)
+                                .unwrap(),
+                        ),
+                    ),
+                ]),
+            )]),
+            expect: Parked("snapshot_invalid", "value `-0.90` has a fraction"),
+        },
+        Case {
+            name: "Parquet strings yes/no declared :boolean",
+            input: files(&[(
+                "nodes/people.parquet",
+                parquet(vec![
+                    ("personId:ID(Person)", strings(&["p1", "p2"])),
+                    ("ok:boolean", strings(&["yes", "no"])),
+                ]),
+            )]),
+            expect: Parked("snapshot_invalid", "row 1: value \"yes\" is not a boolean"),
+        },
+        Case {
+            name: "Parquet float ids",
+            input: files(&[(
+                "nodes/people.parquet",
+                parquet(vec![(
+                    "personId:ID(Person)",
+                    std::sync::Arc::new(arrow::array::Float64Array::from(vec![1.5])),
+                )]),
+            )]),
+            expect: Parked("snapshot_invalid", "ids are strings or integers"),
+        },
+        Case {
+            name: "65535 property names (FalkorDB holds 65534)",
+            input: files(&[("nodes/wide.csv", too_wide.into_bytes())]),
+            expect: Parked("store_limit", "65535 distinct property names and the graph store holds at most 65534"),
+        },
+        Case {
+            name: "customer directory is a symlink to another customer's tree",
+            input: linked_to_other_customer(false),
+            expect: Parked("snapshot_outside_root", "outside its customer's own directory"),
+        },
+        Case {
+            name: "snapshot directory is a symlink into another customer's tree",
+            input: linked_to_other_customer(true),
+            expect: Parked("snapshot_outside_root", "outside its customer's own directory"),
+        },
+        Case {
+            name: "snapshot id far in the future",
+            input: body(|v| {
+                v["snapshot_id"] = 9_999_999_999u64.into();
+                v["path"] = "victim/9999999999".into();
+            }),
+            expect: Parked("snapshot_id_in_future", "more than max_future_seconds = 86400"),
+        },
         // ---- hostile AMQP properties on a valid event: ignored ----
         Case {
             name: "garbage attempt, trace and x-death headers, no properties",
@@ -372,7 +553,8 @@ fn catalogue() -> Vec<Case> {
                 ),
             ]),
             expect: Loaded {
-                labels: &["Emp loyee", "Person", "Q'uote", "{x}"],
+                // Labels come from `:LABEL` only: the ID space is not one.
+                labels: &["Emp loyee", "Q'uote", "{x}"],
                 types: &["LIKES {x} ü"],
                 keys: &[
                     "Zoë 😀 日本",

@@ -1,6 +1,8 @@
 //! The neo4rs load path — `BoltWriter`, the code that loads Neo4j — on a real
 //! Bolt server: ArcadeDB, started by the harness, databases created over its
-//! HTTP API. CSV, Parquet and Arrow input; exact counts and sample values.
+//! HTTP API. CSV, Parquet and Arrow input; exact counts and sample values;
+//! exact resolution (ID spaces independent of labels, duplicates, dangling
+//! rows) and strict values.
 
 use common::config::{Secret, ServiceUrl};
 use common::graph::neo4j::{BoltWriter, Dialect};
@@ -147,4 +149,152 @@ async fn the_bolt_load_path_loads_csv_parquet_and_arrow_exactly() {
 
         server.drop_database(&db).unwrap();
     }
+}
+
+fn write_snapshot(dir: &std::path::Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    std::fs::write(dir.join("_SUCCESS"), "").unwrap();
+}
+
+/// Exact resolution on the Bolt path: ID spaces independent of labels, one
+/// relationship per resolved row (by internal id), dangling rows counted
+/// exactly, duplicates refused or skipped, strict values refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bolt_load_path_resolves_every_row_exactly() {
+    use common::load::{DanglingPolicy, DuplicatePolicy, LoadError};
+    let server = ArcadeServer::shared();
+    let writer = BoltWriter::connect(
+        &ServiceUrl::new(server.bolt_url()),
+        server.user(),
+        &Secret::new(server.password()),
+        4,
+        Dialect::ArcadeDb,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("spaces");
+    write_snapshot(
+        &snap,
+        &[
+            ("nodes/users.csv", "id:ID(User),:LABEL,name,rank:byte\nx,User;Admin,user x,1\ny,User,user y,-2\n"),
+            ("nodes/admins.csv", "id:ID(Admin),:LABEL,name\nx,Admin;User,admin x\n"),
+            (
+                "relationships/manages.csv",
+                ":START_ID(Admin),:END_ID(User),:TYPE,since:int\nx,x,MANAGES,2001\nx,y,MANAGES,2002\nx,ghost,MANAGES,2003\n",
+            ),
+        ],
+    );
+    let db = format!("boltexact-{}", std::process::id());
+    server.create_database(&db).unwrap();
+    let options = LoadOptions::new(1)
+        .with_concurrency(2)
+        .with_dangling(DanglingPolicy::Skip);
+    let report = load_snapshot(&writer, &db, &snap, options, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log_tail(40)));
+    assert_eq!(
+        (
+            report.nodes,
+            report.relationships,
+            report.skipped_relationships
+        ),
+        (3, 2, 1)
+    );
+    let mut rows = writer
+        .graph()
+        .execute_on(
+            db.as_str(),
+            Query::new(
+                "MATCH (a)-[r:MANAGES]->(b) RETURN a.name AS a, b.name AS b, r.since AS since, b.rank AS rank ORDER BY since"
+                    .into(),
+            ),
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(row) = rows.next().await.unwrap() {
+        got.push((
+            row.get::<String>("a").unwrap(),
+            row.get::<String>("b").unwrap(),
+            row.get::<i64>("since").unwrap(),
+            row.get::<i64>("rank").unwrap(),
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            ("admin x".to_owned(), "user x".to_owned(), 2001, 1),
+            ("admin x".to_owned(), "user y".to_owned(), 2002, -2)
+        ]
+    );
+    server.drop_database(&db).unwrap();
+
+    // A duplicate id: refused naming it, or skipped and counted.
+    let dup = dir.path().join("dup");
+    write_snapshot(
+        &dup,
+        &[
+            (
+                "nodes/p.csv",
+                "pid:ID(P),name\np1,first\np2,second\np1,again\n",
+            ),
+            (
+                "relationships/r.csv",
+                ":START_ID(P),:END_ID(P),:TYPE\np1,p2,R\n",
+            ),
+        ],
+    );
+    let db = format!("boltdup-{}", std::process::id());
+    server.create_database(&db).unwrap();
+    let err = load_snapshot(
+        &writer,
+        &db,
+        &dup,
+        LoadOptions::new(10),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, LoadError::DuplicateNodeId { id, row: 3, .. } if id == "p1"),
+        "{err:?}"
+    );
+    server.drop_database(&db).unwrap();
+    server.create_database(&db).unwrap();
+    let report = load_snapshot(
+        &writer,
+        &db,
+        &dup,
+        LoadOptions::new(10).with_duplicates(DuplicatePolicy::Skip),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.nodes, report.skipped_nodes, report.relationships),
+        (2, 1, 1)
+    );
+    server.drop_database(&db).unwrap();
+
+    // A fraction into an int column, refused before the node is written.
+    let frac = dir.path().join("frac");
+    write_snapshot(&frac, &[("nodes/p.csv", "pid:ID(P),n:int\np1,1.5\n")]);
+    let db = format!("boltfrac-{}", std::process::id());
+    server.create_database(&db).unwrap();
+    let err = load_snapshot(
+        &writer,
+        &db,
+        &frac,
+        LoadOptions::new(10),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("row 1: value `1.5`"), "{err}");
+    assert_eq!(writer.counts(&db).await.unwrap().nodes, 0);
+    server.drop_database(&db).unwrap();
 }

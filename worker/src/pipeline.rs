@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 use common::config::Config;
 use common::event::SnapshotEvent;
 use common::graph::{
-    Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, NodeWrite, RelWrite, SwitchMode,
+    Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, NodeRef, NodeWrite, RelWrite,
+    StoreLimits, SwitchMode,
 };
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::load::{load_snapshot, LoadError, LoadOptions};
 use common::lock::{self, LockGuard};
 use common::metrics::Metrics;
 use common::slots::Slot;
-use common::snapshot::{layout, SnapshotError};
+use common::snapshot::{layout, PropType, SnapshotError};
 use common::state::{Counter, FleetState, StateError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -109,6 +110,7 @@ impl From<SnapshotError> for Failure {
             SnapshotError::NotReady(_) => (ErrorClass::Transient, "snapshot_not_ready"),
             SnapshotError::Missing(_) => (ErrorClass::Permanent, "snapshot_missing"),
             SnapshotError::OutsideRoot(_) => (ErrorClass::Permanent, "snapshot_outside_root"),
+            SnapshotError::Future { .. } => (ErrorClass::Permanent, "snapshot_id_in_future"),
             SnapshotError::Io { .. } => (ErrorClass::Transient, "snapshot_io"),
             SnapshotError::Format { .. } | SnapshotError::Read { .. } => {
                 (ErrorClass::Permanent, "snapshot_invalid")
@@ -132,6 +134,10 @@ impl From<LoadError> for Failure {
                 "dangling_relationships",
                 e.to_string(),
             ),
+            e @ LoadError::DuplicateNodeId { .. } => {
+                Failure::new(ErrorClass::Permanent, "duplicate_node_id", e.to_string())
+            }
+            LoadError::StoreLimit(m) => Failure::new(ErrorClass::Permanent, "store_limit", m),
         }
     }
 }
@@ -368,7 +374,7 @@ impl GraphWriter for FencedWriter<'_> {
         self.check()?;
         self.store.create_index(db, label, property).await
     }
-    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<u64, GraphError> {
+    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<Vec<NodeRef>, GraphError> {
         self.check()?;
         self.store.write_nodes(db, w).await
     }
@@ -378,6 +384,13 @@ impl GraphWriter for FencedWriter<'_> {
     }
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
         self.store.counts(db).await
+    }
+    // The store's own refusals and limits, checked before anything is written.
+    fn lacks(&self, ty: PropType) -> Option<String> {
+        self.store.lacks(ty)
+    }
+    fn limits(&self) -> StoreLimits {
+        self.store.limits()
     }
 }
 
@@ -451,6 +464,7 @@ impl Pipeline {
         {
             return self.cancelled(event, "before loading").await;
         }
+        layout::check_not_future_now(event.snapshot_id, self.config.max_future_seconds)?;
         let dir =
             layout::resolve_ready(&self.config.data_root, &event.customer, event.snapshot_id)?;
         let (first_sighting, _) = self

@@ -397,7 +397,13 @@ fn constructor(ty: PropType) -> Result<Option<&'static str>, GraphError> {
         PropType::DateTime => {
             return Err(refuse("datetime", " (it has no date-time-with-zone type)"))
         }
-        PropType::Int | PropType::Float | PropType::Bool | PropType::String => None,
+        PropType::Int
+        | PropType::Int32
+        | PropType::Short
+        | PropType::Byte
+        | PropType::Float
+        | PropType::Bool
+        | PropType::String => None,
     })
 }
 
@@ -512,24 +518,32 @@ fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
     Ok(())
 }
 
-/// `CYPHER rows=[[v, v, …], …] ` for the given rows and columns.
-/// `names[j]` names column `j` in a refusal.
+/// `CYPHER rows=[[v, v, …], …] ` for the given rows and columns; with
+/// `ends`, each row starts with its two internal node ids. `names[j]` names
+/// column `j` in a refusal.
 fn rows_param(
     rows: &[usize],
+    ends: Option<&[[super::NodeRef; 2]]>,
     columns: &[&super::Values],
     names: &[&str],
 ) -> Result<String, GraphError> {
-    let mut out = String::with_capacity(16 + rows.len() * columns.len() * 12);
+    let mut out = String::with_capacity(16 + rows.len() * (columns.len() + 2) * 12);
     out.push_str("CYPHER rows=[");
     for (i, &row) in rows.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push('[');
+        let mut first = true;
+        if let Some([a, b]) = ends.and_then(|e| e.get(i)) {
+            let _ = write!(out, "{a},{b}");
+            first = false;
+        }
         for (j, col) in columns.iter().enumerate() {
-            if j > 0 {
+            if !first {
                 out.push(',');
             }
+            first = false;
             write_literal(&mut out, col.get(row)).map_err(|e| match e {
                 GraphError::Permanent(m) => GraphError::Permanent(format!(
                     "property `{}`: {m}",
@@ -542,6 +556,25 @@ fn rows_param(
     }
     out.push_str("] ");
     Ok(out)
+}
+
+/// The first column of every row of a reply, as integers: `[header, rows, stats]`.
+fn int_column(reply: &RedisValue) -> Option<Vec<i64>> {
+    let RedisValue::Array(parts) = reply else {
+        return None;
+    };
+    let RedisValue::Array(rows) = parts.get(1)? else {
+        return None;
+    };
+    rows.iter()
+        .map(|row| match row {
+            RedisValue::Array(cells) => match cells.first()? {
+                RedisValue::Int(n) => Some(*n),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// Reads `<label>: <n>` from the statistics part of a reply.
@@ -565,6 +598,13 @@ fn stat(reply: &RedisValue, label: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Distinct property names one FalkorDB graph can hold: attribute ids are
+/// `unsigned short` and `USHRT_MAX`, `USHRT_MAX - 1` are reserved
+/// (`ATTRIBUTE_ID_NONE`, `ATTRIBUTE_ID_ALL` in FalkorDB's
+/// `src/graph/entities/attribute_set.h`). Past it, ids wrap and properties
+/// are silently mixed up.
+pub const FALKORDB_MAX_PROPERTY_KEYS: usize = 65534;
 
 /// The single integer of a `RETURN count(..)` reply: `[header, [[n]], stats]`.
 fn single_int(reply: &RedisValue) -> Option<u64> {
@@ -602,27 +642,36 @@ impl GraphWriter for FalkorStore {
         }
     }
 
-    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<u64, GraphError> {
+    async fn write_nodes(
+        &self,
+        db: &str,
+        w: &NodeWrite<'_>,
+    ) -> Result<Vec<super::NodeRef>, GraphError> {
         if w.rows.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
         let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
-        let mut q = rows_param(w.rows, &columns, &names)?;
+        let mut q = rows_param(w.rows, None, &columns, &names)?;
         q.push_str(&node_statement_with(w, &wrap));
         let reply = self.write_query(&self.key_of(db).await?, &q).await?;
-        Ok(stat(&reply, "Nodes created"))
+        match int_column(&reply) {
+            Some(ids) if ids.len() == w.rows.len() => Ok(ids),
+            _ => Err(GraphError::Permanent(format!(
+                "FalkorDB returned {} node ids for {} created nodes",
+                int_column(&reply).map_or(0, |i| i.len()),
+                w.rows.len()
+            ))),
+        }
     }
 
     async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
         if w.rows.is_empty() {
             return Ok(0);
         }
-        let mut columns: Vec<&super::Values> = vec![w.start.values, w.end.values];
-        columns.extend(w.props.iter().map(|p| p.values));
-        let mut names: Vec<&str> = vec![":START_ID", ":END_ID"];
-        names.extend(w.props.iter().map(|p| p.name));
-        let mut q = rows_param(w.rows, &columns, &names)?;
+        let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
+        let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
+        let mut q = rows_param(w.rows, Some(w.ends), &columns, &names)?;
         q.push_str(&relationship_statement_with(w, &wrap));
         let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Relationships created"))
@@ -632,6 +681,12 @@ impl GraphWriter for FalkorStore {
         constructor(ty).err().map(|e| match e {
             GraphError::Permanent(m) | GraphError::Transient(m) | GraphError::Fenced(m) => m,
         })
+    }
+
+    fn limits(&self) -> super::StoreLimits {
+        super::StoreLimits {
+            property_keys: Some(FALKORDB_MAX_PROPERTY_KEYS),
+        }
     }
 
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {

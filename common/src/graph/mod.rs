@@ -134,24 +134,29 @@ pub struct NodeWrite<'a> {
     pub rows: &'a [usize],
 }
 
-/// Finds a node by label and id property.
-#[derive(Debug, Clone, Copy)]
-pub struct Endpoint<'a> {
-    pub label: &'a str,
-    pub property: &'a str,
-    pub values: &'a Values,
-}
+/// A node's internal id in the store (`id(n)`), as returned by
+/// [`GraphWriter::write_nodes`]; relationships find their endpoints by it.
+pub type NodeRef = i64;
 
-/// Creates one relationship of type `rel_type` per row in `rows`. Rows whose
-/// endpoints do not exist create nothing; `write_relationships` returns how
-/// many were created, so the loader counts the dangling ones.
+/// Creates one relationship of type `rel_type` per row in `rows`, from the
+/// node `ends[i][0]` to the node `ends[i][1]` (internal ids, resolved by the
+/// loader; `ends` is aligned with `rows`). `write_relationships` returns how
+/// many were created, which must be all of them.
 #[derive(Debug, Clone, Copy)]
 pub struct RelWrite<'a> {
     pub rel_type: &'a str,
-    pub start: Endpoint<'a>,
-    pub end: Endpoint<'a>,
+    pub ends: &'a [[NodeRef; 2]],
     pub props: &'a [Prop<'a>],
     pub rows: &'a [usize],
+}
+
+/// Limits of a store that a load must not cross: checked before anything is
+/// written, refused by name ([`crate::load::LoadError::StoreLimit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Distinct property names one database can hold (FalkorDB: attribute
+    /// ids are 16-bit, two values reserved: 65534).
+    pub property_keys: Option<usize>,
 }
 
 /// The load path: what [`crate::load::load_snapshot`] needs to fill one
@@ -159,10 +164,16 @@ pub struct RelWrite<'a> {
 /// [`neo4j::BoltWriter`] (the Bolt load path, also run against ArcadeDB).
 #[async_trait]
 pub trait GraphWriter: Send + Sync {
-    /// An index on `(label, property)`, used to match relationship endpoints;
-    /// usable when this returns.
+    /// An index on `(label, property)`; usable when this returns. (The loader
+    /// creates none: neo4j-admin import creates none either.)
     async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError>;
-    async fn write_nodes(&self, db: &str, write: &NodeWrite<'_>) -> Result<u64, GraphError>;
+    /// Creates the nodes and returns their internal ids, one per row of
+    /// `write.rows`, in that order.
+    async fn write_nodes(
+        &self,
+        db: &str,
+        write: &NodeWrite<'_>,
+    ) -> Result<Vec<NodeRef>, GraphError>;
     async fn write_relationships(&self, db: &str, write: &RelWrite<'_>) -> Result<u64, GraphError>;
     async fn counts(&self, db: &str) -> Result<Counts, GraphError>;
 
@@ -172,6 +183,11 @@ pub trait GraphWriter: Send + Sync {
     /// one by one when written.
     fn lacks(&self, _ty: crate::snapshot::PropType) -> Option<String> {
         None
+    }
+
+    /// The store's limits a snapshot must fit in.
+    fn limits(&self) -> StoreLimits {
+        StoreLimits::default()
     }
 }
 

@@ -127,10 +127,18 @@ pub struct Declared {
 }
 
 fn is_cell_type(ty: PropType) -> bool {
-    !matches!(
-        ty,
-        PropType::Int | PropType::Float | PropType::Bool | PropType::String
-    )
+    ty.int_range().is_none() && !matches!(ty, PropType::Float | PropType::Bool | PropType::String)
+}
+
+/// An integer of type `ty` outside its range (`int`, `short`, `byte`).
+fn check_range(ty: PropType, v: i64) -> Result<(), String> {
+    match ty.int_range() {
+        Some((lo, hi)) if v < lo || v > hi => Err(format!(
+            "value {v} is out of range for `{}` ({lo} to {hi})",
+            ty.name()
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn is_string(t: &DataType) -> bool {
@@ -173,11 +181,20 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 /// One text value as `ty`.
 pub fn parse_cell(ty: PropType, s: &str) -> Result<Cell, String> {
     match ty {
-        PropType::Int => s
-            .trim()
-            .parse::<i64>()
-            .map(Cell::Int)
-            .map_err(|e| format!("`{s}` is not an integer: {e}")),
+        PropType::Int | PropType::Int32 | PropType::Short | PropType::Byte => {
+            let v = s.trim().parse::<i64>().map_err(|e| {
+                if s.trim().parse::<f64>().is_ok() {
+                    format!(
+                        "`{s}` is not an integer: a `{}` takes whole numbers only",
+                        ty.name()
+                    )
+                } else {
+                    format!("`{s}` is not an integer: {e}")
+                }
+            })?;
+            check_range(ty, v)?;
+            Ok(Cell::Int(v))
+        }
         PropType::Float => {
             let f: f64 = s
                 .trim()
@@ -385,6 +402,8 @@ fn element_cells(
     }
     let fits = match (ty, native) {
         (t, Some(n)) if t == n => true,
+        // Any integer width into any integer type, each value range-checked.
+        (t, Some(PropType::Int)) if t.int_range().is_some() => true,
         // Strict casts between the numeric types (an integer column declared float).
         (PropType::Float, Some(PropType::Int)) => true,
         (PropType::String, Some(PropType::Int | PropType::Float | PropType::Bool)) => true,
@@ -400,10 +419,16 @@ fn element_cells(
     let a = match ty {
         PropType::Float => cast_strict(a, &DataType::Float64)?,
         PropType::String => cast_strict(a, &DataType::Utf8)?,
+        // Cast once, not once per cell.
+        t if t.int_range().is_some() => cast_strict(a, &DataType::Int64)?,
         _ => a.clone(),
     };
     for row in 0..a.len() {
-        cells.push(native_cell(&a, row).map_err(|e| bad_value(row_of(row), e))?);
+        let cell = native_cell(&a, row).map_err(|e| bad_value(row_of(row), e))?;
+        if let Some(Cell::Int(v)) = cell {
+            check_range(ty, v).map_err(|e| bad_value(row_of(row), e))?;
+        }
+        cells.push(cell);
     }
     Ok((ty, cells))
 }
@@ -464,8 +489,23 @@ impl Values {
                 .collect::<Result<BooleanArray, String>>()?;
             return Ok(Values::Bool(bools));
         }
+        if let Some(ty) = declared.ty.filter(|t| t.int_range().is_some()) {
+            // A cast into an integer would truncate a fraction: refused.
+            if has_fraction_type(array.data_type()) {
+                if let Some(i) = first_fraction(array) {
+                    return Err(bad_value(
+                        row_of(i),
+                        format!(
+                            "value {} has a fraction; a `{}` column takes whole numbers only",
+                            cell_text(array, i),
+                            ty.name()
+                        ),
+                    ));
+                }
+            }
+        }
         let target = match declared.ty {
-            Some(PropType::Int) => DataType::Int64,
+            Some(t) if t.int_range().is_some() => DataType::Int64,
             Some(PropType::Float) => DataType::Float64,
             Some(PropType::Bool) => DataType::Boolean,
             Some(_) => DataType::Utf8,
@@ -478,7 +518,36 @@ impl Values {
                 other => return Err(format!("Arrow type {other} is not supported: use integers, floats, booleans, strings, dates, times, timestamps, durations or lists of them")),
             },
         };
-        let cast = cast_strict(array, &target)?;
+        let cast = match cast_strict(array, &target) {
+            Ok(c) => c,
+            Err(m) => {
+                // Name the first cell that does not convert.
+                let Some(ty) = declared.ty else { return Err(m) };
+                let bad =
+                    (0..array.len()).find(|&i| cast_strict(&array.slice(i, 1), &target).is_err());
+                return Err(match bad {
+                    Some(i) => bad_value(
+                        row_of(i),
+                        format!(
+                            "value {} does not convert to {}: {m}",
+                            cell_text(array, i),
+                            ty.name()
+                        ),
+                    ),
+                    None => m,
+                });
+            }
+        };
+        if let Some(ty) = declared.ty {
+            if let DataType::Int64 = target {
+                let ints = cast.as_primitive::<Int64Type>();
+                for i in 0..ints.len() {
+                    if ints.is_valid(i) {
+                        check_range(ty, ints.value(i)).map_err(|e| bad_value(row_of(i), e))?;
+                    }
+                }
+            }
+        }
         Ok(match target {
             DataType::Int64 => Values::Int(cast.as_primitive::<Int64Type>().clone()),
             DataType::Float64 => Values::Float(cast.as_primitive::<Float64Type>().clone()),
@@ -613,6 +682,49 @@ impl Values {
             _ => None,
         }
     }
+}
+
+/// Float and decimal types: a cast to an integer would truncate.
+fn has_fraction_type(t: &DataType) -> bool {
+    match t {
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => true,
+        DataType::Decimal32(_, s) | DataType::Decimal64(_, s) => *s > 0,
+        DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => *s > 0,
+        DataType::Dictionary(_, v) => has_fraction_type(v),
+        _ => false,
+    }
+}
+
+/// The first cell of a float or decimal array that is not a whole number
+/// (or not finite).
+fn first_fraction(array: &ArrayRef) -> Option<usize> {
+    // A decimal's text has exactly `scale` digits after the point; a float
+    // cast to Float64 is exact.
+    if matches!(
+        array.data_type(),
+        DataType::Float16 | DataType::Float32 | DataType::Float64
+    ) {
+        let f = cast_with_options(array, &DataType::Float64, &CastOptions::default()).ok()?;
+        let f = f.as_primitive::<Float64Type>();
+        return (0..f.len())
+            .find(|&i| f.is_valid(i) && (f.value(i).fract() != 0.0 || !f.value(i).is_finite()));
+    }
+    let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default()).ok()?;
+    let text = text.as_string::<i32>();
+    (0..text.len()).find(|&i| {
+        text.is_valid(i)
+            && text
+                .value(i)
+                .split_once('.')
+                .is_some_and(|(_, frac)| frac.chars().any(|c| c != '0'))
+    })
+}
+
+/// One cell as text for a message.
+fn cell_text(array: &ArrayRef, i: usize) -> String {
+    arrow::util::display::ArrayFormatter::try_new(array.as_ref(), &Default::default())
+        .map(|f| format!("`{}`", f.value(i)))
+        .unwrap_or_else(|_| "(unprintable)".into())
 }
 
 #[cfg(test)]
@@ -773,5 +885,152 @@ mod tests {
             Values::from_array(&ok, Some(PropType::Int)).unwrap().get(0),
             Value::Int(42)
         );
+    }
+
+    #[test]
+    fn strict_casts_refuse_naming_row_and_value() {
+        use arrow::array::{Decimal128Array, Float32Array};
+        let strs = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let cases: Vec<(ArrayRef, PropType, Option<&str>)> = vec![
+            // fractions into integer types: floats, decimals, text
+            (
+                Arc::new(Float64Array::from(vec![1.0, 1.5])),
+                PropType::Int,
+                Some("row 12: value `1.5` has a fraction"),
+            ),
+            (
+                Arc::new(Float32Array::from(vec![-0.9])),
+                PropType::Int32,
+                Some("row 11: value `-0.9` has a fraction"),
+            ),
+            (
+                Arc::new(Float64Array::from(vec![2.0, -3.0])),
+                PropType::Int,
+                None,
+            ),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![200, 270])
+                        .with_precision_and_scale(5, 2)
+                        .unwrap(),
+                ),
+                PropType::Int,
+                Some("row 12: value `2.70` has a fraction"),
+            ),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![200, 300])
+                        .with_precision_and_scale(5, 2)
+                        .unwrap(),
+                ),
+                PropType::Int,
+                None,
+            ),
+            (
+                strs(vec![Some("7"), Some("1.5")]),
+                PropType::Int,
+                Some("row 12: value `1.5` does not convert to long"),
+            ),
+            // ranges
+            (
+                strs(vec![Some("127"), Some("128")]),
+                PropType::Byte,
+                Some("row 12: value 128 is out of range for `byte` (-128 to 127)"),
+            ),
+            (
+                strs(vec![Some("-129")]),
+                PropType::Byte,
+                Some("out of range for `byte`"),
+            ),
+            (
+                strs(vec![Some("32767"), Some("40000")]),
+                PropType::Short,
+                Some("row 12: value 40000 is out of range for `short`"),
+            ),
+            (
+                strs(vec![Some("2147483647"), Some("3000000000")]),
+                PropType::Int32,
+                Some("row 12: value 3000000000 is out of range for `int`"),
+            ),
+            (strs(vec![Some("3000000000"), None]), PropType::Int, None),
+            // booleans: true/false in any case, nothing else
+            (
+                strs(vec![Some("TRUE"), Some("false"), None]),
+                PropType::Bool,
+                None,
+            ),
+            (
+                strs(vec![Some("true"), Some("yes")]),
+                PropType::Bool,
+                Some("row 12: `yes` is not a boolean"),
+            ),
+            (
+                strs(vec![Some("1")]),
+                PropType::Bool,
+                Some("is not a boolean"),
+            ),
+            (
+                strs(vec![Some("t")]),
+                PropType::Bool,
+                Some("is not a boolean"),
+            ),
+        ];
+        for (array, ty, want) in cases {
+            let at_row_10 = Declared {
+                first_row: 10,
+                ..declared(ty, false)
+            };
+            let got = Values::from_column(&array, at_row_10);
+            match want {
+                None => assert!(got.is_ok(), "{array:?} as {ty:?}: {got:?}"),
+                Some(w) => {
+                    let e = got.expect_err(w);
+                    assert!(e.contains(w), "{array:?} as {ty:?}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strict_casts_cover_integer_arrays() {
+        use arrow::array::ListArray;
+        use arrow::datatypes::Int64Type as I;
+        let strs = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let at = |ty, first_row| Declared {
+            first_row,
+            ..declared(ty, true)
+        };
+        let err =
+            Values::from_column(&strs(vec!["1;2", "3;4.5"]), at(PropType::Int32, 4)).unwrap_err();
+        assert!(
+            err.starts_with("row 6: array `3;4.5`: `4.5` is not an integer")
+                && err.contains("whole numbers only"),
+            "{err}"
+        );
+        let err = Values::from_column(&strs(vec!["127;128"]), at(PropType::Byte, 0)).unwrap_err();
+        assert!(
+            err.contains("value 128 is out of range for `byte`"),
+            "{err}"
+        );
+        assert!(Values::from_column(&strs(vec!["-128;127"]), at(PropType::Byte, 0)).is_ok());
+        // Arrow lists: every element range-checked, at the row of its list.
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![Some(40_000)]),
+        ]));
+        let err = Values::from_column(&list, at(PropType::Short, 0)).unwrap_err();
+        assert!(
+            err.starts_with("row 2: value 40000 is out of range for `short`"),
+            "{err}"
+        );
+        let v = Values::from_column(&list, at(PropType::Int, 0)).unwrap();
+        assert_eq!(v.get(1), Value::Cell(&Cell::List(vec![Cell::Int(40_000)])));
+        // Floats in a list declared an integer type are refused, not truncated.
+        use arrow::datatypes::Float64Type as F;
+        let floats: ArrayRef =
+            Arc::new(ListArray::from_iter_primitive::<F, _, _>(vec![Some(vec![
+                Some(2.5),
+            ])]));
+        assert!(Values::from_column(&floats, at(PropType::Int32, 0)).is_err());
     }
 }

@@ -6,12 +6,20 @@
 
 use std::collections::HashMap;
 
-/// Property types snapswitch stores. neo4j-admin's `int`, `long`, `short` and
-/// `byte` are all 64-bit integers here; `float` and `double` are 64-bit floats.
+/// Property types snapswitch stores. neo4j-admin's `long`, `int`, `short` and
+/// `byte` are all stored as 64-bit integers, but a value outside the declared
+/// type's range is refused; `float` and `double` are 64-bit floats.
 /// The temporal types and `point` are neo4j-admin's (see `temporal.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PropType {
+    /// `long`: 64-bit.
     Int,
+    /// `int`: 32-bit range.
+    Int32,
+    /// `short`: 16-bit range.
+    Short,
+    /// `byte`: 8-bit range.
+    Byte,
     Float,
     Bool,
     String,
@@ -25,9 +33,23 @@ pub enum PropType {
 }
 
 impl PropType {
+    /// The integer types, with the range of values they accept.
+    pub fn int_range(self) -> Option<(i64, i64)> {
+        match self {
+            PropType::Int => Some((i64::MIN, i64::MAX)),
+            PropType::Int32 => Some((i32::MIN.into(), i32::MAX.into())),
+            PropType::Short => Some((i16::MIN.into(), i16::MAX.into())),
+            PropType::Byte => Some((i8::MIN.into(), i8::MAX.into())),
+            _ => None,
+        }
+    }
+
     fn parse(t: &str) -> Option<PropType> {
         Some(match t.to_ascii_lowercase().as_str() {
-            "int" | "long" | "short" | "byte" => PropType::Int,
+            "long" => PropType::Int,
+            "int" => PropType::Int32,
+            "short" => PropType::Short,
+            "byte" => PropType::Byte,
             "float" | "double" => PropType::Float,
             "boolean" => PropType::Bool,
             "string" | "char" => PropType::String,
@@ -42,10 +64,14 @@ impl PropType {
         })
     }
 
-    /// The header's name of the type (the first of its spellings).
+    /// The header's name of the type (neo4j-admin's; `float` for both
+    /// `float` and `double`).
     pub fn name(self) -> &'static str {
         match self {
-            PropType::Int => "int",
+            PropType::Int => "long",
+            PropType::Int32 => "int",
+            PropType::Short => "short",
+            PropType::Byte => "byte",
             PropType::Float => "float",
             PropType::Bool => "boolean",
             PropType::String => "string",
@@ -61,8 +87,9 @@ impl PropType {
 }
 
 /// The ID space of `:ID`, `:START_ID` and `:END_ID` columns that name none
-/// (neo4j-admin's global ID space). Like every ID space it is a label of its
-/// nodes, so relationships find them through an index.
+/// (neo4j-admin's global ID space). Like every ID space it is a name in the
+/// loader's id map, not a label: a node gets it as its label only when it has
+/// no label at all (no `:LABEL` value, no group directory).
 pub const GLOBAL_ID_SPACE: &str = "__global__";
 
 /// What one column holds.
@@ -242,7 +269,45 @@ pub struct RelSpec {
 /// A UTF-8 byte-order mark, which some tools write before the first column.
 const BOM: char = '\u{feff}';
 
+/// Other characters a header may have been written with.
+const OTHER_DELIMITERS: [(char, &str); 3] = [(';', "`;`"), ('\t', "a tab"), ('|', "`|`")];
+
+/// Refuses a header that does not split into its columns: a column name that,
+/// split at another common delimiter, holds a neo4j-admin column (`:ID`,
+/// `:LABEL`, a typed property, …). `name;age;personId:ID(Person)` read with
+/// `,` is one column; loading it would store one property named
+/// `name;age;personId` on every node.
+pub fn check_split(names: &[String]) -> Result<(), String> {
+    for name in names {
+        let name = name.trim_start_matches(BOM);
+        for (c, shown) in OTHER_DELIMITERS {
+            if !name.contains(c) {
+                continue;
+            }
+            let keyword = name.split(c).any(|part| {
+                matches!(
+                    parse_column(part.trim()),
+                    Ok(Column::Id { .. }
+                        | Column::Label
+                        | Column::StartId { .. }
+                        | Column::EndId { .. }
+                        | Column::Type
+                        | Column::Ignore
+                        | Column::Property { ty: Some(_), .. })
+                )
+            });
+            if keyword {
+                return Err(format!(
+                    "header column `{name}` looks delimited by {shown}, not by the file's delimiter `,`: the header does not split into known columns; write the file with `,` (or fix the header)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_all(names: &[String]) -> Result<Vec<Column>, String> {
+    check_split(names)?;
     let columns = names
         .iter()
         .enumerate()
@@ -418,7 +483,7 @@ mod tests {
             props,
             [
                 ("name", None),
-                ("age", Some(PropType::Int)),
+                ("age", Some(PropType::Int32)),
                 ("score", Some(PropType::Float))
             ]
         );
@@ -545,6 +610,51 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.contains("name the same field"), "{err}");
+    }
+
+    #[test]
+    fn a_header_in_another_delimiter_is_refused() {
+        for (cols, shown) in [
+            (vec!["name;age;personId:ID(Person)"], "`;`"),
+            (vec!["personId:ID(Person)\tname"], "a tab"),
+            (vec![":START_ID(P)|:END_ID(P)|:TYPE"], "`|`"),
+            (vec!["id:ID(P)", "a;b:int"], "`;`"),
+        ] {
+            let err = NodeSpec::parse(&names(&cols))
+                .and(Ok(()))
+                .and_then(|_| RelSpec::parse(&names(&cols)).map(|_| ()))
+                .unwrap_err();
+            assert!(
+                err.contains(&format!("delimited by {shown}")),
+                "{cols:?}: {err}"
+            );
+        }
+        // Names that merely contain the character are fine.
+        for ok in [vec!["id:ID(P)", "a;b"], vec!["id:ID(P)", "x|y", "c;d;e"]] {
+            assert!(NodeSpec::parse(&names(&ok)).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn integer_types_keep_their_range() {
+        let spec = NodeSpec::parse(&names(&[
+            "id:ID(P)", "a:byte", "b:short", "c:int", "d:long",
+        ]))
+        .unwrap();
+        let ranges: Vec<_> = spec
+            .properties
+            .iter()
+            .map(|p| p.ty.and_then(PropType::int_range))
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                Some((-128, 127)),
+                Some((-32768, 32767)),
+                Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+                Some((i64::MIN, i64::MAX))
+            ]
+        );
     }
 
     #[test]

@@ -150,8 +150,38 @@ pub fn parse_relative(root: &Path, path: &Path) -> Option<(Customer, SnapshotId)
     Some((customer, id))
 }
 
+/// Refuses a snapshot id more than `max_future_seconds` ahead of `now` (Unix
+/// seconds): such an id would pin the alias, every later snapshot being
+/// "superseded".
+pub fn check_not_future(
+    id: SnapshotId,
+    now: u64,
+    max_future_seconds: u64,
+) -> Result<(), SnapshotError> {
+    let ahead = id.get().saturating_sub(now);
+    if ahead > max_future_seconds {
+        return Err(SnapshotError::Future {
+            id: id.get(),
+            ahead,
+            max: max_future_seconds,
+        });
+    }
+    Ok(())
+}
+
+/// [`check_not_future`] against the system clock.
+pub fn check_not_future_now(id: SnapshotId, max_future_seconds: u64) -> Result<(), SnapshotError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    check_not_future(id, now, max_future_seconds)
+}
+
 /// Resolves the snapshot directory of an event, refusing anything that leaves
-/// the data root (through `..` or a symlink), and checks it is ready.
+/// the data root or the customer's own directory (through `..` or a symlink:
+/// a customer directory that is a symlink, or a snapshot directory linked
+/// into another customer's tree), and checks it is ready.
 pub fn resolve_ready(
     root: &Path,
     customer: &Customer,
@@ -175,7 +205,10 @@ pub fn resolve_ready(
             })
         }
     };
-    if !canonical.starts_with(&canonical_root) {
+    // Inside the data root, and inside this customer's own tree: the
+    // customer directory itself must not be a symlink elsewhere.
+    let own_tree = canonical_root.join(customer.as_str());
+    if !canonical.starts_with(&canonical_root) || !canonical.starts_with(&own_tree) {
         return Err(SnapshotError::OutsideRoot(shown));
     }
     if !canonical.is_dir() {
@@ -410,6 +443,51 @@ mod tests {
             err.contains("directories inside a group directory"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn resolve_refuses_links_into_another_customers_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().join("data");
+        touch(&r.join("other/1767741427/_SUCCESS"));
+        touch(&r.join("acme/1767741000/_SUCCESS"));
+        let c = |s| Customer::parse(s).unwrap();
+        let id = |n| SnapshotId::new(n).unwrap();
+        // A customer directory that is a link to another customer's.
+        std::os::unix::fs::symlink(r.join("other"), r.join("victim")).unwrap();
+        assert!(matches!(
+            resolve_ready(&r, &c("victim"), id(1767741427)),
+            Err(SnapshotError::OutsideRoot(_))
+        ));
+        // A snapshot directory linked into another customer's tree.
+        std::os::unix::fs::symlink(r.join("other/1767741427"), r.join("acme/1767741427")).unwrap();
+        assert!(matches!(
+            resolve_ready(&r, &c("acme"), id(1767741427)),
+            Err(SnapshotError::OutsideRoot(_))
+        ));
+        // A link within the customer's own tree is its own data.
+        std::os::unix::fs::symlink(r.join("acme/1767741000"), r.join("acme/1767741001")).unwrap();
+        assert!(resolve_ready(&r, &c("acme"), id(1767741001)).is_ok());
+        assert!(resolve_ready(&r, &c("other"), id(1767741427)).is_ok());
+    }
+
+    #[test]
+    fn snapshot_ids_far_ahead_of_the_clock_are_refused() {
+        let id = |n| SnapshotId::new(n).unwrap();
+        let now = 1_767_741_427;
+        for (snapshot, max, ok) in [
+            (now, 86400, true),
+            (now - 1_000_000, 86400, true),
+            (now + 86400, 86400, true),
+            (now + 86401, 86400, false),
+            (9_999_999_999, 86400, false),
+            (now + 120, 60, false),
+        ] {
+            let got = check_not_future(id(snapshot), now, max);
+            assert_eq!(got.is_ok(), ok, "{snapshot} {max}: {got:?}");
+        }
+        let e = check_not_future(id(9_999_999_999), now, 86400).unwrap_err();
+        assert!(e.to_string().contains("max_future_seconds = 86400"), "{e}");
     }
 
     #[test]

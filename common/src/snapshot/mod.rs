@@ -24,10 +24,13 @@ pub enum SnapshotError {
         "snapshot directory {0} is not ready: `_SUCCESS` is missing (the ETL job writes it last)"
     )]
     NotReady(String),
-    #[error("snapshot path {0} resolves outside the data root or outside its snapshot directory (through `..` or a symlink)")]
+    #[error("snapshot path {0} resolves outside the data root, outside its customer's own directory or outside its snapshot directory (through `..` or a symlink)")]
     OutsideRoot(String),
     #[error("{file}: {message}")]
     Format { file: String, message: String },
+    /// A snapshot id too far ahead of the clock (`max_future_seconds`).
+    #[error("snapshot id {id} is {ahead} seconds ahead of this worker's clock, more than max_future_seconds = {max}; a snapshot id is the Unix time of the snapshot")]
+    Future { id: u64, ahead: u64, max: u64 },
     #[error("{file}: {source}")]
     Io {
         file: String,

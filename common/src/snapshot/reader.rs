@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use std::io::{Read, Seek, SeekFrom};
 
-use super::header::{Column, PropType};
+use super::header::Column;
 use super::layout::{FileFormat, Input};
 use super::limits::{LineLimit, MAX_LINE_BYTES};
 use super::options::ImportOptions;
@@ -106,23 +106,12 @@ fn names_of(path: &Path, schema: &Schema) -> Result<Vec<String>, SnapshotError> 
     Ok(names)
 }
 
-/// The Arrow type a CSV column is parsed as.
-fn csv_type(column: &Column) -> DataType {
-    match column {
-        Column::Property {
-            ty: Some(PropType::Int),
-            array: false,
-            ..
-        } => DataType::Int64,
-        Column::Property {
-            ty: Some(PropType::Float),
-            array: false,
-            ..
-        } => DataType::Float64,
-        // Arrays, booleans (neo4j-admin's strict spelling), temporal values
-        // and points are read as text and parsed by `graph::values`.
-        _ => DataType::Utf8,
-    }
+/// The Arrow type a CSV column is parsed as: text, always. Declared types
+/// are converted by [`crate::graph::Values::from_column`], the same
+/// strict rules for CSV, Parquet and Arrow, each refusal naming the row,
+/// column and value (arrow's CSV parser names a 0-based line instead).
+fn csv_type(_column: &Column) -> DataType {
+    DataType::Utf8
 }
 
 /// Record batches of one file, produced by a blocking reader thread.

@@ -10,7 +10,7 @@ use super::super::cypher::{
     node_statement, relationship_statement, COUNT_NODES, COUNT_RELATIONSHIPS,
 };
 use super::super::values::Cell;
-use super::super::{Counts, GraphError, GraphWriter, NodeWrite, RelWrite, Value, Values};
+use super::super::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, RelWrite, Value, Values};
 use super::statements;
 use crate::config::{Secret, ServiceUrl};
 
@@ -103,35 +103,30 @@ impl BoltWriter {
         Ok(out)
     }
 
-    /// One write statement in its own explicit transaction.
-    async fn write(&self, db: &str, q: Query) -> Result<(), GraphError> {
+    /// One write statement in its own explicit transaction; returns the
+    /// integer column `col` of every row.
+    async fn write_returning(&self, db: &str, q: Query, col: &str) -> Result<Vec<i64>, GraphError> {
         let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
-        if let Err(e) = txn.run(q).await {
-            // The server rolls back a failed transaction; tell it we are done.
-            let _ = txn.rollback().await;
-            return Err(map_err(e));
-        }
-        txn.commit().await.map_err(map_err)?;
-        Ok(())
-    }
-
-    /// One write statement that returns `count(*) AS c`, in its own explicit
-    /// transaction; returns `c`.
-    async fn write_counted(&self, db: &str, q: Query) -> Result<u64, GraphError> {
-        let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
-        let counted = async {
+        let read = async {
             let mut stream = txn.execute(q).await?;
-            let mut c: i64 = 0;
+            let mut out = Vec::new();
             while let Some(row) = stream.next(txn.handle()).await? {
-                c += row.get::<i64>("c").unwrap_or(0);
+                out.push(row.get::<i64>(col));
             }
-            Ok::<_, neo4rs::Error>(c)
+            Ok::<_, neo4rs::Error>(out)
         }
         .await;
-        match counted {
-            Ok(c) => {
+        match read {
+            Ok(values) => {
                 txn.commit().await.map_err(map_err)?;
-                Ok(u64::try_from(c).unwrap_or(0))
+                values
+                    .into_iter()
+                    .map(|v| {
+                        v.map_err(|e| {
+                            GraphError::Permanent(format!("unexpected reply column `{col}`: {e}"))
+                        })
+                    })
+                    .collect()
             }
             Err(e) => {
                 let _ = txn.rollback().await;
@@ -218,14 +213,23 @@ fn bolt_cell(c: &Cell, dialect: Dialect) -> BoltType {
     }
 }
 
-/// `$rows`: a list of rows, each a list of values in column order, built
-/// straight from the Arrow arrays.
-fn rows_param(rows: &[usize], columns: &[&Values], dialect: Dialect) -> BoltType {
+/// `$rows`: a list of rows, each a list of values in column order (after the
+/// two internal node ids when `ends` is given), built straight from the Arrow
+/// arrays.
+fn rows_param(
+    rows: &[usize],
+    ends: Option<&[[NodeRef; 2]]>,
+    columns: &[&Values],
+    dialect: Dialect,
+) -> BoltType {
     rows.iter()
-        .map(|&row| {
-            columns
-                .iter()
-                .map(|c| bolt(c.get(row), dialect))
+        .enumerate()
+        .map(|(i, &row)| {
+            let ids = ends
+                .and_then(|e| e.get(i))
+                .into_iter()
+                .flat_map(|[a, b]| [BoltType::from(*a), BoltType::from(*b)]);
+            ids.chain(columns.iter().map(|c| bolt(c.get(row), dialect)))
                 .collect::<BoltType>()
         })
         .collect::<BoltType>()
@@ -242,31 +246,41 @@ impl GraphWriter for BoltWriter {
         Ok(())
     }
 
-    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<u64, GraphError> {
+    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<Vec<NodeRef>, GraphError> {
         if w.rows.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let columns: Vec<&Values> = w.props.iter().map(|p| p.values).collect();
-        let q =
-            Query::new(node_statement(w)).param("rows", rows_param(w.rows, &columns, self.dialect));
-        self.write(db, q).await?;
-        Ok(w.rows.len() as u64)
+        let q = Query::new(node_statement(w))
+            .param("rows", rows_param(w.rows, None, &columns, self.dialect));
+        let ids = self.write_returning(db, q, "i").await?;
+        if ids.len() != w.rows.len() {
+            return Err(GraphError::Permanent(format!(
+                "the server returned {} node ids for {} created nodes",
+                ids.len(),
+                w.rows.len()
+            )));
+        }
+        Ok(ids)
     }
 
     async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
         if w.rows.is_empty() {
             return Ok(0);
         }
-        let mut columns: Vec<&Values> = vec![w.start.values, w.end.values];
-        columns.extend(w.props.iter().map(|p| p.values));
-        // Rows whose endpoints match no node create nothing: the count says
-        // how many did.
+        let columns: Vec<&Values> = w.props.iter().map(|p| p.values).collect();
+        // The count says how many were created: all of them, the endpoints
+        // having been resolved by the loader.
         let q = Query::new(format!(
             "{} RETURN count(*) AS c",
             relationship_statement(w)
         ))
-        .param("rows", rows_param(w.rows, &columns, self.dialect));
-        self.write_counted(db, q).await
+        .param(
+            "rows",
+            rows_param(w.rows, Some(w.ends), &columns, self.dialect),
+        );
+        let c = self.write_returning(db, q, "c").await?;
+        Ok(c.iter().map(|n| u64::try_from(*n).unwrap_or(0)).sum())
     }
 
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {

@@ -168,7 +168,11 @@ impl GraphWriter for Neo4jStore {
     async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError> {
         self.bolt.create_index(db, label, property).await
     }
-    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<u64, GraphError> {
+    async fn write_nodes(
+        &self,
+        db: &str,
+        w: &NodeWrite<'_>,
+    ) -> Result<Vec<super::NodeRef>, GraphError> {
         self.bolt.write_nodes(db, w).await
     }
     async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
