@@ -447,7 +447,7 @@ fn catalogue() -> Vec<Case> {
         Case {
             name: "a CSV boolean spelled yes",
             input: files(&[("nodes/people.csv", csv("personId:ID(Person),ok:boolean\np1,true\np2,yes\n"))]),
-            expect: Parked("snapshot_invalid", "row 2: value \"yes\" is not a boolean"),
+            expect: Parked("snapshot_invalid", "row 2: `yes` is not a boolean"),
         },
         Case {
             name: "Parquet floats declared :int",
@@ -487,7 +487,7 @@ fn catalogue() -> Vec<Case> {
                     ("ok:boolean", strings(&["yes", "no"])),
                 ]),
             )]),
-            expect: Parked("snapshot_invalid", "row 1: value \"yes\" is not a boolean"),
+            expect: Parked("snapshot_invalid", "row 1: `yes` is not a boolean"),
         },
         Case {
             name: "Parquet float ids",
