@@ -67,4 +67,21 @@ impl Keys {
     pub fn audit(&self) -> String {
         format!("{}:audit", self.ns)
     }
+    /// String: present while the whole fleet is paused (value: who paused it).
+    pub fn pause(&self) -> String {
+        format!("{}:pause", self.ns)
+    }
+    /// Hash: paused customer → who paused it.
+    pub fn paused_customers(&self) -> String {
+        format!("{}:paused_customers", self.ns)
+    }
+    /// Hash with a short TTL: the running load of a customer and how far it
+    /// got (`snapshot_id`, `worker`, `phase`, `nodes`, `relationships`, …).
+    pub fn progress(&self, c: &Customer) -> String {
+        format!("{}:progress:{c}", self.ns)
+    }
+    /// Hash: worker id → the version it runs.
+    pub fn worker_versions(&self) -> String {
+        format!("{}:worker_versions", self.ns)
+    }
 }
