@@ -402,6 +402,27 @@ impl FleetState {
             .collect())
     }
 
+    /// The newest `count` audit entries, oldest first.
+    pub async fn audit_recent(&self, count: usize) -> Result<Vec<AuditEntry>, StateError> {
+        let mut con = self.con.clone();
+        let raw: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+            .arg(self.keys.audit())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut con)
+            .await?;
+        Ok(raw
+            .into_iter()
+            .rev()
+            .map(|(id, pairs)| AuditEntry {
+                id,
+                fields: pairs.into_iter().collect(),
+            })
+            .collect())
+    }
+
     /// A worker is alive (call every few seconds; entries older than a minute
     /// are pruned).
     pub async fn heartbeat(&self, worker_id: &str) -> Result<(), StateError> {
@@ -583,7 +604,10 @@ impl FleetState {
         let mut con = self.con.clone();
         let _: () = match customer {
             None => con.set(self.keys.pause(), by).await?,
-            Some(c) => con.hset(self.keys.paused_customers(), c.as_str(), by).await?,
+            Some(c) => {
+                con.hset(self.keys.paused_customers(), c.as_str(), by)
+                    .await?
+            }
         };
         Ok(())
     }
