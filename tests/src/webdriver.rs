@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 /// The W3C element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52f-4a5361b93b3a";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     driver: Child,
@@ -75,7 +75,7 @@ impl Browser {
             "goog:chromeOptions": {"binary": which("chromium").unwrap_or_else(|| "/usr/bin/chromium".into()), "args": args}
         }}});
         let v = browser.call("POST", "/session", Some(caps))?;
-        browser.session = v["sessionId"]
+        browser.session = v["value"]["sessionId"]
             .as_str()
             .context("no sessionId in the new-session answer")?
             .to_owned();
@@ -92,18 +92,7 @@ impl Browser {
             self.addr,
             body.len()
         )?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(rest)
-        } else {
-            rest.to_owned()
-        };
+        let (head, body) = read_response(&mut stream)?;
         let v: Value = serde_json::from_str(&body)
             .with_context(|| format!("{method} {path}: not JSON: {head} {body}"))?;
         if let Some(err) = v["value"]["error"].as_str() {
@@ -131,7 +120,7 @@ impl Browser {
         v["value"][ELEMENT]
             .as_str()
             .map(str::to_owned)
-            .with_context(|| format!("no element {css}"))
+            .with_context(|| format!("no element {css}: {v}"))
     }
 
     /// How many elements `css` selects.
@@ -247,6 +236,45 @@ fn which(name: &str) -> Option<String> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .map(|p| p.display().to_string())
+}
+
+/// Reads one response: the head, then `Content-Length` bytes (or chunks
+/// up to the last one); chromedriver may keep the connection open.
+fn read_response(stream: &mut TcpStream) -> anyhow::Result<(String, String)> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let body = &raw[end + 4..];
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let done = match length {
+                Some(len) => body.len() >= len,
+                None if head.contains("transfer-encoding: chunked") => {
+                    body.windows(5).any(|w| w == b"0\r\n\r\n")
+                }
+                None => n == 0,
+            };
+            if done || n == 0 {
+                let head_text = String::from_utf8_lossy(&raw[..end]).into_owned();
+                let body = match length {
+                    Some(len) => String::from_utf8_lossy(&body[..len.min(body.len())]).into_owned(),
+                    None if head.contains("transfer-encoding: chunked") => {
+                        dechunk(&String::from_utf8_lossy(body))
+                    }
+                    None => String::from_utf8_lossy(body).into_owned(),
+                };
+                return Ok((head_text, body));
+            }
+        } else if n == 0 {
+            bail!("connection closed before a complete response");
+        }
+    }
 }
 
 fn dechunk(body: &str) -> String {

@@ -69,12 +69,6 @@ impl Console {
             stores: Mutex::new(HashMap::new()),
             flashes: std::sync::Mutex::new(HashMap::new()),
         });
-        // Declare the topology once, so queue sizes answer on a fresh broker.
-        if let Ok(con) = console.amqp().await {
-            if let Ok(ch) = con.create_channel().await {
-                let _ = common::broker::declare(&ch, &console.topology).await;
-            }
-        }
         Ok(console)
     }
 
