@@ -359,7 +359,7 @@ impl Console {
             "last_load_age_seconds": age,
             "last_load_seconds": record.last_load_seconds,
             "last_error": last_error,
-            "progress": loading,
+            "progress": loading.map(progress_value),
         }))
     }
 
@@ -430,6 +430,13 @@ impl Console {
             })
             .collect()
     }
+}
+
+/// A progress record as the status shows it (with `rows_per_second`).
+fn progress_value(p: &common::state::LoadProgress) -> Value {
+    let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+    v["rows_per_second"] = json!((p.rate() * 10.0).round() / 10.0);
+    v
 }
 
 /// A parked message as the console shows it (the full body and headers).
