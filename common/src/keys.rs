@@ -80,8 +80,8 @@ impl Keys {
     pub fn progress(&self, c: &Customer) -> String {
         format!("{}:progress:{c}", self.ns)
     }
-    /// Hash: worker id → the version it runs.
-    pub fn worker_versions(&self) -> String {
-        format!("{}:worker_versions", self.ns)
+    /// String with a TTL (refreshed by each heartbeat): the version a worker runs.
+    pub fn worker_version(&self, worker_id: &str) -> String {
+        format!("{}:worker_version:{worker_id}", self.ns)
     }
 }

@@ -431,10 +431,10 @@ impl FleetState {
         let _: () = redis::pipe()
             .zadd(self.keys.workers(), worker_id, now)
             .ignore()
-            .hset(
-                self.keys.worker_versions(),
-                worker_id,
+            .set_ex(
+                self.keys.worker_version(worker_id),
                 env!("CARGO_PKG_VERSION"),
+                60,
             )
             .ignore()
             .cmd("ZREMRANGEBYSCORE")
@@ -453,7 +453,7 @@ impl FleetState {
         let _: () = redis::pipe()
             .zrem(self.keys.workers(), worker_id)
             .ignore()
-            .hdel(self.keys.worker_versions(), worker_id)
+            .del(self.keys.worker_version(worker_id))
             .ignore()
             .query_async(&mut con)
             .await?;
@@ -589,11 +589,11 @@ impl FleetState {
         let beats: Vec<(String, f64)> = con
             .zrangebyscore_withscores(self.keys.workers(), since, "+inf")
             .await?;
-        let versions: HashMap<String, String> = con.hgetall(self.keys.worker_versions()).await?;
-        let mut list: Vec<WorkerInfo> = beats
-            .into_iter()
-            .map(|(id, ms)| WorkerInfo::from_id(&id, ms as i64, versions.get(&id).cloned()))
-            .collect();
+        let mut list = Vec::with_capacity(beats.len());
+        for (id, ms) in beats {
+            let version: Option<String> = con.get(self.keys.worker_version(&id)).await?;
+            list.push(WorkerInfo::from_id(&id, ms as i64, version));
+        }
         list.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(list)
     }

@@ -112,9 +112,7 @@ impl Auth {
 
     /// The session of the request's cookie, if it is a live one.
     pub fn session(&self, cookie_header: Option<&str>) -> Option<Session> {
-        if self.token.is_none() {
-            return None;
-        }
+        self.token.as_ref()?;
         let id = cookie_header.and_then(|h| cookie_value(h, COOKIE))?;
         self.sessions.lock().ok()?.get(id).cloned()
     }
@@ -250,12 +248,13 @@ mod tests {
         let (id, session) = auth.login("ann", TOKEN).unwrap();
         let cookie = format!("other=1; {COOKIE}={id}");
         let host = Some("127.0.0.1:8080");
-        let table: [(
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
+        type Row<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
             Result<(), AuthError>,
-        ); 5] = [
+        );
+        let table: [Row; 5] = [
             (Some(&cookie), Some(&session.csrf), None, Ok(())),
             (
                 Some(&cookie),
