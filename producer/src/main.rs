@@ -581,21 +581,22 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             );
         }
     }
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| show(v));
     if let Some(by) = report["paused"]["fleet"].as_str() {
         println!("the fleet is PAUSED (by {by}): workers delay every event");
     }
     if let Some(paused) = report["paused"]["customers"].as_object() {
         for (name, by) in paused {
-            println!("customer {name} is PAUSED (by {})", show(by));
+            println!("customer {name} is PAUSED (by {})", text(by));
         }
     }
     for p in report["loads_in_progress"].as_array().into_iter().flatten() {
         println!(
             "loading {}/{} on {}: {} phase, {} nodes and {} relationships written, {} rows/s",
-            show(&p["customer"]),
+            text(&p["customer"]),
             show(&p["snapshot_id"]),
-            show(&p["worker"]),
-            show(&p["phase"]),
+            text(&p["worker"]),
+            text(&p["phase"]),
             show(&p["nodes"]),
             show(&p["relationships"]),
             show(&p["rows_per_second"])

@@ -130,6 +130,17 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
         })
         .unwrap();
     shot(&env, &browser, "customer-loading");
+    // The same progress in `producer status` and the worker's /status.
+    let text = env.producer(&["status"]).unwrap();
+    assert!(text.contains(&format!("loading acme/{ID} on ")), "{text}");
+    let worker_http = env.http_addr("worker").await.unwrap();
+    let (code, body) = harness::http_get(&worker_http, "/status").unwrap();
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let load = &status["loads_in_progress"][0];
+    assert_eq!(load["customer"], "acme", "{status}");
+    assert_eq!(load["snapshot_id"], ID);
+    assert!(load["nodes"].as_u64().unwrap() > 0, "{load}");
     let later = browser
         .wait("progress advancing", Duration::from_secs(60), |b| {
             Ok(b.text("#progress-rows")
@@ -338,6 +349,122 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
         "refused pause changed the fleet"
     );
     drop(browser);
+    env.terminate("worker", Duration::from_secs(20));
+}
+
+/// A POST with a JSON body, for the console's API: (status, body).
+fn post_json(base: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_owned())
+}
+
+/// The JSON API (no browser): a customer paused with the bearer token
+/// waits, the other customer loads, resume lets it load; every call is
+/// audited with its operator; a wrong token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_pauses_one_customer_whose_events_wait_then_load_on_resume() {
+    let mut env = TestEnv::new("console-api", "").unwrap();
+    let base = console(&mut env, "console", Some(TOKEN));
+    env.spawn_worker("worker").unwrap();
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [
+        ("Authorization", bearer.as_str()),
+        ("X-Snapswitch-Operator", "ops-bot"),
+    ];
+    let (code, body) = post_json(
+        &base,
+        "/api/action",
+        &auth,
+        r#"{"action": "pause", "customer": "acme"}"#,
+    );
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            200,
+            r#"{"effect":"paused acme: its events wait in the delay queues until resumed","ok":true}"#
+        )
+    );
+    let (code, _) = post_json(
+        &base,
+        "/api/action",
+        &[
+            ("Authorization", "Bearer wrong-token-0123456789"),
+            ("X-Snapswitch-Operator", "eve"),
+        ],
+        r#"{"action": "resume", "customer": "acme"}"#,
+    );
+    assert_eq!(code, 401);
+    write(&env, "acme", ID, 200);
+    write(&env, "globex", ID, 200);
+    env.producer(&["backfill"]).unwrap();
+    env.wait_counter("completed", 1, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        env.counter("completed").await,
+        1,
+        "the paused customer loaded"
+    );
+    assert_eq!(env.falkor.get("snapswitch:alias:acme"), None);
+    assert_eq!(env.counter("parked").await, 0);
+    assert_eq!(
+        env.counter("retried").await,
+        0,
+        "a pause is not a failed attempt"
+    );
+    let text = env.producer(&["status"]).unwrap();
+    assert!(
+        text.contains("customer acme is PAUSED (by ops-bot)"),
+        "{text}"
+    );
+    let (code, _) = post_json(
+        &base,
+        "/api/action",
+        &auth,
+        r#"{"action": "resume", "customer": "acme"}"#,
+    );
+    assert_eq!(code, 200);
+    env.wait_counter("completed", 2, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        env.falkor.get("snapswitch:alias:acme").as_deref(),
+        Some(format!("acme-{ID}").as_str())
+    );
+    let audit = env.audit("operator_action").await;
+    let seen: Vec<(Option<&str>, Option<&str>, Option<&str>)> = audit
+        .iter()
+        .map(|e| (e.get("operator"), e.get("action"), e.get("customer")))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("ops-bot"), Some("pause"), Some("acme")),
+            (Some("ops-bot"), Some("resume"), Some("acme"))
+        ]
+    );
     env.terminate("worker", Duration::from_secs(20));
 }
 
