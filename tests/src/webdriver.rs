@@ -61,7 +61,7 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            "--window-size=1280,1000",
+            "--window-size=1280,1500",
         ]
         .iter()
         .map(|a| a.to_string())

@@ -2,19 +2,36 @@
 //! operator before its switch) and their approve/reject. This build has no
 //! held state: [`installed`] returns `None`, the console shows no held
 //! databases and refuses approve/reject saying so. When the held state
-//! lands, implement [`HeldGate`] over its approve/reject functions and
-//! return it from [`installed`] (one line).
+//! lands, implement [`HeldGate`] over its functions and return it from
+//! [`installed`] (one line), along these lines:
+//!
+//! ```text
+//! struct Gates;
+//! #[async_trait]
+//! impl HeldGate for Gates {
+//!     async fn held(&self, state: &FleetState, c: &Customer) -> anyhow::Result<Vec<u64>> {
+//!         Ok(state.held(c).await?.into_iter().map(|(id, _)| id).collect())
+//!     }
+//!     async fn approve(&self, config: &Config, c: &Customer, s: SnapshotId, _op: &str) -> anyhow::Result<String> {
+//!         let d = crate::approve::approve(config, c.as_str(), s.get()).await?;
+//!         Ok(format!("approved {}/{}: the alias points to {}", d.customer, d.snapshot_id, d.database))
+//!     }
+//!     async fn reject(...) { /* crate::approve::reject, the same way */ }
+//! }
+//! pub fn installed() -> Option<Arc<dyn HeldGate>> { Some(Arc::new(Gates)) }
+//! ```
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::config::Config;
 use common::ident::{Customer, SnapshotId};
+use common::state::FleetState;
 
 #[async_trait]
 pub trait HeldGate: Send + Sync {
     /// The customer's held snapshots.
-    async fn held(&self, customer: &Customer) -> anyhow::Result<Vec<u64>>;
+    async fn held(&self, state: &FleetState, customer: &Customer) -> anyhow::Result<Vec<u64>>;
     /// Switches the held snapshot live; returns what it did.
     async fn approve(
         &self,

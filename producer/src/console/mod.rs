@@ -328,7 +328,7 @@ impl Console {
             }));
         }
         let held = match &self.gate {
-            Some(g) => g.held(customer).await.unwrap_or_default(),
+            Some(g) => g.held(&self.state, customer).await.unwrap_or_default(),
             None => Vec::new(),
         };
         let loading = progress.iter().find(|p| p.customer == customer.as_str());
