@@ -185,6 +185,18 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
             |b| Ok(b.text("#loads .c-customer").ok().filter(|t| t == "acme")),
         )
         .unwrap();
+    browser
+        .wait(
+            "rows written on the fleet page",
+            Duration::from_secs(30),
+            |b| {
+                Ok(b.text("#loads .c-nodes")
+                    .ok()
+                    .and_then(|t| number(&t))
+                    .filter(|n| *n > 0))
+            },
+        )
+        .unwrap();
     shot(&env, &browser, "fleet");
     env.wait_counter("completed", 2, Duration::from_secs(60))
         .await;
