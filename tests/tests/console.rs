@@ -333,6 +333,19 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
     );
     shot(&env, &browser, "parked-event");
 
+    // Delete all matching a filter, behind a confirmation that counts them.
+    browser
+        .goto(&format!("{base}/parked?f_reason=event_invalid_customer"))
+        .unwrap();
+    browser.click("#delete-matching").unwrap();
+    assert_eq!(
+        browser.text("#confirm-text").unwrap(),
+        "Delete 1 parked event (they are gone for good)?"
+    );
+    browser.click("#confirm").unwrap();
+    assert_eq!(flash(&browser), "deleted 1 parked event");
+    assert_eq!(env.queue_depth(&env.dead_queue()).await.unwrap(), 0);
+
     browser.goto(&format!("{base}/customers")).unwrap();
     assert_eq!(
         browser.count("#customers tr").unwrap(),
@@ -447,6 +460,18 @@ async fn api_pauses_one_customer_whose_events_wait_then_load_on_resume() {
         0,
         "a pause is not a failed attempt"
     );
+    // A DLQ action whose confirmed count is not what it would take: refused.
+    let (code, body) = post_json(
+        &base,
+        "/api/action",
+        &auth,
+        r#"{"action": "dlq_delete", "scope": "matching", "confirm": 5}"#,
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("matches 0 parked events, not the 5 confirmed; nothing was changed"),
+        "{body}"
+    );
     let text = env.producer(&["status"]).unwrap();
     assert!(
         text.contains("customer acme is PAUSED (by ops-bot)"),
@@ -474,6 +499,7 @@ async fn api_pauses_one_customer_whose_events_wait_then_load_on_resume() {
         seen,
         [
             (Some("ops-bot"), Some("pause"), Some("acme")),
+            (Some("ops-bot"), Some("dlq_delete"), None),
             (Some("ops-bot"), Some("resume"), Some("acme"))
         ]
     );
