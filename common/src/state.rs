@@ -633,6 +633,12 @@ impl FleetState {
         Ok((fleet, customers))
     }
 
+    /// Who paused the whole fleet, if it is paused.
+    pub async fn fleet_paused(&self) -> Result<Option<String>, StateError> {
+        let mut con = self.con.clone();
+        Ok(con.get(self.keys.pause()).await?)
+    }
+
     /// Why an event of `customer` must wait now, if it must: the fleet or
     /// the customer is paused.
     pub async fn paused(&self, customer: &Customer) -> Result<Option<String>, StateError> {

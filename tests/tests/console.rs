@@ -264,6 +264,12 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
         0,
         "a paused event must wait, not fail"
     );
+    assert_eq!(
+        env.queue_depth(&env.work_queue()).await.unwrap(),
+        1,
+        "the event waits in the work queue: the worker stopped consuming"
+    );
+    assert!(env.log_of("worker").contains("stopped consuming"));
     browser.click("#resume-fleet").unwrap();
     env.wait_counter("completed", 3, Duration::from_secs(30))
         .await;
