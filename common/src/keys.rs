@@ -80,6 +80,11 @@ impl Keys {
     pub fn progress(&self, c: &Customer) -> String {
         format!("{}:progress:{c}", self.ns)
     }
+    /// String with a TTL (refreshed every 5 s): `open` or `closed`, the
+    /// worker's circuit breaker.
+    pub fn worker_breaker(&self, worker_id: &str) -> String {
+        format!("{}:worker_breaker:{worker_id}", self.ns)
+    }
     /// String with a TTL (refreshed by each heartbeat): the version a worker runs.
     pub fn worker_version(&self, worker_id: &str) -> String {
         format!("{}:worker_version:{worker_id}", self.ns)

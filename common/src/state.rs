@@ -455,6 +455,8 @@ impl FleetState {
             .ignore()
             .del(self.keys.worker_version(worker_id))
             .ignore()
+            .del(self.keys.worker_breaker(worker_id))
+            .ignore()
             .query_async(&mut con)
             .await?;
         Ok(())
@@ -591,11 +593,31 @@ impl FleetState {
             .await?;
         let mut list = Vec::with_capacity(beats.len());
         for (id, ms) in beats {
-            let version: Option<String> = con.get(self.keys.worker_version(&id)).await?;
-            list.push(WorkerInfo::from_id(&id, ms as i64, version));
+            let (version, breaker): (Option<String>, Option<String>) = redis::pipe()
+                .get(self.keys.worker_version(&id))
+                .get(self.keys.worker_breaker(&id))
+                .query_async(&mut con)
+                .await?;
+            let mut info = WorkerInfo::from_id(&id, ms as i64, version);
+            info.breaker = breaker;
+            list.push(info);
         }
         list.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(list)
+    }
+
+    /// Worker: the state of its circuit breaker, for the fleet view
+    /// (expires a minute after the worker stops refreshing it).
+    pub async fn report_breaker(&self, worker_id: &str, open: bool) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: () = con
+            .set_ex(
+                self.keys.worker_breaker(worker_id),
+                if open { "open" } else { "closed" },
+                60,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Operator: pause consumption for the whole fleet (`None`) or one
@@ -718,6 +740,8 @@ pub struct WorkerInfo {
     pub pid: Option<u32>,
     pub version: Option<String>,
     pub last_heartbeat_ms: i64,
+    /// `open` or `closed`, as the worker last reported it.
+    pub breaker: Option<String>,
 }
 
 impl WorkerInfo {
@@ -736,6 +760,7 @@ impl WorkerInfo {
             pid,
             version,
             last_heartbeat_ms,
+            breaker: None,
         }
     }
 }

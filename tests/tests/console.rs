@@ -3,7 +3,7 @@
 //! progress and the alias switching without a reload, rollback, pause and
 //! resume, replay from the parked-events page, refusal without the token,
 //! hostile names shown as text. Screenshots of each page go to the test's
-//! directory, and to docs/console/ with SNAPSWITCH_UPDATE_SCREENSHOTS=1.
+//! directory, and to docs/console/ with UPDATE_CONSOLE_SCREENSHOTS=1.
 //!
 //! Needs `chromium` and `chromedriver` on PATH (`scripts/ensure-services.sh
 //! --browser`); without them the tests are reported ignored.
@@ -67,7 +67,7 @@ fn shot(env: &TestEnv, browser: &Browser, name: &str) {
     browser
         .screenshot(&env.dir.path().join("screenshots").join(&file))
         .unwrap();
-    if std::env::var_os("SNAPSWITCH_UPDATE_SCREENSHOTS").is_some() {
+    if std::env::var_os("UPDATE_CONSOLE_SCREENSHOTS").is_some() {
         let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/console");
         browser.screenshot(&docs.join(&file)).unwrap();
     }
@@ -89,8 +89,15 @@ fn number(text: &str) -> Option<u64> {
     text.trim().parse().ok()
 }
 
+/// The text of `css` once the (next) page shows it.
+fn text_of(browser: &Browser, css: &str) -> String {
+    browser
+        .wait(css, Duration::from_secs(15), |b| Ok(b.text(css).ok()))
+        .unwrap()
+}
+
 fn flash(browser: &Browser) -> String {
-    browser.text("#flash").unwrap_or_default()
+    text_of(browser, "#flash")
 }
 
 #[cfg_attr(
@@ -198,6 +205,11 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
         )
         .unwrap();
     shot(&env, &browser, "fleet");
+    assert_eq!(browser.text("#workers .c-breaker").unwrap(), "closed");
+    assert_eq!(
+        browser.text("#workers .c-version").unwrap(),
+        env!("CARGO_PKG_VERSION")
+    );
     env.wait_counter("completed", 2, Duration::from_secs(60))
         .await;
     assert_eq!(
@@ -211,7 +223,7 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
     browser.click(&format!("#rollback-{ID}")).unwrap();
     browser
         .wait("the rollback's result", Duration::from_secs(30), |b| {
-            Ok(Some(flash(b)).filter(|f| !f.is_empty()))
+            Ok(b.text("#flash").ok().filter(|f| !f.is_empty()))
         })
         .unwrap();
     assert_eq!(
@@ -316,7 +328,7 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
         .unwrap();
     browser.click("#parked input[type=checkbox]").unwrap();
     browser.click("#replay-selected").unwrap();
-    let confirm = browser.text("#confirm-text").unwrap();
+    let confirm = text_of(&browser, "#confirm-text");
     assert_eq!(confirm, "Replay 1 parked event to the work queue?");
     shot(&env, &browser, "confirm");
     browser.click("#confirm").unwrap();
@@ -345,7 +357,7 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
         .unwrap();
     browser.click("#delete-matching").unwrap();
     assert_eq!(
-        browser.text("#confirm-text").unwrap(),
+        text_of(&browser, "#confirm-text"),
         "Delete 1 parked event (they are gone for good)?"
     );
     browser.click("#confirm").unwrap();

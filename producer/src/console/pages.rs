@@ -64,8 +64,8 @@ pub async fn fleet(State(c): Shared, headers: HeaderMap) -> Html<String> {
     b.push_str("<h2>Loads in progress</h2><table><thead><tr><th>customer</th><th>snapshot</th><th>worker</th><th>phase</th><th>nodes written</th><th>relationships written</th><th>rows/s</th><th>elapsed s</th><th>rows expected (previous load)</th><th>ETA s</th></tr></thead>");
     b.push_str("<tbody id=\"loads\" data-rows=\"loads_in_progress\" data-cols=\"customer,snapshot_id,worker,phase,nodes,relationships,rows_per_second,elapsed_seconds,expected_rows_estimate,eta_seconds\"></tbody></table>");
 
-    b.push_str("<h2>Workers</h2><table><thead><tr><th>host</th><th>pid</th><th>version</th><th>loading now</th><th>id</th></tr></thead>");
-    b.push_str("<tbody id=\"workers\" data-rows=\"workers_list\" data-cols=\"host,pid,version,loading,id\"></tbody></table>");
+    b.push_str("<h2>Workers</h2><table><thead><tr><th>host</th><th>pid</th><th>version</th><th>circuit breaker</th><th>loading now</th><th>id</th></tr></thead>");
+    b.push_str("<tbody id=\"workers\" data-rows=\"workers_list\" data-cols=\"host,pid,version,breaker,loading,id\"></tbody></table>");
 
     b.push_str("<h2>Retry queues</h2><table><thead><tr><th>queue</th><th>delay s</th><th>messages</th></tr></thead>");
     b.push_str("<tbody data-rows=\"retry_queues\" data-cols=\"queue,delay_seconds,depth\"></tbody></table>");
@@ -97,7 +97,7 @@ pub async fn fleet(State(c): Shared, headers: HeaderMap) -> Html<String> {
             );
         }
     }
-    b.push_str("<tr><td>circuit breakers</td><td class=\"muted\">kept by each worker, not in the fleet state: a worker whose breaker is open answers 503 on its /readyz</td></tr></table>");
+    b.push_str("</table><p class=\"muted\">Each worker's circuit breaker is in the workers table (reported every 5 s).</p>");
 
     let _ = write!(
         b,
