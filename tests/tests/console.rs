@@ -343,7 +343,7 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
     // The hostile event's body and headers, inspected: text.
     browser.goto(&format!("{base}/parked")).unwrap();
     browser.click("#parked a").unwrap();
-    let body = browser.text("#body").unwrap();
+    let body = text_of(&browser, "#body");
     assert!(body.contains("<script>alert(1)</script>"), "{body}");
     assert_eq!(
         browser.execute("return document.scripts.length;").unwrap(),
@@ -375,7 +375,7 @@ async fn console_follows_a_load_live_and_its_actions_change_the_fleet() {
     // Without the token (logged out): refused, nothing changes.
     browser.goto(&format!("{base}/")).unwrap();
     browser.click("header form button").unwrap();
-    browser.find("#login-link").unwrap();
+    text_of(&browser, "#login-link");
     assert_eq!(
         browser.count("#pause-fleet").unwrap(),
         0,
