@@ -254,6 +254,9 @@ pub struct Config {
     /// When set, the fleet status JSON is written there every 5 s
     /// (atomically), for Nagios-style checks.
     pub status_file: Option<PathBuf>,
+    /// File holding the operator token of `producer console`; unset: the
+    /// console is read-only.
+    pub console_token_file: Option<PathBuf>,
     // --- Graph targets (several graph databases; common/src/targets.rs) ---
     /// More graph databases, by name (`[targets.<name>]`); the top-level
     /// graph keys are the target named `default`.
@@ -325,6 +328,7 @@ impl Default for Config {
             slot_wait_timeout: 30,
             http_listen: "127.0.0.1:9464".into(),
             status_file: None,
+            console_token_file: None,
             // Graph targets
             targets: BTreeMap::new(),
             customer_targets: BTreeMap::new(),

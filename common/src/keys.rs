@@ -67,4 +67,26 @@ impl Keys {
     pub fn audit(&self) -> String {
         format!("{}:audit", self.ns)
     }
+    /// String: present while the whole fleet is paused (value: who paused it).
+    pub fn pause(&self) -> String {
+        format!("{}:pause", self.ns)
+    }
+    /// Hash: paused customer → who paused it.
+    pub fn paused_customers(&self) -> String {
+        format!("{}:paused_customers", self.ns)
+    }
+    /// Hash with a short TTL: the running load of a customer and how far it
+    /// got (`snapshot_id`, `worker`, `phase`, `nodes`, `relationships`, …).
+    pub fn progress(&self, c: &Customer) -> String {
+        format!("{}:progress:{c}", self.ns)
+    }
+    /// String with a TTL (refreshed every 5 s): `open` or `closed`, the
+    /// worker's circuit breaker.
+    pub fn worker_breaker(&self, worker_id: &str) -> String {
+        format!("{}:worker_breaker:{worker_id}", self.ns)
+    }
+    /// String with a TTL (refreshed by each heartbeat): the version a worker runs.
+    pub fn worker_version(&self, worker_id: &str) -> String {
+        format!("{}:worker_version:{worker_id}", self.ns)
+    }
 }

@@ -239,6 +239,16 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
             }),
         );
     }
+    let (paused_by, paused_customers) = state.pauses().await?;
+    let progress = state.progress().await?;
+    let loads_in_progress: Vec<Value> = progress
+        .iter()
+        .map(|p| {
+            let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+            v["rows_per_second"] = json!((p.rate() * 10.0).round() / 10.0);
+            v
+        })
+        .collect();
     Ok(json!({
         "uptime_seconds": local.uptime.map(|u| u.as_secs()),
         "tasks_discovered": get("discovered"),
@@ -263,6 +273,8 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
         "last_activity": state.last_activity().await?,
         "status": fleet_state(local.draining, workers),
         "customers": customers,
+        "paused": {"fleet": paused_by, "customers": paused_customers},
+        "loads_in_progress": loads_in_progress,
     }))
 }
 

@@ -4,8 +4,10 @@
 //! - `watch`: file-system notifications plus a periodic rescan, forever;
 //! - `backfill`: every ready, unpublished snapshot once, then exit;
 //! - `generate`: write sample snapshots (demo, tests, benchmarks);
-//! - `status`: the fleet's counters and each customer's live snapshot.
+//! - `status`: the fleet's counters and each customer's live snapshot;
+//! - `console`: the operator console in the browser (see `console/`).
 
+mod console;
 mod dlq;
 mod ops;
 mod publish;
@@ -171,6 +173,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the operator console (web pages and their JSON API).
+    Console {
+        /// Address to listen on; keep it on localhost unless a proxy with
+        /// TLS fronts it.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// File with the operator token (overrides console_token_file /
+        /// SNAPSWITCH_CONSOLE_TOKEN_FILE); none: read-only.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Print the fleet status (the seed's status-file fields) and each customer's live snapshot.
     Status {
         /// Machine-readable output.
@@ -239,6 +252,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &config, &customers, snapshots, rows, format, start_id, pause_ms,
         ),
         Command::Status { json } => status(&config, json).await,
+        Command::Console { listen, token_file } => {
+            let auth = match token_file.as_ref().or(config.console_token_file.as_ref()) {
+                Some(path) => console::auth::Auth::from_file(path)?,
+                None => {
+                    tracing::warn!("no operator token configured (console_token_file): the console is read-only");
+                    console::auth::Auth::read_only()
+                }
+            };
+            let console = console::Console::new(config.clone(), auth).await?;
+            let stop = CancellationToken::new();
+            let signal_stop = stop.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                if let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) {
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                }
+                signal_stop.cancel();
+            });
+            console::serve(console, &listen, stop).await
+        }
         Command::History {
             customer,
             limit,
@@ -607,6 +643,27 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 show(&t["max_concurrent_loads"])
             );
         }
+    }
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| show(v));
+    if let Some(by) = report["paused"]["fleet"].as_str() {
+        println!("the fleet is PAUSED (by {by}): workers delay every event");
+    }
+    if let Some(paused) = report["paused"]["customers"].as_object() {
+        for (name, by) in paused {
+            println!("customer {name} is PAUSED (by {})", text(by));
+        }
+    }
+    for p in report["loads_in_progress"].as_array().into_iter().flatten() {
+        println!(
+            "loading {}/{} on {}: {} phase, {} nodes and {} relationships written, {} rows/s",
+            text(&p["customer"]),
+            show(&p["snapshot_id"]),
+            text(&p["worker"]),
+            text(&p["phase"]),
+            show(&p["nodes"]),
+            show(&p["relationships"]),
+            show(&p["rows_per_second"])
+        );
     }
     if let Some(customers) = report["customers"].as_object() {
         for (name, c) in customers {

@@ -14,6 +14,7 @@ pub mod hold_proxy;
 pub mod otlp;
 pub mod services;
 pub mod tls_proxy;
+pub mod webdriver;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -4,7 +4,7 @@
 //! The result is an [`Outcome`]; what to do with the delivery is the consumer's
 //! business.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -354,7 +354,21 @@ impl Lease {
 struct FencedWriter<'a> {
     store: &'a dyn GraphStore,
     lease: Lease,
+    /// Rows written so far (for the progress the worker publishes).
+    written: &'a Written,
 }
+
+/// Nodes and relationships written by a running load.
+#[derive(Default)]
+struct Written {
+    nodes: AtomicU64,
+    relationships: AtomicU64,
+}
+
+/// How often a running load publishes its progress to Redis (at most).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How long a paused customer's event waits before it is looked at again.
+const PAUSED_RECHECK: Duration = Duration::from_secs(2);
 
 impl FencedWriter<'_> {
     fn check(&self) -> Result<(), GraphError> {
@@ -376,11 +390,19 @@ impl GraphWriter for FencedWriter<'_> {
     }
     async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<Vec<NodeRef>, GraphError> {
         self.check()?;
-        self.store.write_nodes(db, w).await
+        let n = self.store.write_nodes(db, w).await?;
+        self.written
+            .nodes
+            .fetch_add(w.rows.len() as u64, Ordering::Relaxed);
+        Ok(n)
     }
     async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
         self.check()?;
-        self.store.write_relationships(db, w).await
+        let n = self.store.write_relationships(db, w).await?;
+        self.written
+            .relationships
+            .fetch_add(w.rows.len() as u64, Ordering::Relaxed);
+        Ok(n)
     }
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
         self.store.counts(db).await
@@ -465,6 +487,13 @@ impl Pipeline {
             return self.cancelled(event, "before loading").await;
         }
         layout::check_not_future_now(event.snapshot_id, self.config.max_future_seconds)?;
+        // An operator paused the fleet or this customer: wait, not fail.
+        if let Some(reason) = self.state.paused(&event.customer).await? {
+            return Ok(Outcome::Requeue {
+                delay: PAUSED_RECHECK,
+                reason,
+            });
+        }
         let dir =
             layout::resolve_ready(&self.config.data_root, &event.customer, event.snapshot_id)?;
         let (first_sighting, _) = self
@@ -492,6 +521,7 @@ impl Pipeline {
         {
             result = self.cancelled(event, "during its load").await;
         }
+        let _ = self.state.clear_progress(&event.customer).await;
         held.release().await;
         result
     }
@@ -773,12 +803,46 @@ impl Pipeline {
         dir: &std::path::Path,
     ) -> Result<common::load::LoadReport, Failure> {
         let cancel = &step.held.cancel;
+        let written = Written::default();
         let writer = FencedWriter {
             store: step.store(),
             lease: step.held.lease.clone(),
+            written: &written,
         };
         let options = LoadOptions::from_config(&self.config);
-        let result = load_snapshot(&writer, &step.db, dir, options, cancel).await;
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        let publish = |phase: &str| common::state::LoadProgress {
+            customer: step.customer().to_string(),
+            snapshot_id: step.event.snapshot_id.get(),
+            worker: self.worker_id.clone(),
+            phase: phase.to_owned(),
+            nodes: written.nodes.load(Ordering::Relaxed),
+            relationships: written.relationships.load(Ordering::Relaxed),
+            started_ms,
+            updated_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        // Progress at most once a second while the load runs; the loop
+        // never ends by itself, the load does.
+        let report_progress = async {
+            loop {
+                let p = publish(if written.relationships.load(Ordering::Relaxed) > 0 {
+                    "relationships"
+                } else {
+                    "nodes"
+                });
+                if let Err(e) = self.state.set_progress(&p).await {
+                    tracing::debug!(error = %e, "cannot publish load progress");
+                }
+                tokio::time::sleep(PROGRESS_EVERY).await;
+            }
+        };
+        let result = tokio::select! {
+            r = load_snapshot(&writer, &step.db, dir, options, cancel) => r,
+            () = report_progress => unreachable!("the progress loop never ends"),
+        };
+        if result.is_ok() {
+            let _ = self.state.set_progress(&publish("verify_switch")).await;
+        }
         let result = match result {
             Ok(_) if cancel.is_cancelled() => Err(LoadError::Cancelled),
             other => other,
