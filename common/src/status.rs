@@ -110,6 +110,17 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
             continue;
         };
         let r = state.customer(&customer).await?;
+        let held: Vec<Value> = state
+            .held(&customer)
+            .await?
+            .into_iter()
+            .map(|(id, mut record)| {
+                if let Some(m) = record.as_object_mut() {
+                    m.insert("snapshot_id".into(), id.into());
+                }
+                record
+            })
+            .collect();
         customers.insert(
             name,
             json!({
@@ -118,6 +129,7 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
                 "last_load_seconds": r.last_load_seconds,
                 "last_loaded_at": r.last_loaded_at,
                 "last_error": r.last_error.filter(|e| !e.is_empty()),
+                "held": held,
             }),
         );
     }
@@ -130,6 +142,7 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
         "tasks_parked": get("parked"),
         "tasks_superseded": get("superseded"),
         "tasks_cancelled": get("cancelled"),
+        "tasks_held": get("held"),
         "tasks_published": get("published"),
         "success_rate": success_rate(get("completed"), get("parked")),
         "queue_size": local.queue_size,

@@ -6,6 +6,7 @@
 mod breaker;
 mod consumer;
 mod decide;
+mod gates;
 mod graphs;
 mod ops;
 mod pipeline;
@@ -120,6 +121,11 @@ async fn run() -> anyhow::Result<()> {
             .get_or_create(&common::metrics::CodeLabel { code: code.into() });
         let _ = metrics.parked.get_or_create(&common::metrics::ReasonLabel {
             reason: code.into(),
+        });
+    }
+    for reason in gates::HOLD_CODES {
+        let _ = metrics.held.get_or_create(&common::metrics::ReasonLabel {
+            reason: reason.into(),
         });
     }
     metrics.init_targets(graphs.all().iter().map(|g| g.target.name.as_str()));

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::decide::{self, CustomerView, Decision, ErrorClass, HealthLimits};
+use crate::gates::{self, Hold};
 use crate::graphs::{Graphs, TargetGraph};
 
 /// Every failure code a worker can report (event codes from
@@ -149,6 +150,11 @@ pub enum Outcome {
     AlreadyLive,
     AlreadyLoaded,
     Superseded,
+    /// Loaded and verified, but a guard or a check refused it: kept as
+    /// `held`, not live (the alias stays where it is); the event is acked.
+    Held {
+        reasons: Vec<crate::gates::Hold>,
+    },
     /// An operator cancelled the snapshot (before or during its load).
     Cancelled,
     /// Not now, and not a failure: try again after `delay` (busy lock, health gate).
@@ -621,6 +627,12 @@ impl Pipeline {
         let (customer, snapshot, event) = (step.customer(), step.event.snapshot_id, step.event);
         let store = step.store();
         let newest_seen = self.state.newest_seen(customer).await?;
+        if store.database_state(&step.db).await? == DbState::Held {
+            // A redelivery of a held snapshot: it stays held (an operator
+            // approves or rejects it), never dropped and reloaded.
+            self.audit("already_held", event, &[]).await?;
+            return Ok(Err(Outcome::AlreadyLoaded));
+        }
         let view = CustomerView {
             alias_target: alias_target(store, customer).await?,
             databases: databases_of(store, customer).await?,
@@ -679,6 +691,13 @@ impl Pipeline {
         self.step_create(step, drop_leftover).await?;
         let report = self.step_load(step, dir).await?;
         let seconds = started.elapsed().as_secs_f64();
+        let audit = self
+            .step_gates(step)
+            .instrument(tracing::info_span!("gates", database = %step.db))
+            .await?;
+        if !audit.holds.is_empty() {
+            return self.step_hold(step, audit).await;
+        }
         self.step_mark(step)
             .instrument(tracing::info_span!("mark_verified", database = %step.db))
             .await?;
@@ -716,6 +735,8 @@ impl Pipeline {
                 ),
                 ("seconds", format!("{seconds:.3}")),
                 ("switched", switched.to_string()),
+                ("changed", audit.changed()),
+                ("census", audit.census_json()),
             ],
         )
         .await?;
@@ -789,6 +810,102 @@ impl Pipeline {
                 Err(e.into())
             }
         }
+    }
+
+    /// Step "gates", between verify and switch: the new database's counts
+    /// per label and type, the guards against the live database's (only
+    /// when this snapshot would go live) and what changed. A failure here
+    /// drops the new database like a failed load.
+    async fn step_gates(&self, step: &Step<'_>) -> Result<GateAudit, Failure> {
+        let result = async {
+            let store = step.store();
+            let census = store.census(&step.db).await?;
+            let live = alias_target(store, step.customer()).await?;
+            let live_census = match live {
+                Some(l) => {
+                    let db = DatabaseName::new(step.customer().clone(), l).to_string();
+                    Some(store.census(&db).await?)
+                }
+                None => None,
+            };
+            let mut holds = Vec::new();
+            if decide::should_switch(live, step.event.snapshot_id) {
+                let guards = self.config.guards_for(step.customer().as_str());
+                holds = gates::guard(&census, live_census.as_ref(), &guards);
+            }
+            let changed = gates::diff(&census, live_census.as_ref());
+            Ok::<_, Failure>(GateAudit {
+                census,
+                live,
+                changed,
+                holds,
+            })
+        }
+        .await;
+        match result {
+            Ok(audit) => Ok(audit),
+            Err(f) if f.code == "lock_lost" => Err(self.abandoned(step.event, step.held, "gates")),
+            Err(f) => {
+                self.drop_partial(step).await;
+                Err(f)
+            }
+        }
+    }
+
+    /// A snapshot a guard or a check refused: marked `held` (fenced), its
+    /// reasons recorded for `producer status` and the audit trail, the alias
+    /// left where it is; cleanup keeps it (it counts toward
+    /// `keep_databases`).
+    async fn step_hold(&self, step: &Step<'_>, audit: GateAudit) -> Result<Outcome, Failure> {
+        if !step.held.still_valid().await? {
+            return Err(self.abandoned(step.event, step.held, "hold"));
+        }
+        let marked = step.store().mark_held(&step.db, &step.fence()).await;
+        self.fenced(step, "hold", marked)?;
+        let reasons: Vec<String> = audit
+            .holds
+            .iter()
+            .map(|h| format!("{}: {}", h.code, h.message))
+            .collect();
+        let mut codes: Vec<&str> = audit.holds.iter().map(|h| h.code).collect();
+        codes.dedup();
+        for code in &codes {
+            self.metrics.hold(code);
+        }
+        tracing::warn!(customer = %step.customer(), db = %step.db, reasons = %reasons.join("; "), "snapshot held: loaded and verified, not switched");
+        let record = serde_json::json!({
+            "database": step.db,
+            "reasons": audit.holds,
+            "changed": audit.changed,
+            "live_snapshot": audit.live.map(|l| l.get()),
+            "census": audit.census,
+            "held_at": chrono::Utc::now().to_rfc3339(),
+        });
+        self.state
+            .record_held(step.customer(), step.event.snapshot_id, &record)
+            .await?;
+        self.audit(
+            "held",
+            step.event,
+            &[
+                ("database", step.db.clone()),
+                ("reason", codes.join(",")),
+                ("reasons", reasons.join("; ")),
+                ("changed", audit.changed()),
+                ("census", audit.census_json()),
+                (
+                    "live",
+                    audit.live.map(|l| l.to_string()).unwrap_or_default(),
+                ),
+            ],
+        )
+        .await?;
+        self.step_cleanup(step, audit.live)
+            .instrument(tracing::info_span!("cleanup"))
+            .await?;
+        Ok(Outcome::Held {
+            reasons: audit.holds,
+        })
     }
 
     /// Step "mark": the database becomes `verified`, under a valid fence.
@@ -895,6 +1012,8 @@ impl Pipeline {
             let result = store.drop_fenced(&db, &step.fence()).await;
             self.fenced(step, "cleanup", result)?;
             tracing::info!(%db, "dropped old database");
+            // A held database that is dropped was superseded.
+            self.state.clear_held(customer, old).await?;
             dropped.push(db);
         }
         if !dropped.is_empty() {
@@ -1037,6 +1156,29 @@ impl Pipeline {
         fields.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         self.state.audit(what, &fields).await?;
         Ok(())
+    }
+}
+
+/// What the gates found for one verified database.
+struct GateAudit {
+    census: common::graph::Census,
+    /// The live snapshot it was compared with.
+    live: Option<SnapshotId>,
+    /// What changed against the live database (`gates::diff`).
+    changed: Vec<String>,
+    holds: Vec<Hold>,
+}
+
+impl GateAudit {
+    fn changed(&self) -> String {
+        if self.changed.is_empty() {
+            "nothing".into()
+        } else {
+            self.changed.join("; ")
+        }
+    }
+    fn census_json(&self) -> String {
+        serde_json::to_string(&self.census).unwrap_or_default()
     }
 }
 

@@ -34,7 +34,7 @@ use redis::{AsyncCommands, Value as RedisValue};
 use super::cypher::{node_statement_with, relationship_statement_with};
 use super::values::{Cell, CellKind};
 use super::{
-    quote, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
+    quote, Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
     RelWrite, SwitchMode, Value,
 };
 use crate::config::{GraphKind, ServiceUrl};
@@ -77,16 +77,30 @@ redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'state', 'loading', 'token', ARGV[1], 'snapshot', ARGV[2])
 return 1";
 
-/// KEYS = fence, mark, database; ARGV = token, database name.
+/// KEYS = fence, mark, database; ARGV = token, database name, the new
+/// state (`verified` or `held`).
 const MARK_VERIFIED: &str = r"
 if redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('MISSING database ' .. ARGV[2] .. ' does not exist')
 end
 local state = redis.call('HGET', KEYS[2], 'state')
 local owner = redis.call('HGET', KEYS[2], 'token')
-if state == 'verified' and owner == ARGV[1] then return 0 end
+if state == ARGV[3] and owner == ARGV[1] then return 0 end
 if state ~= 'loading' or owner ~= ARGV[1] then
   return redis.error_reply('FENCED database ' .. ARGV[2] .. ' is not being loaded under token ' .. ARGV[1] .. ' (state ' .. tostring(state) .. ', token ' .. tostring(owner) .. ')')
+end
+redis.call('HSET', KEYS[2], 'state', ARGV[3])
+return 1";
+
+/// KEYS = fence, mark, database; ARGV = token, database name. A held
+/// database becomes verified (approved by an operator).
+const RELEASE_HELD: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('MISSING database ' .. ARGV[2] .. ' does not exist')
+end
+local state = redis.call('HGET', KEYS[2], 'state')
+if state ~= 'held' then
+  return redis.error_reply('NOTHELD database ' .. ARGV[2] .. ' is not held (state: ' .. (state or 'unmarked') .. ')')
 end
 redis.call('HSET', KEYS[2], 'state', 'verified')
 return 1";
@@ -149,7 +163,7 @@ fn map_fenced(e: redis::RedisError) -> GraphError {
     let detail = e.detail().unwrap_or_default().to_owned();
     match e.code() {
         Some("FENCED") => GraphError::Fenced(detail),
-        Some("UNVERIFIED" | "STALE" | "STRAY" | "LIVE" | "EXISTS" | "MISSING") => {
+        Some("UNVERIFIED" | "STALE" | "STRAY" | "LIVE" | "EXISTS" | "MISSING" | "NOTHELD") => {
             GraphError::Permanent(detail)
         }
         _ => map_err(e),
@@ -282,6 +296,22 @@ impl FalkorStore {
 
     async fn query(&self, graph: &str, query: &str) -> Result<RedisValue, GraphError> {
         graph_query(self.con.clone(), graph, query).await
+    }
+
+    /// `loading` (under this fence's token) → `state` (`verified`/`held`).
+    async fn mark_loaded(&self, db: &str, fence: &Fence, state: &str) -> Result<(), GraphError> {
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(&fenced(MARK_VERIFIED))
+            .key(fence_key(&fence.customer))
+            .key(mark_key(db))
+            .key(db)
+            .arg(fence.token)
+            .arg(db)
+            .arg(state)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        Ok(())
     }
 
     /// A write statement, on the next write connection.
@@ -566,6 +596,28 @@ fn stat(reply: &RedisValue, label: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The first column of every row of a reply `[header, rows, stats]`, as
+/// strings (label and type names of `CALL db.labels()`).
+fn first_column_strings(reply: &RedisValue) -> Result<Vec<String>, GraphError> {
+    let bad = || GraphError::Permanent(format!("unexpected reply from FalkorDB: {reply:?}"));
+    let RedisValue::Array(parts) = reply else {
+        return Err(bad());
+    };
+    let Some(RedisValue::Array(rows)) = parts.get(1) else {
+        return Err(bad());
+    };
+    rows.iter()
+        .map(|row| match row {
+            RedisValue::Array(cells) => match cells.first() {
+                Some(RedisValue::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+                Some(RedisValue::SimpleString(s)) => Ok(s.clone()),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
 /// The single integer of a `RETURN count(..)` reply: `[header, [[n]], stats]`.
 fn single_int(reply: &RedisValue) -> Option<u64> {
     let RedisValue::Array(parts) = reply else {
@@ -815,8 +867,16 @@ impl GraphStore for FalkorStore {
     }
 
     async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        self.mark_loaded(db, fence, "verified").await
+    }
+
+    async fn mark_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        self.mark_loaded(db, fence, "held").await
+    }
+
+    async fn release_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
         let mut con = self.con.clone();
-        let _: i64 = redis::Script::new(&fenced(MARK_VERIFIED))
+        let _: i64 = redis::Script::new(&fenced(RELEASE_HELD))
             .key(fence_key(&fence.customer))
             .key(mark_key(db))
             .key(db)
@@ -826,6 +886,29 @@ impl GraphStore for FalkorStore {
             .await
             .map_err(map_fenced)?;
         Ok(())
+    }
+
+    async fn census(&self, db: &str) -> Result<Census, GraphError> {
+        let key = self.key_of(db).await?;
+        let counts = self.counts(db).await?;
+        let mut census = Census {
+            nodes: counts.nodes,
+            relationships: counts.relationships,
+            ..Census::default()
+        };
+        let labels = self.query(&key, "CALL db.labels()").await?;
+        for label in first_column_strings(&labels)? {
+            let q = format!("MATCH (n:{}) RETURN count(n)", quote(&label));
+            let n = single_int(&self.query(&key, &q).await?).unwrap_or(0);
+            census.labels.insert(label, n);
+        }
+        let types = self.query(&key, "CALL db.relationshipTypes()").await?;
+        for ty in first_column_strings(&types)? {
+            let q = format!("MATCH ()-[r:{}]->() RETURN count(r)", quote(&ty));
+            let n = single_int(&self.query(&key, &q).await?).unwrap_or(0);
+            census.types.insert(ty, n);
+        }
+        Ok(census)
     }
 
     async fn switch_fenced(
@@ -884,6 +967,7 @@ impl GraphStore for FalkorStore {
         Ok(match state.as_deref() {
             Some("loading") => DbState::Loading,
             Some("verified") => DbState::Verified,
+            Some("held") => DbState::Held,
             Some("retired") => DbState::Retired,
             _ => DbState::Unmarked,
         })

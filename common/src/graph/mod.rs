@@ -61,6 +61,11 @@ pub enum DbState {
     Loading,
     /// Fully loaded and verified under a valid fence: may become live.
     Verified,
+    /// Loaded and verified, but a guard or a check said no: kept, never
+    /// dropped while held, not live until an operator approves it
+    /// (`producer approve`, which makes it verified) or a newer snapshot
+    /// supersedes it.
+    Held,
     /// Taken out of service by `producer rollback`: never live again.
     Retired,
     /// No mark: made by hand, by another tool, or before marks existed.
@@ -83,6 +88,7 @@ impl DbState {
         match self {
             DbState::Loading => "loading",
             DbState::Verified => "verified",
+            DbState::Held => "held",
             DbState::Retired => "retired",
             DbState::Unmarked => "unmarked",
             DbState::NotTracked => "not tracked",
@@ -116,6 +122,16 @@ pub struct Health {
 pub struct Counts {
     pub nodes: u64,
     pub relationships: u64,
+}
+
+/// Counts per label and per relationship type of one database: what the
+/// guards compare and what "what changed" shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Census {
+    pub nodes: u64,
+    pub relationships: u64,
+    pub labels: std::collections::BTreeMap<String, u64>,
+    pub types: std::collections::BTreeMap<String, u64>,
 }
 
 /// A property column to write: its (checked) name and values.
@@ -206,6 +222,15 @@ pub trait GraphStore: GraphWriter {
     async fn create_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
     /// Marks a database this fence created as `verified`.
     async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Marks a database this fence created, loaded and verified as `held`:
+    /// complete, but a guard or a check refused it.
+    async fn mark_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// A `held` database becomes `verified` (an operator approved it), under
+    /// any valid fence of the customer; refused for any other state.
+    async fn release_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Node and relationship counts in total, per label and per type (a
+    /// query per label and per type).
+    async fn census(&self, db: &str) -> Result<Census, GraphError>;
     /// Points `alias` at the verified database `db`, refused when a newer
     /// fence was seen, `db` is not verified, or (in `Forward` mode) the alias
     /// is on a newer snapshot. `Ok(false)` when it already pointed there.

@@ -10,7 +10,7 @@ use super::super::cypher::{
     node_statement, relationship_statement, COUNT_NODES, COUNT_RELATIONSHIPS,
 };
 use super::super::values::Cell;
-use super::super::{Counts, GraphError, GraphWriter, NodeWrite, RelWrite, Value, Values};
+use super::super::{quote, Census, Counts, GraphError, GraphWriter, NodeWrite, RelWrite, Value, Values};
 use super::statements;
 use crate::config::{Secret, ServiceUrl};
 
@@ -101,6 +101,36 @@ impl BoltWriter {
             })?);
         }
         Ok(out)
+    }
+
+    /// Counts in total, per label and per relationship type.
+    pub async fn census(&self, db: &str) -> Result<Census, GraphError> {
+        let counts = GraphWriter::counts(self, db).await?;
+        let mut census = Census {
+            nodes: counts.nodes,
+            relationships: counts.relationships,
+            ..Census::default()
+        };
+        let count = |v: Vec<i64>| v.first().and_then(|n| u64::try_from(*n).ok()).unwrap_or(0);
+        let labels: Vec<String> = self
+            .column(db, Query::new(statements::LABELS.into()), "label")
+            .await?;
+        for label in labels {
+            let q = format!("MATCH (n:{}) RETURN count(n) AS c", quote(&label));
+            census
+                .labels
+                .insert(label, count(self.column(db, Query::new(q), "c").await?));
+        }
+        let types: Vec<String> = self
+            .column(db, Query::new(statements::TYPES.into()), "type")
+            .await?;
+        for ty in types {
+            let q = format!("MATCH ()-[r:{}]->() RETURN count(r) AS c", quote(&ty));
+            census
+                .types
+                .insert(ty, count(self.column(db, Query::new(q), "c").await?));
+        }
+        Ok(census)
     }
 
     /// One write statement in its own explicit transaction.

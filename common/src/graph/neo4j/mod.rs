@@ -19,7 +19,7 @@ pub use bolt::{BoltWriter, Dialect};
 
 use super::marks::RedisMarks;
 use super::{
-    Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
+    Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
     SwitchMode,
 };
 use crate::config::{GraphKind, Secret, ServiceUrl};
@@ -294,6 +294,28 @@ impl GraphStore for Neo4jStore {
             Some(m) => m.verify(db, fence).await,
             None => Ok(()),
         }
+    }
+
+    async fn mark_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        match &self.marks {
+            Some(m) => m.hold(db, fence).await,
+            None => Err(GraphError::Permanent(format!(
+                "cannot hold {db}: this Neo4j target keeps no lifecycle marks"
+            ))),
+        }
+    }
+
+    async fn release_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        match &self.marks {
+            Some(m) => m.release(db, fence).await,
+            None => Err(GraphError::Permanent(format!(
+                "cannot approve {db}: this Neo4j target keeps no lifecycle marks"
+            ))),
+        }
+    }
+
+    async fn census(&self, db: &str) -> Result<Census, GraphError> {
+        self.bolt.census(db).await
     }
 
     async fn switch_fenced(
