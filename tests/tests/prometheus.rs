@@ -35,6 +35,7 @@ const WORKER_COUNTERS: &[&str] = &[
     "snapswitch_superseded_total",
     "snapswitch_cancelled_total",
     "snapswitch_skipped_relationships_total",
+    "snapswitch_held_total",
 ];
 const WORKER_HISTOGRAMS: &[&str] = &[
     "snapswitch_load_duration_seconds",
@@ -107,6 +108,7 @@ fn exposed(role: Role) -> BTreeSet<(String, &'static str)> {
     // Labelled families are exposed only once they have a series.
     metrics.fail("graph_unavailable");
     metrics.park("retries_exhausted");
+    metrics.hold("shrink");
     metrics.set_queue("work", 0);
     metrics.init_targets(["default"]);
     let text = metrics.encode();
@@ -709,6 +711,7 @@ fn every_alert_has_severity_instructions_and_a_firing_unit_test() {
             "SnapswitchNoLiveWorker",
             "SnapswitchParkingQueueGrowing",
             "SnapswitchQueueBacklog",
+            "SnapswitchSnapshotHeld",
             "SnapswitchStatusStale",
             "SnapswitchSuccessRateLow",
         ]
