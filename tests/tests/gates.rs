@@ -278,3 +278,119 @@ async fn per_customer_overrides_and_growth() {
     );
     assert_eq!(alias(&env), Some(format!("acme-{S2}")));
 }
+
+// ------------------------------------------------------------------ manifest
+
+/// A manifest for the snapshot `id` as it is on disk now: every file with
+/// its bytes, SHA-256 and data rows (lines less the header), and the label
+/// and type totals of `spec`.
+fn manifest_of(env: &TestEnv, id: u64, spec: &SampleSpec) -> serde_json::Value {
+    use sha2::Digest;
+    let dir = sample::snapshot_dir(&env.data_root(), "acme", id);
+    let mut files = serde_json::Map::new();
+    for sub in ["nodes", "relationships"] {
+        for f in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let f = f.unwrap().path();
+            let bytes = std::fs::read(&f).unwrap();
+            let rows = bytes.iter().filter(|b| **b == b'\n').count() - 1;
+            let name = format!("{sub}/{}", f.file_name().unwrap().to_str().unwrap());
+            files.insert(
+                name,
+                serde_json::json!({
+                    "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+                    "bytes": bytes.len(),
+                    "rows": rows,
+                }),
+            );
+        }
+    }
+    let employees = (0..spec.people).filter(|i| i % 7 == 0).count();
+    serde_json::json!({
+        "manifest_version": 1,
+        "files": files,
+        "labels": {"Person": spec.people, "Employee": employees, "Company": spec.companies},
+        "relationship_types": {"KNOWS": spec.knows, "WORKS_AT": spec.people},
+    })
+}
+
+fn write_manifest(env: &TestEnv, id: u64, manifest: &serde_json::Value) {
+    let dir = sample::snapshot_dir(&env.data_root(), "acme", id);
+    std::fs::write(dir.join("_SUCCESS"), manifest.to_string()).unwrap();
+}
+
+fn started(env: &TestEnv, id: u64) -> impl std::future::Future<Output = bool> + '_ {
+    async move {
+        env.audit("load_started")
+            .await
+            .iter()
+            .any(|e| e.get("snapshot_id") == Some(id.to_string().as_str()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_is_checked_before_any_write_and_after_the_load() {
+    let env = start("manifest", "").await;
+    let ids = [S1, S2, S3, S3 + 60];
+    let spec = spec(40, 4, 30, S1);
+    for id in ids {
+        write(&env, id, &spec);
+    }
+    // S1: a correct manifest passes.
+    write_manifest(&env, S1, &manifest_of(&env, S1, &spec));
+    let done = run(&env, S1, "load_finished").await;
+    assert_eq!(done.get("switched"), Some("true"), "{done:?}");
+    assert!(env.log_of("worker").contains("snapshot files match the manifest"));
+
+    // S2: a wrong row count is refused before anything is written.
+    let mut wrong_rows = manifest_of(&env, S2, &spec);
+    wrong_rows["files"]["nodes/people.csv"]["rows"] = 41.into();
+    write_manifest(&env, S2, &wrong_rows);
+    let failed = run(&env, S2, "failed").await;
+    assert_eq!(failed.get("code"), Some("manifest_mismatch"), "{failed:?}");
+    assert!(
+        failed.get("error").unwrap().contains("nodes/people.csv: 40 rows in the snapshot, 41 in the manifest"),
+        "{failed:?}"
+    );
+    assert!(!started(&env, S2).await, "S2 must not reach create/load");
+
+    // S3: the ETL job was killed mid-write and `_SUCCESS` written anyway:
+    // the truncated file is caught by its size and checksum.
+    let good = manifest_of(&env, S3, &spec);
+    let knows = sample::snapshot_dir(&env.data_root(), "acme", S3).join("relationships/knows.csv");
+    let text = std::fs::read(&knows).unwrap();
+    std::fs::write(&knows, &text[..text.len() / 2]).unwrap();
+    write_manifest(&env, S3, &good);
+    let failed = run(&env, S3, "failed").await;
+    assert_eq!(failed.get("code"), Some("manifest_mismatch"), "{failed:?}");
+    let error = failed.get("error").unwrap();
+    assert!(
+        error.contains(&format!("relationships/knows.csv: {} bytes in the snapshot, {} in the manifest", text.len() / 2, text.len()))
+            && error.contains("relationships/knows.csv: SHA-256 "),
+        "{error}"
+    );
+    assert!(!started(&env, S3).await, "S3 must not reach create/load");
+
+    // S4: files agree, a label total does not: refused after the load, its
+    // database dropped.
+    let s4 = S3 + 60;
+    let mut wrong_label = manifest_of(&env, s4, &spec);
+    wrong_label["labels"]["Person"] = 999.into();
+    write_manifest(&env, s4, &wrong_label);
+    let failed = run(&env, s4, "failed").await;
+    assert_eq!(failed.get("code"), Some("manifest_mismatch"), "{failed:?}");
+    assert!(
+        failed.get("error").unwrap().contains("label Person: 40 loaded, 999 in the manifest"),
+        "{failed:?}"
+    );
+    assert!(started(&env, s4).await);
+    assert!(!env.falkor.graphs().contains(&format!("acme-{s4}")));
+    assert_eq!(alias(&env), Some(format!("acme-{S1}")));
+
+    // All three parked with the reason.
+    let parked = env.drain_dead().await.unwrap();
+    let reasons: Vec<&str> = parked
+        .iter()
+        .filter_map(|(h, _)| h.get("x-snapswitch-reason").map(String::as_str))
+        .collect();
+    assert_eq!(reasons, vec!["manifest_mismatch"; 3], "{parked:?}");
+}

@@ -18,6 +18,7 @@ use common::load::{load_snapshot, LoadError, LoadOptions};
 use common::lock::{self, LockGuard};
 use common::metrics::Metrics;
 use common::slots::Slot;
+use common::snapshot::manifest::{self, Manifest};
 use common::snapshot::{layout, SnapshotError};
 use common::state::{Counter, FleetState, StateError};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +31,7 @@ use crate::graphs::{Graphs, TargetGraph};
 /// Every failure code a worker can report (event codes from
 /// `EventError::code`, then the pipeline's own), so metrics can expose each
 /// at 0 from the start.
-pub const FAILURE_CODES: [&str; 21] = [
+pub const FAILURE_CODES: [&str; 22] = [
     "event_too_large",
     "event_not_json",
     "event_missing_version",
@@ -52,6 +53,7 @@ pub const FAILURE_CODES: [&str; 21] = [
     "count_mismatch",
     "dangling_relationships",
     "lock_lost",
+    "manifest_mismatch",
 ];
 
 /// A failed attempt, classified.
@@ -567,6 +569,11 @@ impl Pipeline {
             Ok(drop_leftover) => drop_leftover,
             Err(outcome) => return Ok(outcome),
         };
+        // Before the slot: checksums take a while, and need no slot.
+        let manifest = self
+            .step_manifest(&step, dir)
+            .instrument(tracing::info_span!("manifest"))
+            .await?;
         let Some(slot) = self.step_slot(&step).await? else {
             let target = graph.target.name.as_str();
             let reason = format!(
@@ -585,7 +592,9 @@ impl Pipeline {
                 reason,
             });
         };
-        let result = self.load_verify_switch(&step, dir, drop_leftover).await;
+        let result = self
+            .load_verify_switch(&step, dir, drop_leftover, manifest.as_ref())
+            .await;
         slot.release().await;
         result
     }
@@ -686,13 +695,14 @@ impl Pipeline {
         step: &Step<'_>,
         dir: &std::path::Path,
         drop_leftover: bool,
+        manifest: Option<&Manifest>,
     ) -> Result<Outcome, Failure> {
         let started = Instant::now();
         self.step_create(step, drop_leftover).await?;
         let report = self.step_load(step, dir).await?;
         let seconds = started.elapsed().as_secs_f64();
         let audit = self
-            .step_gates(step)
+            .step_gates(step, manifest, report.skipped_relationships)
             .instrument(tracing::info_span!("gates", database = %step.db))
             .await?;
         if !audit.holds.is_empty() {
@@ -812,14 +822,81 @@ impl Pipeline {
         }
     }
 
+    /// Step "manifest", before anything is written: when `_SUCCESS` holds a
+    /// manifest, every data file must be listed, with its size and SHA-256
+    /// (read on a blocking thread); a difference refuses the snapshot
+    /// (`manifest_mismatch`, permanent: parked) before its database exists.
+    async fn step_manifest(
+        &self,
+        step: &Step<'_>,
+        dir: &std::path::Path,
+    ) -> Result<Option<Manifest>, Failure> {
+        let canonical = dir.to_path_buf();
+        let dir = dir.to_path_buf();
+        let checked = tokio::task::spawn_blocking(move || {
+            let Some(m) = manifest::read(&dir)? else {
+                return Ok::<_, SnapshotError>(None);
+            };
+            let facts = manifest::file_facts(&dir)?;
+            let diffs = manifest::compare_files(&m, &facts);
+            Ok(Some((m, diffs, facts.len())))
+        })
+        .await
+        .map_err(|e| Failure::new(ErrorClass::Transient, "snapshot_io", e.to_string()))??;
+        let Some((m, mut diffs, files)) = checked else {
+            return Ok(None);
+        };
+        if diffs.is_empty() {
+            // The files are the ones the ETL job described: now their rows.
+            let counted = manifest::count_rows(&canonical, &m).await?;
+            diffs = manifest::compare_rows(&m, &counted);
+        }
+        if diffs.is_empty() {
+            tracing::info!(customer = %step.customer(), files, "snapshot files match the manifest");
+            return Ok(Some(m));
+        }
+        Err(Failure::new(
+            ErrorClass::Permanent,
+            "manifest_mismatch",
+            format!(
+                "the snapshot's files do not match the manifest in _SUCCESS (nothing was written): {}",
+                diffs.join("; ")
+            ),
+        ))
+    }
+
     /// Step "gates", between verify and switch: the new database's counts
     /// per label and type, the guards against the live database's (only
     /// when this snapshot would go live) and what changed. A failure here
     /// drops the new database like a failed load.
-    async fn step_gates(&self, step: &Step<'_>) -> Result<GateAudit, Failure> {
+    async fn step_gates(
+        &self,
+        step: &Step<'_>,
+        manifest: Option<&Manifest>,
+        skipped: u64,
+    ) -> Result<GateAudit, Failure> {
         let result = async {
             let store = step.store();
             let census = store.census(&step.db).await?;
+            if let Some(m) = manifest {
+                let loaded = manifest::Loaded {
+                    nodes: census.nodes,
+                    relationship_rows: census.relationships + skipped,
+                    labels: census.labels.clone(),
+                    types: census.types.clone(),
+                };
+                let diffs = manifest::compare_counts(m, &loaded);
+                if !diffs.is_empty() {
+                    return Err(Failure::new(
+                        ErrorClass::Permanent,
+                        "manifest_mismatch",
+                        format!(
+                            "the loaded database does not match the manifest in _SUCCESS: {}",
+                            diffs.join("; ")
+                        ),
+                    ));
+                }
+            }
             let live = alias_target(store, step.customer()).await?;
             let live_census = match live {
                 Some(l) => {

@@ -6,6 +6,7 @@
 pub mod header;
 pub mod layout;
 pub mod limits;
+pub mod manifest;
 pub mod options;
 pub mod reader;
 pub mod sample;
