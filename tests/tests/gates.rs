@@ -394,3 +394,31 @@ async fn a_manifest_is_checked_before_any_write_and_after_the_load() {
         .collect();
     assert_eq!(reasons, vec!["manifest_mismatch"; 3], "{parked:?}");
 }
+
+#[test]
+fn the_manifest_schema_matches_the_reader() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/manifest-v1.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(schema["required"], serde_json::json!(["manifest_version", "files"]));
+    let props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        props,
+        ["files", "labels", "manifest_version", "relationship_types"].iter().collect::<Vec<_>>()
+    );
+    let file_props: Vec<&String> = schema["properties"]["files"]["additionalProperties"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(file_props, ["bytes", "rows", "sha256"].iter().collect::<Vec<_>>());
+    // Every example reads as a manifest; an unknown field is refused, as the
+    // schema says.
+    for example in schema["examples"].as_array().unwrap() {
+        let m = common::snapshot::manifest::parse(&example.to_string()).unwrap();
+        assert!(m.is_some_and(|m| !m.files.is_empty()));
+    }
+    let mut extra = schema["examples"][0].clone();
+    extra["extra"] = 1.into();
+    assert!(common::snapshot::manifest::parse(&extra.to_string()).is_err());
+}
