@@ -422,3 +422,62 @@ fn the_manifest_schema_matches_the_reader() {
     extra["extra"] = 1.into();
     assert!(common::snapshot::manifest::parse(&extra.to_string()).is_err());
 }
+
+// -------------------------------------------------------------------- checks
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_check_holds_the_snapshot_and_names_the_check() {
+    let env = start(
+        "checks-fail",
+        "max_shrink_percent = 100\nchecks = [{ name = \"at least 50 people\", query = \"MATCH (p:Person) RETURN count(p) >= 50\" }, { name = \"only for beta\", query = \"RETURN false\", customers = [\"beta\"] }, { name = \"companies\", query = \"MATCH (c:Company) RETURN count(c)\" }]",
+    )
+    .await;
+    write(&env, S1, &spec(100, 5, 50, S1));
+    write(&env, S2, &spec(45, 5, 50, S2));
+    let s1 = run(&env, S1, "load_finished").await;
+    assert_eq!(s1.get("switched"), Some("true"), "{s1:?}");
+    let held = run(&env, S2, "held").await;
+    assert_eq!(held.get("reason"), Some("check"), "{held:?}");
+    assert_eq!(
+        held.get("reasons"),
+        Some("check: check \"at least 50 people\" failed: it returned false"),
+        "{held:?}"
+    );
+    assert_eq!(alias(&env), Some(format!("acme-{S1}")));
+    let status = held_in_status(&env);
+    assert_eq!(status[0]["reasons"][0]["code"], "check", "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_that_errors_times_out_or_writes_holds_with_the_error() {
+    let env = start(
+        "checks-error",
+        "check_timeout = 1\nchecks = [{ name = \"writes\", query = \"CREATE (:Intruder) RETURN 1\" }, { name = \"slow\", query = \"UNWIND range(1, 200000000) AS x RETURN count(x) > 0\" }, { name = \"broken\", query = \"RETURN nosuchfunction(1)\" }]",
+    )
+    .await;
+    let s1 = spec(60, 3, 20, S1);
+    write(&env, S1, &s1);
+    // A first load is held too: checks need no live graph.
+    let held = run(&env, S1, "held").await;
+    let reasons = held.get("reasons").unwrap();
+    for want in [
+        "check \"writes\" could not run:",
+        "check \"slow\" could not run:",
+        "check \"broken\" could not run: graph database refused the work:",
+        "check \"slow\" could not run: timed out after 1 s (check_timeout)",
+        "check \"writes\" could not run: graph database refused the work: \"graph.RO_QUERY\": is to be executed only on read-only queries",
+    ] {
+        assert!(reasons.contains(want), "{want}\n{reasons}");
+    }
+    assert!(reasons.to_lowercase().contains("timed out"), "{reasons}");
+    // Read-only: the write was refused, the database holds the snapshot only.
+    assert_eq!(
+        env.falkor.counts(&format!("acme-{S1}")),
+        (s1.node_count(), s1.relationship_count())
+    );
+    assert_eq!(alias(&env), None);
+    // Approve with no live graph: it becomes the first live one.
+    env.producer(&["approve", "--customer", "acme", "--snapshot-id", &S1.to_string()])
+        .unwrap();
+    assert_eq!(alias(&env), Some(format!("acme-{S1}")));
+}

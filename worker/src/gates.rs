@@ -5,7 +5,7 @@
 //! docs/operations.md, "Why did my snapshot not go live". No I/O here.
 
 use common::config::Guards;
-use common::graph::Census;
+use common::graph::{Census, Scalar};
 use serde::Serialize;
 
 /// Why a snapshot is held: a stable code (`empty`, `shrink`, `growth`,
@@ -100,21 +100,10 @@ fn percent(was: u64, now: u64) -> String {
     format!("{p:+.1}%")
 }
 
-/// What one check's query returned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CheckValue {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Null,
-    /// Anything else, as text (a string, a list, a node, several values).
-    Other(String),
-}
-
 /// The verdict of check `name`: `None` when it passed (true, or a non-zero
 /// number); a hold naming the check and the value, or the error (a failed
 /// or timed-out query holds too).
-pub fn check_verdict(name: &str, result: Result<CheckValue, String>) -> Option<Hold> {
+pub fn check_verdict(name: &str, result: Result<Scalar, String>) -> Option<Hold> {
     let value = match result {
         Ok(v) => v,
         Err(e) => {
@@ -125,15 +114,15 @@ pub fn check_verdict(name: &str, result: Result<CheckValue, String>) -> Option<H
         }
     };
     let passed = match &value {
-        CheckValue::Bool(b) => *b,
-        CheckValue::Int(n) => *n != 0,
-        CheckValue::Float(f) => *f != 0.0 && !f.is_nan(),
-        CheckValue::Null | CheckValue::Other(_) => false,
+        Scalar::Bool(b) => *b,
+        Scalar::Int(n) => *n != 0,
+        Scalar::Float(f) => *f != 0.0 && !f.is_nan(),
+        Scalar::Null | Scalar::Other(_) => false,
     };
     (!passed).then(|| Hold {
         code: "check",
         message: match value {
-            CheckValue::Other(text) => format!(
+            Scalar::Other(text) => format!(
                 "check {name:?} failed: it returned {text}, not one boolean or number"
             ),
             v => format!("check {name:?} failed: it returned {}", show(&v)),
@@ -141,13 +130,13 @@ pub fn check_verdict(name: &str, result: Result<CheckValue, String>) -> Option<H
     })
 }
 
-fn show(v: &CheckValue) -> String {
+fn show(v: &Scalar) -> String {
     match v {
-        CheckValue::Bool(b) => b.to_string(),
-        CheckValue::Int(n) => n.to_string(),
-        CheckValue::Float(f) => f.to_string(),
-        CheckValue::Null => "null".into(),
-        CheckValue::Other(t) => t.clone(),
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(n) => n.to_string(),
+        Scalar::Float(f) => f.to_string(),
+        Scalar::Null => "null".into(),
+        Scalar::Other(t) => t.clone(),
     }
 }
 
@@ -300,19 +289,19 @@ mod tests {
     #[test]
     fn check_verdicts() {
         let ok = [
-            CheckValue::Bool(true),
-            CheckValue::Int(3),
-            CheckValue::Float(0.5),
+            Scalar::Bool(true),
+            Scalar::Int(3),
+            Scalar::Float(0.5),
         ];
         for v in ok {
             assert_eq!(check_verdict("c", Ok(v.clone())), None, "{v:?}");
         }
         let held = [
-            (CheckValue::Bool(false), "check \"c\" failed: it returned false"),
-            (CheckValue::Int(0), "check \"c\" failed: it returned 0"),
-            (CheckValue::Null, "check \"c\" failed: it returned null"),
+            (Scalar::Bool(false), "check \"c\" failed: it returned false"),
+            (Scalar::Int(0), "check \"c\" failed: it returned 0"),
+            (Scalar::Null, "check \"c\" failed: it returned null"),
             (
-                CheckValue::Other("'x'".into()),
+                Scalar::Other("'x'".into()),
                 "check \"c\" failed: it returned 'x', not one boolean or number",
             ),
         ];

@@ -909,6 +909,7 @@ impl Pipeline {
             if decide::should_switch(live, step.event.snapshot_id) {
                 let guards = self.config.guards_for(step.customer().as_str());
                 holds = gates::guard(&census, live_census.as_ref(), &guards);
+                holds.extend(self.run_checks(step).await);
             }
             let changed = gates::diff(&census, live_census.as_ref());
             Ok::<_, Failure>(GateAudit {
@@ -927,6 +928,33 @@ impl Pipeline {
                 Err(f)
             }
         }
+    }
+
+    /// The `[[checks]]` that apply to the customer, each read-only against
+    /// the new database with `check_timeout`; a failed, failing or
+    /// timed-out check is a hold naming it.
+    async fn run_checks(&self, step: &Step<'_>) -> Vec<Hold> {
+        let timeout = Duration::from_secs(self.config.check_timeout);
+        let mut holds = Vec::new();
+        for check in self.config.checks_for(step.customer().as_str()) {
+            let ran = tokio::time::timeout(
+                timeout,
+                step.store().read_scalar(&step.db, &check.query, timeout),
+            )
+            .instrument(tracing::info_span!("check", name = %check.name))
+            .await;
+            let result = match ran {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "timed out after {} s (check_timeout)",
+                    self.config.check_timeout
+                )),
+            };
+            tracing::info!(db = %step.db, check = %check.name, result = ?result, "check ran");
+            holds.extend(gates::check_verdict(&check.name, result));
+        }
+        holds
     }
 
     /// A snapshot a guard or a check refused: marked `held` (fenced), its

@@ -34,7 +34,7 @@ use redis::{AsyncCommands, Value as RedisValue};
 use super::cypher::{node_statement_with, relationship_statement_with};
 use super::values::{Cell, CellKind};
 use super::{
-    quote, Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
+    quote, Census, Counts, DbState, Scalar, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
     RelWrite, SwitchMode, Value,
 };
 use crate::config::{GraphKind, ServiceUrl};
@@ -215,6 +215,10 @@ pub struct FalkorStore {
     /// connections to reach the server's thread pool together.
     writers: Vec<ConnectionManager>,
     next_writer: AtomicUsize,
+    /// Opens a connection of its own for each check query: a slow check
+    /// (FalkorDB notices its TIMEOUT late) must not hold up the store's
+    /// other commands, nor the next check.
+    client: redis::Client,
 }
 
 async fn graph_query(
@@ -263,10 +267,13 @@ impl FalkorStore {
         for _ in 0..writers.max(1) {
             pool.push(Self::open(url, ca).await?);
         }
+        let client = crate::tls::redis_client(url, ca)
+            .map_err(|e| GraphError::Permanent(format!("FalkorDB URL {}: {e}", url.redacted())))?;
         Ok(FalkorStore {
             con,
             writers: pool,
             next_writer: AtomicUsize::new(0),
+            client,
         })
     }
 
@@ -618,6 +625,45 @@ fn first_column_strings(reply: &RedisValue) -> Result<Vec<String>, GraphError> {
         .collect()
 }
 
+/// The one value of a `[header, rows, stats]` reply. FalkorDB's verbose
+/// replies give integers as integers and booleans, floats and strings as
+/// text: `true`/`false` read as booleans, decimal text as a float.
+fn scalar_of(reply: &RedisValue) -> Scalar {
+    let rows = match reply {
+        RedisValue::Array(parts) => match parts.get(1) {
+            Some(RedisValue::Array(rows)) => rows,
+            _ => return Scalar::Null,
+        },
+        other => return Scalar::Other(format!("{other:?}")),
+    };
+    let cells = match rows.as_slice() {
+        [RedisValue::Array(cells)] => cells,
+        _ => return Scalar::Other(format!("{} rows", rows.len())),
+    };
+    let cell = match cells.as_slice() {
+        [cell] => cell,
+        _ => return Scalar::Other(format!("{} columns", cells.len())),
+    };
+    match cell {
+        RedisValue::Int(n) => Scalar::Int(*n),
+        RedisValue::Nil => Scalar::Null,
+        RedisValue::Double(f) => Scalar::Float(*f),
+        RedisValue::Boolean(b) => Scalar::Bool(*b),
+        RedisValue::BulkString(b) => {
+            let text = String::from_utf8_lossy(b);
+            match text.as_ref() {
+                "true" => Scalar::Bool(true),
+                "false" => Scalar::Bool(false),
+                t => t
+                    .parse::<f64>()
+                    .map_or_else(|_| Scalar::Other(format!("{t:?}")), Scalar::Float),
+            }
+        }
+        RedisValue::SimpleString(t) => Scalar::Other(format!("{t:?}")),
+        other => Scalar::Other(format!("{other:?}")),
+    }
+}
+
 /// The single integer of a `RETURN count(..)` reply: `[header, [[n]], stats]`.
 fn single_int(reply: &RedisValue) -> Option<u64> {
     let RedisValue::Array(parts) = reply else {
@@ -886,6 +932,34 @@ impl GraphStore for FalkorStore {
             .await
             .map_err(map_fenced)?;
         Ok(())
+    }
+
+    async fn read_scalar(
+        &self,
+        db: &str,
+        query: &str,
+        timeout: Duration,
+    ) -> Result<Scalar, GraphError> {
+        let key = self.key_of(db).await?;
+        // Its own connection, dropped with this future (by the caller's
+        // timeout too); the server may finish the query later on its own.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(timeout + Duration::from_secs(1)));
+        let mut con = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(map_err)?;
+        let reply: RedisValue = redis::cmd("GRAPH.RO_QUERY")
+            .arg(&key)
+            .arg(query)
+            .arg("TIMEOUT")
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1))
+            .query_async(&mut con)
+            .await
+            .map_err(map_err)?;
+        Ok(scalar_of(&reply))
     }
 
     async fn census(&self, db: &str) -> Result<Census, GraphError> {

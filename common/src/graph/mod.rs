@@ -134,6 +134,33 @@ pub struct Census {
     pub types: std::collections::BTreeMap<String, u64>,
 }
 
+/// The one value a check query returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Null,
+    /// Anything else, as text (a string, a list, a node), or a reply that
+    /// was not one row of one column (`"2 rows"`).
+    Other(String),
+}
+
+impl Scalar {
+    /// A JSON value (the Bolt path reads values as JSON) as a scalar.
+    pub fn from_json(v: serde_json::Value) -> Scalar {
+        match v {
+            serde_json::Value::Bool(b) => Scalar::Bool(b),
+            serde_json::Value::Null => Scalar::Null,
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Scalar::Int(i),
+                None => n.as_f64().map_or(Scalar::Other(n.to_string()), Scalar::Float),
+            },
+            other => Scalar::Other(other.to_string()),
+        }
+    }
+}
+
 /// A property column to write: its (checked) name and values.
 #[derive(Debug, Clone, Copy)]
 pub struct Prop<'a> {
@@ -228,6 +255,16 @@ pub trait GraphStore: GraphWriter {
     /// A `held` database becomes `verified` (an operator approved it), under
     /// any valid fence of the customer; refused for any other state.
     async fn release_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Runs `query` read-only on `db` (FalkorDB: `GRAPH.RO_QUERY` with a
+    /// server-side timeout; Bolt: a transaction that is rolled back) and
+    /// returns its one value. More or fewer than one row of one column is
+    /// [`Scalar::Other`] saying so.
+    async fn read_scalar(
+        &self,
+        db: &str,
+        query: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Scalar, GraphError>;
     /// Node and relationship counts in total, per label and per type (a
     /// query per label and per type).
     async fn census(&self, db: &str) -> Result<Census, GraphError>;

@@ -10,7 +10,7 @@ use super::super::cypher::{
     node_statement, relationship_statement, COUNT_NODES, COUNT_RELATIONSHIPS,
 };
 use super::super::values::Cell;
-use super::super::{quote, Census, Counts, GraphError, GraphWriter, NodeWrite, RelWrite, Value, Values};
+use super::super::{quote, Census, Counts, GraphError, Scalar, GraphWriter, NodeWrite, RelWrite, Value, Values};
 use super::statements;
 use crate::config::{Secret, ServiceUrl};
 
@@ -101,6 +101,34 @@ impl BoltWriter {
             })?);
         }
         Ok(out)
+    }
+
+    /// `q`'s one value, in a transaction that is always rolled back (so a
+    /// check can never write).
+    pub async fn read_scalar(&self, db: &str, q: &str) -> Result<Scalar, GraphError> {
+        let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
+        let result = async {
+            let mut stream = txn.execute(Query::new(q.to_owned())).await.map_err(map_err)?;
+            let mut rows = Vec::new();
+            while let Some(row) = stream.next(txn.handle()).await.map_err(map_err)? {
+                rows.push(row);
+            }
+            Ok::<_, GraphError>(rows)
+        }
+        .await;
+        let _ = txn.rollback().await;
+        let rows = result?;
+        let [row] = rows.as_slice() else {
+            return Ok(Scalar::Other(format!("{} rows", rows.len())));
+        };
+        let keys = row.keys();
+        let [key] = keys.as_slice() else {
+            return Ok(Scalar::Other(format!("{} columns", keys.len())));
+        };
+        let value: serde_json::Value = row
+            .get(&key.value)
+            .map_err(|e| GraphError::Permanent(format!("unreadable check value: {e}")))?;
+        Ok(Scalar::from_json(value))
     }
 
     /// Counts in total, per label and per relationship type.

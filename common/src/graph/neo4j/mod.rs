@@ -19,7 +19,7 @@ pub use bolt::{BoltWriter, Dialect};
 
 use super::marks::RedisMarks;
 use super::{
-    Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
+    Census, Counts, DbState, Scalar, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
     SwitchMode,
 };
 use crate::config::{GraphKind, Secret, ServiceUrl};
@@ -316,6 +316,15 @@ impl GraphStore for Neo4jStore {
 
     async fn census(&self, db: &str) -> Result<Census, GraphError> {
         self.bolt.census(db).await
+    }
+
+    async fn read_scalar(
+        &self,
+        db: &str,
+        query: &str,
+        _timeout: std::time::Duration,
+    ) -> Result<Scalar, GraphError> {
+        self.bolt.read_scalar(db, query).await
     }
 
     async fn switch_fenced(
