@@ -481,3 +481,69 @@ async fn a_check_that_errors_times_out_or_writes_holds_with_the_error() {
         .unwrap();
     assert_eq!(alias(&env), Some(format!("acme-{S1}")));
 }
+
+// ------------------------------------------------------------- schema.cypher
+
+fn graph_query(env: &TestEnv, graph: &str, q: &str) -> String {
+    let mut con = env.falkor.connection();
+    let v: redis::Value = redis::cmd("GRAPH.QUERY")
+        .arg(graph)
+        .arg(q)
+        .query(&mut con)
+        .unwrap();
+    format!("{v:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_cypher_is_applied_enforced_and_checked_line_by_line() {
+    let env = start("schema", "").await;
+    let spec = spec(30, 3, 20, S1);
+    for id in [S1, S2, S3] {
+        write(&env, id, &spec);
+        std::fs::write(
+            sample::snapshot_dir(&env.data_root(), "acme", id).join("schema.cypher"),
+            "// indexes first\nCREATE INDEX FOR (n:Person) ON (n.name);\nCREATE CONSTRAINT person_id IF NOT EXISTS FOR (n:Person) REQUIRE n.personId IS UNIQUE;\n",
+        )
+        .unwrap();
+    }
+    // S1: applied, visible in the store.
+    run(&env, S1, "load_finished").await;
+    let indexes = graph_query(&env, "acme", "CALL db.indexes() YIELD label, properties RETURN label, properties");
+    assert!(indexes.contains("name") && indexes.contains("personId"), "{indexes}");
+    let constraints = graph_query(
+        &env,
+        "acme",
+        "CALL db.constraints() YIELD type, label, properties, status RETURN type, label, properties, status",
+    );
+    for want in ["UNIQUE", "Person", "personId", "OPERATIONAL"] {
+        assert!(constraints.contains(want), "{want}: {constraints}");
+    }
+
+    // S2: a duplicate id fails the load through the constraint.
+    let people = sample::snapshot_dir(&env.data_root(), "acme", S2).join("nodes/people.csv");
+    let text = std::fs::read_to_string(&people).unwrap();
+    let first_row = text.lines().nth(1).unwrap().to_owned();
+    std::fs::write(&people, format!("{text}{first_row}\n")).unwrap();
+    let failed = run(&env, S2, "failed").await;
+    assert!(
+        failed.get("error").unwrap().contains("constraint violation on node of type Person"),
+        "{failed:?}"
+    );
+    assert!(!env.falkor.graphs().contains(&format!("acme-{S2}")));
+
+    // S3: a statement that is neither an index nor a constraint is refused
+    // with its line number, before anything is written.
+    std::fs::write(
+        sample::snapshot_dir(&env.data_root(), "acme", S3).join("schema.cypher"),
+        "CREATE INDEX FOR (n:Person) ON (n.name)\nMATCH (n) DETACH DELETE n\n",
+    )
+    .unwrap();
+    let failed = run(&env, S3, "failed").await;
+    assert_eq!(failed.get("code"), Some("snapshot_invalid"), "{failed:?}");
+    assert!(
+        failed.get("error").unwrap().contains("schema.cypher: line 2: only `CREATE INDEX"),
+        "{failed:?}"
+    );
+    assert!(!started(&env, S3).await);
+    assert_eq!(alias(&env), Some(format!("acme-{S1}")));
+}

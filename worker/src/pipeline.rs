@@ -19,6 +19,7 @@ use common::lock::{self, LockGuard};
 use common::metrics::Metrics;
 use common::slots::Slot;
 use common::snapshot::manifest::{self, Manifest};
+use common::snapshot::schema::SchemaStatement;
 use common::snapshot::{layout, SnapshotError};
 use common::state::{Counter, FleetState, StateError};
 use tokio_util::sync::CancellationToken;
@@ -574,6 +575,9 @@ impl Pipeline {
             .step_manifest(&step, dir)
             .instrument(tracing::info_span!("manifest"))
             .await?;
+        // schema.cypher is read and checked before anything is written too
+        // (a refused statement names its line).
+        let schema = common::snapshot::schema::read(dir)?;
         let Some(slot) = self.step_slot(&step).await? else {
             let target = graph.target.name.as_str();
             let reason = format!(
@@ -593,7 +597,7 @@ impl Pipeline {
             });
         };
         let result = self
-            .load_verify_switch(&step, dir, drop_leftover, manifest.as_ref())
+            .load_verify_switch(&step, dir, drop_leftover, manifest.as_ref(), &schema)
             .await;
         slot.release().await;
         result
@@ -696,9 +700,13 @@ impl Pipeline {
         dir: &std::path::Path,
         drop_leftover: bool,
         manifest: Option<&Manifest>,
+        schema: &[SchemaStatement],
     ) -> Result<Outcome, Failure> {
         let started = Instant::now();
         self.step_create(step, drop_leftover).await?;
+        self.step_schema(step, schema)
+            .instrument(tracing::info_span!("schema", database = %step.db))
+            .await?;
         let report = self.step_load(step, dir).await?;
         let seconds = started.elapsed().as_secs_f64();
         let audit = self
@@ -779,6 +787,26 @@ impl Pipeline {
             .instrument(tracing::info_span!("create_database", database = %db))
             .await;
         self.fenced(step, "create", created)
+    }
+
+    /// Step "schema": the snapshot's `schema.cypher` (indexes, uniqueness
+    /// constraints) on the new, empty database, so the load runs under the
+    /// constraints. A failure drops the database like a failed load.
+    async fn step_schema(&self, step: &Step<'_>, schema: &[SchemaStatement]) -> Result<(), Failure> {
+        for statement in schema {
+            if !step.held.lease.alive() {
+                return Err(self.abandoned(step.event, step.held, "schema"));
+            }
+            if let Err(e) = step.store().apply_schema(&step.db, statement).await {
+                tracing::warn!(db = %step.db, statement = %statement.describe(), error = %e, "schema statement failed; dropping the new database");
+                self.drop_partial(step).await;
+                let mut f = Failure::from(e);
+                f.message = format!("schema.cypher ({}): {}", statement.describe(), f.message);
+                return Err(f);
+            }
+            tracing::info!(db = %step.db, statement = %statement.describe(), "schema applied");
+        }
+        Ok(())
     }
 
     /// Step "load" (with its count check, "verify"): a failure drops the

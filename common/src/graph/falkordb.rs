@@ -39,6 +39,7 @@ use super::{
 };
 use crate::config::{GraphKind, ServiceUrl};
 use crate::ident::{Customer, DatabaseName};
+use crate::snapshot::schema::SchemaStatement;
 use crate::snapshot::PropType;
 
 /// Key holding the database an alias graph was copied from.
@@ -625,6 +626,33 @@ fn first_column_strings(reply: &RedisValue) -> Result<Vec<String>, GraphError> {
         .collect()
 }
 
+/// The status of the unique constraint on `label`(`property`) in a
+/// `CALL db.constraints()` reply of (label, properties, status) rows.
+fn constraint_status(reply: &RedisValue, label: &str, property: &str) -> Option<String> {
+    let text = |v: &RedisValue| match v {
+        RedisValue::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        RedisValue::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let RedisValue::Array(parts) = reply else {
+        return None;
+    };
+    let RedisValue::Array(rows) = parts.get(1)? else {
+        return None;
+    };
+    rows.iter().find_map(|row| {
+        let RedisValue::Array(cells) = row else {
+            return None;
+        };
+        let props = match cells.get(1)? {
+            RedisValue::Array(ps) => ps.iter().filter_map(text).collect::<Vec<_>>(),
+            other => vec![text(other)?],
+        };
+        let props_match = props == [property.to_owned()] || props == [format!("[{property}]")];
+        (text(cells.first()?)?.as_str() == label && props_match).then(|| text(cells.get(2)?))?
+    })
+}
+
 /// The one value of a `[header, rows, stats]` reply. FalkorDB's verbose
 /// replies give integers as integers and booleans, floats and strings as
 /// text: `true`/`false` read as booleans, decimal text as a float.
@@ -960,6 +988,59 @@ impl GraphStore for FalkorStore {
             .await
             .map_err(map_err)?;
         Ok(scalar_of(&reply))
+    }
+
+    async fn apply_schema(&self, db: &str, statement: &SchemaStatement) -> Result<(), GraphError> {
+        let key = self.key_of(db).await?;
+        let index = |label: &str, props: &[String]| {
+            let props: Vec<String> = props.iter().map(|p| format!("n.{}", quote(p))).collect();
+            format!("CREATE INDEX FOR (n:{}) ON ({})", quote(label), props.join(", "))
+        };
+        let ignore = |r: Result<RedisValue, GraphError>, what: &str| match r {
+            Err(GraphError::Permanent(m)) if m.to_ascii_lowercase().contains(what) => Ok(()),
+            other => other.map(|_| ()),
+        };
+        match statement {
+            SchemaStatement::Index { label, properties } => {
+                ignore(self.query(&key, &index(label, properties)).await, "already indexed")
+            }
+            SchemaStatement::Unique { label, property } => {
+                // FalkorDB needs an exact-match index under a unique constraint.
+                let q = index(label, std::slice::from_ref(property));
+                ignore(self.query(&key, &q).await, "already indexed")?;
+                let mut con = self.con.clone();
+                let created: Result<RedisValue, GraphError> = redis::cmd("GRAPH.CONSTRAINT")
+                    .arg("CREATE")
+                    .arg(&key)
+                    .arg("UNIQUE")
+                    .arg("NODE")
+                    .arg(label)
+                    .arg("PROPERTIES")
+                    .arg(1)
+                    .arg(property)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(map_err);
+                ignore(created, "already exists")?;
+                // Constraints are built in the background: wait until it is
+                // enforced (immediate on an empty graph).
+                for _ in 0..300 {
+                    let reply = self.query(&key, "CALL db.constraints() YIELD label, properties, status RETURN label, properties, status").await?;
+                    match constraint_status(&reply, label, property).as_deref() {
+                        Some("OPERATIONAL") => return Ok(()),
+                        Some("FAILED") => {
+                            return Err(GraphError::Permanent(format!(
+                                "FalkorDB could not build the uniqueness constraint on :{label}({property})"
+                            )))
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                Err(GraphError::Transient(format!(
+                    "the uniqueness constraint on :{label}({property}) was not operational after 30 s"
+                )))
+            }
+        }
     }
 
     async fn census(&self, db: &str) -> Result<Census, GraphError> {

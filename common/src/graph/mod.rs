@@ -265,6 +265,14 @@ pub trait GraphStore: GraphWriter {
         query: &str,
         timeout: std::time::Duration,
     ) -> Result<Scalar, GraphError>;
+    /// Applies one `schema.cypher` statement to the (empty) database `db`,
+    /// usable when this returns; an existing identical index or constraint
+    /// is fine.
+    async fn apply_schema(
+        &self,
+        db: &str,
+        statement: &crate::snapshot::schema::SchemaStatement,
+    ) -> Result<(), GraphError>;
     /// Node and relationship counts in total, per label and per type (a
     /// query per label and per type).
     async fn census(&self, db: &str) -> Result<Census, GraphError>;

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod options;
 pub mod reader;
 pub mod sample;
+pub mod schema;
 pub mod temporal;
 
 use thiserror::Error;

@@ -103,6 +103,29 @@ impl BoltWriter {
         Ok(out)
     }
 
+    /// One `schema.cypher` statement in Neo4j's syntax
+    /// ([`crate::snapshot::schema::neo4j_statement`]), then waits for the
+    /// new index or constraint to come online (Neo4j). Not tried against
+    /// ArcadeDB's Bolt server: refused there, naming the store.
+    pub async fn apply_schema(
+        &self,
+        db: &str,
+        statement: &crate::snapshot::schema::SchemaStatement,
+    ) -> Result<(), GraphError> {
+        if self.dialect == Dialect::ArcadeDb {
+            return Err(GraphError::Permanent(format!(
+                "store ArcadeDB (Bolt) does not support schema.cypher here ({}); remove schema.cypher or load into a Neo4j or FalkorDB target",
+                statement.describe()
+            )));
+        }
+        let q = crate::snapshot::schema::neo4j_statement(statement);
+        self.write(db, Query::new(q)).await?;
+        if let Some(wait) = self.dialect.await_indexes() {
+            self.write(db, Query::new(wait.into())).await?;
+        }
+        Ok(())
+    }
+
     /// `q`'s one value, in a transaction that is always rolled back (so a
     /// check can never write).
     pub async fn read_scalar(&self, db: &str, q: &str) -> Result<Scalar, GraphError> {

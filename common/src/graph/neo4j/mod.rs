@@ -318,6 +318,14 @@ impl GraphStore for Neo4jStore {
         self.bolt.census(db).await
     }
 
+    async fn apply_schema(
+        &self,
+        db: &str,
+        statement: &crate::snapshot::schema::SchemaStatement,
+    ) -> Result<(), GraphError> {
+        self.bolt.apply_schema(db, statement).await
+    }
+
     async fn read_scalar(
         &self,
         db: &str,
