@@ -347,7 +347,11 @@ impl Default for Config {
 impl Config {
     /// The guards in force for `customer`.
     pub fn guards_for(&self, customer: &str) -> Guards {
-        let o = self.customer_gates.get(customer).cloned().unwrap_or_default();
+        let o = self
+            .customer_gates
+            .get(customer)
+            .cloned()
+            .unwrap_or_default();
         Guards {
             max_shrink_percent: o.max_shrink_percent.unwrap_or(self.max_shrink_percent),
             max_growth_percent: o.max_growth_percent.or(self.max_growth_percent),
@@ -591,7 +595,8 @@ impl Config {
             "0 to 100 (100: never hold for shrinking)",
         );
         check(
-            self.max_growth_percent.is_none_or(|g| (1..=1_000_000).contains(&g)),
+            self.max_growth_percent
+                .is_none_or(|g| (1..=1_000_000).contains(&g)),
             "max_growth_percent",
             format!("{:?}", self.max_growth_percent),
             "unset, or 1 to 1000000",

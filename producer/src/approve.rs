@@ -151,11 +151,7 @@ impl Session {
 /// Approves the held `snapshot` of `customer`: it becomes verified and
 /// live (fenced, forward only). Older held snapshots of the customer are
 /// then superseded (the next cleanup drops them).
-pub async fn approve(
-    config: &Config,
-    customer: &str,
-    snapshot: u64,
-) -> anyhow::Result<Decision> {
+pub async fn approve(config: &Config, customer: &str, snapshot: u64) -> anyhow::Result<Decision> {
     let customer = Customer::parse(customer)?;
     let snapshot = SnapshotId::new(snapshot)?;
     let session = Session::open(config, &customer).await?;
@@ -259,8 +255,18 @@ mod tests {
             (id(3), Held, None, Ok(())),
             (id(2), Held, Some(id(3)), Err("not newer than the live one")),
             (id(3), Held, Some(id(3)), Err("not newer than the live one")),
-            (id(3), Verified, Some(id(2)), Err("is not held (state: verified)")),
-            (id(3), Loading, Some(id(2)), Err("is not held (state: loading)")),
+            (
+                id(3),
+                Verified,
+                Some(id(2)),
+                Err("is not held (state: verified)"),
+            ),
+            (
+                id(3),
+                Loading,
+                Some(id(2)),
+                Err("is not held (state: loading)"),
+            ),
             (id(3), Unmarked, None, Err("is not held (state: unmarked)")),
         ];
         for (snapshot, state, live, want) in cases {

@@ -6,10 +6,10 @@
 //! - `generate`: write sample snapshots (demo, tests, benchmarks);
 //! - `status`: the fleet's counters and each customer's live snapshot.
 
+mod approve;
 mod dlq;
 mod ops;
 mod publish;
-mod approve;
 mod rollback;
 mod scan;
 mod watch;

@@ -37,8 +37,11 @@ fn write_header_only(env: &TestEnv, from: u64, id: u64) {
             let f = f.unwrap().path();
             let text = std::fs::read_to_string(&f).unwrap();
             let header = text.lines().next().unwrap();
-            std::fs::write(dst.join(sub).join(f.file_name().unwrap()), format!("{header}\n"))
-                .unwrap();
+            std::fs::write(
+                dst.join(sub).join(f.file_name().unwrap()),
+                format!("{header}\n"),
+            )
+            .unwrap();
         }
     }
     std::fs::write(dst.join("_SUCCESS"), "").unwrap();
@@ -73,7 +76,8 @@ fn mark(env: &TestEnv, id: u64) -> Option<String> {
 async fn start(name: &str, extra: &str) -> TestEnv {
     let mut env = TestEnv::new(
         name,
-        &format!("workers = 1\nkeep_databases = 2\nreconcile_interval = 3600\n{extra}"),
+        // The product's default shrink guard (the harness turns it off).
+        &format!("workers = 1\nkeep_databases = 2\nreconcile_interval = 3600\nmax_shrink_percent = 50\n{extra}"),
     )
     .unwrap();
     env.spawn_worker("worker").unwrap();
@@ -168,7 +172,13 @@ async fn a_header_only_snapshot_after_a_full_one_is_held_and_reject_drops_it() {
 
     // Reject: dropped, the alias stays, no longer held.
     let out = env
-        .producer(&["reject", "--customer", "acme", "--snapshot-id", &S2.to_string()])
+        .producer(&[
+            "reject",
+            "--customer",
+            "acme",
+            "--snapshot-id",
+            &S2.to_string(),
+        ])
         .unwrap();
     assert!(out.contains("rejected"), "{out}");
     assert!(!env.falkor.graphs().contains(&format!("acme-{S2}")));
@@ -178,7 +188,13 @@ async fn a_header_only_snapshot_after_a_full_one_is_held_and_reject_drops_it() {
     assert_eq!(env.audit("rejected").await.len(), 1);
     // Reject and approve refuse a snapshot that is not held.
     let err = env
-        .producer(&["reject", "--customer", "acme", "--snapshot-id", &S1.to_string()])
+        .producer(&[
+            "reject",
+            "--customer",
+            "acme",
+            "--snapshot-id",
+            &S1.to_string(),
+        ])
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not held (state: verified)"), "{err}");
@@ -197,7 +213,9 @@ async fn a_snapshot_with_60_percent_fewer_nodes_is_held_naming_the_label_and_app
     assert_eq!(held.get("reason"), Some("shrink"), "{held:?}");
     let reasons = held.get("reasons").unwrap();
     assert!(
-        reasons.contains("label Person: 400 in the snapshot, 1000 live (-60.0%); max_shrink_percent is 50"),
+        reasons.contains(
+            "label Person: 400 in the snapshot, 1000 live (-60.0%); max_shrink_percent is 50"
+        ),
         "{reasons}"
     );
     // Company did not shrink, so it is not named.
@@ -205,7 +223,13 @@ async fn a_snapshot_with_60_percent_fewer_nodes_is_held_naming_the_label_and_app
     assert_eq!(alias(&env), Some(format!("acme-{S1}")));
 
     let out = env
-        .producer(&["approve", "--customer", "acme", "--snapshot-id", &S2.to_string()])
+        .producer(&[
+            "approve",
+            "--customer",
+            "acme",
+            "--snapshot-id",
+            &S2.to_string(),
+        ])
         .unwrap();
     assert!(out.contains(&format!("alias moved to {S2}")), "{out}");
     assert_eq!(alias(&env), Some(format!("acme-{S2}")));
@@ -218,7 +242,13 @@ async fn a_snapshot_with_60_percent_fewer_nodes_is_held_naming_the_label_and_app
     assert!(approved[0].get("reasons").unwrap().contains("label Person"));
     // Approve again: it is live now, not held.
     let err = env
-        .producer(&["approve", "--customer", "acme", "--snapshot-id", &S2.to_string()])
+        .producer(&[
+            "approve",
+            "--customer",
+            "acme",
+            "--snapshot-id",
+            &S2.to_string(),
+        ])
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not held"), "{err}");
@@ -237,7 +267,10 @@ async fn a_newer_good_snapshot_supersedes_a_held_one() {
     let finished = run(&env, S3, "load_finished").await;
     assert_eq!(finished.get("switched"), Some("true"));
     assert!(
-        finished.get("changed").unwrap().contains("label Person 100 → 110 (+10.0%)"),
+        finished
+            .get("changed")
+            .unwrap()
+            .contains("label Person 100 → 110 (+10.0%)"),
         "{finished:?}"
     );
     assert_eq!(alias(&env), Some(format!("acme-{S3}")));
@@ -248,7 +281,13 @@ async fn a_newer_good_snapshot_supersedes_a_held_one() {
     assert!(held_in_status(&env).is_empty());
     // And an approval of the superseded snapshot is refused.
     let err = env
-        .producer(&["approve", "--customer", "acme", "--snapshot-id", &S2.to_string()])
+        .producer(&[
+            "approve",
+            "--customer",
+            "acme",
+            "--snapshot-id",
+            &S2.to_string(),
+        ])
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not held"), "{err}");
@@ -271,9 +310,9 @@ async fn per_customer_overrides_and_growth() {
     let held = run(&env, S3, "held").await;
     assert_eq!(held.get("reason"), Some("growth"), "{held:?}");
     assert!(
-        held.get("reasons")
-            .unwrap()
-            .contains("label Person: 300 in the snapshot, 30 live (+900.0%); max_growth_percent is 100"),
+        held.get("reasons").unwrap().contains(
+            "label Person: 300 in the snapshot, 30 live (+900.0%); max_growth_percent is 100"
+        ),
         "{held:?}"
     );
     assert_eq!(alias(&env), Some(format!("acme-{S2}")));
@@ -318,13 +357,11 @@ fn write_manifest(env: &TestEnv, id: u64, manifest: &serde_json::Value) {
     std::fs::write(dir.join("_SUCCESS"), manifest.to_string()).unwrap();
 }
 
-fn started(env: &TestEnv, id: u64) -> impl std::future::Future<Output = bool> + '_ {
-    async move {
-        env.audit("load_started")
-            .await
-            .iter()
-            .any(|e| e.get("snapshot_id") == Some(id.to_string().as_str()))
-    }
+async fn started(env: &TestEnv, id: u64) -> bool {
+    env.audit("load_started")
+        .await
+        .iter()
+        .any(|e| e.get("snapshot_id") == Some(id.to_string().as_str()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +376,9 @@ async fn a_manifest_is_checked_before_any_write_and_after_the_load() {
     write_manifest(&env, S1, &manifest_of(&env, S1, &spec));
     let done = run(&env, S1, "load_finished").await;
     assert_eq!(done.get("switched"), Some("true"), "{done:?}");
-    assert!(env.log_of("worker").contains("snapshot files match the manifest"));
+    assert!(env
+        .log_of("worker")
+        .contains("snapshot files match the manifest"));
 
     // S2: a wrong row count is refused before anything is written.
     let mut wrong_rows = manifest_of(&env, S2, &spec);
@@ -348,7 +387,10 @@ async fn a_manifest_is_checked_before_any_write_and_after_the_load() {
     let failed = run(&env, S2, "failed").await;
     assert_eq!(failed.get("code"), Some("manifest_mismatch"), "{failed:?}");
     assert!(
-        failed.get("error").unwrap().contains("nodes/people.csv: 40 rows in the snapshot, 41 in the manifest"),
+        failed
+            .get("error")
+            .unwrap()
+            .contains("nodes/people.csv: 40 rows in the snapshot, 41 in the manifest"),
         "{failed:?}"
     );
     assert!(!started(&env, S2).await, "S2 must not reach create/load");
@@ -364,8 +406,11 @@ async fn a_manifest_is_checked_before_any_write_and_after_the_load() {
     assert_eq!(failed.get("code"), Some("manifest_mismatch"), "{failed:?}");
     let error = failed.get("error").unwrap();
     assert!(
-        error.contains(&format!("relationships/knows.csv: {} bytes in the snapshot, {} in the manifest", text.len() / 2, text.len()))
-            && error.contains("relationships/knows.csv: SHA-256 "),
+        error.contains(&format!(
+            "relationships/knows.csv: {} bytes in the snapshot, {} in the manifest",
+            text.len() / 2,
+            text.len()
+        )) && error.contains("relationships/knows.csv: SHA-256 "),
         "{error}"
     );
     assert!(!started(&env, S3).await, "S3 must not reach create/load");
@@ -379,7 +424,10 @@ async fn a_manifest_is_checked_before_any_write_and_after_the_load() {
     let failed = run(&env, s4, "failed").await;
     assert_eq!(failed.get("code"), Some("manifest_mismatch"), "{failed:?}");
     assert!(
-        failed.get("error").unwrap().contains("label Person: 40 loaded, 999 in the manifest"),
+        failed
+            .get("error")
+            .unwrap()
+            .contains("label Person: 40 loaded, 999 in the manifest"),
         "{failed:?}"
     );
     assert!(started(&env, s4).await);
@@ -397,21 +445,31 @@ async fn a_manifest_is_checked_before_any_write_and_after_the_load() {
 
 #[test]
 fn the_manifest_schema_matches_the_reader() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/manifest-v1.schema.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/manifest-v1.schema.json");
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(schema["required"], serde_json::json!(["manifest_version", "files"]));
+    assert_eq!(
+        schema["required"],
+        serde_json::json!(["manifest_version", "files"])
+    );
     let props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
     assert_eq!(
         props,
-        ["files", "labels", "manifest_version", "relationship_types"].iter().collect::<Vec<_>>()
+        ["files", "labels", "manifest_version", "relationship_types"]
+            .iter()
+            .collect::<Vec<_>>()
     );
-    let file_props: Vec<&String> = schema["properties"]["files"]["additionalProperties"]["properties"]
+    let file_props: Vec<&String> = schema["properties"]["files"]["additionalProperties"]
+        ["properties"]
         .as_object()
         .unwrap()
         .keys()
         .collect();
-    assert_eq!(file_props, ["bytes", "rows", "sha256"].iter().collect::<Vec<_>>());
+    assert_eq!(
+        file_props,
+        ["bytes", "rows", "sha256"].iter().collect::<Vec<_>>()
+    );
     // Every example reads as a manifest; an unknown field is refused, as the
     // schema says.
     for example in schema["examples"].as_array().unwrap() {
@@ -477,8 +535,14 @@ async fn a_check_that_errors_times_out_or_writes_holds_with_the_error() {
     );
     assert_eq!(alias(&env), None);
     // Approve with no live graph: it becomes the first live one.
-    env.producer(&["approve", "--customer", "acme", "--snapshot-id", &S1.to_string()])
-        .unwrap();
+    env.producer(&[
+        "approve",
+        "--customer",
+        "acme",
+        "--snapshot-id",
+        &S1.to_string(),
+    ])
+    .unwrap();
     assert_eq!(alias(&env), Some(format!("acme-{S1}")));
 }
 
@@ -508,8 +572,15 @@ async fn schema_cypher_is_applied_enforced_and_checked_line_by_line() {
     }
     // S1: applied, visible in the store.
     run(&env, S1, "load_finished").await;
-    let indexes = graph_query(&env, "acme", "CALL db.indexes() YIELD label, properties RETURN label, properties");
-    assert!(indexes.contains("name") && indexes.contains("personId"), "{indexes}");
+    let indexes = graph_query(
+        &env,
+        "acme",
+        "CALL db.indexes() YIELD label, properties RETURN label, properties",
+    );
+    assert!(
+        indexes.contains("name") && indexes.contains("personId"),
+        "{indexes}"
+    );
     let constraints = graph_query(
         &env,
         "acme",
@@ -526,7 +597,10 @@ async fn schema_cypher_is_applied_enforced_and_checked_line_by_line() {
     std::fs::write(&people, format!("{text}{first_row}\n")).unwrap();
     let failed = run(&env, S2, "failed").await;
     assert!(
-        failed.get("error").unwrap().contains("constraint violation on node of type Person"),
+        failed
+            .get("error")
+            .unwrap()
+            .contains("constraint violation on node of type Person"),
         "{failed:?}"
     );
     assert!(!env.falkor.graphs().contains(&format!("acme-{S2}")));
@@ -541,7 +615,10 @@ async fn schema_cypher_is_applied_enforced_and_checked_line_by_line() {
     let failed = run(&env, S3, "failed").await;
     assert_eq!(failed.get("code"), Some("snapshot_invalid"), "{failed:?}");
     assert!(
-        failed.get("error").unwrap().contains("schema.cypher: line 2: only `CREATE INDEX"),
+        failed
+            .get("error")
+            .unwrap()
+            .contains("schema.cypher: line 2: only `CREATE INDEX"),
         "{failed:?}"
     );
     assert!(!started(&env, S3).await);

@@ -215,7 +215,14 @@ mod held_tests {
 
     #[test]
     fn a_held_database_is_kept_while_newer_than_live_and_counts_toward_keep() {
-        let cases: Vec<(&str, Vec<(SnapshotId, DbState)>, Option<SnapshotId>, usize, Vec<SnapshotId>)> = vec![
+        type Case = (
+            &'static str,
+            Vec<(SnapshotId, DbState)>,
+            Option<SnapshotId>,
+            usize,
+            Vec<SnapshotId>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "held newer than live: kept, counts",
                 vec![(id(1), Verified), (id(2), Verified), (id(3), Held)],

@@ -44,7 +44,11 @@ pub fn guard(new: &Census, live: Option<&Census>, g: &Guards) -> Vec<Hold> {
     }
     let mut pairs: Vec<(String, u64, u64)> = vec![
         ("nodes".into(), live.nodes, new.nodes),
-        ("relationships".into(), live.relationships, new.relationships),
+        (
+            "relationships".into(),
+            live.relationships,
+            new.relationships,
+        ),
     ];
     for (label, n) in &live.labels {
         pairs.push((
@@ -122,9 +126,9 @@ pub fn check_verdict(name: &str, result: Result<Scalar, String>) -> Option<Hold>
     (!passed).then(|| Hold {
         code: "check",
         message: match value {
-            Scalar::Other(text) => format!(
-                "check {name:?} failed: it returned {text}, not one boolean or number"
-            ),
+            Scalar::Other(text) => {
+                format!("check {name:?} failed: it returned {text}, not one boolean or number")
+            }
             v => format!("check {name:?} failed: it returned {}", show(&v)),
         },
     })
@@ -153,7 +157,11 @@ pub fn diff(new: &Census, live: Option<&Census>) -> Vec<String> {
         }
     };
     one("nodes".into(), live.nodes, new.nodes);
-    one("relationships".into(), live.relationships, new.relationships);
+    one(
+        "relationships".into(),
+        live.relationships,
+        new.relationships,
+    );
     let labels: std::collections::BTreeSet<&String> =
         live.labels.keys().chain(new.labels.keys()).collect();
     for l in labels {
@@ -210,11 +218,24 @@ mod tests {
             ..DEFAULTS
         };
         let nothing = Census::default();
-        let cases: Vec<(&str, Census, Option<&Census>, Guards, Vec<&str>)> = vec![
+        type Case<'a> = (&'a str, Census, Option<&'a Census>, Guards, Vec<&'a str>);
+        let cases: Vec<Case> = vec![
             ("first load", census(&[], &[]), None, DEFAULTS, vec![]),
             ("same", live.clone(), Some(&live), DEFAULTS, vec![]),
-            ("empty", census(&[], &[]), Some(&live), DEFAULTS, vec!["empty"]),
-            ("empty allowed", census(&[], &[]), Some(&live), empty_ok, vec![]),
+            (
+                "empty",
+                census(&[], &[]),
+                Some(&live),
+                DEFAULTS,
+                vec!["empty"],
+            ),
+            (
+                "empty allowed",
+                census(&[], &[]),
+                Some(&live),
+                empty_ok,
+                vec![],
+            ),
             (
                 "live empty",
                 census(&[], &[]),
@@ -283,16 +304,14 @@ mod tests {
             holds[1].message,
             "label Person: 400 in the snapshot, 1000 live (-60.0%); max_shrink_percent is 50"
         );
-        assert!(holds[0].message.starts_with("nodes: 400 in the snapshot, 1000 live"));
+        assert!(holds[0]
+            .message
+            .starts_with("nodes: 400 in the snapshot, 1000 live"));
     }
 
     #[test]
     fn check_verdicts() {
-        let ok = [
-            Scalar::Bool(true),
-            Scalar::Int(3),
-            Scalar::Float(0.5),
-        ];
+        let ok = [Scalar::Bool(true), Scalar::Int(3), Scalar::Float(0.5)];
         for v in ok {
             assert_eq!(check_verdict("c", Ok(v.clone())), None, "{v:?}");
         }

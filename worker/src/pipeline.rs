@@ -792,7 +792,11 @@ impl Pipeline {
     /// Step "schema": the snapshot's `schema.cypher` (indexes, uniqueness
     /// constraints) on the new, empty database, so the load runs under the
     /// constraints. A failure drops the database like a failed load.
-    async fn step_schema(&self, step: &Step<'_>, schema: &[SchemaStatement]) -> Result<(), Failure> {
+    async fn step_schema(
+        &self,
+        step: &Step<'_>,
+        schema: &[SchemaStatement],
+    ) -> Result<(), Failure> {
         for statement in schema {
             if !step.held.lease.alive() {
                 return Err(self.abandoned(step.event, step.held, "schema"));

@@ -34,8 +34,8 @@ use redis::{AsyncCommands, Value as RedisValue};
 use super::cypher::{node_statement_with, relationship_statement_with};
 use super::values::{Cell, CellKind};
 use super::{
-    quote, Census, Counts, DbState, Scalar, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
-    RelWrite, SwitchMode, Value,
+    quote, Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
+    RelWrite, Scalar, SwitchMode, Value,
 };
 use crate::config::{GraphKind, ServiceUrl};
 use crate::ident::{Customer, DatabaseName};
@@ -219,7 +219,8 @@ pub struct FalkorStore {
     /// Opens a connection of its own for each check query: a slow check
     /// (FalkorDB notices its TIMEOUT late) must not hold up the store's
     /// other commands, nor the next check.
-    client: redis::Client,
+    /// (Boxed: the store stays small.)
+    client: Box<redis::Client>,
 }
 
 async fn graph_query(
@@ -274,7 +275,7 @@ impl FalkorStore {
             con,
             writers: pool,
             next_writer: AtomicUsize::new(0),
-            client,
+            client: Box::new(client),
         })
     }
 
@@ -983,7 +984,11 @@ impl GraphStore for FalkorStore {
             .arg(&key)
             .arg(query)
             .arg("TIMEOUT")
-            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg(
+                u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )
             .query_async(&mut con)
             .await
             .map_err(map_err)?;
@@ -994,16 +999,21 @@ impl GraphStore for FalkorStore {
         let key = self.key_of(db).await?;
         let index = |label: &str, props: &[String]| {
             let props: Vec<String> = props.iter().map(|p| format!("n.{}", quote(p))).collect();
-            format!("CREATE INDEX FOR (n:{}) ON ({})", quote(label), props.join(", "))
+            format!(
+                "CREATE INDEX FOR (n:{}) ON ({})",
+                quote(label),
+                props.join(", ")
+            )
         };
         let ignore = |r: Result<RedisValue, GraphError>, what: &str| match r {
             Err(GraphError::Permanent(m)) if m.to_ascii_lowercase().contains(what) => Ok(()),
             other => other.map(|_| ()),
         };
         match statement {
-            SchemaStatement::Index { label, properties } => {
-                ignore(self.query(&key, &index(label, properties)).await, "already indexed")
-            }
+            SchemaStatement::Index { label, properties } => ignore(
+                self.query(&key, &index(label, properties)).await,
+                "already indexed",
+            ),
             SchemaStatement::Unique { label, property } => {
                 // FalkorDB needs an exact-match index under a unique constraint.
                 let q = index(label, std::slice::from_ref(property));

@@ -154,7 +154,9 @@ impl Scalar {
             serde_json::Value::Null => Scalar::Null,
             serde_json::Value::Number(n) => match n.as_i64() {
                 Some(i) => Scalar::Int(i),
-                None => n.as_f64().map_or(Scalar::Other(n.to_string()), Scalar::Float),
+                None => n
+                    .as_f64()
+                    .map_or(Scalar::Other(n.to_string()), Scalar::Float),
             },
             other => Scalar::Other(other.to_string()),
         }

@@ -77,7 +77,9 @@ pub fn parse(text: &str) -> Result<Option<Manifest>, String> {
         return Ok(None);
     }
     let m: Manifest = serde_json::from_str(text).map_err(|e| {
-        format!("`_SUCCESS` is neither empty nor a valid manifest (docs/manifest-v1.schema.json): {e}")
+        format!(
+            "`_SUCCESS` is neither empty nor a valid manifest (docs/manifest-v1.schema.json): {e}"
+        )
     })?;
     if m.manifest_version != MANIFEST_VERSION {
         return Err(format!(
@@ -156,10 +158,7 @@ pub fn file_facts(dir: &Path) -> Result<Vec<FileFact>, SnapshotError> {
 /// full (the same reader as the load, so a row is what the load would
 /// write). Only run when the manifest has row counts: it is a second read
 /// of those files. Relative path → rows.
-pub async fn count_rows(
-    dir: &Path,
-    m: &Manifest,
-) -> Result<BTreeMap<String, u64>, SnapshotError> {
+pub async fn count_rows(dir: &Path, m: &Manifest) -> Result<BTreeMap<String, u64>, SnapshotError> {
     let import = super::options::ImportOptions::read(dir)?;
     let (nodes, relationships) = layout::inputs(dir)?;
     let mut out = BTreeMap::new();
@@ -207,7 +206,9 @@ pub fn compare_files(m: &Manifest, facts: &[FileFact]) -> Vec<String> {
     let on_disk: BTreeMap<&str, &FileFact> = facts.iter().map(|f| (f.path.as_str(), f)).collect();
     for (path, want) in &m.files {
         let Some(got) = on_disk.get(path.as_str()) else {
-            out.push(format!("{path}: listed in the manifest, not in the snapshot"));
+            out.push(format!(
+                "{path}: listed in the manifest, not in the snapshot"
+            ));
             continue;
         };
         if let Some(bytes) = want.bytes.filter(|b| *b != got.bytes) {
@@ -226,7 +227,10 @@ pub fn compare_files(m: &Manifest, facts: &[FileFact]) -> Vec<String> {
     }
     for f in facts {
         if !m.files.contains_key(&f.path) {
-            out.push(format!("{}: in the snapshot, not listed in the manifest", f.path));
+            out.push(format!(
+                "{}: in the snapshot, not listed in the manifest",
+                f.path
+            ));
         }
     }
     out
@@ -283,9 +287,7 @@ pub fn compare_counts(m: &Manifest, loaded: &Loaded) -> Vec<String> {
                 got.get(name).copied().unwrap_or(0),
             );
             if w != g {
-                out.push(format!(
-                    "{what} {name}: {g} loaded, {w} in the manifest"
-                ));
+                out.push(format!("{what} {name}: {g} loaded, {w} in the manifest"));
             }
         }
     }
@@ -293,9 +295,7 @@ pub fn compare_counts(m: &Manifest, loaded: &Loaded) -> Vec<String> {
 }
 
 fn is_header(path: &str) -> bool {
-    path.rsplit('/')
-        .next()
-        .is_some_and(layout::is_header_file)
+    path.rsplit('/').next().is_some_and(layout::is_header_file)
 }
 
 #[cfg(test)]
@@ -323,9 +323,18 @@ mod tests {
         assert_eq!(parse(" \n"), Ok(None));
         let cases = [
             ("{", "neither empty nor a valid manifest"),
-            (r#"{"manifest_version": 2, "files": {}}"#, "manifest_version 2 is not supported"),
-            (r#"{"manifest_version": 1, "files": {"a": {"sha256": "xyz"}}}"#, "sha256 must be 64 hex digits"),
-            (r#"{"manifest_version": 1, "files": {}, "extra": 1}"#, "unknown field `extra`"),
+            (
+                r#"{"manifest_version": 2, "files": {}}"#,
+                "manifest_version 2 is not supported",
+            ),
+            (
+                r#"{"manifest_version": 1, "files": {"a": {"sha256": "xyz"}}}"#,
+                "sha256 must be 64 hex digits",
+            ),
+            (
+                r#"{"manifest_version": 1, "files": {}, "extra": 1}"#,
+                "unknown field `extra`",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err();
@@ -342,7 +351,10 @@ mod tests {
                 "relationships/r.csv": {"sha256": SHA_B},
             }
         }));
-        let good = [fact("nodes/a.csv", 10, SHA_A), fact("relationships/r.csv", 99, SHA_B)];
+        let good = [
+            fact("nodes/a.csv", 10, SHA_A),
+            fact("relationships/r.csv", 99, SHA_B),
+        ];
         assert!(compare_files(&m, &good).is_empty());
         let cases: Vec<(Vec<FileFact>, Vec<&str>)> = vec![
             (

@@ -184,7 +184,9 @@ fn parse_statement(line: &str) -> Result<SchemaStatement, String> {
         return Err(ONLY.to_owned());
     }
     if line.contains("-[") || line.contains("]-") {
-        return Err(format!("relationship indexes and constraints are not supported; {ONLY}"));
+        return Err(format!(
+            "relationship indexes and constraints are not supported; {ONLY}"
+        ));
     }
     let mut c = Cursor {
         toks: tokens(line)?,
@@ -208,7 +210,8 @@ fn parse_statement(line: &str) -> Result<SchemaStatement, String> {
         c.kw("NOT")?;
         c.kw("EXISTS")?;
     }
-    c.kw("FOR").map_err(|e| format!("{e} (only node indexes and constraints: FOR (n:Label))"))?;
+    c.kw("FOR")
+        .map_err(|e| format!("{e} (only node indexes and constraints: FOR (n:Label))"))?;
     c.punct('(')
         .map_err(|e| format!("{e} (only node indexes and constraints: FOR (n:Label))"))?;
     let var = c.word("a variable")?;
@@ -251,7 +254,10 @@ fn parse_statement(line: &str) -> Result<SchemaStatement, String> {
 pub fn neo4j_statement(s: &SchemaStatement) -> String {
     match s {
         SchemaStatement::Index { label, properties } => {
-            let props: Vec<String> = properties.iter().map(|p| format!("n.{}", quote(p))).collect();
+            let props: Vec<String> = properties
+                .iter()
+                .map(|p| format!("n.{}", quote(p)))
+                .collect();
             format!(
                 "CREATE INDEX IF NOT EXISTS FOR (n:{}) ON ({})",
                 quote(label),
@@ -301,11 +307,26 @@ mod tests {
     fn refused_statements_name_their_line() {
         let cases = [
             ("MATCH (n) DETACH DELETE n", "line 1: only `CREATE INDEX"),
-            ("\n\nCREATE (n:Person {id: 1})", "line 3: only `CREATE INDEX"),
-            ("CREATE INDEX FOR ()-[r:KNOWS]-() ON (r.since)", "line 1: relationship indexes and constraints are not supported"),
-            ("CREATE CONSTRAINT FOR (n:Person) REQUIRE n.id IS NOT NULL", "line 1: only uniqueness constraints"),
-            ("CREATE INDEX FOR (n:Person) ON (m.id)", "line 1: `m` is not the variable `n`"),
-            ("CREATE INDEX FOR (n:Person) ON (n.id) OPTIONS {}", "line 1: unexpected character '{'"),
+            (
+                "\n\nCREATE (n:Person {id: 1})",
+                "line 3: only `CREATE INDEX",
+            ),
+            (
+                "CREATE INDEX FOR ()-[r:KNOWS]-() ON (r.since)",
+                "line 1: relationship indexes and constraints are not supported",
+            ),
+            (
+                "CREATE CONSTRAINT FOR (n:Person) REQUIRE n.id IS NOT NULL",
+                "line 1: only uniqueness constraints",
+            ),
+            (
+                "CREATE INDEX FOR (n:Person) ON (m.id)",
+                "line 1: `m` is not the variable `n`",
+            ),
+            (
+                "CREATE INDEX FOR (n:Person) ON (n.id) OPTIONS {}",
+                "line 1: unexpected character '{'",
+            ),
             ("DROP INDEX foo", "line 1: only `CREATE INDEX"),
             ("CALL db.clearQueryCaches()", "line 1: only `CREATE INDEX"),
         ];

@@ -10,7 +10,9 @@ use super::super::cypher::{
     node_statement, relationship_statement, COUNT_NODES, COUNT_RELATIONSHIPS,
 };
 use super::super::values::Cell;
-use super::super::{quote, Census, Counts, GraphError, Scalar, GraphWriter, NodeWrite, RelWrite, Value, Values};
+use super::super::{
+    quote, Census, Counts, GraphError, GraphWriter, NodeWrite, RelWrite, Scalar, Value, Values,
+};
 use super::statements;
 use crate::config::{Secret, ServiceUrl};
 
@@ -131,7 +133,10 @@ impl BoltWriter {
     pub async fn read_scalar(&self, db: &str, q: &str) -> Result<Scalar, GraphError> {
         let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
         let result = async {
-            let mut stream = txn.execute(Query::new(q.to_owned())).await.map_err(map_err)?;
+            let mut stream = txn
+                .execute(Query::new(q.to_owned()))
+                .await
+                .map_err(map_err)?;
             let mut rows = Vec::new();
             while let Some(row) = stream.next(txn.handle()).await.map_err(map_err)? {
                 rows.push(row);

@@ -19,8 +19,8 @@ pub use bolt::{BoltWriter, Dialect};
 
 use super::marks::RedisMarks;
 use super::{
-    Census, Counts, DbState, Scalar, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
-    SwitchMode,
+    Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
+    RelWrite, Scalar, SwitchMode,
 };
 use crate::config::{GraphKind, Secret, ServiceUrl};
 use crate::ident::DatabaseName;

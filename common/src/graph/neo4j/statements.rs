@@ -66,7 +66,8 @@ pub const AWAIT_INDEXES: &str = "CALL db.awaitIndexes(300)";
 /// Census (the guards, "what changed"): the labels and relationship types
 /// in use; each is then counted on its own.
 pub const LABELS: &str = "CALL db.labels() YIELD label RETURN label";
-pub const TYPES: &str = "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS type";
+pub const TYPES: &str =
+    "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS type";
 
 #[cfg(test)]
 mod tests {
