@@ -140,6 +140,9 @@ pub struct CustomerRecord {
     pub last_load_seconds: Option<f64>,
     pub last_loaded_at: Option<String>,
     pub last_error: Option<String>,
+    /// What the last verified load changed against the live database then
+    /// (`worker::gates::diff`, joined with `; `).
+    pub last_changed: Option<String>,
 }
 
 /// One audit-trail entry.
@@ -281,6 +284,7 @@ impl FleetState {
             last_load_seconds: map.get("last_load_seconds").and_then(|v| v.parse().ok()),
             last_loaded_at: map.get("last_loaded_at").cloned(),
             last_error: map.get("last_error").cloned(),
+            last_changed: map.get("last_changed").cloned(),
         })
     }
 
@@ -361,6 +365,21 @@ impl FleetState {
             )
             .ignore()
             .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// What the customer's last verified load changed (see
+    /// [`CustomerRecord::last_changed`]).
+    pub async fn set_last_changed(
+        &self,
+        customer: &Customer,
+        changed: &str,
+    ) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let short: String = changed.chars().take(4000).collect();
+        let _: () = con
+            .hset(self.keys.customer(customer), "last_changed", short)
             .await?;
         Ok(())
     }

@@ -129,6 +129,7 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
                 "last_load_seconds": r.last_load_seconds,
                 "last_loaded_at": r.last_loaded_at,
                 "last_error": r.last_error.filter(|e| !e.is_empty()),
+                "last_changed": r.last_changed.filter(|c| !c.is_empty()),
                 "held": held,
             }),
         );

@@ -602,6 +602,9 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                     .map(|e| format!(", last error: {e}"))
                     .unwrap_or_default()
             );
+            if let Some(changed) = c["last_changed"].as_str() {
+                println!("  last load changed: {changed}");
+            }
             for h in c["held"].as_array().into_iter().flatten() {
                 let reasons: Vec<String> = h["reasons"]
                     .as_array()

@@ -274,6 +274,20 @@ async fn a_newer_good_snapshot_supersedes_a_held_one() {
         "{finished:?}"
     );
     assert_eq!(alias(&env), Some(format!("acme-{S3}")));
+    // What changed, in status (JSON and text) too.
+    let changed = status(&env)["customers"]["acme"]["last_changed"].clone();
+    assert!(
+        changed
+            .as_str()
+            .unwrap()
+            .contains("label Person 100 → 110 (+10.0%)"),
+        "{changed}"
+    );
+    let text = env.producer(&["status"]).unwrap();
+    assert!(
+        text.contains("last load changed: nodes 105 → 115"),
+        "{text}"
+    );
     // S2 is superseded: dropped, no longer held; S1 is kept as previous.
     let graphs = env.falkor.graphs();
     assert!(!graphs.contains(&format!("acme-{S2}")), "{graphs:?}");

@@ -740,6 +740,9 @@ impl Pipeline {
                 switched.then_some(previous),
             )
             .await?;
+        self.state
+            .set_last_changed(step.customer(), &audit.changed())
+            .await?;
         self.audit(
             "load_finished",
             step.event,
