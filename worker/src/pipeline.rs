@@ -1000,8 +1000,16 @@ impl Pipeline {
         if !step.held.still_valid().await? {
             return Err(self.abandoned(step.event, step.held, "hold"));
         }
-        let marked = step.store().mark_held(&step.db, &step.fence()).await;
-        self.fenced(step, "hold", marked)?;
+        match step.store().mark_held(&step.db, &step.fence()).await {
+            Ok(()) => {}
+            Err(e) if e.is_fenced() => return Err(self.abandoned(step.event, step.held, "hold")),
+            Err(e) => {
+                // Not held, not verified: it must not stay behind.
+                tracing::warn!(db = %step.db, error = %e, "could not mark the database held; dropping it");
+                self.drop_partial(step).await;
+                return Err(e.into());
+            }
+        }
         let reasons: Vec<String> = audit
             .holds
             .iter()
