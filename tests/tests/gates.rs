@@ -157,6 +157,16 @@ async fn a_header_only_snapshot_after_a_full_one_is_held_and_reject_drops_it() {
         text.contains(&format!("held {S2}: empty: the snapshot is empty")),
         "{text}"
     );
+    // The audit trail, as `producer history` shows it.
+    let history = env.producer(&["history", "--customer", "acme"]).unwrap();
+    let line = history
+        .lines()
+        .find(|l| l.contains(&format!("acme/{S2}  held")))
+        .unwrap_or_else(|| panic!("{history}"));
+    assert!(
+        line.contains("reason=empty") && line.contains("changed=nodes 105 → 0"),
+        "{line}"
+    );
     // The event was acked (nothing parked, nothing left in the queue).
     assert_eq!(env.queue_depth(&env.dead_queue()).await.unwrap(), 0);
     // The metric.
