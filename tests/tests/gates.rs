@@ -648,3 +648,62 @@ async fn schema_cypher_is_applied_enforced_and_checked_line_by_line() {
     assert!(!started(&env, S3).await);
     assert_eq!(alias(&env), Some(format!("acme-{S1}")));
 }
+
+/// The held state in the Redis marks of a Neo4j target: only the loading
+/// token holds, any current token releases, a stale one neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_marks_hold_and_release_under_the_fence() {
+    use common::config::ServiceUrl;
+    use common::graph::marks::RedisMarks;
+    use common::graph::{DbState, Fence};
+    use common::keys::Keys;
+
+    let ns = format!(
+        "t-held-marks-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let con = common::state::connect(&ServiceUrl::new(harness::redis_url()))
+        .await
+        .unwrap();
+    let keys = Keys::new(&ns);
+    let marks = RedisMarks::new(con.clone(), keys.clone(), "default");
+    let fence = |token| Fence {
+        customer: "acme".into(),
+        token,
+    };
+    let acme = common::ident::Customer::parse("acme").unwrap();
+    let set_counter = |n: u64| {
+        let mut raw = con.clone();
+        let key = keys.fence(&acme);
+        async move {
+            let _: () = redis::cmd("SET")
+                .arg(key)
+                .arg(n)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+    };
+    let db = format!("acme-{S1}");
+    set_counter(3).await;
+    marks.begin(&db, &fence(3)).await.unwrap();
+    // Another token did not load it: it cannot hold it.
+    set_counter(4).await;
+    assert!(marks.hold(&db, &fence(4)).await.unwrap_err().is_fenced());
+    marks.begin(&db, &fence(4)).await.unwrap();
+    marks.hold(&db, &fence(4)).await.unwrap();
+    assert_eq!(marks.state(&db).await.unwrap(), DbState::Held);
+    // An operator's later acquisition releases it; a stale token cannot.
+    set_counter(5).await;
+    assert!(marks.release(&db, &fence(4)).await.unwrap_err().is_fenced());
+    marks.release(&db, &fence(5)).await.unwrap();
+    assert_eq!(marks.state(&db).await.unwrap(), DbState::Verified);
+    let err = marks.release(&db, &fence(5)).await.unwrap_err().to_string();
+    assert!(err.contains("is not held (state: verified)"), "{err}");
+    marks.forget(&db).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(keys.fence(&acme))
+        .query_async(&mut con.clone())
+        .await
+        .unwrap();
+}
