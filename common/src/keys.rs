@@ -43,6 +43,11 @@ impl Keys {
     pub fn customer(&self, c: &Customer) -> String {
         format!("{}:customer:{c}", self.ns)
     }
+    /// Hash: snapshot id → why that snapshot is held (JSON), for each of the
+    /// customer's held databases.
+    pub fn held(&self, c: &Customer) -> String {
+        format!("{}:held:{c}", self.ns)
+    }
     /// Sorted set of snapshot ids the producer published (capped).
     pub fn published(&self, c: &Customer) -> String {
         format!("{}:published:{c}", self.ns)

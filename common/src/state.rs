@@ -54,6 +54,8 @@ pub enum Counter {
     /// Events acked without loading (or with the load aborted) because an
     /// operator cancelled the snapshot.
     Cancelled,
+    /// Snapshots loaded and verified but held by a guard or a check.
+    Held,
 }
 
 impl Counter {
@@ -67,6 +69,7 @@ impl Counter {
             Counter::Parked => "parked",
             Counter::Superseded => "superseded",
             Counter::Cancelled => "cancelled",
+            Counter::Held => "held",
         }
     }
 }
@@ -203,6 +206,9 @@ pub struct CustomerRecord {
     pub last_load_seconds: Option<f64>,
     pub last_loaded_at: Option<String>,
     pub last_error: Option<String>,
+    /// What the last verified load changed against the live database then
+    /// (`worker::gates::diff`, joined with `; `).
+    pub last_changed: Option<String>,
 }
 
 /// One audit-trail entry.
@@ -344,6 +350,7 @@ impl FleetState {
             last_load_seconds: map.get("last_load_seconds").and_then(|v| v.parse().ok()),
             last_loaded_at: map.get("last_loaded_at").cloned(),
             last_error: map.get("last_error").cloned(),
+            last_changed: map.get("last_changed").cloned(),
         })
     }
 
@@ -425,6 +432,77 @@ impl FleetState {
             .ignore()
             .query_async(&mut con)
             .await?;
+        Ok(())
+    }
+
+    /// What the customer's last verified load changed (see
+    /// [`CustomerRecord::last_changed`]).
+    pub async fn set_last_changed(
+        &self,
+        customer: &Customer,
+        changed: &str,
+    ) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let short: String = changed.chars().take(4000).collect();
+        let _: () = con
+            .hset(self.keys.customer(customer), "last_changed", short)
+            .await?;
+        Ok(())
+    }
+
+    /// Records why `snapshot` is held (`record`: a JSON object with at least
+    /// `reasons`).
+    pub async fn record_held(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+        record: &serde_json::Value,
+    ) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: () = redis::pipe()
+            .hset(self.keys.held(customer), snapshot.get(), record.to_string())
+            .ignore()
+            .hincr(self.keys.stats(), Counter::Held.as_str(), 1)
+            .ignore()
+            .hset(
+                self.keys.stats(),
+                "last_activity",
+                chrono::Utc::now().to_rfc3339(),
+            )
+            .ignore()
+            .query_async(&mut con)
+            .await?;
+        Ok(())
+    }
+
+    /// The customer's held snapshots with why they are held, oldest first.
+    pub async fn held(
+        &self,
+        customer: &Customer,
+    ) -> Result<Vec<(u64, serde_json::Value)>, StateError> {
+        let mut con = self.con.clone();
+        let raw: HashMap<String, String> = con.hgetall(self.keys.held(customer)).await?;
+        let mut out: Vec<(u64, serde_json::Value)> = raw
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let id = k.parse().ok()?;
+                let record = serde_json::from_str(&v)
+                    .unwrap_or_else(|_| serde_json::json!({ "reasons": [v] }));
+                Some((id, record))
+            })
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
+    /// `snapshot` is no longer held (approved, rejected, superseded, dropped).
+    pub async fn clear_held(
+        &self,
+        customer: &Customer,
+        snapshot: SnapshotId,
+    ) -> Result<(), StateError> {
+        let mut con = self.con.clone();
+        let _: i64 = con.hdel(self.keys.held(customer), snapshot.get()).await?;
         Ok(())
     }
 

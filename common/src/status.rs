@@ -228,6 +228,17 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
             continue;
         };
         let r = state.customer(&customer).await?;
+        let held: Vec<Value> = state
+            .held(&customer)
+            .await?
+            .into_iter()
+            .map(|(id, mut record)| {
+                if let Some(m) = record.as_object_mut() {
+                    m.insert("snapshot_id".into(), id.into());
+                }
+                record
+            })
+            .collect();
         customers.insert(
             name,
             json!({
@@ -236,6 +247,8 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
                 "last_load_seconds": r.last_load_seconds,
                 "last_loaded_at": r.last_loaded_at,
                 "last_error": r.last_error.filter(|e| !e.is_empty()),
+                "last_changed": r.last_changed.filter(|c| !c.is_empty()),
+                "held": held,
             }),
         );
     }
@@ -258,6 +271,7 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
         "tasks_parked": get("parked"),
         "tasks_superseded": get("superseded"),
         "tasks_cancelled": get("cancelled"),
+        "tasks_held": get("held"),
         "tasks_published": get("published"),
         "success_rate": success_rate(get("completed"), get("parked")),
         "success_rate_1h": window["1h"]["success_rate"],

@@ -7,6 +7,7 @@
 //! - `status`: the fleet's counters and each customer's live snapshot;
 //! - `console`: the operator console in the browser (see `console/`).
 
+mod approve;
 mod console;
 mod dlq;
 mod ops;
@@ -142,6 +143,21 @@ enum Command {
         /// The retained snapshot to go back to (default: the newest older one).
         #[arg(long)]
         to: Option<u64>,
+    },
+    /// Make a held snapshot live (it was loaded and verified, and a guard or
+    /// a check held it): only while it is newer than the live one.
+    Approve {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        snapshot_id: u64,
+    },
+    /// Drop a held snapshot; the alias stays where it is.
+    Reject {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        snapshot_id: u64,
     },
     /// Inspect, replay or purge the parking (dead-letter) queue.
     Dlq {
@@ -282,6 +298,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => history(&config, customer, limit, json).await,
         Command::Dlq { command } => dlq_command(&config, command).await,
         Command::Rollback { customer, to } => rollback::rollback(&config, &customer, to).await,
+        Command::Approve {
+            customer,
+            snapshot_id,
+        } => {
+            let d = approve::approve(&config, &customer, snapshot_id).await?;
+            println!(
+                "{}: alias moved to {} (was {}); it was held for: {}",
+                d.customer,
+                d.snapshot_id,
+                d.live_before.map_or("-".into(), |l| l.to_string()),
+                d.reasons.join("; ")
+            );
+            Ok(())
+        }
+        Command::Reject {
+            customer,
+            snapshot_id,
+        } => {
+            let d = approve::reject(&config, &customer, snapshot_id).await?;
+            println!(
+                "{}: held snapshot {} rejected, database {} dropped; the alias stays on {}",
+                d.customer,
+                d.snapshot_id,
+                d.database,
+                d.live_before.map_or("-".into(), |l| l.to_string())
+            );
+            Ok(())
+        }
         Command::Doctor => {
             let report = common::doctor::producer(&config).await;
             print!("{report}");
@@ -631,6 +675,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         "parked",
         "superseded",
         "cancelled",
+        "held",
     ] {
         println!("{k:>12}: {}", show(&report[format!("tasks_{k}")]));
     }
@@ -677,6 +722,36 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                     .map(|e| format!(", last error: {e}"))
                     .unwrap_or_default()
             );
+            if let Some(changed) = c["last_changed"].as_str() {
+                println!("  last load changed: {changed}");
+            }
+            for h in c["held"].as_array().into_iter().flatten() {
+                let reasons: Vec<String> = h["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        format!(
+                            "{}: {}",
+                            r["code"].as_str().unwrap_or("-"),
+                            r["message"].as_str().unwrap_or("-")
+                        )
+                    })
+                    .collect();
+                let changed: Vec<&str> = h["changed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.as_str())
+                    .collect();
+                println!(
+                    "  held {}: {} (changed: {}); producer approve|reject --customer {name} --snapshot-id {}",
+                    show(&h["snapshot_id"]),
+                    reasons.join("; "),
+                    if changed.is_empty() { "nothing".into() } else { changed.join("; ") },
+                    show(&h["snapshot_id"]),
+                );
+            }
         }
     }
     result

@@ -289,6 +289,7 @@ impl Consumer {
             Outcome::Loaded { .. }
             | Outcome::AlreadyLive
             | Outcome::AlreadyLoaded
+            | Outcome::Held { .. }
             | Outcome::Superseded => b.success(),
             _ => {}
         }
@@ -355,6 +356,7 @@ impl Consumer {
             | Outcome::AlreadyLive
             | Outcome::AlreadyLoaded
             | Outcome::Superseded
+            | Outcome::Held { .. }
             | Outcome::Cancelled => ack(&delivery).await,
             Outcome::Aborted => {
                 tracing::info!("load aborted by shutdown; event returned to the queue");

@@ -1,25 +1,8 @@
-//! Held snapshots (a snapshot loaded and verified but waiting for an
-//! operator before its switch) and their approve/reject. This build has no
-//! held state: [`installed`] returns `None`, the console shows no held
-//! databases and refuses approve/reject saying so. When the held state
-//! lands, implement [`HeldGate`] over its functions and return it from
-//! [`installed`] (one line), along these lines:
-//!
-//! ```text
-//! struct Gates;
-//! #[async_trait]
-//! impl HeldGate for Gates {
-//!     async fn held(&self, state: &FleetState, c: &Customer) -> anyhow::Result<Vec<u64>> {
-//!         Ok(state.held(c).await?.into_iter().map(|(id, _)| id).collect())
-//!     }
-//!     async fn approve(&self, config: &Config, c: &Customer, s: SnapshotId, _op: &str) -> anyhow::Result<String> {
-//!         let d = crate::approve::approve(config, c.as_str(), s.get()).await?;
-//!         Ok(format!("approved {}/{}: the alias points to {}", d.customer, d.snapshot_id, d.database))
-//!     }
-//!     async fn reject(...) { /* crate::approve::reject, the same way */ }
-//! }
-//! pub fn installed() -> Option<Arc<dyn HeldGate>> { Some(Arc::new(Gates)) }
-//! ```
+//! Held snapshots (loaded and verified, kept, not live: a guard or a
+//! check stopped them) and their approve/reject, through the same
+//! functions as `producer approve` / `producer reject`
+//! (`crate::approve`): fenced, under the customer's lock, audited there.
+//! The console audits the operator's action itself as well.
 
 use std::sync::Arc;
 
@@ -50,11 +33,54 @@ pub trait HeldGate: Send + Sync {
     ) -> anyhow::Result<String>;
 }
 
-/// The approve/reject this build has: none yet.
-pub fn installed() -> Option<Arc<dyn HeldGate>> {
-    None
+/// Approve/reject over `crate::approve`.
+struct Gates;
+
+#[async_trait]
+impl HeldGate for Gates {
+    async fn held(&self, state: &FleetState, customer: &Customer) -> anyhow::Result<Vec<u64>> {
+        Ok(state
+            .held(customer)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    async fn approve(
+        &self,
+        config: &Config,
+        customer: &Customer,
+        snapshot: SnapshotId,
+        _operator: &str,
+    ) -> anyhow::Result<String> {
+        let d = crate::approve::approve(config, customer.as_str(), snapshot.get()).await?;
+        Ok(format!(
+            "approved {}/{}: the alias points to {}",
+            d.customer, d.snapshot_id, d.database
+        ))
+    }
+
+    async fn reject(
+        &self,
+        config: &Config,
+        customer: &Customer,
+        snapshot: SnapshotId,
+        _operator: &str,
+    ) -> anyhow::Result<String> {
+        let d = crate::approve::reject(config, customer.as_str(), snapshot.get()).await?;
+        Ok(format!(
+            "rejected {}/{}: database {} dropped",
+            d.customer, d.snapshot_id, d.database
+        ))
+    }
 }
 
-/// Why approve/reject is refused in this build.
+/// The approve/reject the console uses.
+pub fn installed() -> Option<Arc<dyn HeldGate>> {
+    Some(Arc::new(Gates))
+}
+
+/// Why approve/reject is refused when no gate is installed.
 pub const NOT_AVAILABLE: &str =
     "this build has no held snapshots (approval gates are not part of it); nothing was changed";

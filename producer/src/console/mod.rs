@@ -103,7 +103,12 @@ impl Console {
         let store: Arc<dyn GraphStore> = Arc::from(
             tokio::time::timeout(
                 Duration::from_secs(5),
-                common::graph::connect_target_marked(target, 2, Some(marks)),
+                common::graph::connect_target_within(
+                    target,
+                    2,
+                    Duration::from_secs(5),
+                    Some(marks),
+                ),
             )
             .await
             .map_err(|_| anyhow::anyhow!("graph target {name}: no answer within 5 s"))??,
