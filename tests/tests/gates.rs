@@ -614,11 +614,11 @@ async fn schema_cypher_is_applied_enforced_and_checked_line_by_line() {
         assert!(constraints.contains(want), "{want}: {constraints}");
     }
 
-    // S2: a duplicate id fails the load through the constraint.
-    let people = sample::snapshot_dir(&env.data_root(), "acme", S2).join("nodes/people.csv");
-    let text = std::fs::read_to_string(&people).unwrap();
-    let first_row = text.lines().nth(1).unwrap().to_owned();
-    std::fs::write(&people, format!("{text}{first_row}\n")).unwrap();
+    // S2: a second Person with an existing personId, from another file and
+    // ID space (so the loader's own duplicate check, per ID space, does not
+    // see it), fails the load through the database's constraint.
+    let more = sample::snapshot_dir(&env.data_root(), "acme", S2).join("nodes/more.csv");
+    std::fs::write(&more, "id:ID(Other),:LABEL,personId\nx1,Person,p0\n").unwrap();
     let failed = run(&env, S2, "failed").await;
     assert!(
         failed
