@@ -47,6 +47,18 @@ fn write_header_only(env: &TestEnv, customer: &str, from: u64, id: u64) {
     std::fs::write(dst.join("_SUCCESS"), "").unwrap();
 }
 
+/// Waits until the worker has declared the topology (its work queue), so
+/// an event published next is not lost to a missing exchange.
+async fn worker_ready(env: &TestEnv) {
+    let r = harness::wait_for("the work queue", Duration::from_secs(30), || async {
+        Ok(env.queue_depth(&env.work_queue()).await.ok())
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", env.logs());
+    }
+}
+
 /// Publishes `customer`/`id` and waits for its audit entry `what`
 /// (`load_finished`, `held`).
 async fn load(env: &TestEnv, customer: &str, id: u64, what: &str) {
@@ -609,6 +621,7 @@ async fn console_approves_and_rejects_a_held_snapshot_without_a_reload() {
     let mut env = TestEnv::new("console-held", "keep_databases = 3").unwrap();
     let base = console(&mut env, "console", Some(TOKEN));
     env.spawn_worker("worker").unwrap();
+    worker_ready(&env).await;
     let (s1, s2, s3) = (ID, ID + 60, ID + 120);
     write(&env, "acme", s1, 200);
     load(&env, "acme", s1, "load_finished").await;
@@ -734,6 +747,7 @@ async fn api_approves_a_held_snapshot_with_the_bearer_token() {
     let mut env = TestEnv::new("console-api-held", "").unwrap();
     let base = console(&mut env, "console", Some(TOKEN));
     env.spawn_worker("worker").unwrap();
+    worker_ready(&env).await;
     let (s1, s2) = (ID, ID + 60);
     write(&env, "acme", s1, 200);
     load(&env, "acme", s1, "load_finished").await;

@@ -228,7 +228,7 @@ header a{color:#cfd8dc;margin-right:12px}header .who{margin-left:auto}
 main{padding:8px 16px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#eceff1}.inline{display:inline}.flash{background:#fff8e1;border:1px solid #ffe082;padding:6px 16px;margin:0}
 .muted{color:#777}.bad{color:#b71c1c}.good{color:#1b5e20}pre{background:#f5f5f5;padding:8px;white-space:pre-wrap;word-break:break-all}
-form.filters input,form.filters select{margin-right:8px}"#;
+form.filters input,form.filters select{margin-right:8px}td.changed{white-space:pre-line}"#;
 
 /// Forms with `data-confirm` ask first in the page's `#confirm-box`, then
 /// post with `Accept: application/json` and show the result in `#flash`

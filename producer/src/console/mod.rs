@@ -784,6 +784,25 @@ mod tests {
     use super::*;
     use common::state::AuditEntry;
 
+    #[test]
+    fn held_now_counts_every_customers_held_snapshots() {
+        let table = [
+            (json!({}), 0),
+            (json!({"customers": {}}), 0),
+            (
+                json!({"customers": {"a": {"held": [{"snapshot_id": 1}, {"snapshot_id": 2}]}, "b": {"held": []}, "c": {}}}),
+                2,
+            ),
+            (
+                json!({"customers": {"a": {"held": [{}]}, "b": {"held": [{}]}}}),
+                2,
+            ),
+        ];
+        for (status, want) in table {
+            assert_eq!(held_now(&status), want, "{status}");
+        }
+    }
+
     fn e(event: &str, at_ms: i64) -> AuditEntry {
         AuditEntry {
             id: "0-0".into(),

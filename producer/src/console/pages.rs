@@ -800,17 +800,29 @@ fn held_section(
         );
         let _ = write!(
             b,
-            "<tr id=\"held-{}\"><td>{}</td><td>{}</td><td class=\"reasons\">{}</td><td>{}</td><td>{}</td><td>{approve} {reject}</td></tr>",
+            "<tr id=\"held-{}\"><td>{}</td><td>{}</td><td class=\"reasons\">{}</td><td class=\"changed\">{}</td><td>{}</td><td>{approve} {reject}</td></tr>",
             esc(&id),
             esc(&id),
             esc(&db),
             esc(&super::gate::reasons_text(h)),
-            val(&h["changed"]),
+            esc(&changed_text(&h["changed"])),
             val(&h["held_at"]),
         );
     }
     b.push_str("</table>");
     b.push_str("<div id=\"confirm-box\" class=\"flash\" hidden><span id=\"confirm-text\"></span> <button type=\"button\" id=\"confirm\">Confirm</button> <button type=\"button\" id=\"confirm-cancel\">Cancel</button></div>");
+}
+
+/// What changed against the live graph: a list as one line per item.
+fn changed_text(changed: &Value) -> String {
+    match changed.as_array() {
+        Some(items) => items
+            .iter()
+            .map(super::html::plain)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        None => super::html::plain(changed),
+    }
 }
 
 pub fn login_body() -> String {
@@ -833,6 +845,21 @@ pub async fn login_form(State(c): Shared) -> Html<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn what_changed_is_one_line_per_item() {
+        let table = [
+            (
+                json!(["nodes 5 → 0", "label A 5 → 0"]),
+                "nodes 5 → 0\nlabel A 5 → 0",
+            ),
+            (json!("nodes 5 → 0"), "nodes 5 → 0"),
+            (json!(null), "-"),
+        ];
+        for (changed, want) in table {
+            assert_eq!(changed_text(&changed), want, "{changed}");
+        }
+    }
 
     #[test]
     fn customers_filter_by_text_state_target_and_age() {
