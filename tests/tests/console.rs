@@ -791,7 +791,7 @@ async fn api_approves_a_held_snapshot_with_the_bearer_token() {
     );
     // No longer held: a second approve is refused and changes nothing.
     let (code, body) = post_json(&base, "/api/action", &auth, &approve);
-    assert_ne!(code, 200, "{body}");
+    assert_eq!(code, 409, "{body}");
     assert!(body.contains("is not held"), "{body}");
     let audit = env.audit("operator_action").await;
     assert!(
