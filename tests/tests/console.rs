@@ -2,7 +2,9 @@
 //! against real RabbitMQ, Redis, FalkorDB and a running worker: live
 //! progress and the alias switching without a reload, rollback, pause and
 //! resume, replay from the parked-events page, refusal without the token,
-//! hostile names shown as text. Screenshots of each page go to the test's
+//! hostile names shown as text, approve/reject of a held snapshot from the
+//! customer page (confirmed in the page, no reload) and over the JSON API.
+//! Screenshots of each page go to the test's
 //! directory, and to docs/console/ with UPDATE_CONSOLE_SCREENSHOTS=1.
 //!
 //! Needs `chromium` and `chromedriver` on PATH (`scripts/ensure-services.sh
@@ -22,6 +24,59 @@ fn write(env: &TestEnv, customer: &str, id: u64, rows: usize) -> SampleSpec {
     let spec = SampleSpec::with_rows(rows, SampleFormat::Csv, id);
     sample::write_snapshot(&sample::snapshot_dir(&env.data_root(), customer, id), &spec).unwrap();
     spec
+}
+
+/// A header-only snapshot (an upstream failure) of `customer`: `from`'s
+/// files with their header line only. After a full one it is held (`empty`).
+fn write_header_only(env: &TestEnv, customer: &str, from: u64, id: u64) {
+    let src = sample::snapshot_dir(&env.data_root(), customer, from);
+    let dst = sample::snapshot_dir(&env.data_root(), customer, id);
+    for sub in ["nodes", "relationships"] {
+        std::fs::create_dir_all(dst.join(sub)).unwrap();
+        for f in std::fs::read_dir(src.join(sub)).unwrap() {
+            let f = f.unwrap().path();
+            let text = std::fs::read_to_string(&f).unwrap();
+            let header = text.lines().next().unwrap();
+            std::fs::write(
+                dst.join(sub).join(f.file_name().unwrap()),
+                format!("{header}\n"),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(dst.join("_SUCCESS"), "").unwrap();
+}
+
+/// Waits until the worker has declared the topology (its work queue), so
+/// an event published next is not lost to a missing exchange.
+async fn worker_ready(env: &TestEnv) {
+    let r = harness::wait_for("the work queue", Duration::from_secs(30), || async {
+        Ok(env.queue_depth(&env.work_queue()).await.ok())
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", env.logs());
+    }
+}
+
+/// Publishes `customer`/`id` and waits for its audit entry `what`
+/// (`load_finished`, `held`).
+async fn load(env: &TestEnv, customer: &str, id: u64, what: &str) {
+    env.publish_raw(&event(customer, id), 4).await.unwrap();
+    let want = id.to_string();
+    let r = harness::wait_for(
+        &format!("`{what}` of {customer}/{id}"),
+        Duration::from_secs(60),
+        || async {
+            Ok(env.audit(what).await.into_iter().find(|e| {
+                e.get("customer") == Some(customer) && e.get("snapshot_id") == Some(want.as_str())
+            }))
+        },
+    )
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", env.logs());
+    }
 }
 
 fn event(customer: &str, id: u64) -> Vec<u8> {
@@ -551,4 +606,199 @@ async fn console_without_a_token_is_read_only_and_refuses_actions() {
     assert_eq!(status, 405);
     let fleet = env.fleet().await.unwrap();
     assert_eq!(fleet.pauses().await.unwrap().0, None);
+}
+
+/// A held snapshot in the browser: the customer page lists it with its
+/// reason, the fleet and customers pages count it; reject (confirmed in the
+/// page) drops its database; approve of the next held one switches the
+/// alias to it, shown without a reload; both audited with the operator.
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "chromium and chromedriver are not installed (scripts/ensure-services.sh --browser)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_approves_and_rejects_a_held_snapshot_without_a_reload() {
+    let mut env = TestEnv::new("console-held", "keep_databases = 3").unwrap();
+    let base = console(&mut env, "console", Some(TOKEN));
+    env.spawn_worker("worker").unwrap();
+    worker_ready(&env).await;
+    let (s1, s2, s3) = (ID, ID + 60, ID + 120);
+    write(&env, "acme", s1, 200);
+    load(&env, "acme", s1, "load_finished").await;
+    assert_eq!(
+        env.falkor.get("snapswitch:alias:acme").as_deref(),
+        Some(format!("acme-{s1}").as_str())
+    );
+    write_header_only(&env, "acme", s1, s2);
+    load(&env, "acme", s2, "held").await;
+
+    let browser = Browser::start().unwrap();
+    login(&browser, &base, "ann");
+    // The fleet and customers pages count it.
+    browser.goto(&format!("{base}/")).unwrap();
+    browser
+        .wait("held now on the fleet page", Duration::from_secs(15), |b| {
+            Ok(b.text("#f-held_now").ok().filter(|t| t == "1"))
+        })
+        .unwrap();
+    browser.goto(&format!("{base}/customers")).unwrap();
+    assert_eq!(text_of(&browser, "#held-total"), "1");
+    let cell = browser.text("#customers td.held").unwrap();
+    assert!(
+        cell.starts_with(&format!("{s2} (empty: the snapshot is empty")),
+        "{cell}"
+    );
+
+    // The customer page lists it with its reason and its buttons.
+    browser.goto(&format!("{base}/customers/acme")).unwrap();
+    browser.execute("window.__sameDocument = 42;").unwrap();
+    let reasons = text_of(&browser, &format!("#held-{s2} .reasons"));
+    assert!(
+        reasons.starts_with("empty: the snapshot is empty and the live graph is not"),
+        "{reasons}"
+    );
+    assert_eq!(browser.count(&format!("#approve-{s2}")).unwrap(), 1);
+    shot(&env, &browser, "customer-held");
+
+    // Reject, confirmed in the page: the database is dropped, the alias stays.
+    browser.click(&format!("#reject-{s2}")).unwrap();
+    assert_eq!(
+        text_of(&browser, "#confirm-text"),
+        format!("Reject held snapshot {s2} of acme? Its database acme-{s2} is dropped.")
+    );
+    assert!(
+        env.falkor.graphs().contains(&format!("acme-{s2}")),
+        "nothing happens before the confirmation"
+    );
+    browser.click("#confirm").unwrap();
+    browser
+        .wait("the reject's result", Duration::from_secs(30), |b| {
+            Ok(b.text("#flash").ok().filter(|f| !f.is_empty()))
+        })
+        .unwrap();
+    assert_eq!(
+        flash(&browser),
+        format!("rejected acme/{s2}: database acme-{s2} dropped")
+    );
+    assert!(!env.falkor.graphs().contains(&format!("acme-{s2}")));
+    assert_eq!(
+        env.falkor.get("snapswitch:alias:acme").as_deref(),
+        Some(format!("acme-{s1}").as_str())
+    );
+    assert_eq!(browser.count(&format!("#held-{s2}")).unwrap(), 0);
+
+    // The next header-only snapshot is held too; approve switches to it.
+    write_header_only(&env, "acme", s1, s3);
+    load(&env, "acme", s3, "held").await;
+    browser.goto(&format!("{base}/customers/acme")).unwrap();
+    browser.execute("window.__sameDocument = 43;").unwrap();
+    text_of(&browser, &format!("#held-{s3} .reasons"));
+    browser.click(&format!("#approve-{s3}")).unwrap();
+    assert_eq!(
+        text_of(&browser, "#confirm-text"),
+        format!("Approve held snapshot {s3} of acme? The alias moves to acme-{s3}.")
+    );
+    browser.click("#confirm").unwrap();
+    let want = format!("acme-{s3}");
+    browser
+        .wait(
+            "the alias switching on the page",
+            Duration::from_secs(30),
+            |b| Ok(b.text("#alias").ok().filter(|t| *t == want)),
+        )
+        .unwrap();
+    assert_eq!(
+        flash(&browser),
+        format!("approved acme/{s3}: the alias points to acme-{s3}")
+    );
+    assert_eq!(
+        browser.execute("return window.__sameDocument;").unwrap(),
+        43,
+        "the page was reloaded"
+    );
+    assert_eq!(
+        env.falkor.get("snapswitch:alias:acme").as_deref(),
+        Some(want.as_str())
+    );
+    assert_eq!(browser.count(&format!("#held-{s3}")).unwrap(), 0);
+    assert_eq!(text_of(&browser, "#live"), s3.to_string());
+    let audit = env.audit("operator_action").await;
+    let seen: Vec<(Option<&str>, Option<&str>)> = audit
+        .iter()
+        .map(|e| (e.get("operator"), e.get("action")))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("ann"), Some("reject")),
+            (Some("ann"), Some("approve"))
+        ]
+    );
+    assert_eq!(env.audit("approved").await.len(), 1);
+    assert_eq!(env.audit("rejected").await.len(), 1);
+    drop(browser);
+    env.terminate("worker", Duration::from_secs(20));
+}
+
+/// Approve of a held snapshot over the JSON API with the bearer token: a
+/// wrong token changes nothing; the right one switches the alias.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_approves_a_held_snapshot_with_the_bearer_token() {
+    let mut env = TestEnv::new("console-api-held", "").unwrap();
+    let base = console(&mut env, "console", Some(TOKEN));
+    env.spawn_worker("worker").unwrap();
+    worker_ready(&env).await;
+    let (s1, s2) = (ID, ID + 60);
+    write(&env, "acme", s1, 200);
+    load(&env, "acme", s1, "load_finished").await;
+    write_header_only(&env, "acme", s1, s2);
+    load(&env, "acme", s2, "held").await;
+    let approve = format!(r#"{{"action": "approve", "customer": "acme", "snapshot_id": {s2}}}"#);
+    let (code, _) = post_json(
+        &base,
+        "/api/action",
+        &[
+            ("Authorization", "Bearer wrong-token-0123456789"),
+            ("X-Snapswitch-Operator", "eve"),
+        ],
+        &approve,
+    );
+    assert_eq!(code, 401);
+    assert_eq!(
+        env.falkor.get("snapswitch:alias:acme").as_deref(),
+        Some(format!("acme-{s1}").as_str()),
+        "a refused approve switched"
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [
+        ("Authorization", bearer.as_str()),
+        ("X-Snapswitch-Operator", "ops-bot"),
+    ];
+    let (code, body) = post_json(&base, "/api/action", &auth, &approve);
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            200,
+            format!(
+                r#"{{"effect":"approved acme/{s2}: the alias points to acme-{s2}","ok":true}}"#
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        env.falkor.get("snapswitch:alias:acme").as_deref(),
+        Some(format!("acme-{s2}").as_str())
+    );
+    // No longer held: a second approve is refused and changes nothing.
+    let (code, body) = post_json(&base, "/api/action", &auth, &approve);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("is not held"), "{body}");
+    let audit = env.audit("operator_action").await;
+    assert!(
+        audit.iter().any(|e| e.get("operator") == Some("ops-bot")
+            && e.get("action") == Some("approve")
+            && e.get("customer") == Some("acme")),
+        "{audit:?}"
+    );
+    env.terminate("worker", Duration::from_secs(20));
 }

@@ -13,8 +13,14 @@ use common::state::FleetState;
 
 #[async_trait]
 pub trait HeldGate: Send + Sync {
-    /// The customer's held snapshots.
-    async fn held(&self, state: &FleetState, customer: &Customer) -> anyhow::Result<Vec<u64>>;
+    /// The customer's held snapshots, oldest first: each its record (the
+    /// database, `reasons` as `{code, message}`, `changed`, `held_at`)
+    /// with `snapshot_id` added.
+    async fn held(
+        &self,
+        state: &FleetState,
+        customer: &Customer,
+    ) -> anyhow::Result<Vec<serde_json::Value>>;
     /// Switches the held snapshot live; returns what it did.
     async fn approve(
         &self,
@@ -38,12 +44,16 @@ struct Gates;
 
 #[async_trait]
 impl HeldGate for Gates {
-    async fn held(&self, state: &FleetState, customer: &Customer) -> anyhow::Result<Vec<u64>> {
+    async fn held(
+        &self,
+        state: &FleetState,
+        customer: &Customer,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
         Ok(state
             .held(customer)
             .await?
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|(id, record)| held_value(id, record))
             .collect())
     }
 
@@ -76,6 +86,38 @@ impl HeldGate for Gates {
     }
 }
 
+/// A held record as the console shows it: an object with `snapshot_id`
+/// (a record that is not an object is kept under `record`).
+pub fn held_value(id: u64, record: serde_json::Value) -> serde_json::Value {
+    let mut v = match record {
+        serde_json::Value::Object(m) => serde_json::Value::Object(m),
+        other => serde_json::json!({ "record": other }),
+    };
+    v["snapshot_id"] = id.into();
+    v
+}
+
+/// Why a snapshot is held, one line: `code: message; …` (a reason that is
+/// not `{code, message}` is shown as its JSON).
+pub fn reasons_text(held: &serde_json::Value) -> String {
+    let Some(reasons) = held["reasons"].as_array() else {
+        return "-".into();
+    };
+    let parts: Vec<String> = reasons
+        .iter()
+        .map(|r| match (r["code"].as_str(), r["message"].as_str()) {
+            (Some(code), Some(msg)) => format!("{code}: {msg}"),
+            (Some(code), None) => code.to_owned(),
+            _ => super::html::plain(r),
+        })
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// The approve/reject the console uses.
 pub fn installed() -> Option<Arc<dyn HeldGate>> {
     Some(Arc::new(Gates))
@@ -84,3 +126,37 @@ pub fn installed() -> Option<Arc<dyn HeldGate>> {
 /// Why approve/reject is refused when no gate is installed.
 pub const NOT_AVAILABLE: &str =
     "this build has no held snapshots (approval gates are not part of it); nothing was changed";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reasons_read_as_code_and_message() {
+        let table = [
+            (
+                json!({"reasons": [{"code": "empty", "message": "the snapshot is empty"}]}),
+                "empty: the snapshot is empty",
+            ),
+            (
+                json!({"reasons": [{"code": "shrink", "message": "a"}, {"code": "check"}]}),
+                "shrink: a; check",
+            ),
+            (json!({"reasons": ["legacy text"]}), "legacy text"),
+            (json!({"reasons": []}), "-"),
+            (json!({}), "-"),
+        ];
+        for (held, want) in table {
+            assert_eq!(reasons_text(&held), want, "{held}");
+        }
+    }
+
+    #[test]
+    fn held_value_names_its_snapshot() {
+        let v = held_value(7, json!({"database": "acme-7"}));
+        assert_eq!(v, json!({"database": "acme-7", "snapshot_id": 7}));
+        let v = held_value(8, json!("odd"));
+        assert_eq!(v, json!({"record": "odd", "snapshot_id": 8}));
+    }
+}

@@ -124,6 +124,24 @@ pub fn action_form(
     )
 }
 
+/// [`action_form`] whose button asks `question` in the page first (the
+/// page's script shows it with a confirm button, then posts the form and
+/// shows the result without a reload).
+pub fn confirmed_action_form(
+    viewer: &Viewer,
+    action: &str,
+    fields: &[(&str, &str)],
+    label: &str,
+    id: &str,
+    question: &str,
+) -> String {
+    let form = action_form(viewer, action, fields, label, id);
+    match form.strip_prefix("<form ") {
+        Some(rest) => format!("<form data-confirm=\"{}\" {rest}", esc(question)),
+        None => form,
+    }
+}
+
 /// One load finished, for the chart.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadPoint {
@@ -210,13 +228,33 @@ header a{color:#cfd8dc;margin-right:12px}header .who{margin-left:auto}
 main{padding:8px 16px}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#eceff1}.inline{display:inline}.flash{background:#fff8e1;border:1px solid #ffe082;padding:6px 16px;margin:0}
 .muted{color:#777}.bad{color:#b71c1c}.good{color:#1b5e20}pre{background:#f5f5f5;padding:8px;white-space:pre-wrap;word-break:break-all}
-form.filters input,form.filters select{margin-right:8px}"#;
+form.filters input,form.filters select{margin-right:8px}td.changed{white-space:pre-line}"#;
 
-/// Polls the page's `data-poll` endpoint every second and writes values
+/// Forms with `data-confirm` ask first in the page's `#confirm-box`, then
+/// post with `Accept: application/json` and show the result in `#flash`
+/// (a held row acted on is removed). Polls the page's `data-poll` endpoint every second and writes values
 /// into elements with `data-field="a.b"` (textContent only: never markup).
 /// Tables with `data-rows="list"` are rebuilt from that list, one cell per
 /// `data-cols` path.
 pub const JS: &str = r#"(function(){
+  var box=document.getElementById('confirm-box'), pending=null;
+  function say(text){var f=document.getElementById('flash');
+    if(!f){f=document.createElement('p');f.id='flash';f.className='flash';document.body.insertBefore(f,document.querySelector('main'));}
+    f.textContent=text;}
+  document.querySelectorAll('form[data-confirm]').forEach(function(form){
+    form.addEventListener('submit',function(ev){ if(!box) return; ev.preventDefault(); pending=form;
+      document.getElementById('confirm-text').textContent=form.getAttribute('data-confirm'); box.hidden=false;});});
+  if(box){
+    document.getElementById('confirm-cancel').addEventListener('click',function(){pending=null;box.hidden=true;});
+    document.getElementById('confirm').addEventListener('click',function(){
+      var form=pending; if(!form) return; pending=null; box.hidden=true;
+      form.querySelectorAll('button').forEach(function(b){b.disabled=true;});
+      fetch(form.getAttribute('action'),{method:'POST',credentials:'same-origin',headers:{'Accept':'application/json'},body:new URLSearchParams(new FormData(form))})
+        .then(function(r){return r.json();}).then(function(d){say(d.effect||d.error||'');
+          var row=form.closest('tr'); if(d.ok&&row) row.remove();
+          else form.querySelectorAll('button').forEach(function(b){b.disabled=false;});})
+        .catch(function(e){say('refused: '+e);});});
+  }
   var src=document.body.getAttribute('data-poll'); if(!src) return;
   function get(o,p){return p.split('.').reduce(function(a,k){return a==null?a:a[k];},o);}
   function show(v){return v==null?'-':(typeof v==='object'?JSON.stringify(v):String(v));}

@@ -193,6 +193,7 @@ impl Console {
             })
             .collect();
         status["workers_list"] = workers.into();
+        status["held_now"] = held_now(&status).into();
         status["retry_queues"] = retry_queues.into();
         status["dependencies"] = self.dependencies().await;
         // The windowed rates: the status's own fields when it has them,
@@ -458,6 +459,19 @@ fn parked_value(p: &crate::dlq::Parked, now: chrono::DateTime<chrono::Utc>) -> V
     v
 }
 
+/// The held snapshots awaiting approve/reject, over every customer of a
+/// fleet status (`customers.*.held`).
+pub fn held_now(status: &Value) -> usize {
+    status["customers"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|c| c["held"].as_array().map_or(0, Vec::len))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// `live`, `loading`, `paused`, `error` or `never loaded`.
 pub fn customer_state(paused: bool, loading: bool, error: bool, live: bool) -> &'static str {
     if loading {
@@ -671,10 +685,15 @@ async fn form_action(State(c): Shared, headers: HeaderMap, body: Bytes) -> Respo
         Ok(action) => actions::perform(&c, &action, &session.operator).await,
         Err(e) => Err(anyhow::anyhow!(e)),
     };
-    let text = match result {
-        Ok(effect) => effect,
-        Err(e) => format!("refused: {e:#}"),
+    let (ok, text) = match result {
+        Ok(effect) => (true, effect),
+        Err(e) => (false, format!("refused: {e:#}")),
     };
+    // The page's script (an in-page confirmation) asks for JSON: the
+    // result is shown without a reload.
+    if header_str(&headers, "accept").is_some_and(|a| a.contains("application/json")) {
+        return Json(json!({"ok": ok, "effect": text})).into_response();
+    }
     c.set_flash(&headers, text);
     Redirect::to(&back).into_response()
 }
@@ -764,6 +783,25 @@ async fn api_parked(State(c): Shared, Query(q): Query<pages::ParkedQuery>) -> Re
 mod tests {
     use super::*;
     use common::state::AuditEntry;
+
+    #[test]
+    fn held_now_counts_every_customers_held_snapshots() {
+        let table = [
+            (json!({}), 0),
+            (json!({"customers": {}}), 0),
+            (
+                json!({"customers": {"a": {"held": [{"snapshot_id": 1}, {"snapshot_id": 2}]}, "b": {"held": []}, "c": {}}}),
+                2,
+            ),
+            (
+                json!({"customers": {"a": {"held": [{}]}, "b": {"held": [{}]}}}),
+                2,
+            ),
+        ];
+        for (status, want) in table {
+            assert_eq!(held_now(&status), want, "{status}");
+        }
+    }
 
     fn e(event: &str, at_ms: i64) -> AuditEntry {
         AuditEntry {

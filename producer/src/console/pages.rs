@@ -51,6 +51,8 @@ pub async fn fleet(State(c): Shared, headers: HeaderMap) -> Html<String> {
         ("tasks_parked", "parked (total)"),
         ("tasks_superseded", "superseded"),
         ("tasks_cancelled", "cancelled"),
+        ("held_now", "held now (awaiting approve/reject)"),
+        ("tasks_held", "held (total)"),
     ];
     for (_, label) in keys {
         let _ = write!(b, "<th>{}</th>", esc(label));
@@ -216,7 +218,16 @@ pub async fn customers(
         select("target", q.target.as_deref(), &targets),
         select("age", q.age.as_deref(), &[("", "any last load"), ("1h", "within 1 h"), ("24h", "within 24 h"), ("older", "older than 24 h"), ("never", "never")]),
     );
-    let _ = write!(b, "<p>{} of {total} customers</p>", list.len());
+    let held_total: usize = list
+        .iter()
+        .map(|cu| cu["held"].as_array().map_or(0, Vec::len))
+        .sum();
+    let _ = write!(
+        b,
+        "<p>{} of {total} customers · <span id=\"held-total\">{held_total}</span> held snapshot{} awaiting approve/reject</p>",
+        list.len(),
+        if held_total == 1 { "" } else { "s" }
+    );
     b.push_str("<table id=\"customers\"><tr><th>customer</th><th>state</th><th>target</th><th>alias →</th><th>live</th><th>previous</th><th>retained databases</th><th>held</th><th>last load</th><th>took s</th><th>last error</th></tr>");
     for cu in &list {
         let name = cu["customer"].as_str().unwrap_or("");
@@ -230,11 +241,21 @@ pub async fn customers(
             .unwrap_or_default();
         let held: Vec<String> = cu["held"]
             .as_array()
-            .map(|a| a.iter().map(val).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|h| {
+                        format!(
+                            "{} ({})",
+                            val(&h["snapshot_id"]),
+                            esc(&super::gate::reasons_text(h))
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let _ = write!(
             b,
-            "<tr><td><a href=\"/customers/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"/customers/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"held\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             url(name),
             esc(name),
             val(&cu["state"]),
@@ -386,36 +407,9 @@ Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cance
                 rollback.join(" ")
             }
         );
-        match &c.gate {
-            Some(_) => {
-                for h in v["held"].as_array().into_iter().flatten() {
-                    let id = super::html::plain(h);
-                    let _ = write!(
-                        b,
-                        "<p>Held snapshot {}: {} {}</p>",
-                        esc(&id),
-                        action_form(
-                            &viewer,
-                            "approve",
-                            &[("customer", &name), ("snapshot_id", &id), ("back", &back)],
-                            "Approve (switch)",
-                            &format!("approve-{id}")
-                        ),
-                        action_form(
-                            &viewer,
-                            "reject",
-                            &[("customer", &name), ("snapshot_id", &id), ("back", &back)],
-                            "Reject",
-                            &format!("reject-{id}")
-                        ),
-                    );
-                }
-            }
-            None => b.push_str(
-                "<p class=\"muted\">Approve/reject of held snapshots: not in this build.</p>",
-            ),
-        }
     }
+
+    held_section(&mut b, &c, &viewer, &name, &back, &v);
 
     b.push_str("<h2>Databases</h2><table><thead><tr><th>database</th><th>state</th><th>live</th></tr></thead><tbody id=\"databases\" data-rows=\"databases\" data-cols=\"database,state,live\">");
     for d in v["databases"].as_array().into_iter().flatten() {
@@ -754,6 +748,83 @@ pub async fn confirm(State(c): Shared, headers: HeaderMap, body: Bytes) -> Respo
     Html(page("Confirm", &viewer, None, None, &b)).into_response()
 }
 
+/// The customer's held snapshots (loaded and verified, not live: a guard
+/// or a check stopped them), each with why; approve/reject buttons for a
+/// logged-in operator. A button asks for confirmation in the page
+/// (`data-confirm`, see [`super::html::JS`]) and acts without a reload.
+fn held_section(
+    b: &mut String,
+    c: &Console,
+    viewer: &super::html::Viewer,
+    name: &str,
+    back: &str,
+    v: &Value,
+) {
+    let held = v["held"].as_array().cloned().unwrap_or_default();
+    let _ = write!(
+        b,
+        "<h2>Held snapshots</h2><p id=\"held-count\">{} held (loaded and verified, not live: approve switches the alias to it, reject drops its database)</p>",
+        held.len()
+    );
+    if c.gate.is_none() {
+        b.push_str("<p class=\"muted\">Approve/reject of held snapshots: not in this build.</p>");
+        return;
+    }
+    if held.is_empty() {
+        return;
+    }
+    b.push_str("<table id=\"held\"><tr><th>snapshot</th><th>database</th><th>why held</th><th>what changed</th><th>held at</th><th></th></tr>");
+    for h in &held {
+        let id = super::html::plain(&h["snapshot_id"]);
+        let db = super::html::plain(&h["database"]);
+        let fields = [
+            ("customer", name),
+            ("snapshot_id", id.as_str()),
+            ("back", back),
+        ];
+        let approve = super::html::confirmed_action_form(
+            viewer,
+            "approve",
+            &fields,
+            "Approve (switch)…",
+            &format!("approve-{id}"),
+            &format!("Approve held snapshot {id} of {name}? The alias moves to {db}."),
+        );
+        let reject = super::html::confirmed_action_form(
+            viewer,
+            "reject",
+            &fields,
+            "Reject…",
+            &format!("reject-{id}"),
+            &format!("Reject held snapshot {id} of {name}? Its database {db} is dropped."),
+        );
+        let _ = write!(
+            b,
+            "<tr id=\"held-{}\"><td>{}</td><td>{}</td><td class=\"reasons\">{}</td><td class=\"changed\">{}</td><td>{}</td><td>{approve} {reject}</td></tr>",
+            esc(&id),
+            esc(&id),
+            esc(&db),
+            esc(&super::gate::reasons_text(h)),
+            esc(&changed_text(&h["changed"])),
+            val(&h["held_at"]),
+        );
+    }
+    b.push_str("</table>");
+    b.push_str("<div id=\"confirm-box\" class=\"flash\" hidden><span id=\"confirm-text\"></span> <button type=\"button\" id=\"confirm\">Confirm</button> <button type=\"button\" id=\"confirm-cancel\">Cancel</button></div>");
+}
+
+/// What changed against the live graph: a list as one line per item.
+fn changed_text(changed: &Value) -> String {
+    match changed.as_array() {
+        Some(items) => items
+            .iter()
+            .map(super::html::plain)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        None => super::html::plain(changed),
+    }
+}
+
 pub fn login_body() -> String {
     "<form method=\"post\" action=\"/login\"><p>operator name <input name=\"operator\" id=\"operator-name\" autocomplete=\"username\"></p>\
 <p>operator token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"current-password\"></p><button id=\"login\">Log in</button></form>"
@@ -774,6 +845,21 @@ pub async fn login_form(State(c): Shared) -> Html<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn what_changed_is_one_line_per_item() {
+        let table = [
+            (
+                json!(["nodes 5 → 0", "label A 5 → 0"]),
+                "nodes 5 → 0\nlabel A 5 → 0",
+            ),
+            (json!("nodes 5 → 0"), "nodes 5 → 0"),
+            (json!(null), "-"),
+        ];
+        for (changed, want) in table {
+            assert_eq!(changed_text(&changed), want, "{changed}");
+        }
+    }
 
     #[test]
     fn customers_filter_by_text_state_target_and_age() {
