@@ -21,9 +21,13 @@ COPY common common
 COPY producer producer
 COPY worker worker
 COPY tests tests
+# Only the two binaries (not the tests' `bench`), without symbols and debug
+# information: about 30 MB each instead of about 200 MB.
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
+    CARGO_PROFILE_RELEASE_DEBUG=0
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --bins --locked \
+    cargo build --release --locked --package producer --package worker --bins \
  && mkdir -p /out \
  && cp target/release/producer target/release/worker /out/
 

@@ -1,10 +1,9 @@
-//! RabbitMQ adapter: connect (with retries and lapin's automatic recovery),
+//! RabbitMQ adapter: connect (within a deadline, then with lapin's automatic recovery),
 //! declare the [`Topology`] idempotently, publish with publisher confirms.
 //! Nothing here decides anything; callers choose what to publish where.
 
 use std::path::Path;
 
-use backon::Retryable;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
@@ -18,8 +17,8 @@ use crate::topology::Topology;
 
 #[derive(Debug, Error)]
 pub enum BrokerError {
-    #[error("cannot connect to RabbitMQ at {url}: {source}")]
-    Connect { url: String, source: lapin::Error },
+    #[error("cannot connect to RabbitMQ at {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("RabbitMQ refused to declare {what}: {source} (if it says PRECONDITION_FAILED, the existing object was declared with other arguments)")]
     Declare { what: String, source: lapin::Error },
     #[error("RabbitMQ TLS settings: {0}")]
@@ -37,7 +36,7 @@ pub enum BrokerError {
     },
 }
 
-/// Connects, retrying with exponential backoff for up to ~30 s, and enables
+/// Connects within [`crate::state::DEFAULT_CONNECT_TIMEOUT`] and enables
 /// lapin's automatic connection recovery. `amqps://` trusts the system's
 /// certificate store.
 pub async fn connect(url: &ServiceUrl, name: &str) -> Result<Connection, BrokerError> {
@@ -51,34 +50,75 @@ pub async fn connect_tls(
     name: &str,
     ca: Option<&Path>,
 ) -> Result<Connection, BrokerError> {
-    let tls = crate::tls::amqp_tls(ca).map_err(BrokerError::Tls)?;
-    let props = || {
-        ConnectionProperties::default()
-            .with_connection_name(LongString::from(name))
-            .enable_auto_recover()
-    };
-    let attempt = || async {
-        let runtime = lapin::runtime::default_runtime()?;
-        Connection::connect_with_config(url.expose(), props(), tls.clone(), runtime).await
-    };
-    attempt
-        .retry(crate::state::startup_backoff())
-        .notify(|err, wait| {
-            tracing::warn!(url = %url.redacted(), error = %err, ?wait, "RabbitMQ not reachable yet, retrying");
-        })
-        .await
-        .map_err(|source| BrokerError::Connect {
-            url: url.redacted(),
-            source,
-        })
+    connect_within(url, name, ca, crate::state::DEFAULT_CONNECT_TIMEOUT).await
 }
 
-/// Connects to the RabbitMQ of `config` (its URL and CA file).
+/// Connects within `timeout`, then keeps the connection recovering by
+/// itself. lapin's recovery also retries the *first* connect, for minutes
+/// (16 tries with growing pauses), so the first contact is made without it:
+/// a check connection, tried until the deadline and closed, then the
+/// connection that is kept, with recovery, cut at the deadline too. The
+/// error names the URL (password hidden) and the last reason.
+pub async fn connect_within(
+    url: &ServiceUrl,
+    name: &str,
+    ca: Option<&Path>,
+    timeout: std::time::Duration,
+) -> Result<Connection, BrokerError> {
+    let tls = crate::tls::amqp_tls(ca).map_err(BrokerError::Tls)?;
+    let redacted = url.redacted();
+    let failed = |reason: String| BrokerError::Connect {
+        url: redacted.clone(),
+        reason,
+    };
+    let start = std::time::Instant::now();
+    let attempt = |recover: bool| {
+        let tls = tls.clone();
+        async move {
+            let mut props =
+                ConnectionProperties::default().with_connection_name(LongString::from(name));
+            if recover {
+                // Recovery never gives up (lapin's default stops after 16
+                // tries, about 11 minutes): an outage of any length is
+                // waited out, reconnecting within 30 s of the broker's return.
+                props = props
+                    .with_backoff(
+                        backon::ExponentialBuilder::default()
+                            .with_min_delay(std::time::Duration::from_secs(1))
+                            .with_max_delay(std::time::Duration::from_secs(30))
+                            .without_max_times(),
+                    )
+                    .enable_auto_recover();
+            }
+            let runtime = lapin::runtime::default_runtime()?;
+            Connection::connect_with_config(url.expose(), props, tls, runtime).await
+        }
+    };
+    let check = crate::state::within_deadline("RabbitMQ", &redacted, timeout, || attempt(false))
+        .await
+        .map_err(failed)?;
+    let _ = check.close(200, "connection check".into()).await;
+    let left = timeout
+        .saturating_sub(start.elapsed())
+        .max(std::time::Duration::from_secs(1));
+    crate::state::within_deadline("RabbitMQ", &redacted, left, || attempt(true))
+        .await
+        .map_err(failed)
+}
+
+/// Connects to the RabbitMQ of `config` (its URL and CA file) within its
+/// `connect_timeout`.
 pub async fn connect_config(
     config: &crate::config::Config,
     name: &str,
 ) -> Result<Connection, BrokerError> {
-    connect_tls(&config.amqp_url, name, config.amqp_ca_file.as_deref()).await
+    connect_within(
+        &config.amqp_url,
+        name,
+        config.amqp_ca_file.as_deref(),
+        config.connect_timeout(),
+    )
+    .await
 }
 
 /// Declares every exchange, queue and binding of `topology`. Safe to call from

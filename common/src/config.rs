@@ -117,28 +117,59 @@ impl fmt::Display for ServiceUrl {
     }
 }
 
-/// Masks the password in `scheme://user:password@host/...`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+/// The URL with the password of its userinfo part replaced by `***`, for
+/// every output (errors, logs, status, doctor). Parsed with the `url` crate;
+/// a password holding reserved characters that are not percent-encoded
+/// (`#`, `/`, `?`, `@`, `:`) makes the URL ambiguous, and then everything
+/// between `://` and the last `@` is hidden; a URL that does not parse at all
+/// is not shown beyond its scheme.
+pub fn redact_url(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
         // Not a URL (a config mistake such as `user:pw@host`): show no
         // userinfo at all rather than guess where a password ends.
-        return match url.rsplit_once('@') {
+        return match raw.rsplit_once('@') {
             Some((_, host)) => format!("***@{host}"),
-            None => url.to_owned(),
+            None if raw.contains(['/', '?', '#']) => "***".to_owned(),
+            None => raw.to_owned(),
         };
     };
+    // Where a parser ends the authority; an `@` after it means the userinfo
+    // (the password) may reach beyond that point.
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
+    if rest[authority_end..].contains('@') {
+        let host = rest.rsplit_once('@').map_or("", |(_, h)| h);
+        return format!("{scheme}://***@{host}");
+    }
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            if url.set_password(Some("***")).is_err() {
+                return format!("{scheme}://***");
             }
+            url.to_string()
         }
-        None => url.to_owned(),
+        Ok(url) => url.to_string(),
+        Err(_) => format!("{scheme}://*** (not a valid URL)"),
+    }
+}
+
+/// Why `raw` is not a usable service URL (`None`: it is): it must parse, and
+/// a password must not hold unencoded reserved characters. The reason never
+/// quotes the URL.
+pub fn url_problem(raw: &str) -> Option<String> {
+    let Some((_, rest)) = raw.split_once("://") else {
+        return Some("not a URL (scheme://host:port)".into());
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let encode_hint = "percent-encode reserved characters in the user name and password (# %23, / %2F, ? %3F, @ %40, : %3A, % %25)";
+    if rest[authority_end..].contains('@') {
+        return Some(format!(
+            "the password seems to hold `/`, `?` or `#`: {encode_hint}"
+        ));
+    }
+    match url::Url::parse(raw) {
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => Some("no host after `://`".into()),
+        Ok(_) => None,
+        Err(e) => Some(format!("not a valid URL ({e}): {encode_hint}")),
     }
 }
 
@@ -175,10 +206,19 @@ pub struct Config {
     pub pagecache_threshold_percent: u8,
     /// Seconds before an event refused by the health gate is tried again.
     pub health_check_retry_delay: u64,
-    /// Retries of a transiently failed load before the event is parked.
+    /// Retries of a transiently failed load before the event is parked
+    /// (the ladder's length). A failure because a dependency is down does
+    /// not count (see `decide::after_failure`).
     pub max_retries: u32,
-    /// Retry n waits `retry_backoff_base^n` seconds (2, 4, 8 …).
+    /// Retry n waits `retry_backoff_base^n` seconds (2, 4, 8 …), at most
+    /// `retry_max_delay`.
     pub retry_backoff_base: u64,
+    /// The longest wait of the retry ladder, in seconds (its cap).
+    pub retry_max_delay: u64,
+    /// Seconds every connection attempt to RabbitMQ, Redis or a graph
+    /// database may take: a CLI command gives up after it, the worker keeps
+    /// trying (one log line per attempt).
+    pub connect_timeout: u64,
     /// Seconds a stopping worker lets in-flight loads finish before aborting them.
     pub shutdown_timeout: u64,
     /// Seconds a customer lock lives without renewal (renewed every third of it).
@@ -268,8 +308,10 @@ impl Default for Config {
             heap_threshold_percent: 85,
             pagecache_threshold_percent: 90,
             health_check_retry_delay: 60,
-            max_retries: 3,
+            max_retries: 8,
             retry_backoff_base: 2,
+            retry_max_delay: 300,
+            connect_timeout: 10,
             shutdown_timeout: 300,
             lock_ttl: 30,
             lock_wait_timeout: 5,
@@ -333,7 +375,7 @@ impl Config {
             .merge(secret_file_env_provider(ENV_PREFIX, &SECRET_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(load_error)?;
         config.validate()?;
         Ok(config)
     }
@@ -445,6 +487,18 @@ impl Config {
             "1 to 10",
         );
         check(
+            (1..=604_800).contains(&self.retry_max_delay),
+            "retry_max_delay",
+            self.retry_max_delay.to_string(),
+            "1 to 604800 seconds (7 days)",
+        );
+        check(
+            (1..=300).contains(&self.connect_timeout),
+            "connect_timeout",
+            self.connect_timeout.to_string(),
+            "1 to 300 seconds",
+        );
+        check(
             self.retry_delays().iter().all(|d| d.as_secs() <= 7 * 86_400),
             "max_retries",
             format!("{} with retry_backoff_base = {}", self.max_retries, self.retry_backoff_base),
@@ -542,6 +596,9 @@ impl Config {
                 url.redacted(),
                 "a URL with a host after `://`, without spaces or control characters",
             );
+            if let Some(problem) = url_problem(url.expose()) {
+                check(false, key, url.redacted(), &problem);
+            }
         }
         check(
             !self.data_root.as_os_str().is_empty(),
@@ -604,11 +661,23 @@ impl Config {
         }
     }
 
-    /// Delay before retry n (1-based): `retry_backoff_base^n` seconds.
+    /// Delay before retry n (1-based): `retry_backoff_base^n` seconds, at
+    /// most `retry_max_delay`.
     pub fn retry_delays(&self) -> Vec<Duration> {
         (1..=self.max_retries)
-            .map(|n| Duration::from_secs(self.retry_backoff_base.saturating_pow(n)))
+            .map(|n| {
+                Duration::from_secs(
+                    self.retry_backoff_base
+                        .saturating_pow(n)
+                        .min(self.retry_max_delay.max(1)),
+                )
+            })
             .collect()
+    }
+
+    /// How long one connection attempt may take (`connect_timeout`).
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout)
     }
 
     /// The data root must be a readable directory before anything starts.
@@ -633,6 +702,76 @@ impl Config {
             Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
             _ => Vec::new(),
         }
+    }
+}
+
+/// A value the config loader could not take, one line per key: the key,
+/// the value found (hidden for keys that may hold a password), what is
+/// allowed and where the value came from — instead of the deserializer's
+/// raw text (`expected u16 for key "default.workers"`).
+fn load_error(error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let lines = error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                e.path.join(".")
+            };
+            let secret = SECRET_KEYS
+                .iter()
+                .any(|k| key == *k || key.ends_with(&format!(".{k}")));
+            let from = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {} {source})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            let shown = |actual: &figment::error::Actual| {
+                if secret {
+                    "***".to_owned()
+                } else {
+                    actual.to_string()
+                }
+            };
+            match &e.kind {
+                Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+                    format!("  {key} = {}: {}{from}", shown(actual), allowed(expected))
+                }
+                Kind::UnknownVariant(actual, expected) => format!(
+                    "  {key} = {:?}: one of {}{from}",
+                    if secret { "***" } else { actual.as_str() },
+                    expected.join(", ")
+                ),
+                Kind::UnknownField(field, _) => {
+                    let key = if e.path.is_empty() {
+                        field.clone()
+                    } else {
+                        format!("{key}.{field}")
+                    };
+                    format!("  {key}: not a config key (see docs/configuration.md){from}")
+                }
+                other => format!("  {key}: {other}{from}"),
+            }
+        })
+        .collect();
+    ConfigError::Invalid(lines)
+}
+
+/// What a Rust type name in a deserializer's message allows, in words.
+fn allowed(expected: &str) -> String {
+    match expected {
+        "u8" => "a whole number from 0 to 255".into(),
+        "u16" => "a whole number from 0 to 65535".into(),
+        "u32" => "a whole number from 0 to 4294967295".into(),
+        "u64" | "usize" => "a whole number, 0 or more".into(),
+        "i64" | "isize" | "i32" => "a whole number".into(),
+        "a boolean" => "true or false".into(),
+        "a string" => "a string (in quotes in TOML)".into(),
+        other => other.to_owned(),
     }
 }
 
@@ -844,7 +983,27 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.scan_interval, 30);
         assert_eq!(c.keep_databases, 2);
-        assert_eq!(c.retry_delays(), [2, 4, 8].map(Duration::from_secs));
+        // The seed's 2, 4, 8 s are the ladder's first steps, not its whole budget.
+        assert_eq!(c.retry_delays()[..3], [2, 4, 8].map(Duration::from_secs));
+        assert_eq!(
+            c.retry_delays(),
+            [2, 4, 8, 16, 32, 64, 128, 256].map(Duration::from_secs)
+        );
+        assert_eq!(c.connect_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_retry_ladder_is_capped_by_retry_max_delay() {
+        let c = Config {
+            max_retries: 12,
+            retry_max_delay: 100,
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        let d = c.retry_delays();
+        assert_eq!(d.len(), 12);
+        assert_eq!(d[5], Duration::from_secs(64));
+        assert!(d[6..].iter().all(|x| *x == Duration::from_secs(100)));
     }
 
     #[test]
@@ -889,6 +1048,108 @@ mod tests {
         assert!(shown.contains("redis://:***@127.0.0.1:6379/0"), "{shown}");
     }
 
+    /// Passwords no output may show, whatever they hold.
+    pub const HOSTILE_PASSWORDS: [&str; 14] = [
+        "s3cr#t-pw",
+        "pa/ss-word",
+        "pa?ss=word",
+        "p@ss@word",
+        "pa:ss:word",
+        "1234/5678",
+        "9999#x",
+        "#leading",
+        "trailing@",
+        "a/b?c#d@e:f",
+        "%zz-not-encoded",
+        "sp ace",
+        "uni\u{e9}code-\u{1f511}",
+        "p%40ss%23encoded",
+    ];
+
+    #[test]
+    fn no_password_survives_redaction() {
+        for pw in HOSTILE_PASSWORDS {
+            for template in [
+                "amqp://guest:{pw}@rabbit.example:5672/%2f",
+                "amqps://guest:{pw}@rabbit.example/vhost",
+                "redis://:{pw}@127.0.0.1:6379/0",
+                "rediss://default:{pw}@redis.example:6380",
+                "neo4j://neo4j:{pw}@graph.example:7687",
+                "bolt://u:{pw}@h",
+                "redis://:{pw}@",
+                "u:{pw}@h:5672",
+            ] {
+                let raw = template.replace("{pw}", pw);
+                let shown = redact_url(&raw);
+                // The password, and each piece of it between reserved
+                // characters that is long enough to mean something.
+                let pieces: Vec<&str> = pw
+                    .split(['#', '/', '?', '@', ':', '%', ' ', '='])
+                    .filter(|p| p.len() >= 4)
+                    .collect();
+                assert!(!shown.contains(pw), "{raw} shown as {shown}");
+                for piece in pieces {
+                    assert!(!shown.contains(piece), "{raw} shown as {shown} ({piece})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_url_with_unencoded_reserved_characters_is_refused_without_showing_it() {
+        for pw in ["s3cr#t-pw", "pa/ss-word", "pa?ss=word", "1234/5678"] {
+            let c = Config {
+                amqp_url: ServiceUrl::new(format!("amqp://guest:{pw}@h:5672/%2f")),
+                ..Config::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("amqp_url"), "{err}");
+            assert!(err.contains("percent-encode"), "{err}");
+            assert!(!err.contains(pw), "{err}");
+        }
+        let ok = Config {
+            amqp_url: ServiceUrl::new("amqp://guest:s3cr%23t@h:5672/%2f"),
+            ..Config::default()
+        };
+        ok.validate().unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API
+    fn type_errors_name_the_key_the_value_and_what_is_allowed() {
+        figment::Jail::expect_with(|jail| {
+            let none = BTreeMap::<String, String>::new();
+            // The deserializer stops at the first bad value: one file each.
+            for (text, want) in [
+                (
+                    "workers = \"four\"",
+                    "workers = string \"four\": a whole number from 0 to 65535 (from TOML file",
+                ),
+                (
+                    "skip_superseded = \"yes\"",
+                    "skip_superseded = string \"yes\": true or false",
+                ),
+                ("amqp_url = [4242]", "amqp_url = ***: "),
+            ] {
+                jail.create_file("c.toml", text)?;
+                let err = Config::load(Some(Path::new("c.toml")), &none)
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.contains(want), "{want}: {err}");
+                assert!(!err.contains("default."), "{err}");
+                assert!(!err.contains("4242"), "{err}");
+            }
+            jail.set_env("SNAPSWITCH_KEEP_DATABASES", "-3");
+            jail.create_file("d.toml", "")?;
+            let err = Config::load(Some(Path::new("d.toml")), &none)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("keep_databases = "), "{err}");
+            assert!(err.contains("environment variable"), "{err}");
+            Ok(())
+        });
+    }
+
     #[test]
     fn redact_url_masks_only_the_password() {
         assert_eq!(
@@ -897,7 +1158,9 @@ mod tests {
         );
         assert_eq!(redact_url("redis://h:6379/"), "redis://h:6379/");
         assert_eq!(redact_url("bolt://u@h"), "bolt://u@h");
-        assert_eq!(redact_url("amqp://u:p@ss@h/x@y"), "amqp://u:***@h/x@y");
+        // An `@` after the authority: where the password ends is not sure.
+        assert_eq!(redact_url("amqp://u:p@ss@h/x@y"), "amqp://***@y");
+        assert_eq!(redact_url("amqp://u:p@ss@h/x"), "amqp://u:***@h/x");
         // A scheme-less mistake still hides the password.
         assert_eq!(redact_url("guest:hunter2@h:5672"), "***@h:5672");
         assert_eq!(redact_url("localhost:6379"), "localhost:6379");
@@ -1092,8 +1355,9 @@ mod tests {
         let msg = c.validate().unwrap_err().to_string();
         for want in [
             "amqp_url = amqp://: a URL with a host",
-            "redis_url = redis://:***@: a URL with a host",
-            "graph_url = redis://host name:1/: a URL with a host",
+            // A URL that does not parse is not shown (it may hold a password).
+            "redis_url = redis://*** (not a valid URL): a URL with a host",
+            "graph_url = redis://*** (not a valid URL): a URL with a host",
             "redis_ca_file",
             "set only with a TLS URL",
             "missing.pem: a readable PEM file",

@@ -136,7 +136,15 @@ pub async fn broker(config: &Config) -> Vec<Check> {
     let mut checks = vec![Check::ok("RabbitMQ", format!("reachable at {url}"))];
     let topology = Topology::from_config(config);
     let declared = match connection.create_channel().await {
-        Ok(channel) => within(crate::broker::declare(&channel, &topology)).await,
+        Ok(channel) => {
+            let declared = within(crate::broker::declare(&channel, &topology)).await;
+            // Closed before the connection: a channel dropped while its
+            // connection closes makes lapin log a spurious ERROR.
+            if channel.status().connected() {
+                let _ = channel.close(200, "doctor".into()).await;
+            }
+            declared
+        }
         Err(e) => Some(Err(e.into())),
     };
     checks.push(match declared {
@@ -253,7 +261,15 @@ pub async fn graph(config: &Config) -> Vec<Check> {
                 format!("{what} [{}]", target.name)
             }
         };
-        checks.extend(graph_target(target, crate::graph::pool_size(config), &label).await);
+        checks.extend(
+            graph_target(
+                target,
+                crate::graph::pool_size(config),
+                config.connect_timeout(),
+                &label,
+            )
+            .await,
+        );
     }
     checks
 }
@@ -264,12 +280,22 @@ pub async fn graph(config: &Config) -> Vec<Check> {
 async fn graph_target(
     target: &GraphTarget,
     pool: usize,
+    connect_timeout: Duration,
     label: &dyn Fn(&str) -> String,
 ) -> Vec<Check> {
     let url = target.url.redacted();
     let (url_key, kind_key) = (target.key("graph_url"), target.key("graph_kind"));
-    let store = match within(crate::graph::connect_target(target, pool)).await {
+    let connect = crate::graph::connect_target_within(target, pool, connect_timeout, None);
+    let store = match within(connect).await {
         Some(Ok(s)) => s,
+        // Reached, but refused (the connect pings): the wrong kind of server.
+        Some(Err(e)) if !e.is_transient() => {
+            return vec![Check::fail(
+                &label("graph database"),
+                format!("{} at {url}: {e}", target.kind),
+                format!("{kind_key} must match the server (falkordb: FalkorDB's Redis port; neo4j: a Neo4j 5 Enterprise Bolt URL) and the credentials must be right"),
+            )]
+        }
         Some(Err(e)) => {
             return vec![Check::fail(
                 &label("graph database"),
@@ -363,7 +389,32 @@ async fn graph_target(
     let mut probe = admin_probe(store.as_ref()).await;
     probe.name = label(&probe.name);
     checks.push(probe);
+    checks.extend(stray_aliases(store.as_ref(), label).await);
     checks
+}
+
+/// A graph key (or database) named like a customer's alias that snapswitch
+/// does not manage blocks every switch of that customer: one warning each,
+/// naming the key and how to clear it.
+async fn stray_aliases(store: &dyn GraphStore, label: &dyn Fn(&str) -> String) -> Vec<Check> {
+    match within(store.stray_aliases()).await {
+        Some(Ok(strays)) => strays
+            .into_iter()
+            .map(|(name, fix)| {
+                Check::warn(
+                    &label("stray alias"),
+                    format!("`{name}` blocks every switch of customer {name}"),
+                    fix,
+                )
+            })
+            .collect(),
+        Some(Err(e)) => vec![Check::warn(
+            &label("stray alias"),
+            format!("could not look for stray alias keys: {e}"),
+            "check the graph server",
+        )],
+        None => Vec::new(),
+    }
 }
 
 async fn admin_probe(store: &dyn GraphStore) -> Check {

@@ -94,6 +94,9 @@ pub fn id_key(v: Value<'_>) -> Result<Cow<'_, str>, String> {
         Value::Bool(b) => Err(format!(
             "holds the boolean {b}; ids are strings or integers"
         )),
+        Value::Cell(_) => {
+            Err("holds an array, temporal value or point; ids are strings or integers".into())
+        }
     }
 }
 

@@ -22,6 +22,11 @@ impl Keys {
     pub fn lock(&self, c: &Customer) -> String {
         format!("{}:lock:{c}", self.ns)
     }
+    /// Hash: the lifecycle mark of a database on a graph target that keeps
+    /// none itself (Neo4j): `state`, `token`.
+    pub fn db_mark(&self, target: &str, db: &str) -> String {
+        format!("{}:db:{target}:{db}", self.ns)
+    }
     /// Integer: incremented at every lock acquisition (fencing token).
     pub fn fence(&self, c: &Customer) -> String {
         format!("{}:fence:{c}", self.ns)

@@ -1,6 +1,6 @@
-//! Loading one snapshot into one (new, empty) database: indexes on every ID
-//! space, all node files, then all relationship files, then a count check
-//! against the rows read. Used by the worker and by the benchmark; knows
+//! Loading one snapshot into one (new, empty) database: all node files (each
+//! node's internal id kept in the id map), then all relationship files
+//! (resolved through the id map), then a count check against the rows read. Used by the worker and by the benchmark; knows
 //! nothing about queues, locks or aliases.
 //!
 //! Each file is read as a stream of Arrow record batches on a blocking thread
@@ -28,9 +28,12 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::graph::values::Declared;
 use crate::graph::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, Values};
 use crate::idmap::{id_key, IdMap};
 use crate::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
+use crate::snapshot::layout::Input;
+use crate::snapshot::options::ImportOptions;
 use crate::snapshot::{layout, reader, SnapshotError};
 
 /// Retries of one write batch after a transient error, before the load fails.
@@ -236,12 +239,15 @@ pub async fn load_snapshot(
     options: LoadOptions,
     cancel: &CancellationToken,
 ) -> Result<LoadReport, LoadError> {
-    let (node_files, rel_files) = layout::data_files(dir)?;
+    let (node_files, rel_files) = layout::inputs(dir)?;
+    let import = ImportOptions::read(dir)?;
     let mut node_specs = Vec::new();
     let mut spaces: BTreeMap<String, IdSpace> = BTreeMap::new();
-    for file in &node_files {
-        let spec = NodeSpec::parse(&reader::column_names(file)?)
-            .map_err(|m| SnapshotError::format(file, m))?;
+    for input in &node_files {
+        let file = &input.path;
+        let spec =
+            NodeSpec::parse_named(&reader::column_names_of(input, &import)?, &input.labels())
+                .map_err(|m| SnapshotError::format(file, m))?;
         let space = IdSpace {
             property: spec.id_property.clone(),
         };
@@ -257,12 +263,16 @@ pub async fn load_snapshot(
                 .into());
             }
         }
-        node_specs.push((file, spec));
+        node_specs.push((input, spec));
     }
     let mut rel_specs = Vec::new();
-    for file in &rel_files {
-        let spec = RelSpec::parse(&reader::column_names(file)?)
-            .map_err(|m| SnapshotError::format(file, m))?;
+    for input in &rel_files {
+        let file = &input.path;
+        let spec = RelSpec::parse_named(
+            &reader::column_names_of(input, &import)?,
+            input.group.as_deref(),
+        )
+        .map_err(|m| SnapshotError::format(file, m))?;
         for space in [&spec.start_space, &spec.end_space] {
             if !spaces.contains_key(space) {
                 return Err(SnapshotError::format(
@@ -272,7 +282,30 @@ pub async fn load_snapshot(
                 .into());
             }
         }
-        rel_specs.push((file, spec));
+        rel_specs.push((input, spec));
+    }
+
+    // A declared type the store cannot keep at all fails the load before
+    // anything is written, naming the file, the column, the type and the store.
+    let declared = node_specs
+        .iter()
+        .map(|(input, spec)| (&input.path, &spec.properties))
+        .chain(
+            rel_specs
+                .iter()
+                .map(|(input, spec)| (&input.path, &spec.properties)),
+        );
+    for (file, columns) in declared {
+        for column in columns.iter() {
+            if let Some(why) = column.ty.and_then(|ty| store.lacks(ty)) {
+                return Err(GraphError::Permanent(format!(
+                    "{}: column `{}`: {why}",
+                    file.display(),
+                    column.name
+                ))
+                .into());
+            }
+        }
     }
 
     check_limits(&store.limits(), &node_specs, &rel_specs)?;
@@ -290,20 +323,28 @@ pub async fn load_snapshot(
         concurrency = options.in_flight()
     );
     async {
-        for (file, spec) in &node_specs {
-            let t = write_file(file, &spec.columns, &options, cancel, |batch, first| {
-                write_node_batch(
-                    store,
-                    db,
-                    file,
-                    spec,
-                    batch,
-                    first,
-                    &ids,
-                    options.duplicates,
-                    &retried,
-                )
-            })
+        for (input, spec) in &node_specs {
+            let file = &input.path;
+            let t = write_file(
+                input,
+                &import,
+                &spec.columns,
+                &options,
+                cancel,
+                |batch, first| {
+                    write_node_batch(
+                        store,
+                        db,
+                        file,
+                        spec,
+                        &import,
+                        (batch, first),
+                        &ids,
+                        options.duplicates,
+                        &retried,
+                    )
+                },
+            )
             .await?;
             nodes.rows += t.rows;
             nodes.written += t.written;
@@ -331,10 +372,27 @@ pub async fn load_snapshot(
         concurrency = options.in_flight()
     );
     async {
-        for (file, spec) in &rel_specs {
-            let t = write_file(file, &spec.columns, &options, cancel, |batch, first| {
-                write_rel_batch(store, db, file, spec, batch, first, &ids, &retried)
-            })
+        for (input, spec) in &rel_specs {
+            let file = &input.path;
+            let t = write_file(
+                input,
+                &import,
+                &spec.columns,
+                &options,
+                cancel,
+                |batch, first| {
+                    write_rel_batch(
+                        store,
+                        db,
+                        file,
+                        spec,
+                        &import,
+                        (batch, first),
+                        &ids,
+                        &retried,
+                    )
+                },
+            )
             .await?;
             rels.rows += t.rows;
             rels.written += t.written;
@@ -414,8 +472,8 @@ pub async fn load_snapshot(
 /// written: the distinct property names of all its files (ids included).
 fn check_limits(
     limits: &crate::graph::StoreLimits,
-    node_specs: &[(&std::path::PathBuf, NodeSpec)],
-    rel_specs: &[(&std::path::PathBuf, RelSpec)],
+    node_specs: &[(&Input, NodeSpec)],
+    rel_specs: &[(&Input, RelSpec)],
 ) -> Result<(), LoadError> {
     if let Some(max) = limits.property_keys {
         let mut names: BTreeSet<&str> = BTreeSet::new();
@@ -446,7 +504,8 @@ fn property_keys_over(count: usize, max: usize) -> Option<String> {
 /// statements outstanding. `write` takes one batch and returns how many
 /// nodes or relationships it created.
 async fn write_file<W, Fut>(
-    file: &Path,
+    input: &Input,
+    import: &ImportOptions,
     columns: &[Column],
     options: &LoadOptions,
     cancel: &CancellationToken,
@@ -457,7 +516,7 @@ where
     Fut: Future<Output = Result<BatchDone, LoadError>>,
 {
     let limit = options.in_flight();
-    let mut stream = reader::stream(file, columns, options.batch_size)?;
+    let mut stream = reader::stream_of(input, columns, options.batch_size, import)?;
     let mut pending: VecDeque<RecordBatch> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
     let mut tally = Tally::default();
@@ -467,6 +526,7 @@ where
             let Some(batch) = pending.pop_front() else {
                 break;
             };
+            // The batch's first row in the file (from 0), for messages.
             let first = tally.rows;
             tally.rows += batch.num_rows() as u64;
             in_flight.push(write(batch, first));
@@ -504,7 +564,8 @@ where
 
 /// One store write, retried after transient graph errors, up to
 /// [`BATCH_RETRIES`] times. Retried per statement, not per batch: the id
-/// map's claims and lookups for a batch are made once.
+/// map's claims and lookups for a batch are made once. A permanent refusal
+/// names the file.
 async fn retrying<T, F, Fut>(
     file: &Path,
     rows: usize,
@@ -525,7 +586,7 @@ where
                 tracing::warn!(file = %file.display(), rows, attempt, error = %e, ?wait, "write batch failed transiently; retrying it");
                 tokio::time::sleep(wait).await;
             }
-            other => return other,
+            other => return other.map_err(|e| in_file(file, e)),
         }
     }
 }
@@ -546,13 +607,20 @@ fn slices(batch: RecordBatch, batch_size: usize) -> Vec<RecordBatch> {
 fn column_values(
     file: &Path,
     batch: &RecordBatch,
-    first: u64,
     columns: &[PropColumn],
+    import: &ImportOptions,
+    first: u64,
 ) -> Result<Vec<Values>, SnapshotError> {
     columns
         .iter()
         .map(|c| {
-            Values::from_array_strict(batch.column(c.index), c.ty, first)
+            let declared = Declared {
+                ty: c.ty,
+                array: c.array,
+                array_delimiter: import.array_delimiter,
+                first_row: usize::try_from(first).unwrap_or(usize::MAX),
+            };
+            Values::from_column(batch.column(c.index), declared)
                 .map_err(|m| SnapshotError::format(file, format!("column `{}`: {m}", c.name)))
         })
         .collect()
@@ -566,6 +634,17 @@ fn id_values(
 ) -> Result<Values, SnapshotError> {
     let values = Values::from_array(batch.column(index), None)
         .map_err(|m| SnapshotError::format(file, format!("{what} column: {m}")))?;
+    if let Some(kind) = values.cell_kind() {
+        // Relationships match ids as they are: an id must be a plain value.
+        return Err(SnapshotError::format(
+            file,
+            format!(
+                "{what} column holds {}{} values; ids are strings or integers",
+                kind.ty.name(),
+                if kind.array { " array" } else { "" }
+            ),
+        ));
+    }
     if batch.column(index).logical_null_count() > 0 {
         return Err(SnapshotError::format(
             file,
@@ -573,6 +652,14 @@ fn id_values(
         ));
     }
     Ok(values)
+}
+
+/// A permanent refusal of a write names the file it came from.
+fn in_file(file: &Path, e: GraphError) -> GraphError {
+    match e {
+        GraphError::Permanent(m) => GraphError::Permanent(format!("{}: {m}", file.display())),
+        transient => transient,
+    }
 }
 
 /// Groups row indices by the value of a string column (labels, types).
@@ -633,8 +720,8 @@ async fn write_node_batch(
     db: &str,
     file: &Path,
     spec: &NodeSpec,
-    batch: RecordBatch,
-    first: u64,
+    import: &ImportOptions,
+    (batch, first): (RecordBatch, u64),
     ids: &Mutex<IdMap>,
     duplicates: DuplicatePolicy,
     retried: &AtomicBool,
@@ -642,7 +729,7 @@ async fn write_node_batch(
     let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
     let keys = id_keys(file, &id, batch.num_rows(), first, ":ID")?;
-    let values = column_values(file, batch, first, &spec.properties)?;
+    let values = column_values(file, batch, &spec.properties, import, first)?;
     // Claim every id before writing: a second node with an id its ID space
     // already has is refused (or left out), exactly.
     let mut keep = vec![true; batch.num_rows()];
@@ -691,13 +778,21 @@ async fn write_node_batch(
         if rows.is_empty() {
             continue;
         }
-        let list = node_labels(file, spec, labels)?;
+        let list = node_labels(file, spec, labels, import.array_delimiter)?;
         let write = NodeWrite {
             labels: &list,
             props: &props,
             rows: &rows,
         };
         let written = retrying(file, rows.len(), retried, || store.write_nodes(db, &write)).await?;
+        if written.len() != rows.len() {
+            return Err(LoadError::Mismatch(format!(
+                "{}: a batch of {} nodes returned {} ids",
+                file.display(),
+                rows.len(),
+                written.len()
+            )));
+        }
         created += written.len() as u64;
         let mut map = ids
             .lock()
@@ -713,21 +808,34 @@ async fn write_node_batch(
     })
 }
 
-/// A node's labels, as neo4j-admin gives them: the row's `:LABEL` value split
-/// at `;` (trimmed, empty parts and repeats dropped) when the file has a
-/// `:LABEL` column; otherwise the file's ID space, snapswitch's equivalent of
-/// naming the label in neo4j-admin's `--nodes=<Label>=<file>`. The ID space is
-/// never added to a `:LABEL` value: ID spaces are independent of labels.
+/// A node's labels, as neo4j-admin gives them: the labels of the file's
+/// group directory (`nodes/<Label>/`, neo4j-admin's `--nodes=<Label>=<file>`)
+/// and the row's `:LABEL` value split at the array delimiter (trimmed, empty
+/// parts and repeats dropped). A file with neither (no group directory, no
+/// `:LABEL` column) gives its nodes their ID space as label, snapswitch's
+/// stand-in for naming the label on the command line. The ID space is never
+/// added to other labels: ID spaces (the global one too) are independent of
+/// labels.
 fn node_labels<'a>(
     file: &Path,
     spec: &'a NodeSpec,
     value: &'a str,
+    array_delimiter: char,
 ) -> Result<Vec<&'a str>, SnapshotError> {
-    if spec.label_index.is_none() {
+    if spec.label_index.is_none() && spec.labels.is_empty() {
         return Ok(vec![spec.id_space.as_str()]);
     }
     let mut list: Vec<&str> = Vec::new();
-    for label in value.split(';').map(str::trim).filter(|l| !l.is_empty()) {
+    for label in &spec.labels {
+        if !list.contains(&label.as_str()) {
+            list.push(label);
+        }
+    }
+    for label in value
+        .split(array_delimiter)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
         check_name("label", label).map_err(|m| SnapshotError::format(file, m))?;
         if !list.contains(&label) {
             list.push(label);
@@ -742,8 +850,8 @@ async fn write_rel_batch(
     db: &str,
     file: &Path,
     spec: &RelSpec,
-    batch: RecordBatch,
-    first: u64,
+    import: &ImportOptions,
+    (batch, first): (RecordBatch, u64),
     ids: &Mutex<IdMap>,
     retried: &AtomicBool,
 ) -> Result<BatchDone, LoadError> {
@@ -752,7 +860,7 @@ async fn write_rel_batch(
     let end = id_values(file, batch, spec.end_index, ":END_ID")?;
     let start_keys = id_keys(file, &start, batch.num_rows(), first, ":START_ID")?;
     let end_keys = id_keys(file, &end, batch.num_rows(), first, ":END_ID")?;
-    let values = column_values(file, batch, first, &spec.properties)?;
+    let values = column_values(file, batch, &spec.properties, import, first)?;
     // Every row resolves to exactly one start and one end node, or is dangling.
     let resolved: Vec<Option<[NodeRef; 2]>> = {
         let map = ids
@@ -792,8 +900,15 @@ async fn write_rel_batch(
             values: v,
         })
         .collect();
+    let groups = match (spec.type_index, &spec.fixed_type) {
+        (Some(index), _) => group_rows(file, batch, index, ":TYPE")?,
+        (None, Some(t)) => BTreeMap::from([(t.clone(), (0..batch.num_rows()).collect())]),
+        (None, None) => {
+            return Err(SnapshotError::format(file, "relationship file has no :TYPE column").into())
+        }
+    };
     let mut created = 0;
-    for (rel_type, rows) in group_rows(file, batch, spec.type_index, ":TYPE")? {
+    for (rel_type, rows) in groups {
         check_name("relationship type", &rel_type).map_err(|m| SnapshotError::format(file, m))?;
         let (rows, ends): (Vec<usize>, Vec<[NodeRef; 2]>) = rows
             .into_iter()
@@ -831,6 +946,7 @@ async fn write_rel_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::header::GLOBAL_ID_SPACE;
 
     #[test]
     fn a_pause_writes_one_batch_at_a_time() {
@@ -905,15 +1021,39 @@ mod tests {
         let with = NodeSpec::parse(&names(&["id:ID(User)", ":LABEL"])).unwrap();
         let without = NodeSpec::parse(&names(&["id:ID(User)"])).unwrap();
         let file = Path::new("n.csv");
+        let group = |cols: &[&str]| {
+            NodeSpec::parse_named(&names(cols), &["Person".into(), "Employee".into()]).unwrap()
+        };
+        let grouped_with = group(&["id:ID(User)", ":LABEL"]);
+        let grouped = group(&["id:ID(User)"]);
+        let global = NodeSpec::parse(&names(&["id:ID"])).unwrap();
         for (spec, value, want) in [
             (&with, "Admin;User", vec!["Admin", "User"]),
             (&with, " A ; ;A;B ", vec!["A", "B"]),
             (&with, "", vec![]),
             (&with, "Admin", vec!["Admin"]),
             (&without, "", vec!["User"]),
+            // A group directory's labels, never the ID space beside them.
+            (&grouped, "", vec!["Person", "Employee"]),
+            (
+                &grouped_with,
+                "Admin;Person",
+                vec!["Person", "Employee", "Admin"],
+            ),
+            // The global ID space is a label only for a node with no other source.
+            (&global, "", vec![GLOBAL_ID_SPACE]),
         ] {
-            assert_eq!(node_labels(file, spec, value).unwrap(), want, "{value:?}");
+            assert_eq!(
+                node_labels(file, spec, value, ';').unwrap(),
+                want,
+                "{value:?}"
+            );
         }
-        assert!(node_labels(file, &with, "a`b").is_err());
+        // The array delimiter splits `:LABEL` values.
+        assert_eq!(
+            node_labels(file, &with, "A|B;C", '|').unwrap(),
+            ["A", "B;C"]
+        );
+        assert!(node_labels(file, &with, "a`b", ';').is_err());
     }
 }

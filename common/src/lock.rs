@@ -22,6 +22,18 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// Lifts the fencing counter above a floor while we hold the lock:
+/// KEYS = lock, fence; ARGV = our lock token, our fencing token, floor.
+/// Returns our (possibly new) fencing token, 0 when the lock is not ours.
+const LIFT: &str = r"
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+local current = tonumber(redis.call('get', KEYS[2]) or '0')
+if current ~= tonumber(ARGV[2]) then return 0 end
+local floor = tonumber(ARGV[3])
+if current > floor then return current end
+redis.call('set', KEYS[2], floor + 1)
+return floor + 1";
+
 const RELEASE: &str = r"
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -32,6 +44,7 @@ return 0";
 /// expire after its TTL. A clone renews the same lock (for a renewal task).
 #[derive(Debug, Clone)]
 pub struct LockGuard {
+    customer: String,
     key: String,
     fence_key: String,
     token: String,
@@ -64,6 +77,7 @@ pub async fn try_acquire(
     let fence_key = keys.fence(customer);
     let fence: u64 = redis::cmd("INCR").arg(&fence_key).query_async(con).await?;
     Ok(Some(LockGuard {
+        customer: customer.to_string(),
         key,
         fence_key,
         token,
@@ -102,6 +116,38 @@ impl LockGuard {
             .invoke_async(con)
             .await?;
         Ok(n == 1)
+    }
+
+    /// Makes our fencing token higher than `floor` (the highest token the
+    /// graph store has seen for the customer). After a loss of Redis's data
+    /// the counter restarts low; without this every later fenced effect
+    /// would be refused by the store. `false` when the lock is no longer ours.
+    pub async fn lift_above(
+        &mut self,
+        con: &mut ConnectionManager,
+        floor: u64,
+    ) -> redis::RedisResult<bool> {
+        if self.fence > floor {
+            return Ok(true);
+        }
+        let n: u64 = Script::new(LIFT)
+            .key(&self.key)
+            .key(&self.fence_key)
+            .arg(&self.token)
+            .arg(self.fence)
+            .arg(floor)
+            .invoke_async(con)
+            .await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.fence = n;
+        Ok(true)
+    }
+
+    /// The customer this lock is for.
+    pub fn customer(&self) -> &str {
+        &self.customer
     }
 
     pub fn ttl(&self) -> Duration {

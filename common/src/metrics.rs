@@ -61,6 +61,10 @@ pub struct Metrics {
     pub loads_in_flight: Gauge,
     pub lock_held_seconds: Gauge<f64, AtomicU64>,
     pub breaker_open: Gauge,
+    /// Times the circuit breaker opened.
+    pub breaker_opened: Counter,
+    /// Events delayed because a dependency was down (no retry used).
+    pub dependency_waits: Counter,
     pub draining: Gauge,
     pub queue_messages: Family<QueueLabel, Gauge>,
     pub workers_live: Gauge,
@@ -91,6 +95,8 @@ impl Metrics {
             loads_in_flight: Gauge::default(),
             lock_held_seconds: Gauge::default(),
             breaker_open: Gauge::default(),
+            breaker_opened: Counter::default(),
+            dependency_waits: Counter::default(),
             draining: Gauge::default(),
             queue_messages: Family::default(),
             workers_live: Gauge::default(),
@@ -167,6 +173,16 @@ impl Metrics {
                 "breaker_open",
                 "1 while the circuit breaker keeps this worker from consuming",
                 m.breaker_open.clone(),
+            );
+            r.register(
+                "breaker_opened",
+                "Times the circuit breaker opened",
+                m.breaker_opened.clone(),
+            );
+            r.register(
+                "dependency_waits",
+                "Events delayed without using a retry because the graph database or Redis was down",
+                m.dependency_waits.clone(),
             );
             r.register(
                 "draining",

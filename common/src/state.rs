@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::ExponentialBuilder;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 use thiserror::Error;
@@ -28,11 +28,8 @@ pub const CANCEL_TTL: Duration = Duration::from_secs(7 * 86_400);
 
 #[derive(Debug, Error)]
 pub enum StateError {
-    #[error("cannot connect to Redis at {url}: {source}")]
-    Connect {
-        url: String,
-        source: redis::RedisError,
-    },
+    #[error("cannot connect to Redis at {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("Redis error: {0}")]
     Redis(#[from] redis::RedisError),
 }
@@ -74,17 +71,27 @@ impl Counter {
     }
 }
 
-/// Connects a reconnecting, multiplexed Redis connection, retrying ~30 s.
-/// `rediss://` trusts the system's certificate store.
+/// The `connect_timeout` of the default config, for callers without one.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects a reconnecting, multiplexed Redis connection, trying for up to
+/// [`DEFAULT_CONNECT_TIMEOUT`]. `rediss://` trusts the system's certificate
+/// store.
 pub async fn connect(url: &ServiceUrl) -> Result<ConnectionManager, StateError> {
     connect_tls(url, None).await
 }
 
-/// Connects to the Redis of `config` (its URL and CA file).
+/// Connects to the Redis of `config` (its URL and CA file) within its
+/// `connect_timeout`.
 pub async fn connect_config(
     config: &crate::config::Config,
 ) -> Result<ConnectionManager, StateError> {
-    connect_tls(&config.redis_url, config.redis_ca_file.as_deref()).await
+    connect_within(
+        &config.redis_url,
+        config.redis_ca_file.as_deref(),
+        config.connect_timeout(),
+    )
+    .await
 }
 
 /// [`connect`] with `rediss://` trusting the CA certificate(s) in `ca`.
@@ -92,32 +99,91 @@ pub async fn connect_tls(
     url: &ServiceUrl,
     ca: Option<&std::path::Path>,
 ) -> Result<ConnectionManager, StateError> {
-    let client = crate::tls::redis_client(url, ca).map_err(|source| StateError::Connect {
+    connect_within(url, ca, DEFAULT_CONNECT_TIMEOUT).await
+}
+
+/// Connects within `timeout` (tries again with a short pause until then);
+/// the error names the URL (password hidden) and the last reason. After the
+/// first connect, `ConnectionManager` reconnects by itself.
+pub async fn connect_within(
+    url: &ServiceUrl,
+    ca: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<ConnectionManager, StateError> {
+    let client = crate::tls::redis_client(url, ca).map_err(|e| StateError::Connect {
         url: url.redacted(),
-        source,
+        reason: e.to_string(),
     })?;
     let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(10)));
+        .set_connection_timeout(Some(timeout.min(Duration::from_secs(5))))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        // Fail fast on the first connect; the deadline loop tries again.
+        .set_number_of_retries(1);
     let attempt =
         || async { ConnectionManager::new_with_config(client.clone(), config.clone()).await };
-    attempt
-        .retry(startup_backoff())
-        .notify(|err, wait| {
-            tracing::warn!(url = %url.redacted(), error = %err, ?wait, "Redis not reachable yet, retrying");
-        })
+    within_deadline("Redis", &url.redacted(), timeout, attempt)
         .await
-        .map_err(|source| StateError::Connect {
+        .map_err(|reason| StateError::Connect {
             url: url.redacted(),
-            source,
+            reason,
         })
 }
 
-/// The fleet state of a config: connects Redis (retrying) and pings it.
+/// The fleet state of a config: connects Redis (within `connect_timeout`)
+/// and pings it.
 pub async fn fleet(config: &crate::config::Config) -> Result<FleetState, StateError> {
     let state = FleetState::new(connect_config(config).await?, Keys::new(&config.namespace));
-    state.ping().await?;
+    tokio::time::timeout(config.connect_timeout(), state.ping())
+        .await
+        .map_err(|_| StateError::Connect {
+            url: config.redis_url.redacted(),
+            reason: format!("no answer to PING within {} s", config.connect_timeout),
+        })??;
     Ok(state)
+}
+
+/// Runs `attempt` until it succeeds or `timeout` has passed since the first
+/// try; an attempt still running at the deadline is cut. Between tries it
+/// pauses 200 ms, doubling up to 2 s, and logs one line per failed try
+/// naming `service` and `url` (pass it redacted). The error is the last
+/// try's reason, with the time spent.
+pub async fn within_deadline<T, E, F, Fut>(
+    service: &str,
+    url: &str,
+    timeout: Duration,
+    mut attempt: F,
+) -> Result<T, String>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let start = tokio::time::Instant::now();
+    let deadline = start + timeout;
+    let mut pause = Duration::from_millis(200);
+    let mut tries = 0u32;
+    let mut last_error: Option<String> = None;
+    loop {
+        tries += 1;
+        let reason = match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => e.to_string(),
+            // Cut at the deadline: the last real error says more.
+            Err(_) => last_error.take().unwrap_or_else(|| "no answer".to_owned()),
+        };
+        last_error = Some(reason.clone());
+        let now = tokio::time::Instant::now();
+        if now + pause >= deadline {
+            return Err(format!(
+                "{reason} (gave up after {tries} tries in {:.1} s; connect_timeout = {} s)",
+                (now - start).as_secs_f64(),
+                timeout.as_secs()
+            ));
+        }
+        tracing::warn!(service, %url, error = %reason, attempt = tries, retry_in_ms = pause.as_millis() as u64, "{service} not reachable yet, retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// The backoff both binaries use while a service they need comes up:
@@ -244,6 +310,29 @@ impl FleetState {
             .unwrap_or(snapshot.get())
             .max(snapshot.get());
         Ok((added == 1, newest))
+    }
+
+    /// The newest snapshot id seen by a worker or published by a producer
+    /// for the customer (re-read under the lock: others may have arrived
+    /// while this worker waited for it).
+    pub async fn newest_seen(&self, customer: &Customer) -> Result<Option<u64>, StateError> {
+        let mut con = self.con.clone();
+        type Top = Vec<(String, f64)>;
+        let (seen, published): (Top, Top) = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(self.keys.seen(customer))
+            .arg(-1)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .cmd("ZRANGE")
+            .arg(self.keys.published(customer))
+            .arg(-1)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut con)
+            .await?;
+        let top = |list: &[(String, f64)]| list.first().and_then(|(m, _)| m.parse::<u64>().ok());
+        Ok(top(&seen).max(top(&published)))
     }
 
     pub async fn customer(&self, customer: &Customer) -> Result<CustomerRecord, StateError> {

@@ -75,6 +75,123 @@ pub fn success_rate(completed: i64, parked: i64) -> f64 {
     }
 }
 
+// --- Windowed rates: the last hour and the last 24 hours ---
+
+/// Width of one bucket of the windowed counters, in seconds: a window of
+/// an hour covers the buckets that overlap it (up to 65 minutes).
+pub const WINDOW_BUCKET: u64 = 300;
+/// Buckets older than this are deleted.
+const WINDOW_KEEP: u64 = 25 * 3600;
+/// The windows the status shows: (name, seconds).
+pub const WINDOWS: [(&str, u64); 2] = [("1h", 3600), ("24h", 86_400)];
+
+/// An outcome the windowed success rate counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    Completed,
+    Parked,
+}
+
+impl Tally {
+    fn as_str(self) -> &'static str {
+        match self {
+            Tally::Completed => "completed",
+            Tally::Parked => "parked",
+        }
+    }
+}
+
+/// Hash `<ns>:window`: field `<bucket start>:<completed|parked>` → count.
+fn window_key(state: &FleetState) -> String {
+    format!("{}:window", state.keys().namespace())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Counts one outcome in the current bucket and drops buckets older than
+/// 25 h (the hash stays under ~600 fields).
+pub async fn tally(state: &FleetState, what: Tally) -> Result<(), StateError> {
+    let now = unix_now();
+    let key = window_key(state);
+    let bucket = now / WINDOW_BUCKET * WINDOW_BUCKET;
+    let mut con = state.connection();
+    let (fields,): (Vec<String>,) = redis::pipe()
+        .hincr(&key, format!("{bucket}:{}", what.as_str()), 1)
+        .ignore()
+        .hkeys(&key)
+        .query_async(&mut con)
+        .await?;
+    let stale: Vec<&String> = fields
+        .iter()
+        .filter(|f| bucket_of(f).is_none_or(|b| b + WINDOW_KEEP < now))
+        .collect();
+    if !stale.is_empty() {
+        redis::cmd("HDEL")
+            .arg(&key)
+            .arg(stale)
+            .query_async::<()>(&mut con)
+            .await?;
+    }
+    Ok(())
+}
+
+fn bucket_of(field: &str) -> Option<u64> {
+    field.split_once(':')?.0.parse().ok()
+}
+
+/// (completed, parked) in the `secs` before `now`, from the window hash's
+/// fields: every bucket that overlaps the window counts.
+pub fn window_counts(fields: &[(String, i64)], now: u64, secs: u64) -> (i64, i64) {
+    let from = now.saturating_sub(secs);
+    let (mut completed, mut parked) = (0, 0);
+    for (field, n) in fields {
+        let Some((bucket, what)) = field.split_once(':') else {
+            continue;
+        };
+        let Ok(bucket) = bucket.parse::<u64>() else {
+            continue;
+        };
+        if bucket + WINDOW_BUCKET <= from || bucket > now {
+            continue;
+        }
+        match what {
+            "completed" => completed += n,
+            "parked" => parked += n,
+            _ => {}
+        }
+    }
+    (completed, parked)
+}
+
+/// The windows as the status shows them: per window its counts and its
+/// success rate (100 when nothing finished in it).
+pub async fn windows(state: &FleetState) -> Result<serde_json::Map<String, Value>, StateError> {
+    let mut con = state.connection();
+    let fields: Vec<(String, i64)> = redis::cmd("HGETALL")
+        .arg(window_key(state))
+        .query_async(&mut con)
+        .await?;
+    let now = unix_now();
+    Ok(WINDOWS
+        .iter()
+        .map(|(name, secs)| {
+            let (completed, parked) = window_counts(&fields, now, *secs);
+            (
+                (*name).to_owned(),
+                json!({
+                    "completed": completed,
+                    "parked": parked,
+                    "success_rate": success_rate(completed, parked),
+                }),
+            )
+        })
+        .collect())
+}
+
 /// `stopping` while this process drains, `running` while a worker is live,
 /// `stopped` when no worker is.
 pub fn fleet_state(draining: bool, workers: u64) -> &'static str {
@@ -91,6 +208,7 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
     let counters = state.counters().await?;
     let get = |k: &str| counters.get(k).copied().unwrap_or(0);
     let workers = state.live_workers().await?;
+    let window = Value::Object(windows(state).await?);
     let in_use = slots_in_use(state, &local.targets).await?;
     let mut targets = serde_json::Map::new();
     for (t, n) in local.targets.iter().zip(&in_use) {
@@ -132,6 +250,9 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
         "tasks_cancelled": get("cancelled"),
         "tasks_published": get("published"),
         "success_rate": success_rate(get("completed"), get("parked")),
+        "success_rate_1h": window["1h"]["success_rate"],
+        "success_rate_24h": window["24h"]["success_rate"],
+        "window": window,
         "queue_size": local.queue_size,
         "parked_queue_size": local.parked_queue_size,
         "workers": workers,
@@ -287,6 +408,30 @@ mod tests {
             .map(|t| (t.name, t.max_concurrent_loads))
             .collect();
         assert_eq!(caps, [("default".into(), 2), ("east".into(), 5)]);
+    }
+
+    #[test]
+    fn windows_count_the_buckets_that_overlap_them() {
+        let now = 1_000_000 * WINDOW_BUCKET + 100;
+        let at = |ago: u64| (now - ago) / WINDOW_BUCKET * WINDOW_BUCKET;
+        let f = |ago: u64, what: &str, n: i64| (format!("{}:{what}", at(ago)), n);
+        let fields = vec![
+            f(0, "completed", 5),
+            f(0, "parked", 1),
+            f(1800, "completed", 4),
+            f(3500, "parked", 2),
+            f(7200, "parked", 10),
+            f(80_000, "completed", 7),
+            f(90_000, "completed", 100), // older than 24 h
+            ("garbage".into(), 3),
+            ("123:unknown".into(), 3),
+        ];
+        assert_eq!(window_counts(&fields, now, 3600), (9, 3));
+        assert_eq!(window_counts(&fields, now, 86_400), (16, 13));
+        assert_eq!(window_counts(&[], now, 3600), (0, 0));
+        // An outage an hour ago no longer weighs on the last hour.
+        let (c, p) = window_counts(&fields, now, 3600);
+        assert!(success_rate(c, p) > success_rate(16, 13));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod dlq;
 mod ops;
 mod publish;
+mod rollback;
 mod scan;
 mod watch;
 
@@ -36,6 +37,16 @@ struct Cli {
     /// `SNAPSWITCH_<KEY>` override it, flags override both.
     #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// Log lines as `text` (colours only on a terminal) or `json` (one
+    /// object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SNAPSWITCH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: common::telemetry::LogFormat,
     #[command(flatten)]
     flags: Flags,
     #[command(subcommand)]
@@ -71,8 +82,10 @@ struct Flags {
 enum Command {
     /// Publish one snapshot's event (after its `_SUCCESS` is written).
     Publish {
+        /// The customer (its directory under the data root).
         #[arg(long)]
         customer: String,
+        /// The snapshot id (its directory under the customer's: unix seconds).
         #[arg(long)]
         snapshot_id: u64,
         /// 0-9; default: the config's default_priority.
@@ -81,11 +94,15 @@ enum Command {
     },
     /// Watch the data root and publish each snapshot once when it becomes ready.
     Watch {
+        /// 0-9; default: the config's default_priority (each customer's
+        /// newest snapshot gets one more in rescans).
         #[arg(long)]
         priority: Option<u8>,
     },
     /// Publish every ready snapshot not published yet, then exit.
     Backfill {
+        /// 0-9; default: the config's default_priority (each customer's
+        /// newest snapshot gets one more).
         #[arg(long)]
         priority: Option<u8>,
     },
@@ -117,6 +134,7 @@ enum Command {
     /// Move a customer's alias back to an older retained database (the newest
     /// older one, or --to). Holds until the next newer snapshot is loaded.
     Rollback {
+        /// The customer whose alias moves back.
         #[arg(long)]
         customer: String,
         /// The retained snapshot to go back to (default: the newest older one).
@@ -131,8 +149,10 @@ enum Command {
     /// Cancel a snapshot: a queued event is acked as cancelled when it
     /// arrives; a running load is aborted within seconds and its database dropped.
     Cancel {
+        /// The customer of the snapshot.
         #[arg(long)]
         customer: String,
+        /// The snapshot to cancel.
         #[arg(long)]
         snapshot_id: u64,
     },
@@ -188,17 +208,21 @@ enum DlqCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let otel = common::telemetry::init("producer");
-    let result = run().await;
+async fn main() {
+    let cli = Cli::parse();
+    let otel = common::telemetry::init_with("producer", cli.log_format);
+    let result = run(cli).await;
     if let Some(otel) = otel {
         otel.shutdown();
     }
-    result
+    if let Err(e) = result {
+        // One line: what failed and why (anyhow's chain joined by ": ").
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     for var in common::config::unknown_env_vars() {
         tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");
     }
@@ -221,7 +245,7 @@ async fn run() -> anyhow::Result<()> {
             json,
         } => history(&config, customer, limit, json).await,
         Command::Dlq { command } => dlq_command(&config, command).await,
-        Command::Rollback { customer, to } => rollback(&config, &customer, to).await,
+        Command::Rollback { customer, to } => rollback::rollback(&config, &customer, to).await,
         Command::Doctor => {
             let report = common::doctor::producer(&config).await;
             print!("{report}");
@@ -280,16 +304,23 @@ async fn run() -> anyhow::Result<()> {
                 );
                 bar
             });
+            // The bar owns the terminal while it runs: the per-snapshot
+            // lines show only at debug (RUST_LOG=debug) meanwhile.
+            let quiet = bar
+                .as_ref()
+                .map(|_| common::telemetry::ProgressGuard::start());
             let n = scan::publish_ready(
                 &announcer,
                 &config.data_root,
                 priority.unwrap_or(config.default_priority),
                 bar.as_ref(),
             )
-            .await?;
+            .await;
             if let Some(bar) = bar {
                 bar.finish();
             }
+            drop(quiet);
+            let n = n?;
             tracing::info!(published = n, "backfill done");
             println!("published {n}");
             Ok(())
@@ -340,93 +371,6 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-/// The database to roll back to: `to` if it is retained and older than the
-/// live one, else the newest retained database older than the live one.
-fn rollback_target(
-    live: SnapshotId,
-    retained: &[SnapshotId],
-    to: Option<SnapshotId>,
-) -> Result<SnapshotId, String> {
-    let older: Vec<SnapshotId> = retained.iter().copied().filter(|s| *s < live).collect();
-    match to {
-        Some(t) if older.contains(&t) => Ok(t),
-        Some(t) => Err(format!(
-            "snapshot {t} is not a retained database older than the live one ({live}); retained older: {older:?}"
-        )),
-        None => older
-            .into_iter()
-            .max()
-            .ok_or_else(|| format!("no database older than the live one ({live}) is retained; keep_databases must be at least 2 to roll back")),
-    }
-}
-
-async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::Result<()> {
-    use common::ident::DatabaseName;
-    let customer = Customer::parse(customer)?;
-    let to = to.map(SnapshotId::new).transpose()?;
-    let redis = common::state::connect_config(config).await?;
-    let state = FleetState::new(redis, Keys::new(&config.namespace));
-    // The graph database serving this customer (its graph target).
-    let targets = common::targets::Targets::from_config(config)?;
-    let target = targets.for_customer(customer.as_str());
-    let store = common::graph::connect_target(target, 2).await?;
-    store.ping().await?;
-    let mut con = state.connection();
-    // Under the customer's lock: no load of this customer runs meanwhile.
-    let guard = {
-        let deadline =
-            std::time::Instant::now() + Duration::from_secs(config.lock_wait_timeout.max(10));
-        loop {
-            if let Some(g) =
-                common::lock::try_acquire(&mut con, state.keys(), &customer, config.lock_ttl())
-                    .await?
-            {
-                break g;
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!("customer {customer} is locked by a running load; try again when it finishes (producer history --customer {customer})");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
-    let result = async {
-        let live = store
-            .alias_target(customer.as_str())
-            .await?
-            .and_then(|t| DatabaseName::parse(&t).ok())
-            .map(|d| d.snapshot)
-            .ok_or_else(|| anyhow::anyhow!("customer {customer} has no alias to roll back"))?;
-        let retained: Vec<SnapshotId> = store
-            .list_databases()
-            .await?
-            .iter()
-            .filter_map(|n| DatabaseName::parse(n).ok())
-            .filter(|d| d.customer == customer)
-            .map(|d| d.snapshot)
-            .collect();
-        let target = rollback_target(live, &retained, to)
-            .map_err(|m| anyhow::anyhow!("cannot roll back {customer}: {m}"))?;
-        let db = DatabaseName::new(customer.clone(), target).to_string();
-        store.switch_alias(customer.as_str(), &db).await?;
-        state.set_live(&customer, target).await?;
-        state
-            .audit(
-                "rolled_back",
-                &[
-                    ("customer", customer.to_string()),
-                    ("snapshot_id", target.to_string()),
-                    ("from", live.to_string()),
-                ],
-            )
-            .await?;
-        println!("{customer}: alias moved back from {live} to {target}");
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    let _ = guard.release(&mut con).await;
-    result
-}
-
 async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
     let connection = common::broker::connect_config(config, "snapswitch-producer-dlq").await?;
     let topology = Topology::from_config(config);
@@ -439,20 +383,23 @@ async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()>
             } else if parked.is_empty() {
                 println!("the parking queue {} is empty", topology.dead_queue);
             } else {
+                // Bodies and headers come from outside: escape control
+                // characters, so no terminal escape sequence reaches the screen.
+                let shown = |v: Option<&str>| printable(v.unwrap_or("-"));
                 for p in &parked {
                     println!(
                         "{}  {}/{}  reason={} attempts={} failed_at={}\n    {}",
-                        p.event_id.as_deref().unwrap_or("-"),
-                        p.customer.as_deref().unwrap_or("-"),
+                        shown(p.event_id.as_deref()),
+                        shown(p.customer.as_deref()),
                         p.snapshot_id
                             .map(|s| s.to_string())
                             .unwrap_or_else(|| "-".into()),
-                        p.reason.as_deref().unwrap_or("-"),
+                        shown(p.reason.as_deref()),
                         p.attempts
                             .map(|a| a.to_string())
                             .unwrap_or_else(|| "-".into()),
-                        p.failed_at.as_deref().unwrap_or("-"),
-                        p.error.as_deref().or(p.body.as_deref()).unwrap_or(""),
+                        shown(p.failed_at.as_deref()),
+                        printable(p.error.as_deref().or(p.body.as_deref()).unwrap_or("")),
                     );
                 }
             }
@@ -496,6 +443,20 @@ async fn dlq_command(config: &Config, command: DlqCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+/// `text` with every control character (ESC, CR, BEL, line breaks …)
+/// written as an escape (`\u{1b}`), for output to a terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 async fn announcer(config: &Config) -> anyhow::Result<Announcer> {
     announcer_with(
         config,
@@ -511,7 +472,7 @@ async fn announcer_with(
     metrics: std::sync::Arc<common::metrics::Metrics>,
 ) -> anyhow::Result<Announcer> {
     config.check_data_root()?;
-    let state = common::state::fleet(config).await.context("Redis")?;
+    let state = common::state::fleet(config).await?;
     let connection = common::broker::connect_config(config, "snapswitch-producer").await?;
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
@@ -565,6 +526,8 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let redis = common::state::connect_config(config).await?;
     let state = FleetState::new(redis, Keys::new(&config.namespace));
     let topology = Topology::from_config(config);
+    // RabbitMQ unreachable: the rest is still shown, then the command fails.
+    let mut broker_error = None;
     let (queue_size, parked_queue_size) =
         match common::broker::connect_config(config, "snapswitch-producer-status").await {
             Ok(con) => {
@@ -579,7 +542,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 (work, dead)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "queue sizes unavailable");
+                broker_error = Some(e);
                 (None, None)
             }
         };
@@ -593,22 +556,36 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         targets: common::status::TargetCap::of_config(config),
     };
     let report = common::status::fleet_status(&state, &local).await?;
+    let result = match broker_error {
+        Some(e) => Err(anyhow::Error::new(e).context("queue sizes unknown")),
+        None => Ok(()),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return result;
     }
     let show = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "-".to_owned(),
         other => other.to_string(),
     };
     println!(
-        "status: {}  workers: {}  queue: {}  parked: {}  success rate: {}%",
+        "status: {}  workers: {}  queue: {}  parked: {}  success rate: {}% last hour, {}% last 24 h, {}% all time",
         report["status"].as_str().unwrap_or("-"),
         show(&report["workers"]),
         show(&report["queue_size"]),
         show(&report["parked_queue_size"]),
+        show(&report["success_rate_1h"]),
+        show(&report["success_rate_24h"]),
         show(&report["success_rate"])
     );
+    for (name, label) in [("1h", "last hour"), ("24h", "last 24 h")] {
+        let w = &report["window"][name];
+        println!(
+            "{label:>12}: {} completed, {} parked",
+            show(&w["completed"]),
+            show(&w["parked"])
+        );
+    }
     for k in [
         "discovered",
         "published",
@@ -645,7 +622,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    result
 }
 
 async fn history(
@@ -716,20 +693,13 @@ async fn history(
 mod tests {
     use super::*;
 
-    fn id(n: u64) -> SnapshotId {
-        SnapshotId::new(1_700_000_000 + n).unwrap()
-    }
-
     #[test]
-    fn rollback_goes_to_the_newest_older_database_or_the_one_asked_for() {
-        let retained = [id(1), id(2), id(3)];
-        assert_eq!(rollback_target(id(3), &retained, None), Ok(id(2)));
-        assert_eq!(rollback_target(id(3), &retained, Some(id(1))), Ok(id(1)));
-        assert!(rollback_target(id(3), &retained, Some(id(3)))
-            .unwrap_err()
-            .contains("not a retained database older"));
-        assert!(rollback_target(id(1), &retained, None)
-            .unwrap_err()
-            .contains("keep_databases must be at least 2"));
+    fn printable_escapes_terminal_control_sequences() {
+        assert_eq!(
+            printable("a\u{1b}[2J\u{1b}]0;pwned\u{7}b\r\nc"),
+            "a\\u{1b}[2J\\u{1b}]0;pwned\\u{7}b\\r\\nc"
+        );
+        assert_eq!(printable("plain – ünïcode"), "plain – ünïcode");
+        assert!(!printable("\u{9b}31m").contains('\u{9b}'));
     }
 }

@@ -10,6 +10,7 @@
 //! `scripts/ensure-services.sh` writes.
 
 pub mod arcadedb;
+pub mod hold_proxy;
 pub mod otlp;
 pub mod services;
 pub mod tls_proxy;
@@ -520,6 +521,17 @@ impl TestEnv {
     pub fn pid(&mut self, label: &str) -> Option<u32> {
         let (_, child) = self.children.iter_mut().find(|(l, _)| l == label)?;
         matches!(child.try_wait(), Ok(None)).then(|| child.id())
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process `label` while it
+    /// runs: SIGSTOP pauses it like a long GC stall or a frozen VM.
+    pub fn signal(&mut self, label: &str, signal: &str) {
+        if let Some(pid) = self.pid(label) {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(pid.to_string())
+                .status();
+        }
     }
 
     /// SIGKILL: no drain, no cleanup, like a machine that died.

@@ -277,8 +277,33 @@ fn catalogue() -> Vec<Case> {
         },
         Case {
             name: "undeclared type",
-            input: files(&[("nodes/people.csv", csv("personId:ID(Person),born:date\np1,2020-01-01\n"))]),
-            expect: Parked("snapshot_invalid", "type `date` is not supported"),
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),born:instant\np1,2020-01-01\n"))]),
+            expect: Parked("snapshot_invalid", "type `instant` is not supported"),
+        },
+        Case {
+            name: "a type FalkorDB 4.16 lacks (datetime with a zone)",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),at:datetime\np1,2015-07-04T19:32:24[Europe/Berlin]\n"))]),
+            expect: Parked("graph_refused", "FalkorDB 4.16 cannot store `datetime` values"),
+        },
+        Case {
+            name: "malformed date",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),born:date\np1,2015-02-30\n"))]),
+            expect: Parked("snapshot_invalid", "column `born`: row 1: `2015-02-30` is not a date"),
+        },
+        Case {
+            name: "boolean spelled yes",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),ok:boolean\np1,yes\n"))]),
+            expect: Parked("snapshot_invalid", "`yes` is not a boolean"),
+        },
+        Case {
+            name: "options file with one character for two options",
+            input: files(&[("import.toml", csv("delimiter = \";\"\narray_delimiter = \";\"\n")), ("nodes/people.csv", csv(PEOPLE))]),
+            expect: Parked("snapshot_invalid", "must be three different characters"),
+        },
+        Case {
+            name: "header file holding data rows",
+            input: files(&[("nodes/Person/header.csv", csv("personId:ID(Person)\np0\n")), ("nodes/Person/part1.csv", csv("p1\n"))]),
+            expect: Parked("snapshot_invalid", "must hold only the header line"),
         },
         Case {
             name: "property name with a backtick (Cypher injection)",

@@ -1,8 +1,11 @@
-//! Faults, for real: workers killed with SIGKILL, the broker and Redis
-//! restarted mid-run, a load that outlives RabbitMQ's consumer_timeout. Each
-//! test owns its RabbitMQ node and Redis server (on free ports) and FalkorDB.
+//! Faults, for real: workers killed with SIGKILL and paused with SIGSTOP past
+//! `lock_ttl` (then SIGCONT), the broker and Redis restarted mid-run, a load
+//! that outlives RabbitMQ's consumer_timeout. Each test owns its RabbitMQ
+//! node and Redis server (on free ports) and FalkorDB.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};
@@ -83,6 +86,89 @@ async fn a_load_that_outlives_consumer_timeout_is_loaded_once_and_the_event_is_g
     assert_eq!(env.queue_depth(&env.dead_queue()).await.unwrap(), 0);
 }
 
+/// Polls every customer's alias (atomically with its target's lifecycle
+/// mark) until `stop`; returns every violation seen: an alias on a database
+/// that is not verified, or an alias that moved backwards.
+fn watch_aliases(
+    url: String,
+    customers: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    const READ: &str = r"
+local a = redis.call('GET', KEYS[1])
+if not a then return {} end
+return {a, redis.call('HGET', 'snapswitch:db:' .. a, 'state') or 'unmarked'}";
+    std::thread::spawn(move || {
+        let mut violations = Vec::new();
+        let mut polls = 0;
+        let mut last: HashMap<String, u64> = HashMap::new();
+        let script = redis::Script::new(READ);
+        let mut con = None;
+        while !stop.load(Ordering::SeqCst) {
+            if con.is_none() {
+                con = redis::Client::open(url.as_str())
+                    .and_then(|c| c.get_connection())
+                    .ok();
+            }
+            if let Some(c) = con.as_mut() {
+                for customer in &customers {
+                    let key = format!("snapswitch:alias:{customer}");
+                    let Ok(seen) = script.key(&key).invoke::<Vec<String>>(c) else {
+                        con = None;
+                        break;
+                    };
+                    polls += 1;
+                    let [db, state] = seen.as_slice() else {
+                        continue;
+                    };
+                    if state != "verified" {
+                        violations.push(format!("{customer} live on {db}, which is {state}"));
+                    }
+                    let id: u64 = db
+                        .rsplit('-')
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    if let Some(prev) = last.insert(customer.clone(), id) {
+                        if id < prev {
+                            violations.push(format!("{customer} moved back from {prev} to {id}"));
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (polls, violations)
+    })
+}
+
+/// The pids of the workers with a load started and not yet finished.
+async fn open_loads(env: &TestEnv) -> HashSet<String> {
+    let Ok(fleet) = env.fleet().await else {
+        return HashSet::new();
+    };
+    let entries = fleet.audit_entries(100_000).await.unwrap_or_default();
+    let mut open: HashMap<(String, String), ()> = HashMap::new();
+    for e in entries {
+        let key = (
+            e.get("event_id").unwrap_or("").to_owned(),
+            e.get("worker").unwrap_or("").to_owned(),
+        );
+        match e.get("event") {
+            Some("load_started") => {
+                open.insert(key, ());
+            }
+            Some("load_finished" | "load_aborted" | "failed") => {
+                open.remove(&key);
+            }
+            _ => {}
+        }
+    }
+    open.into_keys()
+        .filter_map(|(_, worker)| worker.split('-').nth(1).map(str::to_owned))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
     const CUSTOMERS: usize = 12;
@@ -91,7 +177,7 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
     let mut redis = RedisNode::start().unwrap();
     let mut env = TestEnv::with_services(
         "chaos",
-        "batch_size = 50\nlock_ttl = 6\nlock_wait_timeout = 1\nmax_retries = 8\nretry_backoff_base = 1\n\
+        "batch_size = 50\nbatch_pause_ms = 100\nlock_ttl = 6\nlock_wait_timeout = 1\nmax_retries = 8\nretry_backoff_base = 1\n\
          health_check_retry_delay = 1\nreconcile_interval = 5\nbreaker_probe_interval = 1\nscan_interval = 2",
         &rabbit.url(),
         &redis.url(),
@@ -109,6 +195,13 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
         env.spawn_worker(&label).unwrap();
         workers.push(label);
     }
+
+    let stop_watch = Arc::new(AtomicBool::new(false));
+    let watcher = watch_aliases(env.falkor.url(), customers.clone(), stop_watch.clone());
+    // Paused workers: (label, when to SIGCONT it).
+    let mut paused: Vec<(String, Instant)> = Vec::new();
+    let mut next_pause = Instant::now() + Duration::from_secs(2);
+    let mut pauses = 0;
 
     // Snapshots keep arriving while the faults happen.
     let started = Instant::now();
@@ -129,9 +222,54 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
             }
             next_round += 1;
         }
+        // SIGSTOP a worker past lock_ttl (6 s) at a random moment of its
+        // work, then SIGCONT it: its lock goes to another worker meanwhile.
+        {
+            let list = &mut paused;
+            for (label, until) in list.iter() {
+                if Instant::now() >= *until {
+                    env.signal(label, "CONT");
+                }
+            }
+            list.retain(|(_, until)| Instant::now() < *until);
+            // At most two of the three workers paused at once.
+            if Instant::now() >= next_pause && list.len() < 2 {
+                // Prefer a worker with a load open in the audit trail (its id
+                // carries its pid), caught after a random part of its steps.
+                let loading = open_loads(&env).await;
+                let running: Vec<String> = workers
+                    .iter()
+                    .filter(|w| !list.iter().any(|(l, _)| l == *w))
+                    .cloned()
+                    .collect();
+                let busy: Vec<String> = running
+                    .iter()
+                    .filter(|l| {
+                        env.pid(l)
+                            .is_some_and(|pid| loading.contains(&pid.to_string()))
+                    })
+                    .cloned()
+                    .collect();
+                let pool = if busy.is_empty() { &running } else { &busy };
+                let label = pool[rng.usize(..pool.len())].clone();
+                std::thread::sleep(Duration::from_millis(rng.u64(..400)));
+                env.signal(&label, "STOP");
+                pauses += 1;
+                list.push((
+                    label,
+                    Instant::now() + Duration::from_millis(7000 + rng.u64(..2000)),
+                ));
+                next_pause = Instant::now() + Duration::from_millis(1000 + rng.u64(..1500));
+            }
+        }
         if Instant::now() >= next_kill {
             let victim = rng.usize(..workers.len());
             let label = workers[victim].clone();
+            if paused.iter().any(|(l, _)| *l == label) {
+                next_kill = Instant::now() + Duration::from_millis(500);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             env.kill(&label);
             kills += 1;
             let fresh = format!("worker-{}", 3 + kills);
@@ -148,6 +286,10 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
             redis_restarted = true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    for (label, _) in paused.drain(..) {
+        env.signal(&label, "CONT");
     }
 
     // Faults over: the fleet must converge.
@@ -172,6 +314,18 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
     assert!(converged.is_ok(), "{converged:?}\n{}", env.logs());
     // Let in-flight redeliveries settle before auditing.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_watch.store(true, Ordering::SeqCst);
+    let (polls, violations) = watcher.join().unwrap();
+    assert!(
+        violations.is_empty(),
+        "the alias pointed at an unverified database or moved backwards: {violations:?}\n{}",
+        env.logs()
+    );
+    assert!(polls > 100, "the alias watcher polled only {polls} times");
+    let abandoned = (0..3 + kills + 1)
+        .map(|n| env.log_of(&format!("worker-{n}")))
+        .filter(|log| log.contains("in-flight work abandoned"))
+        .count();
 
     // 1. Nothing lost: every snapshot completed, was skipped as superseded or
     //    already done, or was parked with a reason.
@@ -224,7 +378,7 @@ async fn chaos_killed_workers_and_restarted_broker_and_redis_lose_nothing() {
         }
     }
     println!(
-        "chaos: {} snapshots, {kills} workers killed, broker and Redis restarted once; outcomes {tally:?}; counters {:?}",
+        "chaos: {} snapshots, {kills} workers killed, {pauses} paused past lock_ttl ({abandoned} workers logged abandoned work), broker and Redis restarted once; {polls} alias polls; outcomes {tally:?}; counters {:?}",
         CUSTOMERS as u64 * SNAPSHOTS,
         fleet.counters().await.unwrap()
     );

@@ -35,6 +35,8 @@ const WORKER_COUNTERS: &[&str] = &[
     "snapswitch_superseded_total",
     "snapswitch_cancelled_total",
     "snapswitch_skipped_relationships_total",
+    "snapswitch_breaker_opened_total",
+    "snapswitch_dependency_waits_total",
 ];
 const WORKER_HISTOGRAMS: &[&str] = &[
     "snapswitch_load_duration_seconds",

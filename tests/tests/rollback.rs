@@ -54,7 +54,8 @@ async fn rollback_moves_the_alias_back_and_refuses_without_a_retained_database()
         .run("producer", &["rollback", "--customer", "acme"])
         .unwrap();
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("cannot roll back acme: no database older than the live one (1767741427) is retained; keep_databases must be at least 2"), "{err}");
+    assert!(err.contains("cannot roll back acme: no database older than the live one (1767741427) is retained (retained: "), "{err}");
+    assert!(!err.contains("must be at least 2"), "{err}");
     assert_eq!(
         env.falkor.get("snapswitch:alias:acme").as_deref(),
         Some("acme-1767741427")

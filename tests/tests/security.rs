@@ -272,3 +272,180 @@ async fn passwords_never_reach_logs_status_or_messages_and_redis_keys_are_bounde
     }
     drop(rabbit);
 }
+
+/// Passwords holding every reserved URL character, not percent-encoded where
+/// a user would forget to: `#`, `/`, `?`, `@`, `:`, `%`.
+const HOSTILE_PASSWORDS: [&str; 6] = [
+    "Kq7#Vx9/Lm3?Tz5@Rw1:Np8",
+    "Hb4/Jc6",
+    "Qd2?Fe5=Gh8",
+    "Zy3#Xw6",
+    "Uv9@Ts4@Rq7",
+    "Po1:Nm2%Lk3",
+];
+
+/// Percent-encodes everything but ASCII letters and digits.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The password, its encoded form, and every piece of it between reserved
+/// characters: none may appear in `text`.
+fn leaks(text: &str, pw: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let pieces = pw
+        .split(['#', '/', '?', '@', ':', '%', '='])
+        .filter(|p| p.len() >= 3);
+    for needle in [pw.to_owned(), encode(pw)]
+        .into_iter()
+        .chain(pieces.map(str::to_owned))
+    {
+        if text.contains(&needle) {
+            found.push(needle);
+        }
+    }
+    found
+}
+
+/// A hostile password in config errors (not encoded), in a failed connect
+/// (encoded, but wrong), and in a working setup (a test-owned Redis whose
+/// password is hostile): no output — config errors, doctor, logs at trace
+/// level, `status`, `/status`, `/metrics`, `/readyz` — shows any of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_passwords_never_reach_config_errors_doctor_logs_status_or_metrics() {
+    let redis_pw = HOSTILE_PASSWORDS[0];
+    let redis = RedisNode::start_with(&["--requirepass", redis_pw]).unwrap();
+    let redis_url = format!("redis://:{}@127.0.0.1:{}/", encode(redis_pw), redis.port);
+    let mut env = TestEnv::with_services(
+        "hostile",
+        &format!("redis_url = {redis_url:?}"),
+        &harness::amqp_url(),
+        &redis_url,
+    )
+    .unwrap();
+    let mut captured = Vec::new();
+
+    // 1. Config errors: each password unencoded in each URL.
+    for pw in HOSTILE_PASSWORDS {
+        for (key, url) in [
+            ("amqp_url", format!("amqp://guest:{pw}@127.0.0.1:5672/%2f")),
+            ("redis_url", format!("redis://:{pw}@127.0.0.1:6379/")),
+            ("graph_url", format!("redis://:{pw}@127.0.0.1:6380/")),
+        ] {
+            let path = env.dir.path().join("hostile.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    "namespace = {:?}\ndata_root = {:?}\n{key} = {url:?}\nconnect_timeout = 2\n",
+                    env.namespace,
+                    env.data_root()
+                ),
+            )
+            .unwrap();
+            for (binary, args) in [("producer", &["status"][..]), ("worker", &["doctor"][..])] {
+                let out = std::process::Command::new(harness::bin(binary))
+                    .arg("--config")
+                    .arg(&path)
+                    .args(args)
+                    .env("RUST_LOG", LOG_LEVEL)
+                    .env_remove("SNAPSWITCH_CONFIG")
+                    .output()
+                    .unwrap();
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                // `#`, `/` or `?` unencoded: refused by validation, naming the
+                // key (an unencoded `@` or `:` the URL parser can place).
+                if pw.contains(['#', '/', '?']) {
+                    assert!(!out.status.success(), "{key} with {pw}: {text}");
+                    assert!(
+                        text.contains(&format!("{key} = ")) && text.contains("percent-encode"),
+                        "{key} with {pw}: {text}"
+                    );
+                }
+                captured.push((pw, format!("{binary} {args:?}, {key} unencoded"), text));
+            }
+        }
+    }
+
+    // 2. A wrong password, encoded, for RabbitMQ: doctor and a command fail
+    // naming the URL without it.
+    for pw in HOSTILE_PASSWORDS {
+        let path = env.dir.path().join("wrong.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "namespace = {:?}\ndata_root = {:?}\namqp_url = {:?}\nredis_url = {redis_url:?}\nconnect_timeout = 2\n",
+                env.namespace,
+                env.data_root(),
+                format!("amqp://guest:{}@127.0.0.1:5672/%2f", encode(pw))
+            ),
+        )
+        .unwrap();
+        for args in [&["doctor"][..], &["dlq", "list"][..]] {
+            let out = std::process::Command::new(harness::bin("producer"))
+                .arg("--config")
+                .arg(&path)
+                .args(args)
+                .env("RUST_LOG", LOG_LEVEL)
+                .env_remove("SNAPSWITCH_CONFIG")
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.status.success(), "{pw}: {text}");
+            assert!(text.contains("guest:***@127.0.0.1:5672"), "{pw}: {text}");
+            captured.push((pw, format!("producer {args:?}, wrong AMQP password"), text));
+        }
+    }
+
+    // 3. A working Redis with a hostile password: a load, then every output.
+    env.spawn_env("worker", "worker", &[], &[("RUST_LOG", LOG_LEVEL)])
+        .unwrap();
+    let good = sample::snapshot_dir(&env.data_root(), "acme", ID);
+    sample::write_snapshot(&good, &SampleSpec::with_rows(100, SampleFormat::Csv, 1)).unwrap();
+    let mut outputs = String::new();
+    outputs += &env.producer(&["backfill"]).unwrap();
+    env.wait_counter("completed", 1, Duration::from_secs(60))
+        .await;
+    let addr = env.http_addr("worker").await.unwrap();
+    for path in ["/status", "/metrics", "/readyz", "/healthz"] {
+        outputs += &http_get(&addr, path).unwrap().1;
+    }
+    for (binary, args) in [
+        ("producer", &["status"][..]),
+        ("producer", &["status", "--json"][..]),
+        ("producer", &["history"][..]),
+        ("producer", &["doctor"][..]),
+        ("worker", &["doctor"][..]),
+    ] {
+        let (_, out, err) = env.run(binary, args).unwrap();
+        outputs += &out;
+        outputs += &err;
+    }
+    outputs += &env.log_of("worker");
+    assert!(outputs.contains("redis://:***@127.0.0.1:"), "{outputs}");
+    captured.push((redis_pw, "a working setup".into(), outputs));
+
+    let mut shown = Vec::new();
+    for (pw, what, text) in &captured {
+        let found = leaks(text, pw);
+        if !found.is_empty() {
+            shown.push(format!("{what}: {found:?} in\n{text}"));
+        }
+    }
+    assert!(shown.is_empty(), "{}", shown.join("\n---\n"));
+}

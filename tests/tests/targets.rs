@@ -158,11 +158,19 @@ async fn each_target_caps_its_own_loads_and_loads_on_two_targets_run_at_once() {
     assert!(body.contains("target east"), "{body}");
 }
 
-/// Creates an (empty-but-for-one-node) graph `name` on a FalkorDB server.
+/// Creates an (empty-but-for-one-node) graph `name` on a FalkorDB server,
+/// marked verified as a completed load's database is (an unmarked one is
+/// dropped by cleanup whatever its age).
 fn create_graph(server: &FalkorServer, name: &str) {
     let _: redis::Value = redis::cmd("GRAPH.QUERY")
         .arg(name)
         .arg("CREATE (:Probe)")
+        .query(&mut server.connection())
+        .unwrap();
+    let _: redis::Value = redis::cmd("HSET")
+        .arg(format!("snapswitch:db:{name}"))
+        .arg("state")
+        .arg("verified")
         .query(&mut server.connection())
         .unwrap();
 }

@@ -24,8 +24,12 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::breaker::Breaker;
-use crate::decide::{after_failure, AfterFailure};
+use crate::decide::{after_failure, AfterFailure, Ladder};
 use crate::pipeline::{Failure, Outcome, Pipeline};
+
+/// How often an event has waited for a dependency without using a retry
+/// (`decide::MAX_DEPENDENCY_WAITS`).
+pub const HEADER_WAITS: &str = "x-snapswitch-dependency-waits";
 
 /// Why the consumer stopped pulling deliveries.
 enum Pause {
@@ -42,6 +46,9 @@ pub struct Consumer {
     pub breaker: Mutex<Breaker>,
     /// Signalled when the breaker opens: stop consuming.
     pub breaker_opened: Notify,
+    /// The retry ladder (`max_retries`, `retry_backoff_base`,
+    /// `retry_max_delay`) and the wait while a dependency is down.
+    pub ladder: Ladder,
 }
 
 impl Consumer {
@@ -221,6 +228,20 @@ impl Consumer {
         }
     }
 
+    /// Whether a failure happened because a dependency is down: its code
+    /// says "unavailable" and the graph databases or Redis do not answer a
+    /// probe now (within `connect_timeout`). A dependency that answers means
+    /// the failure is counted against the event.
+    async fn dependency_down(&self, failure: &Failure) -> bool {
+        if !matches!(failure.code, "graph_unavailable" | "redis_unavailable") {
+            return false;
+        }
+        let within = self.pipeline.config.connect_timeout();
+        let graph = tokio::time::timeout(within, self.pipeline.graphs.ping_all()).await;
+        let redis = tokio::time::timeout(within, self.pipeline.state.ping()).await;
+        !matches!((graph, redis), (Ok(Ok(())), Ok(Ok(()))))
+    }
+
     /// Feeds an outcome to the circuit breaker.
     fn observe(&self, outcome: &Outcome) {
         let Ok(mut b) = self.breaker.lock() else {
@@ -230,6 +251,7 @@ impl Consumer {
         match outcome {
             Outcome::Failed(f) if unavailable(f) && b.failure(Instant::now()) => {
                 self.pipeline.metrics.breaker_open.set(1);
+                self.pipeline.metrics.breaker_opened.inc();
                 self.breaker_opened.notify_one();
             }
             Outcome::Loaded { .. }
@@ -278,6 +300,9 @@ impl Consumer {
         match &outcome {
             Outcome::Loaded { seconds, rows, .. } => {
                 metrics.completed.inc();
+                let _ =
+                    common::status::tally(&self.pipeline.state, common::status::Tally::Completed)
+                        .await;
                 metrics.load_duration.observe(*seconds);
                 if *seconds > 0.0 {
                     metrics.rows_per_second.observe(*rows as f64 / seconds);
@@ -293,7 +318,6 @@ impl Consumer {
             _ => {}
         }
         let state = &self.pipeline.state;
-        let config = &self.pipeline.config;
         let settled = match outcome {
             Outcome::Loaded { .. }
             | Outcome::AlreadyLive
@@ -309,12 +333,23 @@ impl Consumer {
                 self.delay(&delivery, delay, attempt).await
             }
             Outcome::Failed(failure) => {
-                match after_failure(
-                    failure.class,
-                    attempt,
-                    config.max_retries,
-                    config.retry_backoff_base,
-                ) {
+                let dependency_down = self.dependency_down(&failure).await;
+                let waits =
+                    header_u32(delivery.properties.headers().as_ref(), HEADER_WAITS).unwrap_or(0);
+                match after_failure(failure.class, dependency_down, attempt, waits, &self.ladder) {
+                    AfterFailure::Wait { delay, waits } => {
+                        tracing::warn!(
+                            code = failure.code,
+                            error = %failure.message,
+                            delay_s = delay.as_secs(),
+                            attempt,
+                            waits,
+                            "a dependency is down: the event waits without using a retry"
+                        );
+                        metrics.dependency_waits.inc();
+                        self.delay_with(&delivery, delay, attempt, Some(waits))
+                            .await
+                    }
                     AfterFailure::Retry {
                         attempt: next,
                         delay,
@@ -338,6 +373,7 @@ impl Consumer {
                     }
                     AfterFailure::Park => {
                         let _ = state.incr(Counter::Parked, 1).await;
+                        let _ = common::status::tally(state, common::status::Tally::Parked).await;
                         metrics.park(failure.code);
                         let mut fields = event_fields(&delivery.data);
                         fields.extend([
@@ -365,9 +401,28 @@ impl Consumer {
         delay: Duration,
         attempt: u32,
     ) -> anyhow::Result<()> {
+        self.delay_with(delivery, delay, attempt, None).await
+    }
+
+    /// [`Consumer::delay`], with the count of dependency waits set when given.
+    async fn delay_with(
+        &self,
+        delivery: &Delivery,
+        delay: Duration,
+        attempt: u32,
+        waits: Option<u32>,
+    ) -> anyhow::Result<()> {
         let delay = self.topology.delay_for(delay);
         let (_, key) = self.topology.delay_queue(delay);
-        let props = republished(delivery, attempt, &[]);
+        let mut props = republished(delivery, attempt, &[]);
+        if let Some(waits) = waits {
+            let mut headers = props.headers().clone().unwrap_or_default();
+            headers.insert(
+                ShortString::from(HEADER_WAITS),
+                AMQPValue::LongInt(waits.try_into().unwrap_or(i32::MAX)),
+            );
+            props = props.with_headers(headers);
+        }
         match self
             .publisher
             .publish(&self.topology.delay_exchange, &key, &delivery.data, props)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use common::graph::Health;
+use common::graph::{DbState, Health};
 use common::ident::SnapshotId;
 
 /// What the graph database and Redis say about one customer, read under its lock.
@@ -57,22 +57,58 @@ pub fn should_switch(alias_target: Option<SnapshotId>, loaded: SnapshotId) -> bo
     alias_target.is_none_or(|a| loaded > a)
 }
 
-/// Databases to drop: all but the newest `keep`, and never the alias target.
+/// Databases to drop, decided under the customer's lock (so no live lock
+/// holder is loading any of them):
+/// - never the alias target;
+/// - unverified ones always: `loading` (partial loads of crashed or
+///   fenced-out workers), `retired` (rolled back from) and `unmarked`
+///   (made by hand or by a tool, or a leftover without a mark): none of
+///   them can ever become live;
+/// - complete ones (`verified`, or every database on a store without marks)
+///   beyond the newest `keep`; only these count toward `keep`.
 pub fn plan_cleanup(
-    databases: &[SnapshotId],
+    databases: &[(SnapshotId, DbState)],
     alias_target: Option<SnapshotId>,
     keep: usize,
 ) -> Vec<SnapshotId> {
     let mut sorted = databases.to_vec();
-    sorted.sort_unstable_by(|a, b| b.cmp(a));
-    sorted.dedup();
-    let mut drop: Vec<SnapshotId> = sorted
-        .into_iter()
-        .skip(keep)
-        .filter(|id| Some(*id) != alias_target)
-        .collect();
+    sorted.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
+    sorted.dedup_by_key(|d| d.0);
+    let mut complete = 0usize;
+    let mut drop = Vec::new();
+    for (id, state) in sorted {
+        let live = Some(id) == alias_target;
+        match state {
+            _ if live => complete += 1,
+            DbState::Loading | DbState::Retired | DbState::Unmarked => drop.push(id),
+            DbState::Verified | DbState::NotTracked => {
+                complete += 1;
+                if complete > keep {
+                    drop.push(id);
+                }
+            }
+        }
+    }
     drop.sort_unstable();
     drop
+}
+
+/// Where a repair should move an existing alias: the newest verified
+/// database when it is newer than the alias target (a switch that failed, or a late
+/// switch that was refused after a newer one was lost). `None`: leave it.
+/// Only marked (verified) databases count: on a store without marks,
+/// nothing is repaired.
+pub fn repair_target(
+    databases: &[(SnapshotId, DbState)],
+    alias_target: Option<SnapshotId>,
+) -> Option<SnapshotId> {
+    let alias = alias_target?;
+    let newest = databases
+        .iter()
+        .filter(|(_, s)| *s == DbState::Verified)
+        .map(|(id, _)| *id)
+        .max()?;
+    (newest > alias).then_some(newest)
 }
 
 /// Thresholds of the health gate (from the config).
@@ -140,26 +176,57 @@ impl ErrorClass {
 pub enum AfterFailure {
     /// Back through the delay queue of `delay`, as attempt `attempt`.
     Retry { attempt: u32, delay: Duration },
+    /// A dependency was down: back through the delay queue of `delay` with
+    /// the attempt count unchanged (not the event's fault), as wait `waits`.
+    Wait { delay: Duration, waits: u32 },
     /// Into the parking queue.
     Park,
 }
 
-/// Transient failures climb the retry ladder (`base^n` seconds for retry n)
-/// until `max_retries`; permanent ones are parked at once. `attempt` is the
-/// attempt that just failed, 0 for the first delivery.
+/// The retry ladder: `delays[n]` before retry n+1 (its length is
+/// `max_retries`, see `Config::retry_delays`), and the wait of an event
+/// whose dependency is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ladder {
+    pub delays: Vec<Duration>,
+    pub dependency_wait: Duration,
+}
+
+/// How often one event may wait for a dependency without using a retry.
+/// While the circuit breaker is open nothing is consumed, so waits pile up
+/// only when the event is tried again and the dependency is down right
+/// after each time: an event that brings the graph database down (a poison
+/// pill) climbs the ladder after this many and is parked in the end.
+pub const MAX_DEPENDENCY_WAITS: u32 = 50;
+
+/// A failure while a dependency (graph database, Redis) does not answer is
+/// not the snapshot's fault: the event waits without using a retry, up to
+/// [`MAX_DEPENDENCY_WAITS`] times (`waits`: how often it has waited so far).
+/// Otherwise transient failures climb the ladder until it ends; permanent
+/// ones are parked at once. `attempt` is the attempt that just failed, 0 for
+/// the first delivery.
 pub fn after_failure(
     class: ErrorClass,
+    dependency_down: bool,
     attempt: u32,
-    max_retries: u32,
-    backoff_base: u64,
+    waits: u32,
+    ladder: &Ladder,
 ) -> AfterFailure {
-    if class == ErrorClass::Permanent || attempt >= max_retries {
+    if dependency_down && waits < MAX_DEPENDENCY_WAITS {
+        return AfterFailure::Wait {
+            delay: ladder.dependency_wait,
+            waits: waits + 1,
+        };
+    }
+    if class == ErrorClass::Permanent {
         return AfterFailure::Park;
     }
-    let next = attempt + 1;
-    AfterFailure::Retry {
-        attempt: next,
-        delay: Duration::from_secs(backoff_base.saturating_pow(next)),
+    match ladder.delays.get(attempt as usize) {
+        Some(delay) => AfterFailure::Retry {
+            attempt: attempt + 1,
+            delay: *delay,
+        },
+        None => AfterFailure::Park,
     }
 }
 
@@ -284,14 +351,105 @@ mod tests {
     #[test]
     fn cleanup_keeps_newest_and_alias_target() {
         let ids = |v: &[u64]| v.iter().copied().map(id).collect::<Vec<_>>();
+        // A store without marks: every database counts as complete.
+        let untracked = |v: &[u64]| {
+            v.iter()
+                .map(|n| (id(*n), DbState::NotTracked))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            plan_cleanup(&ids(&[1, 2, 3, 4]), Some(id(4)), 2),
+            plan_cleanup(&untracked(&[1, 2, 3, 4]), Some(id(4)), 2),
             ids(&[1, 2])
         );
         // The alias target survives even when it is not among the newest.
-        assert_eq!(plan_cleanup(&ids(&[1, 2, 3, 4]), Some(id(1)), 2), ids(&[2]));
-        assert_eq!(plan_cleanup(&ids(&[1]), Some(id(1)), 1), ids(&[]));
-        assert_eq!(plan_cleanup(&ids(&[3, 1, 2]), None, 1), ids(&[1, 2]));
+        assert_eq!(
+            plan_cleanup(&untracked(&[1, 2, 3, 4]), Some(id(1)), 2),
+            ids(&[2])
+        );
+        assert_eq!(plan_cleanup(&untracked(&[1]), Some(id(1)), 1), ids(&[]));
+        assert_eq!(plan_cleanup(&untracked(&[3, 1, 2]), None, 1), ids(&[1, 2]));
+    }
+
+    #[test]
+    fn cleanup_counts_only_verified_databases() {
+        use DbState::*;
+        let ids = |v: &[u64]| v.iter().copied().map(id).collect::<Vec<_>>();
+        type Dbs = &'static [(u64, DbState)];
+        // (databases, alias target, keep, expected drops)
+        let cases: &[(Dbs, Option<u64>, usize, &[u64])] = &[
+            // Scenario 3: a partial S1 between S0 and the live S2 is dropped,
+            // the complete S0 kept as the previous one.
+            (
+                &[(0, Verified), (1, Loading), (2, Verified)],
+                Some(2),
+                2,
+                &[1],
+            ),
+            // Retired (rolled back from): dropped.
+            (&[(0, Verified), (2, Retired)], Some(0), 2, &[2]),
+            // Unmarked: never counted, dropped.
+            (
+                &[(0, Verified), (1, Unmarked), (2, Verified)],
+                Some(2),
+                2,
+                &[1],
+            ),
+            // The live target is kept even when it is not verified.
+            (&[(1, Loading)], Some(1), 2, &[]),
+            // Verified beyond keep.
+            (
+                &[(1, Verified), (2, Verified), (3, Verified)],
+                Some(3),
+                2,
+                &[1],
+            ),
+        ];
+        for (dbs, live, keep, want) in cases {
+            let dbs: Vec<_> = dbs.iter().map(|(n, s)| (id(*n), *s)).collect();
+            assert_eq!(
+                plan_cleanup(&dbs, live.map(id), *keep),
+                ids(want),
+                "{dbs:?} live {live:?} keep {keep}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_verified_databases_go_live() {
+        use DbState::*;
+        assert!(Verified.may_go_live());
+        for s in [Loading, Retired, Unmarked, NotTracked] {
+            assert!(!s.may_go_live(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn repair_moves_the_alias_forward_to_the_newest_verified_only() {
+        use DbState::*;
+        let dbs = |v: &[(u64, DbState)]| v.iter().map(|(n, s)| (id(*n), *s)).collect::<Vec<_>>();
+        type Dbs = &'static [(u64, DbState)];
+        // (databases, alias target, expected repair target)
+        let cases: &[(Dbs, Option<u64>, Option<u64>)] = &[
+            // Scenario 1 after a lost switch: the alias on S1, S2 verified.
+            (&[(1, Verified), (2, Verified)], Some(1), Some(2)),
+            (&[(1, Verified), (2, Verified)], Some(2), None),
+            // A newer partial or retired database is no repair target.
+            (&[(1, Verified), (2, Loading)], Some(1), None),
+            (&[(1, Verified), (2, Retired)], Some(1), None),
+            (&[(1, Verified), (2, Unmarked)], Some(1), None),
+            // No alias at all: not a repair's business (no switch ever
+            // happened, or an operator removed it).
+            (&[(1, Verified), (2, Verified)], None, None),
+            // A store without marks: nothing is repaired.
+            (&[(1, NotTracked), (2, NotTracked)], Some(1), None),
+        ];
+        for (list, alias, want) in cases {
+            assert_eq!(
+                repair_target(&dbs(list), alias.map(id)),
+                want.map(id),
+                "{list:?} alias {alias:?}"
+            );
+        }
     }
 
     #[test]
@@ -341,30 +499,88 @@ mod tests {
     #[test]
     fn retry_ladder_then_park() {
         use AfterFailure::*;
+        let secs = |n: u64| Duration::from_secs(n);
+        let ladder = Ladder {
+            delays: [2, 4, 8].map(secs).to_vec(),
+            dependency_wait: secs(60),
+        };
         let t = ErrorClass::Transient;
-        assert_eq!(
-            after_failure(t, 0, 3, 2),
-            Retry {
-                attempt: 1,
-                delay: Duration::from_secs(2)
-            }
-        );
-        assert_eq!(
-            after_failure(t, 1, 3, 2),
-            Retry {
-                attempt: 2,
-                delay: Duration::from_secs(4)
-            }
-        );
-        assert_eq!(
-            after_failure(t, 2, 3, 2),
-            Retry {
-                attempt: 3,
-                delay: Duration::from_secs(8)
-            }
-        );
-        assert_eq!(after_failure(t, 3, 3, 2), Park);
-        assert_eq!(after_failure(ErrorClass::Permanent, 0, 3, 2), Park);
-        assert_eq!(after_failure(t, 0, 0, 2), Park);
+        let p = ErrorClass::Permanent;
+        let none = Ladder {
+            delays: Vec::new(),
+            dependency_wait: secs(5),
+        };
+        let max = MAX_DEPENDENCY_WAITS;
+        let wait = |delay: u64, waits: u32| Wait {
+            delay: secs(delay),
+            waits,
+        };
+        // (class, dependency down, attempt that failed, waits so far, ladder) -> outcome
+        let table = [
+            (
+                t,
+                false,
+                0,
+                0,
+                &ladder,
+                Retry {
+                    attempt: 1,
+                    delay: secs(2),
+                },
+            ),
+            (
+                t,
+                false,
+                1,
+                0,
+                &ladder,
+                Retry {
+                    attempt: 2,
+                    delay: secs(4),
+                },
+            ),
+            (
+                t,
+                false,
+                2,
+                7,
+                &ladder,
+                Retry {
+                    attempt: 3,
+                    delay: secs(8),
+                },
+            ),
+            (t, false, 3, 0, &ladder, Park),
+            (t, false, 99, 0, &ladder, Park),
+            (p, false, 0, 0, &ladder, Park),
+            (t, false, 0, 0, &none, Park),
+            // A dependency down uses no retry, whatever the attempt.
+            (t, true, 0, 0, &ladder, wait(60, 1)),
+            (t, true, 3, 4, &ladder, wait(60, 5)),
+            (t, true, 99, 0, &ladder, wait(60, 1)),
+            (p, true, 0, 0, &ladder, wait(60, 1)),
+            (t, true, 0, 0, &none, wait(5, 1)),
+            (t, true, 0, max - 1, &ladder, wait(60, max)),
+            // An event that keeps finding it down: the ladder after all.
+            (
+                t,
+                true,
+                0,
+                max,
+                &ladder,
+                Retry {
+                    attempt: 1,
+                    delay: secs(2),
+                },
+            ),
+            (t, true, 3, max, &ladder, Park),
+        ];
+        for (class, down, attempt, waits, ladder, want) in table {
+            assert_eq!(
+                after_failure(class, down, attempt, waits, ladder),
+                want,
+                "{class:?} down={down} attempt={attempt} waits={waits}"
+            );
+        }
     }
 }

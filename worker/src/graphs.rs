@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use common::config::Config;
+use common::graph::marks::RedisMarks;
 use common::graph::{GraphError, GraphStore};
 use common::targets::{GraphTarget, Targets};
 
@@ -24,14 +24,26 @@ pub struct Graphs {
 }
 
 impl Graphs {
-    /// Connects and pings every active target, each retried with backoff for
-    /// ~30 s (it may still be starting); a permanent refusal (wrong kind,
-    /// Community edition) fails at once.
+    /// Connects and pings every active target, each tried for up to
+    /// `connect_timeout` (the caller waits longer if it wants: see
+    /// `ops::wait_for`); a permanent refusal (wrong kind, Community edition)
+    /// fails at once, as a [`GraphError::Permanent`].
     pub async fn connect(config: &Config) -> anyhow::Result<Graphs> {
         let targets = Targets::from_config(config)?;
+        // Lifecycle marks of stores that keep none themselves (Neo4j) live
+        // in the coordination Redis.
+        let redis = common::state::connect_config(config).await?;
+        let keys = common::keys::Keys::new(&config.namespace);
         let mut graphs = Vec::new();
         for target in targets.all() {
-            let store = connect_one(target, common::graph::pool_size(config)).await?;
+            let marks = RedisMarks::new(redis.clone(), keys.clone(), &target.name);
+            let store = connect_one(
+                target,
+                common::graph::pool_size(config),
+                config.connect_timeout(),
+                marks,
+            )
+            .await?;
             graphs.push(TargetGraph {
                 target: target.clone(),
                 store,
@@ -71,23 +83,12 @@ impl Graphs {
     }
 }
 
-async fn connect_one(target: &GraphTarget, pool: usize) -> anyhow::Result<Arc<dyn GraphStore>> {
-    use backon::{ExponentialBuilder, Retryable};
-    let attempt = || async {
-        let store = common::graph::connect_target(target, pool).await?;
-        store.ping().await?;
-        Ok::<_, GraphError>(store)
-    };
-    let store = attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .with_max_times(8),
-        )
-        .when(|e| e.is_transient())
-        .notify(|e, wait| tracing::warn!(graph_target = %target.name, error = %e, ?wait, "graph database not reachable yet, retrying"))
-        .await
-        .with_context(|| format!("graph database of target {} at {}", target.name, target.url))?;
+async fn connect_one(
+    target: &GraphTarget,
+    pool: usize,
+    timeout: Duration,
+    marks: RedisMarks,
+) -> Result<Arc<dyn GraphStore>, GraphError> {
+    let store = common::graph::connect_target_within(target, pool, timeout, Some(marks)).await?;
     Ok(Arc::from(store))
 }

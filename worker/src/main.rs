@@ -14,7 +14,6 @@ mod reconcile;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Parser;
 use common::config::Config;
 use common::topology::Topology;
@@ -27,8 +26,18 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     /// Config file (TOML); also `SNAPSWITCH_CONFIG`. Environment variables
     /// `SNAPSWITCH_<KEY>` override it, flags override both.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// Log lines as `text` (colours only on a terminal) or `json` (one
+    /// object per line, for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SNAPSWITCH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: common::telemetry::LogFormat,
     #[command(flatten)]
     flags: Flags,
     #[command(subcommand)]
@@ -46,39 +55,43 @@ enum Command {
 #[derive(clap::Args, Debug, Serialize)]
 struct Flags {
     /// Concurrent loads in this process.
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<u16>,
     /// Prefix of every queue and Redis key.
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<String>,
     /// Root of the snapshot tree.
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     data_root: Option<PathBuf>,
     /// Write the fleet status JSON here every 5 s (atomically).
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     status_file: Option<PathBuf>,
     /// Address of the HTTP server (/healthz, /readyz, /metrics, /status).
-    #[arg(long)]
+    #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     http_listen: Option<String>,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let otel = common::telemetry::init("worker");
-    let result = run().await;
+async fn main() {
+    let cli = Cli::parse();
+    let otel = common::telemetry::init_with("worker", cli.log_format);
+    let result = run(cli).await;
     if let Some(otel) = otel {
         otel.shutdown();
     }
-    result
+    if let Err(e) = result {
+        // One line: what failed and why (anyhow's chain joined by ": ").
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> anyhow::Result<()> {
     for var in common::config::unknown_env_vars() {
         tracing::warn!(%var, "environment variable is not a snapswitch config key (typo?); ignored");
     }
@@ -97,18 +110,6 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(%worker_id, namespace = %config.namespace, "worker starting");
 
     config.check_data_root()?;
-    let state = common::state::fleet(&config).await.context("Redis")?;
-    let graphs = graphs::Graphs::connect(&config).await?;
-    for g in graphs.all() {
-        tracing::info!(graph_target = %g.target.name, graph = %g.target.url, graph_kind = %g.target.kind, max_concurrent_loads = g.target.max_concurrent_loads, "graph target connected");
-    }
-
-    let connection = common::broker::connect_config(&config, &worker_id).await?;
-    let topology = Topology::from_config(&config);
-    let setup = connection.create_channel().await?;
-    common::broker::declare(&setup, &topology).await?;
-    let publisher = common::broker::Publisher::new(&connection).await?;
-
     let stop = CancellationToken::new();
     tokio::spawn(watch_signals(stop.clone()));
 
@@ -122,6 +123,59 @@ async fn run() -> anyhow::Result<()> {
             reason: code.into(),
         });
     }
+    // /healthz from the first second; /readyz says what the start waits for.
+    let startup = Arc::new(ops::StartupProbe::new(metrics.clone()));
+    let http_stop = CancellationToken::new();
+    common::http::serve(&config.http_listen, startup.clone(), http_stop.clone()).await?;
+
+    let waited = async {
+        let redis = format!("Redis at {}", config.redis_url.redacted());
+        let Some(state) = ops::wait_for(&redis, &startup, &stop, || async {
+            Ok(common::state::fleet(&config).await?)
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        let Some(graphs) = ops::wait_for("the graph database", &startup, &stop, || {
+            graphs::Graphs::connect(&config)
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        let amqp = format!("RabbitMQ at {}", config.amqp_url.redacted());
+        let Some(connection) = ops::wait_for(&amqp, &startup, &stop, || async {
+            Ok(common::broker::connect_config(&config, &worker_id).await?)
+        })
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok::<_, anyhow::Error>(Some((state, graphs, connection)))
+    }
+    .await;
+    let (state, graphs, connection) = match waited {
+        Ok(Some(deps)) => deps,
+        Ok(None) => {
+            tracing::info!("stopped while waiting for a dependency");
+            http_stop.cancel();
+            return Ok(());
+        }
+        Err(e) => {
+            http_stop.cancel();
+            return Err(e);
+        }
+    };
+    for g in graphs.all() {
+        tracing::info!(graph_target = %g.target.name, graph = %g.target.url, graph_kind = %g.target.kind, max_concurrent_loads = g.target.max_concurrent_loads, "graph target connected");
+    }
+
+    let topology = Topology::from_config(&config);
+    let setup = connection.create_channel().await?;
+    common::broker::declare(&setup, &topology).await?;
+    let publisher = common::broker::Publisher::new(&connection).await?;
+
     metrics.init_targets(graphs.all().iter().map(|g| g.target.name.as_str()));
     let pipeline = Arc::new(pipeline::Pipeline {
         config: config.clone(),
@@ -147,8 +201,7 @@ async fn run() -> anyhow::Result<()> {
             targets: common::status::TargetCap::of_config(&config),
         },
     });
-    let http_stop = CancellationToken::new();
-    common::http::serve(&config.http_listen, probe.clone(), http_stop.clone()).await?;
+    startup.ready(probe.clone());
     let ticker = tokio::spawn(probe.clone().run(http_stop.clone()));
     {
         // Readiness turns red as soon as draining starts.
@@ -182,6 +235,10 @@ async fn run() -> anyhow::Result<()> {
             std::time::Duration::from_secs(config.breaker_probe_interval),
         )),
         breaker_opened: tokio::sync::Notify::new(),
+        ladder: decide::Ladder {
+            delays: config.retry_delays(),
+            dependency_wait: std::time::Duration::from_secs(config.health_check_retry_delay),
+        },
     });
     let result = consumer.run(&connection, stop.clone()).await;
     stop.cancel();

@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 
 use common::config::Config;
 use common::event::SnapshotEvent;
-use common::graph::{GraphError, GraphStore};
+use common::graph::{
+    Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, NodeRef, NodeWrite, RelWrite,
+    StoreLimits, SwitchMode,
+};
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::load::{load_snapshot, LoadError, LoadOptions};
 use common::lock::{self, LockGuard};
 use common::metrics::Metrics;
 use common::slots::Slot;
-use common::snapshot::{layout, SnapshotError};
+use common::snapshot::{layout, PropType, SnapshotError};
 use common::state::{Counter, FleetState, StateError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -84,6 +87,9 @@ impl From<redis::RedisError> for Failure {
 
 impl From<GraphError> for Failure {
     fn from(e: GraphError) -> Self {
+        if e.is_fenced() {
+            return Failure::new(ErrorClass::Transient, "lock_lost", e.to_string());
+        }
         let class = if e.is_transient() {
             ErrorClass::Transient
         } else {
@@ -206,6 +212,208 @@ impl LocksHeld {
     }
 }
 
+/// The customer's lock while one event is handled, with its renewal, the
+/// operator-cancel watch and the local lease; [`Held::release`] frees it,
+/// and dropping it (any other way out: an early return, a panic, an abort
+/// at shutdown) stops its tasks and frees it in the background.
+struct Held<'p> {
+    pipeline: &'p Pipeline,
+    guard: Option<LockGuard>,
+    lease: Lease,
+    cancel: CancellationToken,
+    operator_cancel: Arc<AtomicBool>,
+    renewal: tokio::task::JoinHandle<()>,
+    watch: tokio::task::JoinHandle<()>,
+    held_id: u64,
+}
+
+impl Held<'_> {
+    fn fence(&self, customer: &Customer) -> Fence {
+        Fence {
+            customer: customer.to_string(),
+            token: self.token(),
+        }
+    }
+
+    fn token(&self) -> u64 {
+        self.guard.as_ref().map_or(0, |g| g.fence)
+    }
+
+    /// The lock is still ours: the local lease has not run out and Redis
+    /// says we hold it with our token.
+    async fn still_valid(&self) -> Result<bool, Failure> {
+        let Some(guard) = &self.guard else {
+            return Ok(false);
+        };
+        if !self.lease.alive() {
+            return Ok(false);
+        }
+        Ok(guard
+            .still_valid(&mut self.pipeline.state.connection())
+            .await?)
+    }
+
+    async fn release(mut self) {
+        self.stop_tasks();
+        if let Some(guard) = self.guard.take() {
+            let customer = guard.customer().to_owned();
+            match guard.release(&mut self.pipeline.state.connection()).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(%customer, "lock had expired before release"),
+                Err(e) => {
+                    tracing::warn!(%customer, error = %e, "lock release failed; it expires on its own")
+                }
+            }
+        }
+    }
+
+    fn stop_tasks(&self) {
+        self.watch.abort();
+        self.renewal.abort();
+        self.pipeline.locks_held.released(self.held_id);
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.stop_tasks();
+        if let (Some(guard), Ok(runtime)) =
+            (self.guard.take(), tokio::runtime::Handle::try_current())
+        {
+            let mut con = self.pipeline.state.connection();
+            runtime.spawn(async move {
+                let _ = guard.release(&mut con).await;
+            });
+        }
+    }
+}
+
+/// The load slot while a load runs, with its renewal; released on every
+/// way out like [`Held`].
+struct SlotHeld<'p> {
+    pipeline: &'p Pipeline,
+    slot: Option<Slot>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl SlotHeld<'_> {
+    async fn release(mut self) {
+        self.renewal.abort();
+        if let Some(slot) = self.slot.take() {
+            if let Err(e) = slot.release(&mut self.pipeline.state.connection()).await {
+                tracing::warn!(error = %e, "releasing the load slot failed; its lease expires on its own");
+            }
+        }
+    }
+}
+
+impl Drop for SlotHeld<'_> {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if let (Some(slot), Ok(runtime)) = (self.slot.take(), tokio::runtime::Handle::try_current())
+        {
+            let mut con = self.pipeline.state.connection();
+            runtime.spawn(async move {
+                let _ = slot.release(&mut con).await;
+            });
+        }
+    }
+}
+
+/// The lock as this process knows it without asking Redis: valid until
+/// the last successful renewal's start plus `lock_ttl`. A process that was
+/// paused (SIGSTOP, a stall) past that knows on waking that it may have
+/// lost the lock, before any other task of it runs a round trip.
+#[derive(Clone)]
+struct Lease {
+    valid_until: Arc<std::sync::Mutex<Instant>>,
+}
+
+impl Lease {
+    fn new(from: Instant, ttl: Duration) -> Self {
+        Lease {
+            valid_until: Arc::new(std::sync::Mutex::new(from + ttl)),
+        }
+    }
+    fn alive(&self) -> bool {
+        self.valid_until
+            .lock()
+            .map(|t| Instant::now() < *t)
+            .unwrap_or(false)
+    }
+    fn extend(&self, from: Instant, ttl: Duration) {
+        if let Ok(mut t) = self.valid_until.lock() {
+            *t = (*t).max(from + ttl);
+        }
+    }
+}
+
+/// The load path, refused as soon as the local lease has run out: a worker
+/// that wakes from a pause writes nothing more into a database that may now
+/// be another holder's.
+struct FencedWriter<'a> {
+    store: &'a dyn GraphStore,
+    lease: Lease,
+}
+
+impl FencedWriter<'_> {
+    fn check(&self) -> Result<(), GraphError> {
+        if self.lease.alive() {
+            Ok(())
+        } else {
+            Err(GraphError::Fenced(
+                "the lock's lease ran out; no more writes".into(),
+            ))
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl GraphWriter for FencedWriter<'_> {
+    async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError> {
+        self.check()?;
+        self.store.create_index(db, label, property).await
+    }
+    async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<Vec<NodeRef>, GraphError> {
+        self.check()?;
+        self.store.write_nodes(db, w).await
+    }
+    async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
+        self.check()?;
+        self.store.write_relationships(db, w).await
+    }
+    async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
+        self.store.counts(db).await
+    }
+    // The store's own refusals and limits, checked before anything is written.
+    fn lacks(&self, ty: PropType) -> Option<String> {
+        self.store.lacks(ty)
+    }
+    fn limits(&self) -> StoreLimits {
+        self.store.limits()
+    }
+}
+
+/// One event's context for the steps below.
+struct Step<'a> {
+    event: &'a SnapshotEvent,
+    graph: &'a TargetGraph,
+    held: &'a Held<'a>,
+    db: String,
+}
+
+impl Step<'_> {
+    fn customer(&self) -> &Customer {
+        &self.event.customer
+    }
+    fn store(&self) -> &dyn GraphStore {
+        self.graph.store.as_ref()
+    }
+    fn fence(&self) -> Fence {
+        self.held.fence(&self.event.customer)
+    }
+}
+
 impl Pipeline {
     /// Processes one message body. `shutdown` aborts a running load.
     pub async fn process(&self, body: &[u8], shutdown: &CancellationToken) -> Outcome {
@@ -242,6 +450,8 @@ impl Pipeline {
         }
     }
 
+    /// validate → lock → (under the lock) gate, decide, slot, create, load,
+    /// verify, mark, switch, cleanup, record → release.
     async fn process_event(
         &self,
         event: &SnapshotEvent,
@@ -257,16 +467,16 @@ impl Pipeline {
         layout::check_not_future_now(event.snapshot_id, self.config.max_future_seconds)?;
         let dir =
             layout::resolve_ready(&self.config.data_root, &event.customer, event.snapshot_id)?;
-        let (first_sighting, newest_seen) = self
+        let (first_sighting, _) = self
             .state
             .mark_seen(&event.customer, event.snapshot_id)
             .await?;
         if first_sighting {
             self.metrics.discovered.inc();
         }
-
-        let Some(guard) = self
-            .acquire_lock(&event.customer)
+        let graph = self.graphs.for_customer(event.customer.as_str());
+        let Some(held) = self
+            .step_lock(event, graph, shutdown)
             .instrument(tracing::info_span!("lock"))
             .await?
         else {
@@ -276,149 +486,102 @@ impl Pipeline {
                 reason: format!("customer {} is locked by another worker", event.customer),
             });
         };
-        let held = self.locks_held.taken();
-        let mut con = self.state.connection();
-        // The load stops when the lock is lost, an operator cancels it, or the
-        // worker shuts down.
-        let load_cancel = shutdown.child_token();
-        let renewal = tokio::spawn(renew_lock(
-            self.state.connection(),
-            guard.clone(),
-            load_cancel.clone(),
-        ));
-        let operator_cancel = Arc::new(AtomicBool::new(false));
-        let watch = tokio::spawn(watch_cancel(
-            self.state.clone(),
-            event.customer.clone(),
-            event.snapshot_id,
-            operator_cancel.clone(),
-            load_cancel.clone(),
-        ));
-        let mut result = self
-            .with_lock(event, &dir, newest_seen, &guard, &load_cancel)
-            .await;
-        watch.abort();
-        if operator_cancel.load(Ordering::SeqCst)
+        let mut result = self.under_lock(event, &dir, graph, &held).await;
+        if held.operator_cancel.load(Ordering::SeqCst)
             && matches!(&result, Err(f) if f.code == "load_cancelled")
         {
             result = self.cancelled(event, "during its load").await;
         }
-        renewal.abort();
-        self.locks_held.released(held);
-        match guard.release(&mut con).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(customer = %event.customer, "lock had expired before release")
-            }
-            Err(e) => {
-                tracing::warn!(customer = %event.customer, error = %e, "lock release failed; it expires on its own")
-            }
-        }
+        held.release().await;
         result
     }
 
-    async fn cancelled(&self, event: &SnapshotEvent, when: &str) -> Result<Outcome, Failure> {
-        tracing::info!(customer = %event.customer, snapshot_id = %event.snapshot_id, "cancelled by an operator {when}");
-        self.state.incr(Counter::Cancelled, 1).await?;
-        self.audit("cancelled", event, &[("when", when.to_owned())])
-            .await?;
-        Ok(Outcome::Cancelled)
-    }
-
-    async fn acquire_lock(&self, customer: &Customer) -> Result<Option<LockGuard>, Failure> {
-        let deadline = Instant::now() + Duration::from_secs(self.config.lock_wait_timeout);
-        let mut con = self.state.connection();
-        loop {
-            if let Some(guard) = lock::try_acquire(
-                &mut con,
-                self.state.keys(),
-                customer,
-                self.config.lock_ttl(),
-            )
+    /// Step "lock": the customer's lock, its fencing token lifted above
+    /// the highest one the store has seen, its renewal and the cancel watch.
+    async fn step_lock<'p>(
+        &'p self,
+        event: &SnapshotEvent,
+        graph: &TargetGraph,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Held<'p>>, Failure> {
+        let customer = &event.customer;
+        let Some((guard, asked_at)) = self.acquire_lock(customer).await? else {
+            return Ok(None);
+        };
+        let lease = Lease::new(asked_at, guard.ttl());
+        let cancel = shutdown.child_token();
+        let operator_cancel = Arc::new(AtomicBool::new(false));
+        let renewal = tokio::spawn(renew_lock(
+            self.state.connection(),
+            guard.clone(),
+            lease.clone(),
+            cancel.clone(),
+        ));
+        let watch = tokio::spawn(watch_cancel(
+            self.state.clone(),
+            customer.clone(),
+            event.snapshot_id,
+            operator_cancel.clone(),
+            cancel.clone(),
+        ));
+        let mut held = Held {
+            pipeline: self,
+            guard: Some(guard),
+            lease,
+            cancel,
+            operator_cancel,
+            renewal,
+            watch,
+            held_id: self.locks_held.taken(),
+        };
+        // From here on, every way out (an error too) releases the lock.
+        let floor = graph.store.fence_seen(customer.as_str()).await?;
+        let Some(guard) = held.guard.as_mut() else {
+            return Err(self.abandoned(event, &held, "lock"));
+        };
+        let before = guard.fence;
+        if !guard
+            .lift_above(&mut self.state.connection(), floor)
             .await?
-            {
-                return Ok(Some(guard));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        {
+            return Err(self.abandoned(event, &held, "lock"));
         }
+        if guard.fence != before {
+            tracing::warn!(%customer, token = guard.fence, store_fence = floor, "fencing counter was behind the graph store's fence (Redis lost its data?); lifted above it");
+        }
+        // The renewal task holds a clone with the old token; renewal checks
+        // only the lock's holder, which is unchanged.
+        Ok(Some(held))
     }
 
-    async fn with_lock(
+    /// Everything done while holding the lock.
+    async fn under_lock(
         &self,
         event: &SnapshotEvent,
         dir: &std::path::Path,
-        newest_seen: u64,
-        guard: &LockGuard,
-        cancel: &CancellationToken,
+        graph: &TargetGraph,
+        held: &Held<'_>,
     ) -> Result<Outcome, Failure> {
-        let customer = &event.customer;
-        let snapshot = event.snapshot_id;
-        // The customer's graph target: its database, health gate and slots.
-        let graph = self.graphs.for_customer(customer.as_str());
-        let store = graph.store.as_ref();
-        let target = graph.target.name.as_str();
-
-        let health = store
-            .health()
-            .instrument(tracing::info_span!("health_gate", graph_target = target))
-            .await?;
-        let limits = HealthLimits {
-            max_databases: graph.target.health.max_databases,
-            heap_threshold_percent: graph.target.health.heap_threshold_percent,
-            pagecache_threshold_percent: graph.target.health.pagecache_threshold_percent,
+        let step = Step {
+            event,
+            graph,
+            held,
+            db: DatabaseName::new(event.customer.clone(), event.snapshot_id).to_string(),
         };
-        if let Err(reason) = decide::health_verdict(&health, &limits) {
-            tracing::info!(%customer, graph_target = target, %reason, "health gate refused the load; requeued");
-            self.audit(
-                "health_refused",
-                event,
-                &[("reason", reason.clone()), ("target", target.to_owned())],
-            )
-            .await?;
-            return Ok(Outcome::Requeue {
-                delay: Duration::from_secs(self.config.health_check_retry_delay),
-                reason,
-            });
+        if let Some(requeue) = self.step_gate(&step).await? {
+            return Ok(requeue);
         }
-
-        let view = CustomerView {
-            alias_target: alias_target(store, customer).await?,
-            databases: databases_of(store, customer).await?,
-            newest_seen: SnapshotId::new(newest_seen).ok(),
+        let drop_leftover = match self.step_decide(&step).await? {
+            Ok(drop_leftover) => drop_leftover,
+            Err(outcome) => return Ok(outcome),
         };
-        let decision = decide::decide(snapshot, &view, self.config.skip_superseded);
-        tracing::debug!(%customer, %snapshot, ?view, ?decision, "decided");
-        let drop_leftover = match decision {
-            Decision::AlreadyLive => {
-                self.state.set_live(customer, snapshot).await?;
-                self.audit("already_live", event, &[]).await?;
-                return Ok(Outcome::AlreadyLive);
-            }
-            Decision::AlreadyLoaded => {
-                self.audit("already_loaded", event, &[]).await?;
-                return Ok(Outcome::AlreadyLoaded);
-            }
-            Decision::Superseded { newer } => {
-                self.state.incr(Counter::Superseded, 1).await?;
-                self.audit("superseded", event, &[("newer", newer.to_string())])
-                    .await?;
-                tracing::info!(%customer, %snapshot, %newer, "superseded by a newer snapshot; not loaded");
-                return Ok(Outcome::Superseded);
-            }
-            Decision::Load { drop_leftover } => drop_leftover,
-        };
-
-        // The fleet-wide load slot (drip-feed): taken after the customer lock,
-        // before the database exists; released on every way out.
-        let Some(slot) = self.acquire_slot(graph, cancel).await? else {
+        let Some(slot) = self.step_slot(&step).await? else {
+            let target = graph.target.name.as_str();
             let reason = format!(
                 "no load slot free on graph target {target} within slot_wait_timeout ({} s; max_concurrent_loads = {})",
                 self.config.slot_wait_timeout, graph.target.max_concurrent_loads
             );
-            tracing::info!(%customer, %reason, "requeued");
+            tracing::info!(customer = %event.customer, %reason, "requeued");
             self.audit(
                 "slot_busy",
                 event,
@@ -430,123 +593,135 @@ impl Pipeline {
                 reason,
             });
         };
-        let slot_renewal = tokio::spawn(renew_slot(
+        let result = self.load_verify_switch(&step, dir, drop_leftover).await;
+        slot.release().await;
+        result
+    }
+
+    /// Step "gate": the target's health gate.
+    async fn step_gate(&self, step: &Step<'_>) -> Result<Option<Outcome>, Failure> {
+        let graph = step.graph;
+        let target = graph.target.name.as_str();
+        let health = step
+            .store()
+            .health()
+            .instrument(tracing::info_span!("health_gate", graph_target = target))
+            .await?;
+        let limits = HealthLimits {
+            max_databases: graph.target.health.max_databases,
+            heap_threshold_percent: graph.target.health.heap_threshold_percent,
+            pagecache_threshold_percent: graph.target.health.pagecache_threshold_percent,
+        };
+        let Err(reason) = decide::health_verdict(&health, &limits) else {
+            return Ok(None);
+        };
+        tracing::info!(customer = %step.customer(), graph_target = target, %reason, "health gate refused the load; requeued");
+        self.audit(
+            "health_refused",
+            step.event,
+            &[("reason", reason.clone()), ("target", target.to_owned())],
+        )
+        .await?;
+        Ok(Some(Outcome::Requeue {
+            delay: Duration::from_secs(self.config.health_check_retry_delay),
+            reason,
+        }))
+    }
+
+    /// Step "decide": load (and whether a leftover must go first), or the
+    /// outcome that ends the event here. `newest_seen` is read now, under the
+    /// lock: snapshots that arrived while this worker waited count.
+    async fn step_decide(&self, step: &Step<'_>) -> Result<Result<bool, Outcome>, Failure> {
+        let (customer, snapshot, event) = (step.customer(), step.event.snapshot_id, step.event);
+        let store = step.store();
+        let newest_seen = self.state.newest_seen(customer).await?;
+        let view = CustomerView {
+            alias_target: alias_target(store, customer).await?,
+            databases: databases_of(store, customer).await?,
+            newest_seen: newest_seen.and_then(|n| SnapshotId::new(n).ok()),
+        };
+        let decision = decide::decide(snapshot, &view, self.config.skip_superseded);
+        tracing::debug!(%customer, %snapshot, ?view, ?decision, "decided");
+        Ok(match decision {
+            Decision::AlreadyLive => {
+                self.state.set_live(customer, snapshot).await?;
+                self.audit("already_live", event, &[]).await?;
+                Err(Outcome::AlreadyLive)
+            }
+            Decision::AlreadyLoaded => {
+                self.audit("already_loaded", event, &[]).await?;
+                Err(Outcome::AlreadyLoaded)
+            }
+            Decision::Superseded { newer } => {
+                self.state.incr(Counter::Superseded, 1).await?;
+                self.audit("superseded", event, &[("newer", newer.to_string())])
+                    .await?;
+                tracing::info!(%customer, %snapshot, %newer, "superseded by a newer snapshot; not loaded");
+                Err(Outcome::Superseded)
+            }
+            Decision::Load { drop_leftover } => Ok(drop_leftover),
+        })
+    }
+
+    /// Step "slot": the fleet-wide load slot (drip-feed), taken after the
+    /// customer lock and before the database exists.
+    async fn step_slot<'p>(&'p self, step: &Step<'_>) -> Result<Option<SlotHeld<'p>>, Failure> {
+        let cancel = &step.held.cancel;
+        let Some(slot) = self.acquire_slot(step.graph, cancel).await? else {
+            return Ok(None);
+        };
+        let renewal = tokio::spawn(renew_slot(
             self.state.connection(),
             slot.clone(),
             cancel.clone(),
             self.config.lock_ttl() / 3,
         ));
-        let result = async {
-        let db = DatabaseName::new(customer.clone(), snapshot).to_string();
-        if drop_leftover {
-            tracing::info!(%db, "dropping a database left by an interrupted load");
-            store.drop_database(&db).await?;
-        }
+        Ok(Some(SlotHeld {
+            pipeline: self,
+            slot: Some(slot),
+            renewal,
+        }))
+    }
+
+    async fn load_verify_switch(
+        &self,
+        step: &Step<'_>,
+        dir: &std::path::Path,
+        drop_leftover: bool,
+    ) -> Result<Outcome, Failure> {
         let started = Instant::now();
-        self.audit(
-            "load_started",
-            event,
-            &[("database", db.clone()), ("target", target.to_owned())],
-        )
-        .await?;
-        store
-            .create_database(&db)
-            .instrument(tracing::info_span!("create_database", database = %db))
-            .await?;
-        let options = LoadOptions::from_config(&self.config);
-        let report = match load_snapshot(store, &db, dir, options, cancel).await {
-            Ok(report) => report,
-            Err(e) => {
-                drop_partial(store, &db).await;
-                let _ = self
-                    .audit("load_aborted", event, &[("database", db.clone())])
-                    .await;
-                return Err(e.into());
-            }
-        };
+        self.step_create(step, drop_leftover).await?;
+        let report = self.step_load(step, dir).await?;
         let seconds = started.elapsed().as_secs_f64();
-        tracing::info!(%db, nodes = report.nodes, relationships = report.relationships, skipped_relationships = report.skipped_relationships, seconds, "snapshot loaded and verified");
-        self.metrics.skipped_relationships.inc_by(report.skipped_relationships);
-        if cancel.is_cancelled() {
-            // Cancelled (operator, lost lock or shutdown) after the last batch:
-            // the load does not count, and nothing switches.
-            drop_partial(store, &db).await;
-            let _ = self
-                .audit("load_aborted", event, &[("database", db.clone())])
-                .await;
-            return Err(LoadError::Cancelled.into());
-        }
-
-        // The fencing token: nobody took the customer's lock since we did.
-        let mut con = self.state.connection();
-        if !guard.still_valid(&mut con).await? {
-            // Another worker may own this customer now; leave its databases alone.
-            return Err(Failure::new(
-                ErrorClass::Transient,
-                "lock_lost",
-                format!(
-                    "lost the lock of {customer} before switching; {db} is left for reconciliation"
-                ),
-            ));
-        }
-
-        // Re-read the alias: it is the last word on what is live.
-        let alias_target = alias_target(store, customer).await?;
-        let switched = decide::should_switch(alias_target, snapshot);
-        if switched {
-            store
-                .switch_alias(customer.as_str(), &db)
-                .instrument(tracing::info_span!("switch", alias = %customer, database = %db))
-                .await?;
-            tracing::info!(alias = %customer, %db, previous = ?alias_target, "alias switched");
-            self.audit(
-                "switched",
-                event,
-                &[
-                    ("database", db.clone()),
-                    (
-                        "previous",
-                        alias_target.map(|p| p.to_string()).unwrap_or_default(),
-                    ),
-                ],
-            )
+        self.step_mark(step)
+            .instrument(tracing::info_span!("mark_verified", database = %step.db))
             .await?;
-        } else {
-            tracing::info!(alias = %customer, %db, live = ?alias_target, "loaded, alias stays on the newer snapshot");
-        }
+        let (switched, previous) = self.step_switch(step).await?;
         let live = if switched {
-            Some(snapshot)
+            Some(step.event.snapshot_id)
         } else {
-            alias_target
+            alias_target(step.store(), step.customer()).await?
         };
-        if !guard.still_valid(&mut con).await? {
-            return Err(Failure::new(
-                ErrorClass::Transient,
-                "lock_lost",
-                format!("lost the lock of {customer} before cleanup; cleanup is left for reconciliation"),
-            ));
-        }
-        let dropped = self
-            .cleanup(store, customer, live)
+        let live = self
+            .step_repair(step, live)
+            .instrument(tracing::info_span!("repair"))
+            .await?;
+        self.step_cleanup(step, live)
             .instrument(tracing::info_span!("cleanup"))
             .await?;
-        if !dropped.is_empty() {
-            self.audit("cleaned", event, &[("dropped", dropped.join(","))])
-                .await?;
-        }
         self.state
             .record_completed(
-                customer,
-                snapshot,
+                step.customer(),
+                step.event.snapshot_id,
                 seconds,
-                switched.then_some(alias_target),
+                switched.then_some(previous),
             )
             .await?;
         self.audit(
             "load_finished",
-            event,
+            step.event,
             &[
-                ("database", db),
+                ("database", step.db.clone()),
                 ("nodes", report.nodes.to_string()),
                 ("relationships", report.relationships.to_string()),
                 (
@@ -563,13 +738,263 @@ impl Pipeline {
             seconds,
             rows: report.nodes + report.relationships,
         })
+    }
+
+    /// Step "create": drops a leftover of an interrupted load, then creates
+    /// the database marked `loading` under our fence.
+    async fn step_create(&self, step: &Step<'_>, drop_leftover: bool) -> Result<(), Failure> {
+        let (store, db, fence) = (step.store(), &step.db, step.fence());
+        if drop_leftover {
+            tracing::info!(%db, "dropping a database left by an interrupted load");
+            self.fenced(step, "drop_leftover", store.drop_fenced(db, &fence).await)?;
         }
-        .await;
-        slot_renewal.abort();
-        if let Err(e) = slot.release(&mut self.state.connection()).await {
-            tracing::warn!(error = %e, "releasing the load slot failed; its lease expires on its own");
+        self.audit(
+            "load_started",
+            step.event,
+            &[
+                ("database", db.clone()),
+                ("target", step.graph.target.name.clone()),
+            ],
+        )
+        .await?;
+        let created = store
+            .create_fenced(db, &fence)
+            .instrument(tracing::info_span!("create_database", database = %db))
+            .await;
+        self.fenced(step, "create", created)
+    }
+
+    /// Step "load" (with its count check, "verify"): a failure drops the
+    /// partial database, unless the lock was lost (then it may be another
+    /// holder's, and nothing is dropped).
+    async fn step_load(
+        &self,
+        step: &Step<'_>,
+        dir: &std::path::Path,
+    ) -> Result<common::load::LoadReport, Failure> {
+        let cancel = &step.held.cancel;
+        let writer = FencedWriter {
+            store: step.store(),
+            lease: step.held.lease.clone(),
+        };
+        let options = LoadOptions::from_config(&self.config);
+        let result = load_snapshot(&writer, &step.db, dir, options, cancel).await;
+        let result = match result {
+            Ok(_) if cancel.is_cancelled() => Err(LoadError::Cancelled),
+            other => other,
+        };
+        match result {
+            Ok(report) => {
+                tracing::info!(db = %step.db, nodes = report.nodes, relationships = report.relationships, skipped_relationships = report.skipped_relationships, "snapshot loaded and verified");
+                self.metrics
+                    .skipped_relationships
+                    .inc_by(report.skipped_relationships);
+                Ok(report)
+            }
+            Err(e) => {
+                let fenced = matches!(&e, LoadError::Graph(g) if g.is_fenced());
+                if fenced || !step.held.still_valid().await.unwrap_or(false) {
+                    return Err(self.abandoned(step.event, step.held, "load"));
+                }
+                self.drop_partial(step).await;
+                let _ = self
+                    .audit("load_aborted", step.event, &[("database", step.db.clone())])
+                    .await;
+                Err(e.into())
+            }
         }
-        result
+    }
+
+    /// Step "mark": the database becomes `verified`, under a valid fence.
+    async fn step_mark(&self, step: &Step<'_>) -> Result<(), Failure> {
+        if !step.held.still_valid().await? {
+            return Err(self.abandoned(step.event, step.held, "mark"));
+        }
+        let marked = step.store().mark_verified(&step.db, &step.fence()).await;
+        self.fenced(step, "mark", marked)
+    }
+
+    /// Step "switch": the alias onto the new database when it is the newest;
+    /// the store refuses a stale fence, an unverified database and a move
+    /// backwards. A switch that fails otherwise drops the new database.
+    /// Returns (switched, the previous target).
+    async fn step_switch(&self, step: &Step<'_>) -> Result<(bool, Option<SnapshotId>), Failure> {
+        let (store, customer, db) = (step.store(), step.customer(), &step.db);
+        if !step.held.still_valid().await? {
+            return Err(self.abandoned(step.event, step.held, "switch"));
+        }
+        // Re-read the alias: it is the last word on what is live.
+        let previous = alias_target(store, customer).await?;
+        if !decide::should_switch(previous, step.event.snapshot_id) {
+            tracing::info!(alias = %customer, %db, live = ?previous, "loaded, alias stays on the newer snapshot");
+            return Ok((false, previous));
+        }
+        let switched = store
+            .switch_fenced(customer.as_str(), db, &step.fence(), SwitchMode::Forward)
+            .instrument(tracing::info_span!("switch", alias = %customer, database = %db))
+            .await;
+        match switched {
+            Ok(_) => {}
+            Err(e) if e.is_fenced() => return Err(self.abandoned(step.event, step.held, "switch")),
+            Err(e) => {
+                tracing::warn!(alias = %customer, %db, error = %e, "switch failed; dropping the new database");
+                self.drop_partial(step).await;
+                return Err(e.into());
+            }
+        }
+        tracing::info!(alias = %customer, %db, previous = ?previous, "alias switched");
+        self.audit(
+            "switched",
+            step.event,
+            &[
+                ("database", db.clone()),
+                (
+                    "previous",
+                    previous.map(|p| p.to_string()).unwrap_or_default(),
+                ),
+            ],
+        )
+        .await?;
+        Ok((true, previous))
+    }
+
+    /// Step "repair": an alias left behind on an older verified database
+    /// (a switch lost or refused) moves forward to the newest verified one.
+    async fn step_repair(
+        &self,
+        step: &Step<'_>,
+        live: Option<SnapshotId>,
+    ) -> Result<Option<SnapshotId>, Failure> {
+        let states = database_states(step.store(), step.customer()).await?;
+        let Some(target) = decide::repair_target(&states, live) else {
+            return Ok(live);
+        };
+        if !step.held.still_valid().await? {
+            return Err(self.abandoned(step.event, step.held, "repair"));
+        }
+        let db = DatabaseName::new(step.customer().clone(), target).to_string();
+        let switched = step
+            .store()
+            .switch_fenced(
+                step.customer().as_str(),
+                &db,
+                &step.fence(),
+                SwitchMode::Forward,
+            )
+            .await;
+        self.fenced(step, "repair", switched.map(|_| ()))?;
+        tracing::warn!(alias = %step.customer(), %db, was = ?live, "alias was behind the newest verified database; moved forward");
+        self.audit(
+            "repaired",
+            step.event,
+            &[
+                ("database", db),
+                ("was", live.map(|p| p.to_string()).unwrap_or_default()),
+            ],
+        )
+        .await?;
+        Ok(Some(target))
+    }
+
+    /// Step "cleanup": drops what `decide::plan_cleanup` says, each drop fenced.
+    async fn step_cleanup(&self, step: &Step<'_>, live: Option<SnapshotId>) -> Result<(), Failure> {
+        if !step.held.still_valid().await? {
+            return Err(self.abandoned(step.event, step.held, "cleanup"));
+        }
+        let (store, customer) = (step.store(), step.customer());
+        let states = database_states(store, customer).await?;
+        let mut dropped = Vec::new();
+        for old in decide::plan_cleanup(&states, live, self.config.keep_databases) {
+            let db = DatabaseName::new(customer.clone(), old).to_string();
+            let result = store.drop_fenced(&db, &step.fence()).await;
+            self.fenced(step, "cleanup", result)?;
+            tracing::info!(%db, "dropped old database");
+            dropped.push(db);
+        }
+        if !dropped.is_empty() {
+            self.audit("cleaned", step.event, &[("dropped", dropped.join(","))])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A store effect's result: a fenced refusal means the lock was lost.
+    fn fenced(
+        &self,
+        step: &Step<'_>,
+        what: &str,
+        result: Result<(), GraphError>,
+    ) -> Result<(), Failure> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_fenced() => Err(self.abandoned(step.event, step.held, what)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The one line a worker that lost its lock logs: it drops, switches and
+    /// marks nothing more; its in-flight work is abandoned.
+    fn abandoned(&self, event: &SnapshotEvent, held: &Held<'_>, step: &str) -> Failure {
+        let token = held.token();
+        tracing::warn!(customer = %event.customer, snapshot_id = %event.snapshot_id, token, step, "lost the lock; in-flight work abandoned (nothing dropped, switched or marked)");
+        held.cancel.cancel();
+        Failure::new(
+            ErrorClass::Transient,
+            "lock_lost",
+            format!(
+                "lost the lock of {} (token {token}) at step {step}; the work was abandoned to the new holder",
+                event.customer
+            ),
+        )
+    }
+
+    /// Best effort, fenced: a failed load never leaves its database behind.
+    async fn drop_partial(&self, step: &Step<'_>) {
+        let db = &step.db;
+        match step.store().drop_fenced(db, &step.fence()).await {
+            Ok(()) => tracing::info!(%db, "dropped the partial database"),
+            Err(e) if e.is_fenced() => {
+                tracing::warn!(%db, error = %e, "not dropping the partial database: a newer lock holder owns it")
+            }
+            Err(e) => {
+                tracing::error!(%db, error = %e, "could not drop the partial database; reconciliation will")
+            }
+        }
+    }
+
+    async fn cancelled(&self, event: &SnapshotEvent, when: &str) -> Result<Outcome, Failure> {
+        tracing::info!(customer = %event.customer, snapshot_id = %event.snapshot_id, "cancelled by an operator {when}");
+        self.state.incr(Counter::Cancelled, 1).await?;
+        self.audit("cancelled", event, &[("when", when.to_owned())])
+            .await?;
+        Ok(Outcome::Cancelled)
+    }
+
+    /// The lock, and when the successful attempt was sent (its TTL runs
+    /// from no earlier than that).
+    async fn acquire_lock(
+        &self,
+        customer: &Customer,
+    ) -> Result<Option<(LockGuard, Instant)>, Failure> {
+        let deadline = Instant::now() + Duration::from_secs(self.config.lock_wait_timeout);
+        let mut con = self.state.connection();
+        loop {
+            let asked_at = Instant::now();
+            if let Some(guard) = lock::try_acquire(
+                &mut con,
+                self.state.keys(),
+                customer,
+                self.config.lock_ttl(),
+            )
+            .await?
+            {
+                return Ok(Some((guard, asked_at)));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Waits up to `slot_wait_timeout` for a load slot on `graph`'s target
@@ -609,23 +1034,6 @@ impl Pipeline {
         }
         .instrument(span)
         .await
-    }
-
-    async fn cleanup(
-        &self,
-        store: &dyn GraphStore,
-        customer: &Customer,
-        live: Option<SnapshotId>,
-    ) -> Result<Vec<String>, Failure> {
-        let existing = databases_of(store, customer).await?;
-        let mut dropped = Vec::new();
-        for old in decide::plan_cleanup(&existing, live, self.config.keep_databases) {
-            let db = DatabaseName::new(customer.clone(), old).to_string();
-            store.drop_database(&db).await?;
-            tracing::info!(%db, "dropped old database");
-            dropped.push(db);
-        }
-        Ok(dropped)
     }
 
     async fn audit(
@@ -672,14 +1080,21 @@ async fn databases_of(
         .collect())
 }
 
-/// Best effort: a failed load never leaves its database behind.
-async fn drop_partial(store: &dyn GraphStore, db: &str) {
-    match store.drop_database(db).await {
-        Ok(()) => tracing::info!(%db, "dropped the partial database"),
-        Err(e) => {
-            tracing::error!(%db, error = %e, "could not drop the partial database; reconciliation will")
+/// The customer's databases on `store` with their lifecycle states.
+pub async fn database_states(
+    store: &dyn GraphStore,
+    customer: &Customer,
+) -> Result<Vec<(SnapshotId, DbState)>, GraphError> {
+    let mut out = Vec::new();
+    for name in store.list_databases().await? {
+        let Ok(d) = DatabaseName::parse(&name) else {
+            continue;
+        };
+        if &d.customer == customer {
+            out.push((d.snapshot, store.database_state(&name).await?));
         }
     }
+    Ok(out)
 }
 
 /// Renews the load slot's lease; cancels the load when it is lost.
@@ -729,28 +1144,38 @@ async fn watch_cancel(
     }
 }
 
-/// Renews the lock every third of its TTL; cancels the load as soon as the lock
-/// is no longer ours or cannot be renewed before it would expire.
+/// Renews the lock every third of its TTL and extends the local lease;
+/// cancels the load as soon as the lock is no longer ours, cannot be renewed
+/// before it would expire, or the lease ran out while this process was
+/// paused.
 async fn renew_lock(
     mut con: redis::aio::ConnectionManager,
     guard: LockGuard,
+    lease: Lease,
     cancel: CancellationToken,
 ) {
     let period = guard.ttl() / 3;
-    let mut last_renewed = Instant::now();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
+        if !lease.alive() {
+            tracing::error!(
+                "customer lock's lease ran out (the process was paused?); aborting the load"
+            );
+            cancel.cancel();
+            return;
+        }
+        let attempt = Instant::now();
         match guard.renew(&mut con).await {
-            Ok(true) => last_renewed = Instant::now(),
+            Ok(true) => lease.extend(attempt, guard.ttl()),
             Ok(false) => {
                 tracing::error!("customer lock was lost; aborting the load");
                 cancel.cancel();
                 return;
             }
-            Err(e) if last_renewed.elapsed() + period < guard.ttl() => {
+            Err(e) if lease.alive() => {
                 tracing::warn!(error = %e, "lock renewal failed; trying again");
             }
             Err(e) => {

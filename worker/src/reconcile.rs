@@ -1,8 +1,10 @@
 //! Reconciliation, at start and every `reconcile_interval`: for each customer
-//! not locked by a load, drop the snapswitch databases that are neither the
-//! alias target nor among the newest `keep_databases` (orphans of crashed
-//! workers, cleanups that failed), and correct the customer's Redis record
-//! from the graph database. Each customer is handled under its lock, so
+//! not locked by a load, move an alias left behind on an older database
+//! forward to the newest verified one, drop what `decide::plan_cleanup`
+//! says (partial loads, rolled-back databases, verified ones beyond the
+//! newest `keep_databases`), each effect fenced by the lock's token, and
+//! correct the customer's Redis record from the graph database. Graph keys
+//! named like an alias that block switches are reported (log and audit). Each customer is handled under its lock, so
 //! reconciliation never races a load. Every action is logged and audited.
 //!
 //! Each graph target is reconciled on its own, and only for the customers it
@@ -13,13 +15,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::graph::GraphStore;
+use common::graph::{Fence, GraphStore, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::lock;
 
 use crate::decide;
 use crate::graphs::TargetGraph;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{database_states, Pipeline};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -29,6 +31,10 @@ pub struct Report {
     pub other_target: usize,
     pub dropped: Vec<String>,
     pub corrected: Vec<String>,
+    /// Aliases moved forward to the newest verified database.
+    pub repaired: Vec<String>,
+    /// Graph keys named like an alias that block switches.
+    pub strays: Vec<String>,
 }
 
 /// One pass over every graph target.
@@ -42,8 +48,8 @@ pub async fn reconcile_once(p: &Pipeline) -> anyhow::Result<Report> {
             failed.push(graph.target.name.clone());
         }
     }
-    if !report.dropped.is_empty() || !report.corrected.is_empty() {
-        tracing::info!(dropped = ?report.dropped, corrected = ?report.corrected, skipped_locked = report.skipped_locked, "reconciliation changed state");
+    if !report.dropped.is_empty() || !report.corrected.is_empty() || !report.repaired.is_empty() {
+        tracing::info!(dropped = ?report.dropped, corrected = ?report.corrected, repaired = ?report.repaired, skipped_locked = report.skipped_locked, "reconciliation changed state");
     } else {
         tracing::debug!(
             customers = report.customers,
@@ -63,6 +69,7 @@ async fn reconcile_target(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let target = graph.target.name.as_str();
+    report_strays(p, graph, report).await?;
     let mut by_customer: BTreeMap<Customer, Vec<SnapshotId>> = BTreeMap::new();
     for name in graph.store.list_databases().await? {
         if let Ok(db) = DatabaseName::parse(&name) {
@@ -73,30 +80,59 @@ async fn reconcile_target(
         }
     }
     let mut con = p.state.connection();
-    for (customer, databases) in by_customer {
+    for customer in by_customer.into_keys() {
         if !p.graphs.serves(target, customer.as_str()) {
             tracing::debug!(%customer, graph_target = target, serving = %p.graphs.for_customer(customer.as_str()).target.name, "databases on a target that no longer serves the customer; left alone");
             report.other_target += 1;
             continue;
         }
         report.customers += 1;
-        let Some(guard) =
+        let Some(mut guard) =
             lock::try_acquire(&mut con, p.state.keys(), &customer, p.config.lock_ttl()).await?
         else {
             report.skipped_locked += 1;
             continue;
         };
-        let result = reconcile_customer(
-            p,
-            graph.store.as_ref(),
-            target,
-            &customer,
-            &databases,
-            report,
-        )
+        let result = async {
+            let floor = graph.store.fence_seen(customer.as_str()).await?;
+            if !guard.lift_above(&mut con, floor).await? {
+                return Ok(());
+            }
+            let fence = Fence {
+                customer: customer.to_string(),
+                token: guard.fence,
+            };
+            reconcile_customer(p, graph.store.as_ref(), target, &customer, &fence, report).await
+        }
         .await;
         let _ = guard.release(&mut con).await;
         result?;
+    }
+    Ok(())
+}
+
+/// Graph keys named like an alias that snapswitch does not manage block
+/// every switch of that customer: logged and audited on every pass.
+async fn report_strays(
+    p: &Pipeline,
+    graph: &TargetGraph,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    for (name, fix) in graph.store.stray_aliases().await? {
+        tracing::warn!(graph_target = %graph.target.name, key = %name, "{fix}");
+        p.state
+            .audit(
+                "stray_alias",
+                &[
+                    ("customer", name.clone()),
+                    ("key", name.clone()),
+                    ("target", graph.target.name.clone()),
+                    ("fix", fix),
+                    ("worker", p.worker_id.clone()),
+                ],
+            )
+            .await?;
+        report.strays.push(name);
     }
     Ok(())
 }
@@ -106,18 +142,42 @@ async fn reconcile_customer(
     store: &dyn GraphStore,
     target: &str,
     customer: &Customer,
-    databases: &[SnapshotId],
+    fence: &Fence,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let alias = store
+    let mut alias = store
         .alias_target(customer.as_str())
         .await?
         .and_then(|t| DatabaseName::parse(&t).ok())
         .filter(|d| &d.customer == customer)
         .map(|d| d.snapshot);
-    for old in decide::plan_cleanup(databases, alias, p.config.keep_databases) {
+    let states = database_states(store, customer).await?;
+    // An alias behind the newest verified database moves forward.
+    if let Some(newer) = decide::repair_target(&states, alias) {
+        let db = DatabaseName::new(customer.clone(), newer).to_string();
+        store
+            .switch_fenced(customer.as_str(), &db, fence, SwitchMode::Forward)
+            .await?;
+        tracing::warn!(%customer, %db, was = ?alias, graph_target = target, "reconciliation moved the alias forward to the newest verified database");
+        p.state
+            .audit(
+                "reconciled_switch",
+                &[
+                    ("customer", customer.to_string()),
+                    ("snapshot_id", newer.to_string()),
+                    ("database", db.clone()),
+                    ("was", alias.map(|a| a.to_string()).unwrap_or_default()),
+                    ("target", target.to_owned()),
+                    ("worker", p.worker_id.clone()),
+                ],
+            )
+            .await?;
+        report.repaired.push(db);
+        alias = Some(newer);
+    }
+    for old in decide::plan_cleanup(&states, alias, p.config.keep_databases) {
         let db = DatabaseName::new(customer.clone(), old).to_string();
-        store.drop_database(&db).await?;
+        store.drop_fenced(&db, fence).await?;
         tracing::info!(%db, graph_target = target, "reconciliation dropped an orphan database");
         p.state
             .audit(

@@ -2,7 +2,15 @@
 //! are the same for FalkorDB and Neo4j; only how `$rows` reaches the server
 //! differs. Names are quoted with [`quote`]; values are never in the text.
 
-use super::{quote, NodeWrite, Prop, RelWrite};
+use super::{quote, NodeWrite, Prop, RelWrite, Values};
+
+/// Wraps a row expression (`r[2]`) for a column: FalkorDB builds temporal
+/// values and points with functions (`date(r[2])`); Bolt passes them as is.
+pub type Wrap<'a> = &'a dyn Fn(&Values, String) -> String;
+
+fn as_is(_: &Values, e: String) -> String {
+    e
+}
 
 /// `:`A`:`B`` for a label list.
 pub fn label_clause(labels: &[&str]) -> String {
@@ -10,11 +18,17 @@ pub fn label_clause(labels: &[&str]) -> String {
 }
 
 /// `{`a`: r[2], `b`: r[3]}` for properties starting at column `offset` of a row.
-fn props_map(props: &[Prop<'_>], offset: usize) -> String {
+fn props_map(props: &[Prop<'_>], offset: usize, wrap: Wrap<'_>) -> String {
     let fields: Vec<String> = props
         .iter()
         .enumerate()
-        .map(|(i, p)| format!("{}: r[{}]", quote(p.name), i + offset))
+        .map(|(i, p)| {
+            format!(
+                "{}: {}",
+                quote(p.name),
+                wrap(p.values, format!("r[{}]", i + offset))
+            )
+        })
         .collect();
     format!("{{{}}}", fields.join(", "))
 }
@@ -22,10 +36,15 @@ fn props_map(props: &[Prop<'_>], offset: usize) -> String {
 /// Creates the nodes of `$rows`, each row holding the property values in
 /// `props` order, and returns their internal ids in row order.
 pub fn node_statement(w: &NodeWrite<'_>) -> String {
+    node_statement_with(w, &as_is)
+}
+
+/// [`node_statement`] with each property expression passed through `wrap`.
+pub fn node_statement_with(w: &NodeWrite<'_>, wrap: Wrap<'_>) -> String {
     format!(
         "UNWIND $rows AS r CREATE (n{} {}) RETURN id(n) AS i",
         label_clause(w.labels),
-        props_map(w.props, 0)
+        props_map(w.props, 0, wrap)
     )
 }
 
@@ -37,10 +56,15 @@ pub fn node_statement(w: &NodeWrite<'_>) -> String {
 /// `WHERE id(a) = s` as an id seek (`GRAPH.EXPLAIN`; pinned in
 /// `tests/tests/loading.rs`).
 pub fn relationship_statement(w: &RelWrite<'_>) -> String {
+    relationship_statement_with(w, &as_is)
+}
+
+/// [`relationship_statement`] with each property expression passed through `wrap`.
+pub fn relationship_statement_with(w: &RelWrite<'_>, wrap: Wrap<'_>) -> String {
     format!(
         "UNWIND $rows AS r WITH r, r[0] AS s, r[1] AS e MATCH (a) WHERE id(a) = s MATCH (b) WHERE id(b) = e CREATE (a)-[:{} {}]->(b)",
         quote(w.rel_type),
-        props_map(w.props, 2),
+        props_map(w.props, 2, wrap),
     )
 }
 

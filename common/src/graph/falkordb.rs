@@ -31,16 +31,129 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Value as RedisValue};
 
-use super::cypher::{node_statement, relationship_statement};
+use super::cypher::{node_statement_with, relationship_statement_with};
+use super::values::{Cell, CellKind};
 use super::{
-    quote, Counts, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite, Value,
+    quote, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
+    RelWrite, SwitchMode, Value,
 };
 use crate::config::{GraphKind, ServiceUrl};
 use crate::ident::{Customer, DatabaseName};
+use crate::snapshot::PropType;
 
 /// Key holding the database an alias graph was copied from.
 pub fn alias_key(alias: &str) -> String {
     format!("snapswitch:alias:{alias}")
+}
+
+/// Integer: the highest fencing token this server has seen for a customer.
+pub fn fence_key(customer: &str) -> String {
+    format!("snapswitch:fence:{customer}")
+}
+
+/// Hash: a database's lifecycle mark (`state`, `token`, `snapshot`).
+pub fn mark_key(db: &str) -> String {
+    format!("snapswitch:db:{db}")
+}
+
+/// The fence check every fenced script starts with: KEYS[1] = fence key,
+/// ARGV[1] = token. A lower token than the one seen is refused (`FENCED`);
+/// a higher one raises the fence.
+const FENCE_CHECK: &str = r"
+local seen = tonumber(redis.call('GET', KEYS[1]) or '0')
+local token = tonumber(ARGV[1])
+if token < seen then
+  return redis.error_reply('FENCED token ' .. ARGV[1] .. ' is older than ' .. seen .. ' (' .. KEYS[1] .. '): a newer lock holder exists')
+end
+if token > seen then redis.call('SET', KEYS[1], ARGV[1]) end
+";
+
+/// KEYS = fence, mark, database; ARGV = token, snapshot, database name.
+const CREATE_FENCED: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.error_reply('EXISTS graph `' .. ARGV[3] .. '` already exists')
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'state', 'loading', 'token', ARGV[1], 'snapshot', ARGV[2])
+return 1";
+
+/// KEYS = fence, mark, database; ARGV = token, database name.
+const MARK_VERIFIED: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('MISSING database ' .. ARGV[2] .. ' does not exist')
+end
+local state = redis.call('HGET', KEYS[2], 'state')
+local owner = redis.call('HGET', KEYS[2], 'token')
+if state == 'verified' and owner == ARGV[1] then return 0 end
+if state ~= 'loading' or owner ~= ARGV[1] then
+  return redis.error_reply('FENCED database ' .. ARGV[2] .. ' is not being loaded under token ' .. ARGV[1] .. ' (state ' .. tostring(state) .. ', token ' .. tostring(owner) .. ')')
+end
+redis.call('HSET', KEYS[2], 'state', 'verified')
+return 1";
+
+/// KEYS = fence, alias key, alias graph, new database, its mark;
+/// ARGV = token, database name, mode (`forward`/`rollback`), snapshot id.
+/// Returns 1 when switched, 0 when the alias already pointed there.
+const SWITCH_FENCED: &str = r"
+local current = redis.call('GET', KEYS[2])
+if current == ARGV[2] then return 0 end
+local state = redis.call('HGET', KEYS[5], 'state')
+if state ~= 'verified' then
+  return redis.error_reply('UNVERIFIED database ' .. ARGV[2] .. ' is not verified (state: ' .. (state or 'unmarked') .. '); only a fully loaded and verified database can become live')
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  return redis.error_reply('MISSING database ' .. ARGV[2] .. ' does not exist')
+end
+if current then
+  local live = tonumber(string.match(current, '%-(%d+)$'))
+  if ARGV[3] == 'forward' and live and live > tonumber(ARGV[4]) then
+    return redis.error_reply('STALE alias ' .. KEYS[3] .. ' is on ' .. current .. ', newer than ' .. ARGV[2] .. '; it only moves forward')
+  end
+  if redis.call('EXISTS', current) == 1 then
+    return redis.error_reply('both ' .. KEYS[3] .. ' and ' .. current .. ' exist; refusing to overwrite')
+  end
+  redis.call('RENAME', KEYS[3], current)
+  if ARGV[3] == 'rollback' then
+    redis.call('HSET', 'snapswitch:db:' .. current, 'state', 'retired')
+  end
+elseif redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.error_reply('STRAY graph ' .. KEYS[3] .. ' exists but is not managed by snapswitch (no ' .. KEYS[2] .. '); it blocks every switch of this customer: rename or delete it (GRAPH.DELETE ' .. KEYS[3] .. ') after checking what it holds')
+end
+redis.call('RENAME', KEYS[4], KEYS[3])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1";
+
+/// KEYS = fence, mark, database, alias key; ARGV = token, database name.
+const DROP_FENCED: &str = r"
+if redis.call('GET', KEYS[4]) == ARGV[2] then
+  return redis.error_reply('LIVE database ' .. ARGV[2] .. ' is the live target of its alias; switch the alias first')
+end
+redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[2])
+return 1";
+
+/// The hash of the fenced switch script (tests recognise its call).
+pub fn switch_script_hash() -> String {
+    redis::Script::new(&fenced(SWITCH_FENCED))
+        .get_hash()
+        .to_owned()
+}
+
+fn fenced(body: &str) -> String {
+    format!("{FENCE_CHECK}{body}")
+}
+
+/// A fenced script's refusal: `FENCED` becomes [`GraphError::Fenced`], the
+/// lifecycle refusals a permanent error with the script's own words.
+fn map_fenced(e: redis::RedisError) -> GraphError {
+    let detail = e.detail().unwrap_or_default().to_owned();
+    match e.code() {
+        Some("FENCED") => GraphError::Fenced(detail),
+        Some("UNVERIFIED" | "STALE" | "STRAY" | "LIVE" | "EXISTS" | "MISSING") => {
+            GraphError::Permanent(detail)
+        }
+        _ => map_err(e),
+    }
 }
 
 /// Removes an alias: the live graph gets its database name back and the
@@ -232,6 +345,7 @@ pub fn write_literal(out: &mut String, v: Value<'_>) -> Result<(), GraphError> {
                 "float value {f} cannot be stored (not finite)"
             )));
         }
+        Value::Cell(c) => write_cell(out, c)?,
         Value::Str(s) => {
             // FalkorDB decodes \\ and \' (among others) inside quotes and
             // passes every other character through raw; a NUL would end the
@@ -255,12 +369,163 @@ pub fn write_literal(out: &mut String, v: Value<'_>) -> Result<(), GraphError> {
     Ok(())
 }
 
+fn refuse(ty: &str, why: &str) -> GraphError {
+    GraphError::Permanent(format!(
+        "FalkorDB 4.16 cannot store `{ty}` values{why}; load this snapshot into a Neo4j target, or declare the column `string` to keep the text"
+    ))
+}
+
+fn write_str(out: &mut String, s: &str) {
+    out.push('\'');
+    out.push_str(s);
+    out.push('\'');
+}
+
+/// The FalkorDB function that builds a value of `ty` from its parameter,
+/// or a refusal naming the type when FalkorDB 4.16 has none. Measured on
+/// 4.16.3 (docs/notes/falkordb-facts.md, "Temporal values and points"):
+/// `date`, `localtime`, `localdatetime`, `duration` and `point` exist;
+/// zoned `time` and `datetime` do not.
+fn constructor(ty: PropType) -> Result<Option<&'static str>, GraphError> {
+    Ok(match ty {
+        PropType::Date => Some("date"),
+        PropType::LocalTime => Some("localtime"),
+        PropType::LocalDateTime => Some("localdatetime"),
+        PropType::Duration => Some("duration"),
+        PropType::Point => Some("point"),
+        PropType::Time => return Err(refuse("time", " (it has no time-with-offset type)")),
+        PropType::DateTime => {
+            return Err(refuse("datetime", " (it has no date-time-with-zone type)"))
+        }
+        PropType::Int
+        | PropType::Int32
+        | PropType::Short
+        | PropType::Byte
+        | PropType::Float
+        | PropType::Bool
+        | PropType::String => None,
+    })
+}
+
+/// The expression that stores column `values` from the row expression `e`.
+fn wrap(values: &super::Values, e: String) -> String {
+    let Some(CellKind { ty, array }) = values.cell_kind() else {
+        return e;
+    };
+    match (constructor(ty), array) {
+        (Ok(Some(f)), false) => format!("{f}({e})"),
+        (Ok(Some(f)), true) => format!("[x IN {e} | {f}(x)]"),
+        // Refused when the literal is written (`write_cell`).
+        _ => e,
+    }
+}
+
+/// A cell as the literal its constructor function takes: FalkorDB 4.16
+/// keeps whole seconds only in `localtime`/`localdatetime`, turns a
+/// fractional or negative duration into null, and stores points as 32-bit
+/// floats (measured); each of those is refused here, naming the value, so
+/// nothing is stored different from the file.
+fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
+    use chrono::{Datelike, Timelike};
+    match c {
+        Cell::Int(i) => write_literal(out, Value::Int(*i))?,
+        Cell::Float(f) => write_literal(out, Value::Float(*f))?,
+        Cell::Bool(b) => write_literal(out, Value::Bool(*b))?,
+        Cell::Str(s) => write_literal(out, Value::Str(s))?,
+        Cell::Date(d) => {
+            if !(1..=9999).contains(&d.year()) {
+                return Err(refuse(
+                    "date",
+                    &format!(" outside the years 1 to 9999 (value {d})"),
+                ));
+            }
+            write_str(out, &d.format("%Y-%m-%d").to_string());
+        }
+        Cell::LocalTime(t) => {
+            if t.nanosecond() != 0 {
+                return Err(refuse(
+                    "localtime",
+                    &format!(
+                        " with fractions of a second (value {t}: it keeps whole seconds only)"
+                    ),
+                ));
+            }
+            write_str(out, &t.format("%H:%M:%S").to_string());
+        }
+        Cell::LocalDateTime(t) => {
+            if t.nanosecond() != 0 {
+                return Err(refuse(
+                    "localdatetime",
+                    &format!(
+                        " with fractions of a second (value {t}: it keeps whole seconds only)"
+                    ),
+                ));
+            }
+            if !(1..=9999).contains(&t.year()) {
+                return Err(refuse(
+                    "localdatetime",
+                    &format!(" outside the years 1 to 9999 (value {t})"),
+                ));
+            }
+            write_str(out, &t.format("%Y-%m-%dT%H:%M:%S").to_string());
+        }
+        Cell::Time(..) => constructor(PropType::Time).map(|_| ())?,
+        Cell::DateTime(_) | Cell::ZonedDateTime(..) => {
+            constructor(PropType::DateTime).map(|_| ())?
+        }
+        Cell::Duration(d) => {
+            if d.months < 0 || d.days < 0 || d.seconds < 0 || d.nanos != 0 {
+                return Err(refuse(
+                    "duration",
+                    &format!(" that are negative or have fractions of a second (value {d:?})"),
+                ));
+            }
+            // FalkorDB keeps a duration as one count of seconds and splits it
+            // back into months and days on reading: PT90000S reads as P1DT1H,
+            // P31D as P1M, P1M30D as P2M2D (measured). Only durations that
+            // read back as written are stored.
+            let max_days = if d.months == 0 { 30 } else { 27 };
+            if d.seconds >= 86_400 || d.days > max_days {
+                return Err(refuse("duration", &format!(" with 24 hours or more in the time part, or more than {max_days} days (value {d:?}: it would read back as other days and months)")));
+            }
+            let (h, m, s) = (d.seconds / 3600, d.seconds / 60 % 60, d.seconds % 60);
+            let _ = write!(out, "'P{}M{}DT{h}H{m}M{s}S'", d.months, d.days);
+        }
+        Cell::Point(p) => {
+            if p.srid != 4326 {
+                return Err(refuse(
+                    "point",
+                    &format!(" other than 2D WGS-84 latitude/longitude (srid {})", p.srid),
+                ));
+            }
+            let exact = |v: f64| f64::from(v as f32) == v;
+            if !exact(p.x) || !exact(p.y) {
+                return Err(refuse("point", &format!(" whose coordinates are not exact 32-bit floats (latitude {}, longitude {}: it keeps 32-bit floats)", p.y, p.x)));
+            }
+            let _ = write!(out, "{{latitude: {:?}, longitude: {:?}}}", p.y, p.x);
+        }
+        Cell::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_cell(out, item)?;
+            }
+            out.push(']');
+        }
+    }
+    Ok(())
+}
+
 /// `CYPHER rows=[[v, v, …], …] ` for the given rows and columns; with
-/// `ends`, each row starts with its two internal node ids.
+/// `ends`, each row starts with its two internal node ids. `names[j]` names
+/// column `j` in a refusal.
 fn rows_param(
     rows: &[usize],
     ends: Option<&[[super::NodeRef; 2]]>,
     columns: &[&super::Values],
+    names: &[&str],
 ) -> Result<String, GraphError> {
     let mut out = String::with_capacity(16 + rows.len() * (columns.len() + 2) * 12);
     out.push_str("CYPHER rows=[");
@@ -274,12 +539,18 @@ fn rows_param(
             let _ = write!(out, "{a},{b}");
             first = false;
         }
-        for col in columns {
+        for (j, col) in columns.iter().enumerate() {
             if !first {
                 out.push(',');
             }
             first = false;
-            write_literal(&mut out, col.get(row))?;
+            write_literal(&mut out, col.get(row)).map_err(|e| match e {
+                GraphError::Permanent(m) => GraphError::Permanent(format!(
+                    "property `{}`: {m}",
+                    names.get(j).copied().unwrap_or("?")
+                )),
+                other => other,
+            })?;
         }
         out.push(']');
     }
@@ -380,8 +651,9 @@ impl GraphWriter for FalkorStore {
             return Ok(Vec::new());
         }
         let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
-        let mut q = rows_param(w.rows, None, &columns)?;
-        q.push_str(&node_statement(w));
+        let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
+        let mut q = rows_param(w.rows, None, &columns, &names)?;
+        q.push_str(&node_statement_with(w, &wrap));
         let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         match int_column(&reply) {
             Some(ids) if ids.len() == w.rows.len() => Ok(ids),
@@ -398,10 +670,17 @@ impl GraphWriter for FalkorStore {
             return Ok(0);
         }
         let columns: Vec<&super::Values> = w.props.iter().map(|p| p.values).collect();
-        let mut q = rows_param(w.rows, Some(w.ends), &columns)?;
-        q.push_str(&relationship_statement(w));
+        let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
+        let mut q = rows_param(w.rows, Some(w.ends), &columns, &names)?;
+        q.push_str(&relationship_statement_with(w, &wrap));
         let reply = self.write_query(&self.key_of(db).await?, &q).await?;
         Ok(stat(&reply, "Relationships created"))
+    }
+
+    fn lacks(&self, ty: PropType) -> Option<String> {
+        constructor(ty).err().map(|e| match e {
+            GraphError::Permanent(m) | GraphError::Transient(m) | GraphError::Fenced(m) => m,
+        })
     }
 
     fn limits(&self) -> super::StoreLimits {
@@ -505,6 +784,10 @@ impl GraphStore for FalkorStore {
                 "graph `{db}` already exists"
             )));
         }
+        // An unfenced database carries no lifecycle mark (a stale one from
+        // an earlier database of that name must not make it look verified).
+        let mut con = self.con.clone();
+        let _: i64 = con.del(mark_key(db)).await.map_err(map_err)?;
         // A graph key comes into being with its first write; an empty query
         // creates it, so that even an empty snapshot has a database.
         self.query(db, "RETURN 0").await?;
@@ -526,6 +809,7 @@ impl GraphStore for FalkorStore {
             .query_async(&mut con)
             .await
             .map_err(map_err)?;
+        let _: i64 = con.del(mark_key(db)).await.map_err(map_err)?;
         Ok(())
     }
 
@@ -551,6 +835,134 @@ impl GraphStore for FalkorStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn fence_seen(&self, customer: &str) -> Result<u64, GraphError> {
+        let mut con = self.con.clone();
+        let seen: Option<u64> = con.get(fence_key(customer)).await.map_err(map_err)?;
+        Ok(seen.unwrap_or(0))
+    }
+
+    async fn create_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        if self.live_alias(db).await?.is_some() {
+            return Err(GraphError::Permanent(format!(
+                "graph `{db}` already exists"
+            )));
+        }
+        let snapshot = DatabaseName::parse(db)
+            .map(|d| d.snapshot.get())
+            .unwrap_or(0);
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(&fenced(CREATE_FENCED))
+            .key(fence_key(&fence.customer))
+            .key(mark_key(db))
+            .key(db)
+            .arg(fence.token)
+            .arg(snapshot)
+            .arg(db)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        // The mark says `loading` before the graph exists: a crash in
+        // between leaves only a mark, which the next create replaces.
+        self.query(db, "RETURN 0").await?;
+        Ok(())
+    }
+
+    async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(&fenced(MARK_VERIFIED))
+            .key(fence_key(&fence.customer))
+            .key(mark_key(db))
+            .key(db)
+            .arg(fence.token)
+            .arg(db)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        Ok(())
+    }
+
+    async fn switch_fenced(
+        &self,
+        alias: &str,
+        db: &str,
+        fence: &Fence,
+        mode: SwitchMode,
+    ) -> Result<bool, GraphError> {
+        let snapshot = DatabaseName::parse(db)
+            .map(|d| d.snapshot.get())
+            .map_err(|e| {
+                GraphError::Permanent(format!("`{db}` is not a snapshot database: {e}"))
+            })?;
+        let mut con = self.con.clone();
+        let n: i64 = redis::Script::new(&fenced(SWITCH_FENCED))
+            .key(fence_key(&fence.customer))
+            .key(alias_key(alias))
+            .key(alias)
+            .key(db)
+            .key(mark_key(db))
+            .arg(fence.token)
+            .arg(db)
+            .arg(match mode {
+                SwitchMode::Forward => "forward",
+                SwitchMode::Rollback => "rollback",
+            })
+            .arg(snapshot)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        Ok(n == 1)
+    }
+
+    async fn drop_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        let alias = DatabaseName::parse(db)
+            .map(|d| d.customer.to_string())
+            .unwrap_or_else(|_| fence.customer.clone());
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(&fenced(DROP_FENCED))
+            .key(fence_key(&fence.customer))
+            .key(mark_key(db))
+            .key(db)
+            .key(alias_key(&alias))
+            .arg(fence.token)
+            .arg(db)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        Ok(())
+    }
+
+    async fn database_state(&self, db: &str) -> Result<DbState, GraphError> {
+        let mut con = self.con.clone();
+        let state: Option<String> = con.hget(mark_key(db), "state").await.map_err(map_err)?;
+        Ok(match state.as_deref() {
+            Some("loading") => DbState::Loading,
+            Some("verified") => DbState::Verified,
+            Some("retired") => DbState::Retired,
+            _ => DbState::Unmarked,
+        })
+    }
+
+    async fn stray_aliases(&self) -> Result<Vec<(String, String)>, GraphError> {
+        let mut con = self.con.clone();
+        let graphs: Vec<String> = redis::cmd("GRAPH.LIST")
+            .query_async(&mut con)
+            .await
+            .map_err(map_err)?;
+        let mut out = Vec::new();
+        for graph in graphs {
+            if Customer::parse(&graph).is_err() || DatabaseName::parse(&graph).is_ok() {
+                continue;
+            }
+            if self.alias_target(&graph).await?.is_none() {
+                out.push((
+                    graph.clone(),
+                    format!("graph `{graph}` is named like customer {graph}'s alias but snapswitch does not manage it (no {}); it blocks every switch of {graph}: check what it holds, then GRAPH.DELETE {graph} (or rename it)", alias_key(&graph)),
+                ));
+            }
+        }
+        Ok(out)
     }
 }
 

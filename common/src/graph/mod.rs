@@ -6,6 +6,7 @@
 
 pub mod cypher;
 pub mod falkordb;
+pub mod marks;
 pub mod neo4j;
 pub mod values;
 
@@ -26,12 +27,79 @@ pub enum GraphError {
     /// The statement or the data is wrong; retrying cannot help.
     #[error("graph database refused the work: {0}")]
     Permanent(String),
+    /// The store refused a fenced effect: a newer lock holder (a higher
+    /// fencing token) has been seen for the customer. The caller has lost
+    /// its lock and must abandon its work.
+    #[error("fenced out: {0}")]
+    Fenced(String),
 }
 
 impl GraphError {
     pub fn is_transient(&self) -> bool {
         matches!(self, GraphError::Transient(_))
     }
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, GraphError::Fenced(_))
+    }
+}
+
+/// What a fenced admin effect carries: the customer whose lock the caller
+/// holds and that acquisition's fencing token. The store refuses the effect
+/// when it has seen a higher token for the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub customer: String,
+    pub token: u64,
+}
+
+/// Where a database is in its lifecycle: loading → verified → live →
+/// retired. "Live" is not a mark of its own: it is the alias target, and only
+/// a verified database can become one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbState {
+    /// Created by a load that has not (yet) passed its count check.
+    Loading,
+    /// Fully loaded and verified under a valid fence: may become live.
+    Verified,
+    /// Taken out of service by `producer rollback`: never live again.
+    Retired,
+    /// No mark: made by hand, by another tool, or before marks existed.
+    /// Never becomes live; cleanup drops it like any unverified database.
+    Unmarked,
+    /// No mark where the store's marks live in the coordination Redis (Neo4j):
+    /// made before marks existed, or the mark was lost with Redis's data.
+    /// Kept by cleanup (it may be complete), but never becomes live: after a
+    /// Redis data loss a partial database must not pass for a verified one.
+    NotTracked,
+}
+
+impl DbState {
+    /// May a database in this state become live (by the pipeline, a
+    /// rollback or a repair)? Only a verified one.
+    pub fn may_go_live(self) -> bool {
+        matches!(self, DbState::Verified)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbState::Loading => "loading",
+            DbState::Verified => "verified",
+            DbState::Retired => "retired",
+            DbState::Unmarked => "unmarked",
+            DbState::NotTracked => "not tracked",
+        }
+    }
+}
+
+/// How a fenced switch may move the alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchMode {
+    /// The pipeline and repairs: only onto a newer snapshot than the current
+    /// target.
+    Forward,
+    /// `producer rollback`: onto an older verified database; the database it
+    /// leaves is retired.
+    Rollback,
 }
 
 /// Resource figures for the health gate; `None` where the store has no such figure.
@@ -108,6 +176,15 @@ pub trait GraphWriter: Send + Sync {
     ) -> Result<Vec<NodeRef>, GraphError>;
     async fn write_relationships(&self, db: &str, write: &RelWrite<'_>) -> Result<u64, GraphError>;
     async fn counts(&self, db: &str) -> Result<Counts, GraphError>;
+
+    /// Why this store cannot keep any value of the declared type `ty`, if it
+    /// cannot: the loader checks every declared column before it writes
+    /// anything. Values of a type the store keeps only in part are checked
+    /// one by one when written.
+    fn lacks(&self, _ty: crate::snapshot::PropType) -> Option<String> {
+        None
+    }
+
     /// The store's limits a snapshot must fit in.
     fn limits(&self) -> StoreLimits {
         StoreLimits::default()
@@ -135,6 +212,38 @@ pub trait GraphStore: GraphWriter {
     async fn switch_alias(&self, alias: &str, db: &str) -> Result<(), GraphError>;
     /// Removes `alias`; its database stays. A missing alias is fine.
     async fn drop_alias(&self, alias: &str) -> Result<(), GraphError>;
+
+    // The fenced admin path: what the worker, reconciliation and rollback
+    // use. The unfenced methods above are for tools and tests.
+
+    /// The highest fencing token the store has seen for `customer` (0 when
+    /// none, or when the store keeps no fence).
+    async fn fence_seen(&self, customer: &str) -> Result<u64, GraphError>;
+    /// Creates an empty database marked `loading` by `fence`.
+    async fn create_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Marks a database this fence created as `verified`.
+    async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Points `alias` at the verified database `db`, refused when a newer
+    /// fence was seen, `db` is not verified, or (in `Forward` mode) the alias
+    /// is on a newer snapshot. `Ok(false)` when it already pointed there.
+    async fn switch_fenced(
+        &self,
+        alias: &str,
+        db: &str,
+        fence: &Fence,
+        mode: SwitchMode,
+    ) -> Result<bool, GraphError>;
+    /// Drops a database and its mark, refused when a newer fence was seen or
+    /// `db` is the live target. A missing database is fine.
+    async fn drop_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// The lifecycle state of `db`.
+    async fn database_state(&self, db: &str) -> Result<DbState, GraphError>;
+    /// Graph keys or databases named like a customer's alias that the store
+    /// does not manage as one: each blocks every switch of that customer.
+    /// Returns (name, how to clear it).
+    async fn stray_aliases(&self) -> Result<Vec<(String, String)>, GraphError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Connects the adapter of the config's top-level graph keys (the `default`
@@ -151,21 +260,68 @@ pub fn pool_size(config: &Config) -> usize {
     (config.load_concurrency * usize::from(config.workers) + 2).min(64)
 }
 
-/// Connects one graph target; `pool` as [`pool_size`].
+/// Connects one graph target; `pool` as [`pool_size`]; within
+/// [`crate::state::DEFAULT_CONNECT_TIMEOUT`]. Without lifecycle marks for a
+/// store that cannot keep them (see [`connect_target_within`]).
 pub async fn connect_target(
     target: &GraphTarget,
     pool: usize,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
+    connect_target_within(target, pool, crate::state::DEFAULT_CONNECT_TIMEOUT, None).await
+}
+
+/// Connects one graph target and pings it, all within `timeout` (tried
+/// again with a short pause until then). A transient error names the target's
+/// URL (password hidden); a permanent refusal (bad URL, Community edition)
+/// comes at once. `marks` (in the coordination Redis) serve a store that
+/// keeps no lifecycle marks itself (Neo4j); FalkorDB keeps its own.
+pub async fn connect_target_within(
+    target: &GraphTarget,
+    pool: usize,
+    timeout: std::time::Duration,
+    marks: Option<marks::RedisMarks>,
+) -> Result<Box<dyn GraphStore>, GraphError> {
     let ca = target.ca_file.as_deref();
-    Ok(match target.kind {
-        GraphKind::Falkordb => {
-            Box::new(falkordb::FalkorStore::connect_with(&target.url, ca, pool).await?)
+    let url = target.url.redacted();
+    let service = match target.kind {
+        GraphKind::Falkordb => "FalkorDB",
+        GraphKind::Neo4j => "the graph database (Bolt)",
+    };
+    let attempt = || async {
+        let store: Box<dyn GraphStore> = match target.kind {
+            GraphKind::Falkordb => {
+                Box::new(falkordb::FalkorStore::connect_with(&target.url, ca, pool).await?)
+            }
+            GraphKind::Neo4j => Box::new(
+                neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
+                    .await?
+                    .with_marks(marks.clone()),
+            ),
+        };
+        store.ping().await?;
+        Ok::<_, GraphError>(store)
+    };
+    // Ok(Err(_)): a permanent refusal, which ends the tries at once.
+    let tried = crate::state::within_deadline(service, &url, timeout, || async {
+        match attempt().await {
+            Ok(store) => Ok(Ok(store)),
+            Err(GraphError::Permanent(m)) => Ok(Err(GraphError::Permanent(m))),
+            Err(GraphError::Fenced(m)) => Ok(Err(GraphError::Fenced(m))),
+            Err(GraphError::Transient(m)) => Err(m),
         }
-        GraphKind::Neo4j => Box::new(
-            neo4j::Neo4jStore::connect(&target.url, &target.user, &target.password, pool, ca)
-                .await?,
-        ),
     })
+    .await;
+    match tried {
+        Ok(result) => result,
+        Err(reason) if reason.contains(&url) => Err(GraphError::Transient(format!(
+            "graph target {}: {reason}",
+            target.name
+        ))),
+        Err(reason) => Err(GraphError::Transient(format!(
+            "cannot connect to {service} at {url} (graph target {}): {reason}",
+            target.name
+        ))),
+    }
 }
 
 /// `name` in backticks. Callers pass only names that passed

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 /// Property types snapswitch stores. neo4j-admin's `long`, `int`, `short` and
 /// `byte` are all stored as 64-bit integers, but a value outside the declared
 /// type's range is refused; `float` and `double` are 64-bit floats.
+/// The temporal types and `point` are neo4j-admin's (see `temporal.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PropType {
     /// `long`: 64-bit.
@@ -22,6 +23,13 @@ pub enum PropType {
     Float,
     Bool,
     String,
+    Date,
+    LocalTime,
+    Time,
+    LocalDateTime,
+    DateTime,
+    Duration,
+    Point,
 }
 
 impl PropType {
@@ -36,19 +44,6 @@ impl PropType {
         }
     }
 
-    /// The name neo4j-admin gives the type.
-    pub fn name(self) -> &'static str {
-        match self {
-            PropType::Int => "long",
-            PropType::Int32 => "int",
-            PropType::Short => "short",
-            PropType::Byte => "byte",
-            PropType::Float => "double",
-            PropType::Bool => "boolean",
-            PropType::String => "string",
-        }
-    }
-
     fn parse(t: &str) -> Option<PropType> {
         Some(match t.to_ascii_lowercase().as_str() {
             "long" => PropType::Int,
@@ -58,10 +53,44 @@ impl PropType {
             "float" | "double" => PropType::Float,
             "boolean" => PropType::Bool,
             "string" | "char" => PropType::String,
+            "date" => PropType::Date,
+            "localtime" => PropType::LocalTime,
+            "time" => PropType::Time,
+            "localdatetime" => PropType::LocalDateTime,
+            "datetime" => PropType::DateTime,
+            "duration" => PropType::Duration,
+            "point" => PropType::Point,
             _ => return None,
         })
     }
+
+    /// The header's name of the type (neo4j-admin's; `float` for both
+    /// `float` and `double`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PropType::Int => "long",
+            PropType::Int32 => "int",
+            PropType::Short => "short",
+            PropType::Byte => "byte",
+            PropType::Float => "float",
+            PropType::Bool => "boolean",
+            PropType::String => "string",
+            PropType::Date => "date",
+            PropType::LocalTime => "localtime",
+            PropType::Time => "time",
+            PropType::LocalDateTime => "localdatetime",
+            PropType::DateTime => "datetime",
+            PropType::Duration => "duration",
+            PropType::Point => "point",
+        }
+    }
 }
+
+/// The ID space of `:ID`, `:START_ID` and `:END_ID` columns that name none
+/// (neo4j-admin's global ID space). Like every ID space it is a name in the
+/// loader's id map, not a label: a node gets it as its label only when it has
+/// no label at all (no `:LABEL` value, no group directory).
+pub const GLOBAL_ID_SPACE: &str = "__global__";
 
 /// What one column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +111,8 @@ pub enum Column {
     Property {
         name: String,
         ty: Option<PropType>,
+        /// `type[]`: an array, split at the array delimiter in CSV.
+        array: bool,
     },
     Ignore,
 }
@@ -107,6 +138,16 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
 
 /// Parses one column name.
 pub fn parse_column(column: &str) -> Result<Column, String> {
+    // `name:type{options}`; a name such as `{weird}` (no `:` before the brace) is just a name.
+    let braced = column.ends_with('}')
+        && column
+            .rfind('{')
+            .is_some_and(|open| column[..open].contains(':'));
+    if braced {
+        return Err(format!(
+            "column `{column}`: type options in braces (`{{…}}`) are not supported; use the options file of the snapshot (docs/snapshot-format.md)"
+        ));
+    }
     let (name, ty) = match column.rsplit_once(':') {
         // `a:b(c:d)` — the colon inside the parentheses is not a separator.
         Some((n, t)) if !t.contains(')') || t.contains('(') => (n, Some(t)),
@@ -117,6 +158,7 @@ pub fn parse_column(column: &str) -> Result<Column, String> {
         return Ok(Column::Property {
             name: name.to_owned(),
             ty: None,
+            array: false,
         });
     };
     let (kind, space) = match ty.split_once('(') {
@@ -128,15 +170,14 @@ pub fn parse_column(column: &str) -> Result<Column, String> {
         }
         None => (ty, None),
     };
-    let needs_space = |what: &str| -> Result<String, String> {
+    // No ID space (or `()`): neo4j-admin's global ID space.
+    let needs_space = |_what: &str| -> Result<String, String> {
         match space {
             Some(s) if !s.is_empty() => {
                 check_name("ID space", s)?;
                 Ok(s.to_owned())
             }
-            _ => Err(format!(
-                "column `{column}`: {what} needs an ID space, e.g. `{what}(Person)`; snapswitch matches relationships to nodes by ID space"
-            )),
+            _ => Ok(GLOBAL_ID_SPACE.to_owned()),
         }
     };
     let column = match kind.to_ascii_uppercase().as_str() {
@@ -158,21 +199,25 @@ pub fn parse_column(column: &str) -> Result<Column, String> {
         "TYPE" => Column::Type,
         "IGNORE" => Column::Ignore,
         _ => {
-            let other = kind;
             if space.is_some() {
                 return Err(format!(
                     "column `{column}`: only ID, START_ID and END_ID take an ID space"
                 ));
             }
+            let (other, array) = match kind.strip_suffix("[]") {
+                Some(element) => (element, true),
+                None => (kind, false),
+            };
             let ty = PropType::parse(other).ok_or_else(|| {
                 format!(
-                    "column `{column}`: type `{other}` is not supported; use int, long, short, byte, float, double, boolean, string or char"
+                    "column `{column}`: type `{other}` is not supported; use int, long, short, byte, float, double, boolean, string, char, date, localtime, time, localdatetime, datetime, duration or point, or an array of one of them (`int[]`)"
                 )
             })?;
             check_name("property", name)?;
             Column::Property {
                 name: name.to_owned(),
                 ty: Some(ty),
+                array,
             }
         }
     };
@@ -185,6 +230,8 @@ pub struct PropColumn {
     pub index: usize,
     pub name: String,
     pub ty: Option<PropType>,
+    /// `type[]`.
+    pub array: bool,
 }
 
 /// How to read a node file.
@@ -194,6 +241,9 @@ pub struct NodeSpec {
     pub id_space: String,
     pub id_property: String,
     pub label_index: Option<usize>,
+    /// Labels every node of the file carries, from how the file is named
+    /// (neo4j-admin's `--nodes=Label=file`; see `layout::Input`).
+    pub labels: Vec<String>,
     /// Properties other than the id.
     pub properties: Vec<PropColumn>,
     pub columns: Vec<Column>,
@@ -206,7 +256,12 @@ pub struct RelSpec {
     pub start_space: String,
     pub end_index: usize,
     pub end_space: String,
-    pub type_index: usize,
+    /// The `:TYPE` column; `None` when the type comes from how the file is
+    /// named ([`RelSpec::fixed_type`]).
+    pub type_index: Option<usize>,
+    /// The type of every relationship of a file without `:TYPE` (neo4j-admin's
+    /// `--relationships=TYPE=file`).
+    pub fixed_type: Option<String>,
     pub properties: Vec<PropColumn>,
     pub columns: Vec<Column>,
 }
@@ -287,10 +342,11 @@ fn properties(columns: &[Column]) -> Vec<PropColumn> {
         .iter()
         .enumerate()
         .filter_map(|(index, c)| match c {
-            Column::Property { name, ty } => Some(PropColumn {
+            Column::Property { name, ty, array } => Some(PropColumn {
                 index,
                 name: name.clone(),
                 ty: *ty,
+                array: *array,
             }),
             _ => None,
         })
@@ -320,14 +376,32 @@ impl NodeSpec {
             id_space,
             id_property,
             label_index,
+            labels: Vec::new(),
             properties: properties(&columns),
             columns,
         })
+    }
+
+    /// [`NodeSpec::parse`] for a file whose naming gives every node `labels`.
+    pub fn parse_named(names: &[String], labels: &[String]) -> Result<NodeSpec, String> {
+        let mut spec = NodeSpec::parse(names)?;
+        for label in labels {
+            check_name("label", label)?;
+        }
+        spec.labels = labels.to_vec();
+        Ok(spec)
     }
 }
 
 impl RelSpec {
     pub fn parse(names: &[String]) -> Result<RelSpec, String> {
+        RelSpec::parse_named(names, None)
+    }
+
+    /// [`RelSpec::parse`] for a file whose naming may give the type: then
+    /// the file has no `:TYPE` column (a file with both is refused, so the
+    /// type is never ambiguous).
+    pub fn parse_named(names: &[String], named_type: Option<&str>) -> Result<RelSpec, String> {
         let columns = parse_all(names)?;
         let (mut start, mut end, mut ty) = (None, None, None);
         for (i, c) in columns.iter().enumerate() {
@@ -347,13 +421,25 @@ impl RelSpec {
         let (start_index, start_space) =
             start.ok_or("relationship file has no :START_ID column")?;
         let (end_index, end_space) = end.ok_or("relationship file has no :END_ID column")?;
-        let type_index = ty.ok_or("relationship file has no :TYPE column")?;
+        let fixed_type = match (ty, named_type) {
+            (Some(_), Some(named)) => {
+                return Err(format!(
+                    "relationship file has a :TYPE column and its directory names the type `{named}`; use one or the other"
+                ))
+            }
+            (None, None) => return Err("relationship file has no :TYPE column (or put it in a directory named after the type, e.g. relationships/KNOWS/)".into()),
+            (_, named) => named.map(str::to_owned),
+        };
+        if let Some(t) = &fixed_type {
+            check_name("relationship type", t)?;
+        }
         Ok(RelSpec {
             start_index,
             start_space,
             end_index,
             end_space,
-            type_index,
+            type_index: ty,
+            fixed_type,
             properties: properties(&columns),
             columns,
         })
@@ -404,6 +490,60 @@ mod tests {
     }
 
     #[test]
+    fn id_columns_without_a_space_are_the_global_space() {
+        let spec = NodeSpec::parse(&names(&["id:ID", "name"])).unwrap();
+        assert_eq!(spec.id_space, GLOBAL_ID_SPACE);
+        let rel = RelSpec::parse(&names(&[":START_ID", ":END_ID()", ":TYPE"])).unwrap();
+        assert_eq!(
+            (rel.start_space.as_str(), rel.end_space.as_str()),
+            (GLOBAL_ID_SPACE, GLOBAL_ID_SPACE)
+        );
+    }
+
+    #[test]
+    fn arrays_temporal_types_and_points_are_declared_types() {
+        let spec = NodeSpec::parse(&names(&[
+            "id:ID(P)",
+            "tags:string[]",
+            "born:date",
+            "at:DateTime",
+            "loc:point",
+            "days:date[]",
+        ]))
+        .unwrap();
+        let props: Vec<_> = spec.properties.iter().map(|p| (p.ty, p.array)).collect();
+        assert_eq!(
+            props,
+            [
+                (Some(PropType::String), true),
+                (Some(PropType::Date), false),
+                (Some(PropType::DateTime), false),
+                (Some(PropType::Point), false),
+                (Some(PropType::Date), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_type_from_naming_replaces_the_type_column_never_joins_it() {
+        let cols = names(&[":START_ID(P)", ":END_ID(P)", "since:int"]);
+        let spec = RelSpec::parse_named(&cols, Some("KNOWS")).unwrap();
+        assert_eq!(
+            (spec.type_index, spec.fixed_type.as_deref()),
+            (None, Some("KNOWS"))
+        );
+        let with_type = names(&[":START_ID(P)", ":END_ID(P)", ":TYPE"]);
+        let err = RelSpec::parse_named(&with_type, Some("KNOWS")).unwrap_err();
+        assert!(err.contains("use one or the other"), "{err}");
+        let err = RelSpec::parse_named(&cols, Some("A`B")).unwrap_err();
+        assert!(err.contains("'`'"), "{err}");
+        let spec =
+            NodeSpec::parse_named(&names(&["id:ID(P)"]), &["Person".into(), "Employee".into()])
+                .unwrap();
+        assert_eq!(spec.labels, ["Person", "Employee"]);
+    }
+
+    #[test]
     fn unnamed_id_is_stored_as_id() {
         let spec = NodeSpec::parse(&names(&[":ID(Person)", "name"])).unwrap();
         assert_eq!(spec.id_property, "id");
@@ -424,7 +564,7 @@ mod tests {
                 spec.end_space.as_str(),
                 spec.type_index
             ),
-            ("Person", "Company", 2)
+            ("Person", "Company", Some(2))
         );
         assert_eq!(spec.properties.len(), 1);
     }
@@ -432,10 +572,13 @@ mod tests {
     #[test]
     fn header_errors_name_the_column_and_the_fix() {
         let cases = [
-            (vec!["id:ID"], "needs an ID space"),
             (
-                vec!["id:ID(Person)", "born:date"],
-                "type `date` is not supported",
+                vec!["id:ID(Person)", "born:instant"],
+                "type `instant` is not supported",
+            ),
+            (
+                vec!["id:ID(Person)", "at:datetime{timezone:Europe/Berlin}"],
+                "type options in braces",
             ),
             (vec!["id:ID(Person)", "a`b"], "contains the character '`'"),
             (
@@ -520,6 +663,7 @@ mod tests {
             assert!(check_name("label", bad).is_err(), "{bad:?}");
         }
         for ok in ["first name", "Zoë", "{weird}", "it's", "a\"b"] {
+            assert!(parse_column(ok).is_ok(), "{ok:?}");
             assert!(check_name("label", ok).is_ok(), "{ok:?}");
         }
     }
@@ -596,7 +740,7 @@ mod tests {
                     Ok(spec) => {
                         assert_names_safe(&spec.columns);
                         prop_assert!(spec.start_index != spec.end_index);
-                        prop_assert!(spec.type_index < cols.len());
+                        prop_assert!(spec.type_index.is_some_and(|t| t < cols.len()));
                     }
                     Err(m) => prop_assert!(!m.is_empty()),
                 }

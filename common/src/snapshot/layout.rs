@@ -29,12 +29,21 @@ pub enum FileFormat {
     ArrowFile,
     /// Arrow IPC stream format (`.arrows`).
     ArrowStream,
+    /// Gzip-compressed CSV (`.csv.gz`).
+    CsvGz,
+    /// A zip archive holding one CSV file (`.zip`), as neo4j-admin reads it.
+    CsvZip,
 }
 
 impl FileFormat {
     pub fn of(path: &Path) -> Option<FileFormat> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        if name.ends_with(".csv.gz") {
+            return Some(FileFormat::CsvGz);
+        }
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         Some(match ext.as_str() {
+            "zip" => FileFormat::CsvZip,
             "csv" => FileFormat::Csv,
             "parquet" => FileFormat::Parquet,
             "arrow" | "feather" | "ipc" => FileFormat::ArrowFile,
@@ -42,6 +51,53 @@ impl FileFormat {
             _ => return None,
         })
     }
+
+    /// CSV, compressed or not.
+    pub fn is_csv(self) -> bool {
+        matches!(
+            self,
+            FileFormat::Csv | FileFormat::CsvGz | FileFormat::CsvZip
+        )
+    }
+}
+
+/// One data file to load, and what its naming says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub path: PathBuf,
+    /// The separate header file of its group (neo4j-admin's
+    /// `--nodes=header.csv,part1.csv`): the data file then has no header line.
+    pub header: Option<PathBuf>,
+    /// The group directory's name: for node files the labels of every node
+    /// (`Person:Employee`, split at `:`), for relationship files the type
+    /// (neo4j-admin's `--nodes=Label=…`, `--relationships=TYPE=…`).
+    pub group: Option<String>,
+}
+
+impl Input {
+    fn plain(path: PathBuf) -> Input {
+        Input {
+            path,
+            header: None,
+            group: None,
+        }
+    }
+
+    /// The labels a group directory under `nodes/` gives its nodes.
+    pub fn labels(&self) -> Vec<String> {
+        self.group
+            .as_deref()
+            .map(|g| g.split(':').map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Is `name` (a file name) the header file of a group: its stem ends with
+/// `header` (`header.csv`, `people-header.csv.gz`).
+pub fn is_header_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let stem = lower.split('.').next().unwrap_or_default();
+    stem.ends_with("header")
 }
 
 /// Every ready snapshot under `root`, sorted by customer then id. Directories
@@ -171,6 +227,19 @@ pub fn resolve_ready(
 /// inside the snapshot directory: a link to `/etc/passwd`, to another
 /// snapshot or to a FIFO is refused.
 pub fn data_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SnapshotError> {
+    let (nodes, relationships) = inputs(dir)?;
+    let paths = |v: Vec<Input>| v.into_iter().map(|i| i.path).collect();
+    Ok((paths(nodes), paths(relationships)))
+}
+
+/// The data files of a snapshot as [`Input`]s: (node files, relationship
+/// files). Files directly in `nodes/` and `relationships/` come first, in
+/// name order; then each group directory (`nodes/<Label[:Label…]>/`,
+/// `relationships/<TYPE>/`, directories starting with `.` or `_` skipped)
+/// in name order, its files in name order. A group may hold one header file
+/// ([`is_header_file`]); its other files then have no header line. The
+/// same confinement as [`data_files`] applies to every file.
+pub fn inputs(dir: &Path) -> Result<(Vec<Input>, Vec<Input>), SnapshotError> {
     let io = |p: &Path, e: std::io::Error| SnapshotError::Io {
         file: p.display().to_string(),
         source: e,
@@ -184,25 +253,30 @@ pub fn data_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SnapshotEr
             Err(SnapshotError::OutsideRoot(p.display().to_string()))
         }
     };
-    let list = |sub: &str| -> Result<Vec<PathBuf>, SnapshotError> {
-        let path = dir.join(sub);
+    // (files, subdirectories) of one directory, each sorted by name.
+    let list = |path: &Path| -> Result<(Vec<PathBuf>, Vec<PathBuf>), SnapshotError> {
         if !path.is_dir() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
-        confined(&path)?;
+        confined(path)?;
         let mut files = Vec::new();
-        for file in read_dir(&path)? {
+        let mut dirs = Vec::new();
+        for file in read_dir(path)? {
             let name = file
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            if name.starts_with('.') || name.starts_with('_') || file.is_dir() {
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if file.is_dir() {
+                dirs.push(file);
                 continue;
             }
             if FileFormat::of(&file).is_none() {
                 return Err(SnapshotError::format(
                     &file,
-                    "unsupported file type: use .csv, .parquet, .arrow/.feather/.ipc (Arrow IPC file) or .arrows (Arrow IPC stream)",
+                    "unsupported file type: use .csv, .csv.gz, .zip (one CSV file inside), .parquet, .arrow/.feather/.ipc (Arrow IPC file) or .arrows (Arrow IPC stream)",
                 ));
             }
             let real = confined(&file)?;
@@ -212,10 +286,52 @@ pub fn data_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), SnapshotEr
             files.push(file);
         }
         files.sort();
-        Ok(files)
+        dirs.sort();
+        Ok((files, dirs))
     };
-    let nodes = list(NODES_DIR)?;
-    let relationships = list(RELATIONSHIPS_DIR)?;
+    let collect = |sub: &str| -> Result<Vec<Input>, SnapshotError> {
+        let (files, groups) = list(&dir.join(sub))?;
+        let mut out: Vec<Input> = files.into_iter().map(Input::plain).collect();
+        for group in groups {
+            let name = group
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            let (files, nested) = list(&group)?;
+            if let Some(n) = nested.first() {
+                return Err(SnapshotError::format(
+                    n,
+                    "directories inside a group directory are not read; move its files up",
+                ));
+            }
+            let (headers, data): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|f| {
+                f.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_header_file)
+            });
+            if headers.len() > 1 {
+                return Err(SnapshotError::format(
+                    &group,
+                    "more than one header file in one directory",
+                ));
+            }
+            let header = headers.into_iter().next();
+            if let Some(h) = &header {
+                if data.is_empty() {
+                    return Err(SnapshotError::format(h, "header file without data files"));
+                }
+            }
+            out.extend(data.into_iter().map(|path| Input {
+                path,
+                header: header.clone(),
+                group: Some(name.clone()),
+            }));
+        }
+        Ok(out)
+    };
+    let nodes = collect(NODES_DIR)?;
+    let relationships = collect(RELATIONSHIPS_DIR)?;
     if nodes.is_empty() {
         return Err(SnapshotError::format(
             dir,
@@ -283,6 +399,50 @@ mod tests {
             resolve_ready(&r, &c("evil"), id(1767741427)),
             Err(SnapshotError::OutsideRoot(_))
         ));
+    }
+
+    #[test]
+    fn group_directories_give_labels_types_and_header_files() {
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path();
+        touch(&d.join("nodes/a.csv"));
+        touch(&d.join("nodes/Person:Employee/header.csv"));
+        touch(&d.join("nodes/Person:Employee/part2.csv.gz"));
+        touch(&d.join("nodes/Person:Employee/part1.csv"));
+        touch(&d.join("nodes/_skipped/x.csv"));
+        touch(&d.join("relationships/KNOWS/k.zip"));
+        let (nodes, rels) = inputs(d).unwrap();
+        let shown: Vec<_> = nodes
+            .iter()
+            .map(|i| {
+                (
+                    i.path.strip_prefix(d).unwrap().display().to_string(),
+                    i.header.is_some(),
+                    i.labels(),
+                )
+            })
+            .collect();
+        let pe = vec!["Person".to_string(), "Employee".to_string()];
+        assert_eq!(
+            shown,
+            [
+                ("nodes/a.csv".to_string(), false, vec![]),
+                (
+                    "nodes/Person:Employee/part1.csv".to_string(),
+                    true,
+                    pe.clone()
+                ),
+                ("nodes/Person:Employee/part2.csv.gz".to_string(), true, pe),
+            ]
+        );
+        assert_eq!(rels[0].group.as_deref(), Some("KNOWS"));
+        assert_eq!(FileFormat::of(&rels[0].path), Some(FileFormat::CsvZip));
+        touch(&d.join("nodes/Person:Employee/deeper/x.csv"));
+        let err = inputs(d).unwrap_err().to_string();
+        assert!(
+            err.contains("directories inside a group directory"),
+            "{err}"
+        );
     }
 
     #[test]

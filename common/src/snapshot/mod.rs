@@ -6,8 +6,10 @@
 pub mod header;
 pub mod layout;
 pub mod limits;
+pub mod options;
 pub mod reader;
 pub mod sample;
+pub mod temporal;
 
 use thiserror::Error;
 

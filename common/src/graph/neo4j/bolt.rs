@@ -9,6 +9,7 @@ use neo4rs::{BoltType, ConfigBuilder, Graph, Query};
 use super::super::cypher::{
     node_statement, relationship_statement, COUNT_NODES, COUNT_RELATIONSHIPS,
 };
+use super::super::values::Cell;
 use super::super::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, RelWrite, Value, Values};
 use super::statements;
 use crate::config::{Secret, ServiceUrl};
@@ -151,20 +152,76 @@ pub fn map_err(e: neo4rs::Error) -> GraphError {
     }
 }
 
-fn bolt(v: Value<'_>) -> BoltType {
+fn bolt(v: Value<'_>, dialect: Dialect) -> BoltType {
     match v {
         Value::Null => BoltType::from(Option::<i64>::None),
         Value::Int(i) => BoltType::from(i),
         Value::Float(f) => BoltType::from(f),
         Value::Bool(b) => BoltType::from(b),
         Value::Str(s) => BoltType::from(s),
+        Value::Cell(c) => bolt_cell(c, dialect),
+    }
+}
+
+/// Every cell has a native Bolt type (Neo4j stores them all). One dialect
+/// difference, measured: ArcadeDB stores a Bolt `DateTime` (fixed offset)
+/// as a local date-time in UTC, dropping the offset, but keeps a
+/// `DateTimeZoneId` whose zone is the offset (`+01:00`) as a date-time
+/// with that offset; so ArcadeDB gets the latter.
+fn bolt_cell(c: &Cell, dialect: Dialect) -> BoltType {
+    use neo4rs::{BoltDuration, BoltFloat, BoltPoint2D, BoltPoint3D};
+    match c {
+        Cell::Int(i) => BoltType::from(*i),
+        Cell::Float(f) => BoltType::from(*f),
+        Cell::Bool(b) => BoltType::from(*b),
+        Cell::Str(s) => BoltType::from(s.as_str()),
+        Cell::Date(d) => BoltType::Date((*d).into()),
+        Cell::LocalTime(t) => BoltType::LocalTime((*t).into()),
+        Cell::Time(t, o) => BoltType::Time((*t, *o).into()),
+        Cell::LocalDateTime(t) => BoltType::LocalDateTime((*t).into()),
+        Cell::DateTime(t) => match dialect {
+            Dialect::Neo4j => BoltType::DateTime((*t).into()),
+            Dialect::ArcadeDb => {
+                let zone = t.offset().to_string();
+                BoltType::DateTimeZoneId((t.naive_local(), zone.as_str()).into())
+            }
+        },
+        Cell::ZonedDateTime(local, tz) => BoltType::DateTimeZoneId((*local, tz.name()).into()),
+        Cell::Duration(d) => BoltType::Duration(BoltDuration::new(
+            d.months.into(),
+            d.days.into(),
+            d.seconds.into(),
+            d.nanos.into(),
+        )),
+        Cell::Point(p) => match p.z {
+            None => BoltType::Point2D(BoltPoint2D {
+                sr_id: i64::from(p.srid).into(),
+                x: BoltFloat::new(p.x),
+                y: BoltFloat::new(p.y),
+            }),
+            Some(z) => BoltType::Point3D(BoltPoint3D {
+                sr_id: i64::from(p.srid).into(),
+                x: BoltFloat::new(p.x),
+                y: BoltFloat::new(p.y),
+                z: BoltFloat::new(z),
+            }),
+        },
+        Cell::List(items) => items
+            .iter()
+            .map(|i| bolt_cell(i, dialect))
+            .collect::<BoltType>(),
     }
 }
 
 /// `$rows`: a list of rows, each a list of values in column order (after the
 /// two internal node ids when `ends` is given), built straight from the Arrow
 /// arrays.
-fn rows_param(rows: &[usize], ends: Option<&[[NodeRef; 2]]>, columns: &[&Values]) -> BoltType {
+fn rows_param(
+    rows: &[usize],
+    ends: Option<&[[NodeRef; 2]]>,
+    columns: &[&Values],
+    dialect: Dialect,
+) -> BoltType {
     rows.iter()
         .enumerate()
         .map(|(i, &row)| {
@@ -172,7 +229,7 @@ fn rows_param(rows: &[usize], ends: Option<&[[NodeRef; 2]]>, columns: &[&Values]
                 .and_then(|e| e.get(i))
                 .into_iter()
                 .flat_map(|[a, b]| [BoltType::from(*a), BoltType::from(*b)]);
-            ids.chain(columns.iter().map(|c| bolt(c.get(row))))
+            ids.chain(columns.iter().map(|c| bolt(c.get(row), dialect)))
                 .collect::<BoltType>()
         })
         .collect::<BoltType>()
@@ -194,7 +251,8 @@ impl GraphWriter for BoltWriter {
             return Ok(Vec::new());
         }
         let columns: Vec<&Values> = w.props.iter().map(|p| p.values).collect();
-        let q = Query::new(node_statement(w)).param("rows", rows_param(w.rows, None, &columns));
+        let q = Query::new(node_statement(w))
+            .param("rows", rows_param(w.rows, None, &columns, self.dialect));
         let ids = self.write_returning(db, q, "i").await?;
         if ids.len() != w.rows.len() {
             return Err(GraphError::Permanent(format!(
@@ -217,7 +275,10 @@ impl GraphWriter for BoltWriter {
             "{} RETURN count(*) AS c",
             relationship_statement(w)
         ))
-        .param("rows", rows_param(w.rows, Some(w.ends), &columns));
+        .param(
+            "rows",
+            rows_param(w.rows, Some(w.ends), &columns, self.dialect),
+        );
         let c = self.write_returning(db, q, "c").await?;
         Ok(c.iter().map(|n| u64::try_from(*n).unwrap_or(0)).sum())
     }

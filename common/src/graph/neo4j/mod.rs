@@ -17,7 +17,11 @@ use neo4rs::Query;
 
 pub use bolt::{BoltWriter, Dialect};
 
-use super::{Counts, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite};
+use super::marks::RedisMarks;
+use super::{
+    Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
+    SwitchMode,
+};
 use crate::config::{GraphKind, Secret, ServiceUrl};
 use crate::ident::DatabaseName;
 
@@ -25,6 +29,8 @@ const SYSTEM: &str = "system";
 
 pub struct Neo4jStore {
     bolt: BoltWriter,
+    /// Lifecycle marks and the fence check, in the coordination Redis.
+    marks: Option<RedisMarks>,
 }
 
 /// What `dbms.components()` says.
@@ -32,6 +38,44 @@ pub struct Neo4jStore {
 pub struct Edition {
     pub edition: String,
     pub version: String,
+}
+
+/// Whether a fenced switch of `alias` (on `current` now) to `db` must run:
+/// `false` when it is already there; refused when `Forward` would move it
+/// to an older snapshot. Decided from what was read just before the
+/// statement: `CREATE OR REPLACE ALIAS` itself is unconditional.
+pub fn switch_needed(
+    alias: &str,
+    current: Option<&str>,
+    db: &str,
+    mode: SwitchMode,
+) -> Result<bool, GraphError> {
+    if current == Some(db) {
+        return Ok(false);
+    }
+    let snapshot = |name: &str| DatabaseName::parse(name).ok().map(|d| d.snapshot);
+    if let (SwitchMode::Forward, Some(live), Some(new)) =
+        (mode, current.and_then(snapshot), snapshot(db))
+    {
+        if live > new {
+            return Err(GraphError::Permanent(format!(
+                "alias `{alias}` is on snapshot {live}, newer than `{db}`; it only moves forward"
+            )));
+        }
+    }
+    Ok(true)
+}
+
+/// The alias read back after a switch must point where it was switched to;
+/// anything else (another worker's switch in between) is reported.
+pub fn read_back(alias: &str, db: &str, after: Option<&str>) -> Result<(), GraphError> {
+    if after == Some(db) {
+        Ok(())
+    } else {
+        Err(GraphError::Transient(format!(
+            "alias `{alias}` reads back as {after:?} after switching it to `{db}`"
+        )))
+    }
 }
 
 /// Refuses an edition that cannot do blue/green.
@@ -57,7 +101,20 @@ impl Neo4jStore {
         ca_file: Option<&std::path::Path>,
     ) -> Result<Self, GraphError> {
         let bolt = BoltWriter::connect_tls(url, user, password, pool, Dialect::Neo4j, ca_file)?;
-        Ok(Neo4jStore { bolt })
+        Ok(Neo4jStore { bolt, marks: None })
+    }
+
+    /// Keeps lifecycle marks (and checks fences) in the coordination Redis.
+    pub fn with_marks(mut self, marks: Option<RedisMarks>) -> Self {
+        self.marks = marks;
+        self
+    }
+
+    async fn check_fence(&self, fence: &Fence) -> Result<(), GraphError> {
+        match &self.marks {
+            Some(m) => m.check(fence).await,
+            None => Ok(()),
+        }
     }
 
     pub async fn edition(&self) -> Result<Edition, GraphError> {
@@ -217,11 +274,98 @@ impl GraphStore for Neo4jStore {
             .run(SYSTEM, Query::new(statements::drop_alias(alias)))
             .await
     }
+
+    // Neo4j runs no script next to its aliases: the fence cannot be checked
+    // atomically with the effect. Each effect is checked against the
+    // customer's fencing counter in Redis just before it (`RedisMarks`),
+    // the switch refuses to go backwards from what it reads just before,
+    // and the alias is read back after (see ARCHITECTURE.md, "Database
+    // lifecycle and fencing", for the window that remains).
+
+    async fn fence_seen(&self, _customer: &str) -> Result<u64, GraphError> {
+        Ok(0)
+    }
+
+    async fn create_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        if let Some(m) = &self.marks {
+            m.begin(db, fence).await?;
+        }
+        self.create_database(db).await
+    }
+
+    async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        match &self.marks {
+            Some(m) => m.verify(db, fence).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn switch_fenced(
+        &self,
+        alias: &str,
+        db: &str,
+        fence: &Fence,
+        mode: SwitchMode,
+    ) -> Result<bool, GraphError> {
+        let state = self.database_state(db).await?;
+        if !state.may_go_live() {
+            return Err(GraphError::Permanent(format!(
+                "database {db} is not verified (state: {}); only a fully loaded and verified database can become live",
+                state.as_str()
+            )));
+        }
+        let current = self.alias_target(alias).await?;
+        if !switch_needed(alias, current.as_deref(), db, mode)? {
+            return Ok(false);
+        }
+        self.check_fence(fence).await?;
+        self.switch_alias(alias, db).await?;
+        // CREATE OR REPLACE is unconditional: read back what it left.
+        let after = self.alias_target(alias).await?;
+        read_back(alias, db, after.as_deref())?;
+        if let (SwitchMode::Rollback, Some(m), Some(previous)) = (mode, &self.marks, current) {
+            m.retire(&previous).await?;
+        }
+        Ok(true)
+    }
+
+    async fn drop_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        self.check_fence(fence).await?;
+        self.drop_database(db).await?;
+        if let Some(m) = &self.marks {
+            m.forget(db).await?;
+        }
+        Ok(())
+    }
+
+    async fn database_state(&self, db: &str) -> Result<DbState, GraphError> {
+        match &self.marks {
+            Some(m) => m.state(db).await,
+            None => Ok(DbState::NotTracked),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forward_switch_never_goes_back_and_is_read_back() {
+        let (s1, s2) = ("acme-1767741487", "acme-1767741547");
+        let fwd = SwitchMode::Forward;
+        assert!(switch_needed("acme", None, s1, fwd).unwrap());
+        assert!(switch_needed("acme", Some(s1), s2, fwd).unwrap());
+        assert!(!switch_needed("acme", Some(s2), s2, fwd).unwrap());
+        let err = switch_needed("acme", Some(s2), s1, fwd)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it only moves forward"), "{err}");
+        assert!(switch_needed("acme", Some(s2), s1, SwitchMode::Rollback).unwrap());
+        assert!(read_back("acme", s2, Some(s2)).is_ok());
+        let err = read_back("acme", s2, Some(s1)).unwrap_err();
+        assert!(err.is_transient() && err.to_string().contains("reads back as"));
+    }
 
     #[test]
     fn community_edition_is_refused_with_the_reason() {
