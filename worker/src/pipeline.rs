@@ -392,6 +392,13 @@ impl GraphWriter for FencedWriter<'_> {
     fn limits(&self) -> StoreLimits {
         self.store.limits()
     }
+    fn can_bulk(&self) -> bool {
+        self.store.can_bulk()
+    }
+    async fn bulk_call(&self, db: &str, args: Vec<Vec<u8>>) -> Result<(), GraphError> {
+        self.check()?;
+        self.store.bulk_call(db, args).await
+    }
 }
 
 /// One event's context for the steps below.
@@ -777,7 +784,8 @@ impl Pipeline {
             store: step.store(),
             lease: step.held.lease.clone(),
         };
-        let options = LoadOptions::from_config(&self.config);
+        let options =
+            LoadOptions::from_config(&self.config).with_method(step.graph.target.load_method);
         let result = load_snapshot(&writer, &step.db, dir, options, cancel).await;
         let result = match result {
             Ok(_) if cancel.is_cancelled() => Err(LoadError::Cancelled),

@@ -31,7 +31,6 @@
 //! write with the same error, so the load fails whole; the worker then drops
 //! the partial graph and the event is retried from the start.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -256,6 +255,8 @@ struct State {
     failed: Option<GraphError>,
     calls: u64,
     longest_call: Duration,
+    /// The emptiness check ran.
+    started: bool,
 }
 
 /// Figures of one bulk load, for logs and the benchmark.
@@ -275,7 +276,6 @@ pub struct BulkWriter<'a> {
     inner: &'a dyn GraphWriter,
     budget_ms: u64,
     state: tokio::sync::Mutex<State>,
-    started: Mutex<bool>,
 }
 
 impl<'a> BulkWriter<'a> {
@@ -284,7 +284,6 @@ impl<'a> BulkWriter<'a> {
             inner,
             budget_ms,
             state: tokio::sync::Mutex::new(State::default()),
-            started: Mutex::new(false),
         }
     }
 
@@ -305,11 +304,7 @@ impl<'a> BulkWriter<'a> {
 
     /// The graph must be empty: positions count from 0.
     async fn start(&self, db: &str, state: &mut State) -> Result<(), GraphError> {
-        let first = match self.started.lock() {
-            Ok(mut s) => !std::mem::replace(&mut *s, true),
-            Err(_) => false,
-        };
-        if first {
+        if !std::mem::replace(&mut state.started, true) {
             let counts = self.inner.counts(db).await?;
             if counts.nodes != 0 || counts.relationships != 0 {
                 return Err(GraphError::Permanent(format!(
