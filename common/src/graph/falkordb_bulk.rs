@@ -155,26 +155,27 @@ pub fn encode_edge(
 /// The smallest and largest call the sizing picks.
 pub const MIN_CALL_BYTES: usize = 64 * 1024;
 pub const MAX_CALL_BYTES: usize = 64 * 1024 * 1024;
-/// The first call's size, before any call was timed: 1 MiB calls took 30 to
-/// 50 ms on the 2-core machine of `docs/performance.md`.
-pub const FIRST_CALL_BYTES: usize = 1024 * 1024;
+/// The server speed assumed before the first call was timed, bytes a
+/// millisecond: 1 MB calls took 30 to 50 ms on the 2-core machine of
+/// `docs/performance.md` (about 25 000).
+pub const ASSUMED_BYTES_PER_MS: f64 = 20_000.0;
 /// The share of the budget a call is sized to fill: calls of one size vary
 /// (the index insertions, the allocator), so the sizing aims below it.
 pub const BUDGET_SHARE: f64 = 0.6;
 
 /// How big the next call may be, in bytes, for calls to block the server's
 /// main thread (and every reader of every graph on it) for at most
-/// `budget_ms`: the server's measured speed (bytes a millisecond, `None`
-/// before the first call) times [`BUDGET_SHARE`] of the budget, within
+/// `budget_ms`: the server's measured speed (bytes a millisecond; `None`
+/// before the first call: [`ASSUMED_BYTES_PER_MS`]) times [`BUDGET_SHARE`] of the budget, within
 /// [`MIN_CALL_BYTES`]..=[`MAX_CALL_BYTES`]. A budget of 0 means no budget:
 /// the largest calls (fastest overall).
 pub fn call_bytes(budget_ms: u64, bytes_per_ms: Option<f64>) -> usize {
     if budget_ms == 0 {
         return MAX_CALL_BYTES;
     }
-    let Some(rate) = bytes_per_ms.filter(|r| r.is_finite() && *r > 0.0) else {
-        return FIRST_CALL_BYTES.min(MAX_CALL_BYTES);
-    };
+    let rate = bytes_per_ms
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .unwrap_or(ASSUMED_BYTES_PER_MS);
     let bytes = rate * budget_ms as f64 * BUDGET_SHARE;
     (bytes.min(MAX_CALL_BYTES as f64) as usize).clamp(MIN_CALL_BYTES, MAX_CALL_BYTES)
 }
@@ -596,7 +597,7 @@ mod tests {
     fn call_size_follows_the_stall_budget() {
         // (budget ms, measured bytes/ms, expected bytes)
         let table: [(u64, Option<f64>, usize); 7] = [
-            (50, None, FIRST_CALL_BYTES),
+            (50, None, 600_000),
             (0, None, MAX_CALL_BYTES),
             (0, Some(10.0), MAX_CALL_BYTES),
             (50, Some(40_000.0), 1_200_000),
@@ -607,7 +608,7 @@ mod tests {
         for (budget, rate, want) in table {
             assert_eq!(call_bytes(budget, rate), want, "{budget} ms at {rate:?}");
         }
-        assert_eq!(call_bytes(50, Some(f64::NAN)), FIRST_CALL_BYTES);
+        assert_eq!(call_bytes(50, Some(f64::NAN)), 600_000);
     }
 
     #[test]
