@@ -1050,6 +1050,19 @@ mod tests {
     }
 
     #[test]
+    fn load_method_defaults_by_store_kind() {
+        use crate::config::GraphKind::{Falkordb, Neo4j};
+        for (set, kind, want) in [
+            (None, Falkordb, LoadMethod::Bulk),
+            (None, Neo4j, LoadMethod::Cypher),
+            (Some(LoadMethod::Cypher), Falkordb, LoadMethod::Cypher),
+            (Some(LoadMethod::Bulk), Falkordb, LoadMethod::Bulk),
+        ] {
+            assert_eq!(LoadMethod::resolve(set, kind), want, "{set:?} {kind:?}");
+        }
+    }
+
+    #[test]
     fn dangling_policy_reads_fail_and_skip_only() {
         let read = |s: &str| serde_json::from_str::<DanglingPolicy>(s);
         assert_eq!(read("\"fail\"").unwrap(), DanglingPolicy::Fail);

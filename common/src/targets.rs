@@ -571,6 +571,7 @@ mod tests {
             TargetConfig {
                 graph_kind: Some(GraphKind::Neo4j),
                 max_concurrent_loads: Some(0),
+                load_method: Some(crate::load::LoadMethod::Bulk),
                 ..target("redis://u:hunter2@neo:7687")
             },
         );
@@ -586,6 +587,7 @@ mod tests {
             "targets.nourl.graph_url = (unset): required",
             "targets.neo.graph_url = redis://u:***@neo:7687: for graph_kind = neo4j: a URL with scheme neo4j",
             "targets.neo.max_concurrent_loads = 0: 1 to 1000",
+            "targets.neo.load_method = bulk: cypher for graph_kind = neo4j",
             "customer_targets.umbrella = \"north\": one of default, ",
             "customer_targets.Bad = \"east\": customer name `Bad`",
             "default_target = \"south\": one of default, east,",
@@ -594,6 +596,28 @@ mod tests {
             assert!(msg.contains(want), "missing {want:?} in\n{msg}");
         }
         assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn load_method_comes_from_the_target_else_the_top_level_else_the_kind() {
+        use crate::load::LoadMethod;
+        let mut c = two_targets();
+        c.load_method = Some(LoadMethod::Cypher);
+        let mut east = target("redis://east2:6379/");
+        east.load_method = Some(LoadMethod::Bulk);
+        c.targets.insert("east".into(), east);
+        let all = Targets::from_config(&c).unwrap();
+        let by_name = |n: &str| all.get(n).unwrap().load_method;
+        assert_eq!(by_name("east"), LoadMethod::Bulk);
+        assert_eq!(by_name("west"), LoadMethod::Cypher, "the top-level key");
+        assert_eq!(by_name("default"), LoadMethod::Cypher);
+        c.load_method = None;
+        let all = Targets::from_config(&c).unwrap();
+        assert_eq!(
+            all.get("default").unwrap().load_method,
+            LoadMethod::Bulk,
+            "FalkorDB's default"
+        );
     }
 
     #[test]
