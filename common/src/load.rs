@@ -28,9 +28,9 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::graph::falkordb_bulk::BulkWriter;
 use crate::graph::values::Declared;
 use crate::graph::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, Values};
-use crate::graph::falkordb_bulk::BulkWriter;
 use crate::idmap::{id_key, IdMap};
 use crate::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
 use crate::snapshot::layout::Input;

@@ -87,7 +87,9 @@ async fn every_format_loads_exactly_with_concurrent_batches_with(method: LoadMet
             &store,
             &db,
             &snap,
-            LoadOptions::new(250).with_method(method).with_concurrency(4),
+            LoadOptions::new(250)
+                .with_method(method)
+                .with_concurrency(4),
             &CancellationToken::new(),
         )
         .await
@@ -347,7 +349,8 @@ async fn id_spaces_are_independent_of_labels_and_rows_resolve_exactly_with(metho
     let db = "spaces-1767741427";
     store.create_database(db).await.unwrap();
     // One row per batch, two in flight: the map is shared across batches.
-    let options = LoadOptions::new(1).with_method(method)
+    let options = LoadOptions::new(1)
+        .with_method(method)
         .with_concurrency(2)
         .with_dangling(DanglingPolicy::Skip);
     let report = load_snapshot(&store, db, dir.path(), options, &CancellationToken::new())

@@ -36,8 +36,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::{
-    Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, StoreLimits, Value,
-    Values,
+    Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, StoreLimits, Value, Values,
 };
 use crate::snapshot::PropType;
 
@@ -124,7 +123,8 @@ pub fn encode_value(out: &mut Vec<u8>, v: Value<'_>) -> Result<(), Unencodable> 
 /// A token's header: its name (labels joined by `:`, or the relationship
 /// type), then the property names.
 pub fn token_header(name: &str, props: &[&str]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 5 + props.iter().map(|p| p.len() + 1).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(name.len() + 5 + props.iter().map(|p| p.len() + 1).sum::<usize>());
     out.extend_from_slice(name.as_bytes());
     out.push(0);
     out.extend_from_slice(&(props.len() as u32).to_le_bytes());
@@ -395,9 +395,12 @@ impl GraphWriter for BulkWriter<'_> {
             return Ok(Vec::new());
         }
         let mut body = Vec::new();
-        let fits = w.props.len() <= MAX_BULK_PROPERTIES && w.props.iter().all(|p| column_fits(p.values));
+        let fits =
+            w.props.len() <= MAX_BULK_PROPERTIES && w.props.iter().all(|p| column_fits(p.values));
         let encoded = if fits {
-            encode_rows(&mut body, w.rows, |out, _, row| encode_node(out, w.props, row))
+            encode_rows(&mut body, w.rows, |out, _, row| {
+                encode_node(out, w.props, row)
+            })
         } else {
             Err(Unencodable)
         };
@@ -443,16 +446,18 @@ impl GraphWriter for BulkWriter<'_> {
         }
         let mut body = Vec::new();
         let ends_ok = w.ends.len() == w.rows.len()
-            && w.ends.iter().flatten().all(|&e| {
-                u64::try_from(e).is_ok_and(|e| e < state.next_node)
-            });
+            && w.ends
+                .iter()
+                .flatten()
+                .all(|&e| u64::try_from(e).is_ok_and(|e| e < state.next_node));
         if !ends_ok {
             return Err(GraphError::Permanent(format!(
                 "a relationship of type `{}` names a node the bulk load has not created",
                 w.rel_type
             )));
         }
-        let fits = w.props.len() <= MAX_BULK_PROPERTIES && w.props.iter().all(|p| column_fits(p.values));
+        let fits =
+            w.props.len() <= MAX_BULK_PROPERTIES && w.props.iter().all(|p| column_fits(p.values));
         let encoded = if fits {
             encode_rows(&mut body, w.rows, |out, i, row| {
                 let [a, b] = w.ends[i];
@@ -503,10 +508,16 @@ mod tests {
             (Value::Null, vec![0]),
             (Value::Bool(true), vec![1, 1]),
             (Value::Bool(false), vec![1, 0]),
-            (Value::Float(1.5), [vec![2], 1.5f64.to_le_bytes().to_vec()].concat()),
+            (
+                Value::Float(1.5),
+                [vec![2], 1.5f64.to_le_bytes().to_vec()].concat(),
+            ),
             (Value::Str("ab"), vec![3, b'a', b'b', 0]),
             (Value::Str(""), vec![3, 0]),
-            (Value::Int(-2), [vec![4], (-2i64).to_le_bytes().to_vec()].concat()),
+            (
+                Value::Int(-2),
+                [vec![4], (-2i64).to_le_bytes().to_vec()].concat(),
+            ),
             (
                 Value::Cell(&list),
                 [
@@ -519,7 +530,10 @@ mod tests {
                 ]
                 .concat(),
             ),
-            (Value::Cell(&empty), [vec![5], 0i64.to_le_bytes().to_vec()].concat()),
+            (
+                Value::Cell(&empty),
+                [vec![5], 0i64.to_le_bytes().to_vec()].concat(),
+            ),
         ];
         for (v, want) in table {
             let mut out = Vec::new();
@@ -572,7 +586,12 @@ mod tests {
         encode_edge(&mut out, 3, 4, &props, 1).unwrap();
         assert_eq!(
             out,
-            [3u64.to_le_bytes().to_vec(), 4u64.to_le_bytes().to_vec(), vec![0]].concat()
+            [
+                3u64.to_le_bytes().to_vec(),
+                4u64.to_le_bytes().to_vec(),
+                vec![0]
+            ]
+            .concat()
         );
         let mut out = Vec::new();
         encode_node(&mut out, &props, 0).unwrap();
@@ -588,8 +607,14 @@ mod tests {
         Call::token(&mut call.node_tokens, token_header("A", &[])).push(4);
         call.nodes = 4;
         let args = call.args();
-        assert_eq!(&args[..4], &[b"4".to_vec(), b"0".to_vec(), b"3".to_vec(), b"0".to_vec()]);
-        let bodies: Vec<&[u8]> = args[4..].iter().map(|t| &t[t.len() - t.len().min(2)..]).collect();
+        assert_eq!(
+            &args[..4],
+            &[b"4".to_vec(), b"0".to_vec(), b"3".to_vec(), b"0".to_vec()]
+        );
+        let bodies: Vec<&[u8]> = args[4..]
+            .iter()
+            .map(|t| &t[t.len() - t.len().min(2)..])
+            .collect();
         assert_eq!(args.len(), 7, "A, B, A: positions follow token order");
         assert_eq!(bodies[0], &[1, 2]);
     }
@@ -598,8 +623,12 @@ mod tests {
     fn string_columns_fit_and_date_columns_do_not() {
         let s: ArrayRef = Arc::new(StringArray::from(vec!["2020-01-02"]));
         assert!(column_fits(&Values::from_array(&s, None).unwrap()));
-        assert!(column_fits(&Values::from_array(&s, Some(PropType::String)).unwrap()));
-        assert!(!column_fits(&Values::from_array(&s, Some(PropType::Date)).unwrap()));
+        assert!(column_fits(
+            &Values::from_array(&s, Some(PropType::String)).unwrap()
+        ));
+        assert!(!column_fits(
+            &Values::from_array(&s, Some(PropType::Date)).unwrap()
+        ));
     }
 
     #[test]

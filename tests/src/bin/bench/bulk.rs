@@ -306,7 +306,10 @@ fn summary(runs: Vec<Value>) -> Value {
 pub async fn bench_bulk(args: &Args) -> anyhow::Result<Value> {
     let tmp = tempfile::tempdir()?;
     let csv = tmp.path().join("csv");
-    progress(&format!("bulk section: generating {} rows (CSV)", args.bulk_rows));
+    progress(&format!(
+        "bulk section: generating {} rows (CSV)",
+        args.bulk_rows
+    ));
     let spec = SampleSpec::with_rows(args.bulk_rows, SampleFormat::Csv, 16);
     sample::write_snapshot(&csv, &spec)?;
     let vendor_args = match vendor_program() {
@@ -331,14 +334,28 @@ pub async fn bench_bulk(args: &Args) -> anyhow::Result<Value> {
     for run in 0..args.runs {
         for way in &ways {
             progress(&format!("bulk section: run {} {way}", run + 1));
-            let r = one(&server, &store, pid, way, &csv, vendor_args.as_deref(), args).await?;
+            let r = one(
+                &server,
+                &store,
+                pid,
+                way,
+                &csv,
+                vendor_args.as_deref(),
+                args,
+            )
+            .await?;
             runs.entry(way).or_default().push(r.json());
         }
     }
     // Parquet, integer ids: bulk and cypher (falkordb-bulk-insert reads CSV only).
     let parquet = tmp.path().join("parquet");
-    let (pn, pr) = (spec.node_count() as usize, spec.relationship_count() as usize);
-    progress(&format!("bulk section: Parquet with integer ids, {pn} nodes, {pr} relationships"));
+    let (pn, pr) = (
+        spec.node_count() as usize,
+        spec.relationship_count() as usize,
+    );
+    progress(&format!(
+        "bulk section: Parquet with integer ids, {pn} nodes, {pr} relationships"
+    ));
     write_synthetic(&parquet, pn, pr, 17)?;
     let mut parquet_runs: std::collections::BTreeMap<&str, Vec<Value>> = Default::default();
     for _ in 0..args.runs {
