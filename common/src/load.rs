@@ -171,6 +171,10 @@ pub struct LoadReport {
     /// Node rows not loaded because their id was already taken in their ID
     /// space (only with [`DuplicatePolicy::Skip`]).
     pub skipped_nodes: u64,
+    /// `GRAPH.BULK` calls sent (0 on the cypher path).
+    pub bulk_calls: u64,
+    /// The longest of them, in milliseconds.
+    pub longest_bulk_call_ms: u64,
 }
 
 /// One ID space: the property holding the id.
@@ -304,7 +308,11 @@ pub async fn load_snapshot(
             ok = result.is_ok(),
             "GRAPH.BULK load"
         );
-        return result;
+        return result.map(|report| LoadReport {
+            bulk_calls: stats.calls,
+            longest_bulk_call_ms: stats.longest_call.as_millis() as u64,
+            ..report
+        });
     }
     load_into(store, db, dir, options, cancel, BATCH_RETRIES).await
 }
@@ -548,6 +556,8 @@ async fn load_into(
         relationships: rels.written,
         skipped_relationships: dangling,
         skipped_nodes: nodes.skipped,
+        bulk_calls: 0,
+        longest_bulk_call_ms: 0,
     })
 }
 

@@ -115,9 +115,13 @@ fn scalar(server: &FalkorServer, graph: &str, q: &str) -> String {
     }
 }
 
-/// A 1 ms stall budget: the smallest calls, so a small snapshot takes several.
+/// Rows of the generated snapshots: several calls of the smallest size
+/// (1 MiB, `falkordb_bulk::MIN_CALL_BYTES`).
+const ROWS: usize = 150_000;
+
+/// A 1 ms stall budget: the smallest calls, so the snapshot takes several.
 fn small_calls() -> LoadOptions {
-    LoadOptions::new(500)
+    LoadOptions::new(5000)
         .with_method(LoadMethod::Bulk)
         .with_bulk_max_stall_ms(1)
 }
@@ -133,7 +137,7 @@ async fn bulk_loads_in_several_calls_and_relationships_join_the_right_nodes() {
     let server = FalkorServer::start().unwrap();
     let store = connect(&server).await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = SampleSpec::with_rows(6000, SampleFormat::Csv, 7);
+    let spec = SampleSpec::with_rows(ROWS, SampleFormat::Csv, 7);
     sample::write_snapshot(dir.path(), &spec).unwrap();
     let faulty = Faulty::new(&store, Fault::None);
     store.create_database("bulk-1").await.unwrap();
@@ -176,7 +180,7 @@ async fn bulk_loads_in_several_calls_and_relationships_join_the_right_nodes() {
         &store,
         "cypher-1",
         dir.path(),
-        LoadOptions::new(500).with_method(LoadMethod::Cypher),
+        LoadOptions::new(5000).with_method(LoadMethod::Cypher),
         &CancellationToken::new(),
     )
     .await
@@ -193,7 +197,7 @@ async fn a_malformed_call_deletes_the_graph_and_a_fresh_load_is_exact() {
     let server = FalkorServer::start().unwrap();
     let store = connect(&server).await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = SampleSpec::with_rows(6000, SampleFormat::Csv, 8);
+    let spec = SampleSpec::with_rows(ROWS, SampleFormat::Csv, 8);
     sample::write_snapshot(dir.path(), &spec).unwrap();
     let faulty = Faulty::new(&store, Fault::Malformed(1));
     store.create_database("bulk-2").await.unwrap();
@@ -233,7 +237,7 @@ async fn a_lost_reply_fails_the_load_as_transient_without_resending_the_call() {
     let server = FalkorServer::start().unwrap();
     let store = connect(&server).await;
     let dir = tempfile::tempdir().unwrap();
-    let spec = SampleSpec::with_rows(6000, SampleFormat::Csv, 9);
+    let spec = SampleSpec::with_rows(ROWS, SampleFormat::Csv, 9);
     sample::write_snapshot(dir.path(), &spec).unwrap();
     let faulty = Faulty::new(&store, Fault::LostReply(1));
     store.create_database("bulk-3").await.unwrap();

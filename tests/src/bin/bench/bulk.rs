@@ -220,6 +220,12 @@ async fn one(
                 .with_method(method)
                 .with_bulk_max_stall_ms(args.bulk_max_stall_ms);
             let r = load_snapshot(store, &db, snap, options, &CancellationToken::new()).await?;
+            if way == "bulk" {
+                note = Some(format!(
+                    "{} GRAPH.BULK calls, the longest {} ms",
+                    r.bulk_calls, r.longest_bulk_call_ms
+                ));
+            }
             (r.nodes, r.relationships, own_peak_mib())
         }
         _ => {
