@@ -2,7 +2,9 @@
 //! batches in flight, exact counts and sample property values; dangling
 //! relationships under both policies, in the loader and through the worker;
 //! exact resolution (duplicate node ids, ID spaces independent of labels) and
-//! FalkorDB's property-key limit, at it and one past it.
+//! FalkorDB's property-key limit, at it and one past it. The format, dangling,
+//! duplicate and ID-space tests run through both load methods (`bulk`:
+//! GRAPH.BULK, and `cypher`; the `_cypher` twins).
 
 use std::time::Duration;
 
