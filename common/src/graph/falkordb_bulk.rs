@@ -263,13 +263,20 @@ struct State {
     /// Nodes in the graph, counting the call being filled: the next node's id.
     next_node: u64,
     call: Call,
-    rate: Option<f64>,
-    /// A failed call: every later write fails with it.
-    failed: Option<GraphError>,
-    calls: u64,
-    longest_call: Duration,
+    /// Calls handed out for sending so far: the next call's number.
+    next_seq: u64,
     /// The emptiness check ran.
     started: bool,
+}
+
+/// What the sent calls measured, and the first failure.
+#[derive(Debug, Default)]
+struct Sent {
+    rate: Option<f64>,
+    calls: u64,
+    longest_call: Duration,
+    /// A failed call: every later write fails with it.
+    failed: Option<GraphError>,
 }
 
 /// Figures of one bulk load, for logs and the benchmark.
@@ -285,10 +292,18 @@ pub struct BulkStats {
 /// `GRAPH.BULK` calls sized from `budget_ms`; everything else (indexes,
 /// counts, batches with temporal values or points) goes to `inner`, whose
 /// [`GraphWriter::bulk_call`] sends the calls.
+///
+/// Calls are numbered when they are closed and sent strictly in that order
+/// (each waits for the one before it), without holding the encoder's lock:
+/// while the server works on call n, the next batches are encoded into call
+/// n + 1.
 pub struct BulkWriter<'a> {
     inner: &'a dyn GraphWriter,
     budget_ms: u64,
     state: tokio::sync::Mutex<State>,
+    sent: std::sync::Mutex<Sent>,
+    /// Calls finished (`u64::MAX` once one failed).
+    done: tokio::sync::watch::Sender<u64>,
 }
 
 impl<'a> BulkWriter<'a> {
@@ -297,22 +312,48 @@ impl<'a> BulkWriter<'a> {
             inner,
             budget_ms,
             state: tokio::sync::Mutex::new(State::default()),
+            sent: std::sync::Mutex::new(Sent::default()),
+            done: tokio::sync::watch::channel(0).0,
         }
     }
 
-    /// Sends what is buffered. The load calls it once after the last write.
+    /// Sends what is buffered and waits for every call. The load calls it
+    /// once after the last write (through [`GraphWriter::counts`]).
     pub async fn finish(&self, db: &str) -> Result<(), GraphError> {
         let mut state = self.state.lock().await;
-        self.flush(db, &mut state).await
+        self.drain(db, &mut state).await
     }
 
     pub async fn stats(&self) -> BulkStats {
-        let state = self.state.lock().await;
+        let sent = self.sent();
         BulkStats {
-            calls: state.calls,
-            longest_call: state.longest_call,
-            bytes_per_ms: state.rate,
+            calls: sent.calls,
+            longest_call: sent.longest_call,
+            bytes_per_ms: sent.rate,
         }
+    }
+
+    fn sent(&self) -> std::sync::MutexGuard<'_, Sent> {
+        match self.sent.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn failed(&self) -> Result<(), GraphError> {
+        match &self.sent().failed {
+            Some(e) => Err(clone_err(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&self, e: &GraphError) {
+        let mut sent = self.sent();
+        if sent.failed.is_none() {
+            sent.failed = Some(clone_err(e));
+        }
+        drop(sent);
+        self.done.send_replace(u64::MAX);
     }
 
     /// The graph must be empty: positions count from 0.
@@ -330,36 +371,72 @@ impl<'a> BulkWriter<'a> {
         Ok(())
     }
 
-    async fn flush(&self, db: &str, state: &mut State) -> Result<(), GraphError> {
-        if let Some(e) = &state.failed {
-            return Err(clone_err(e));
-        }
+    /// Closes the call being filled, if it has anything: its number and
+    /// arguments, to [`BulkWriter::send`].
+    fn close(state: &mut State) -> Option<(u64, Call)> {
         if state.call.is_empty() {
-            return Ok(());
+            return None;
         }
-        let call = std::mem::take(&mut state.call);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        Some((seq, std::mem::take(&mut state.call)))
+    }
+
+    /// Waits until `count` calls have finished (or one failed).
+    async fn wait_for(&self, count: u64) -> Result<(), GraphError> {
+        let mut rx = self.done.subscribe();
+        let _ = rx.wait_for(|done| *done >= count).await;
+        self.failed()
+    }
+
+    /// Sends call `seq` after every call before it.
+    async fn send(&self, db: &str, seq: u64, call: Call) -> Result<(), GraphError> {
+        self.wait_for(seq).await?;
         let bytes = call.bytes();
         let started = Instant::now();
         let sent = self.inner.bulk_call(db, call.args()).await;
         let took = started.elapsed();
         if let Err(e) = sent {
             tracing::warn!(%db, error = %e, "GRAPH.BULK call failed; the load fails whole (no per-call retry)");
-            state.failed = Some(clone_err(&e));
+            self.fail(&e);
             return Err(e);
         }
-        state.calls += 1;
-        state.longest_call = state.longest_call.max(took);
-        state.rate = next_rate(state.rate, bytes, took);
+        {
+            let mut s = self.sent();
+            s.calls += 1;
+            s.longest_call = s.longest_call.max(took);
+            s.rate = next_rate(s.rate, bytes, took);
+        }
         tracing::debug!(%db, bytes, nodes = call.nodes, edges = call.edges, took_ms = took.as_millis() as u64, "GRAPH.BULK call");
+        self.done.send_if_modified(|d| {
+            if *d == seq {
+                *d = seq + 1;
+                true
+            } else {
+                false
+            }
+        });
         Ok(())
     }
 
-    /// Flushes when the call being filled reached its size.
-    async fn maybe_flush(&self, db: &str, state: &mut State) -> Result<(), GraphError> {
-        if state.call.bytes() >= call_bytes(self.budget_ms, state.rate) {
-            self.flush(db, state).await?;
+    /// Sends the call being filled and waits for every call, holding the
+    /// encoder's lock (before a Cypher batch, and at the end).
+    async fn drain(&self, db: &str, state: &mut State) -> Result<(), GraphError> {
+        self.failed()?;
+        if let Some((seq, call)) = Self::close(state) {
+            self.send(db, seq, call).await?;
         }
-        Ok(())
+        self.wait_for(state.next_seq).await
+    }
+
+    /// The call to send now, when the one being filled reached its size.
+    fn full(&self, state: &mut State) -> Option<(u64, Call)> {
+        let rate = self.sent().rate;
+        if state.call.bytes() >= call_bytes(self.budget_ms, rate) {
+            Self::close(state)
+        } else {
+            None
+        }
     }
 }
 
@@ -393,9 +470,7 @@ impl GraphWriter for BulkWriter<'_> {
     async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<Vec<NodeRef>, GraphError> {
         let mut state = self.state.lock().await;
         self.start(db, &mut state).await?;
-        if let Some(e) = &state.failed {
-            return Err(clone_err(e));
-        }
+        self.failed()?;
         if w.rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -411,7 +486,7 @@ impl GraphWriter for BulkWriter<'_> {
         };
         if encoded.is_err() {
             // Through Cypher, after everything before it.
-            self.flush(db, &mut state).await?;
+            self.drain(db, &mut state).await?;
             let ids = self.inner.write_nodes(db, w).await?;
             let first = state.next_node;
             for (i, id) in ids.iter().enumerate() {
@@ -420,7 +495,7 @@ impl GraphWriter for BulkWriter<'_> {
                         "FalkorDB gave node id {id} where the bulk load expected {}; the graph is not new",
                         first + i as u64
                     ));
-                    state.failed = Some(clone_err(&e));
+                    self.fail(&e);
                     return Err(e);
                 }
             }
@@ -436,16 +511,18 @@ impl GraphWriter for BulkWriter<'_> {
         state.call.nodes += n;
         state.next_node += n;
         let ids = (first..first + n).map(|p| p as NodeRef).collect();
-        self.maybe_flush(db, &mut state).await?;
+        let full = self.full(&mut state);
+        drop(state);
+        if let Some((seq, call)) = full {
+            self.send(db, seq, call).await?;
+        }
         Ok(ids)
     }
 
     async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
         let mut state = self.state.lock().await;
         self.start(db, &mut state).await?;
-        if let Some(e) = &state.failed {
-            return Err(clone_err(e));
-        }
+        self.failed()?;
         if w.rows.is_empty() {
             return Ok(0);
         }
@@ -472,7 +549,7 @@ impl GraphWriter for BulkWriter<'_> {
             Err(Unencodable)
         };
         if encoded.is_err() {
-            self.flush(db, &mut state).await?;
+            self.drain(db, &mut state).await?;
             return self.inner.write_relationships(db, w).await;
         }
         let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
@@ -480,7 +557,11 @@ impl GraphWriter for BulkWriter<'_> {
         state.call.bytes += body.len() + header.len();
         Call::token(&mut state.call.edge_tokens, header).extend_from_slice(&body);
         state.call.edges += w.rows.len() as u64;
-        self.maybe_flush(db, &mut state).await?;
+        let full = self.full(&mut state);
+        drop(state);
+        if let Some((seq, call)) = full {
+            self.send(db, seq, call).await?;
+        }
         Ok(w.rows.len() as u64)
     }
 
