@@ -16,7 +16,11 @@
 #             docker-compose nor `docker compose` works. A tool that fails to install
 #             is a WARNING line, not a failure. systemd-analyze and kubectl are only
 #             reported. Also apt prometheus for promtool (tests/tests/prometheus.rs),
-#             with the Prometheus service it brings stopped and disabled.
+#             with the Prometheus service it brings stopped and disabled. Also
+#             everything --browser installs.
+#   --browser: apt chromium and chromium-driver, for the operator-console browser test
+#             (tests/tests/console.rs; without them that test is reported ignored).
+#             A failed install is a WARNING line, not a failure.
 #
 # TOOLS = ${SNAPSWITCH_TOOLS:-$HOME/.cache/snapswitch}
 #
@@ -30,6 +34,7 @@
 #                                                    # skip RabbitMQ, Redis and ArcadeDB
 #   scripts/ensure-services.sh --arcadedb-only       # only the ArcadeDB install
 #   scripts/ensure-services.sh --test-tools ...      # ... and the deploy test tools
+#   scripts/ensure-services.sh --browser ...         # ... and Chromium with chromedriver
 #                                                    # (combines with all but --stop-falkordb)
 #
 # Environment:
@@ -67,6 +72,7 @@ STOP_FALKORDB_PORT=""
 FALKORDB_ONLY=0
 ARCADEDB_ONLY=0
 TEST_TOOLS=0
+BROWSER=0
 
 # the header comment, up to `set -euo pipefail`
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; }
@@ -78,7 +84,8 @@ while [[ $# -gt 0 ]]; do
     --falkordb-only)  FALKORDB_ONLY=1; shift ;;
     --bench-tools)    BENCH_TOOLS=1; shift ;;
     --arcadedb-only)  ARCADEDB_ONLY=1; shift ;;
-    --test-tools)     TEST_TOOLS=1; shift ;;
+    --test-tools)     TEST_TOOLS=1; BROWSER=1; shift ;;
+    --browser)        BROWSER=1; shift ;;
     -h|--help)        usage; exit 0 ;;
     *) echo "ensure-services: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -549,6 +556,21 @@ ensure_test_tools() {
   log "test-tools: $(join '; ' "${parts[@]}")"
 }
 
+# ensure_browser: Debian's chromium and chromium-driver (the console's browser test
+# drives chromium headless through chromedriver's WebDriver API).
+ensure_browser() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    log "browser: chromium and chromedriver on PATH ($(chromedriver --version 2>/dev/null | head -1))"
+    return 0
+  fi
+  if ! soft apt_ensure chromium chromium-driver; then
+    warn "could not install chromium and chromium-driver (see $LOGS/apt.log): the console browser test will be reported ignored"
+    log "browser: FAILED: chromium, chromium-driver"
+    return 0
+  fi
+  log "browser: apt installed chromium $(dpkg-query -W -f='${Version}' chromium) and chromium-driver"
+}
+
 # ------------------------------------------------------------------- main --
 
 if [[ $ARCADEDB_ONLY -eq 1 ]]; then
@@ -568,6 +590,9 @@ if [[ $TEST_TOOLS -eq 1 ]]; then
 fi
 if [[ $BENCH_TOOLS -eq 1 ]]; then
   ensure_bench_tools
+fi
+if [[ $BROWSER -eq 1 ]]; then
+  ensure_browser
 fi
 if [[ -n "$START_FALKORDB_PORT" ]]; then
   start_falkordb "$START_FALKORDB_PORT"

@@ -254,6 +254,9 @@ pub struct Config {
     /// When set, the fleet status JSON is written there every 5 s
     /// (atomically), for Nagios-style checks.
     pub status_file: Option<PathBuf>,
+    /// File holding the operator token of `producer console`; unset: the
+    /// console is read-only.
+    pub console_token_file: Option<PathBuf>,
     // --- Graph targets (several graph databases; common/src/targets.rs) ---
     /// More graph databases, by name (`[targets.<name>]`); the top-level
     /// graph keys are the target named `default`.
@@ -297,6 +300,51 @@ pub struct Config {
     /// readers of every graph on it), in milliseconds; calls are sized from
     /// it. 0: no budget (the largest, fastest calls).
     pub bulk_max_stall_ms: u64,
+
+    // --- gates (issue 18): audit before publish ---
+    /// Hold a snapshot whose nodes or relationships, in total or of one
+    /// label or type, are more than this percent fewer than the live
+    /// database's (100: never).
+    pub max_shrink_percent: u32,
+    /// Hold a snapshot with more than this percent more (unset: never).
+    pub max_growth_percent: Option<u32>,
+    /// May an empty snapshot replace a non-empty live graph?
+    pub allow_empty: bool,
+    /// Per-customer overrides of the three keys above.
+    pub customer_gates: BTreeMap<String, GateOverride>,
+    /// Read-only Cypher checks run against every new database after its load.
+    pub checks: Vec<CheckConfig>,
+    /// Seconds one check may run before it counts as failed.
+    pub check_timeout: u64,
+}
+
+/// One customer's overrides of the guards (`[customer_gates.<customer>]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateOverride {
+    pub max_shrink_percent: Option<u32>,
+    pub max_growth_percent: Option<u32>,
+    pub allow_empty: Option<bool>,
+}
+
+/// One `[[checks]]` table: a Cypher query returning one value; it passes
+/// when the value is true or a non-zero number.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckConfig {
+    pub name: String,
+    pub query: String,
+    /// Only these customers (empty: every customer).
+    pub customers: Vec<String>,
+}
+
+/// The guards in force for one customer: the global keys with its
+/// `customer_gates` override applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guards {
+    pub max_shrink_percent: u32,
+    pub max_growth_percent: Option<u32>,
+    pub allow_empty: bool,
 }
 
 impl Default for Config {
@@ -335,6 +383,7 @@ impl Default for Config {
             slot_wait_timeout: 30,
             http_listen: "127.0.0.1:9464".into(),
             status_file: None,
+            console_token_file: None,
             // Graph targets
             targets: BTreeMap::new(),
             customer_targets: BTreeMap::new(),
@@ -355,11 +404,40 @@ impl Default for Config {
             // --- bulk loading ---
             load_method: None,
             bulk_max_stall_ms: 50,
+            // --- gates ---
+            max_shrink_percent: 50,
+            max_growth_percent: None,
+            allow_empty: false,
+            customer_gates: BTreeMap::new(),
+            checks: Vec::new(),
+            check_timeout: 30,
         }
     }
 }
 
 impl Config {
+    /// The guards in force for `customer`.
+    pub fn guards_for(&self, customer: &str) -> Guards {
+        let o = self
+            .customer_gates
+            .get(customer)
+            .cloned()
+            .unwrap_or_default();
+        Guards {
+            max_shrink_percent: o.max_shrink_percent.unwrap_or(self.max_shrink_percent),
+            max_growth_percent: o.max_growth_percent.or(self.max_growth_percent),
+            allow_empty: o.allow_empty.unwrap_or(self.allow_empty),
+        }
+    }
+
+    /// The checks that apply to `customer`.
+    pub fn checks_for(&self, customer: &str) -> Vec<&CheckConfig> {
+        self.checks
+            .iter()
+            .filter(|c| c.customers.is_empty() || c.customers.iter().any(|n| n == customer))
+            .collect()
+    }
+
     /// Loads defaults ← file ← environment ← `overrides` (typically the CLI
     /// flags that were given, as a serializable struct with `None`s skipped),
     /// then validates.
@@ -611,6 +689,52 @@ impl Config {
             self.max_future_seconds.to_string(),
             "60 to 31536000 seconds",
         );
+        // --- gates ---
+        let percent = |v: Option<u32>, max: u32| v.is_none_or(|v| v <= max);
+        check(
+            percent(Some(self.max_shrink_percent), 100),
+            "max_shrink_percent",
+            self.max_shrink_percent.to_string(),
+            "0 to 100 (100: never hold for shrinking)",
+        );
+        check(
+            self.max_growth_percent
+                .is_none_or(|g| (1..=1_000_000).contains(&g)),
+            "max_growth_percent",
+            format!("{:?}", self.max_growth_percent),
+            "unset, or 1 to 1000000",
+        );
+        for (customer, o) in &self.customer_gates {
+            check(
+                crate::ident::Customer::parse(customer).is_ok()
+                    && percent(o.max_shrink_percent, 100)
+                    && o.max_growth_percent
+                        .is_none_or(|g| (1..=1_000_000).contains(&g)),
+                &format!("customer_gates.{customer}"),
+                format!("{o:?}"),
+                "a valid customer name; max_shrink_percent 0 to 100, max_growth_percent 1 to 1000000",
+            );
+        }
+        check(
+            (1..=3600).contains(&self.check_timeout),
+            "check_timeout",
+            self.check_timeout.to_string(),
+            "1 to 3600 seconds",
+        );
+        let mut names = std::collections::BTreeSet::new();
+        for c in &self.checks {
+            check(
+                !c.name.trim().is_empty()
+                    && names.insert(c.name.as_str())
+                    && !c.query.trim().is_empty()
+                    && c.customers
+                        .iter()
+                        .all(|n| crate::ident::Customer::parse(n).is_ok()),
+                "checks",
+                format!("{:?}", c.name),
+                "each check a unique non-empty name, a non-empty query and valid customer names",
+            );
+        }
         // --- security: URLs, names, TLS trust files (security helper) ---
         for (key, url) in [
             ("amqp_url", &self.amqp_url),

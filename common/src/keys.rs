@@ -43,6 +43,11 @@ impl Keys {
     pub fn customer(&self, c: &Customer) -> String {
         format!("{}:customer:{c}", self.ns)
     }
+    /// Hash: snapshot id → why that snapshot is held (JSON), for each of the
+    /// customer's held databases.
+    pub fn held(&self, c: &Customer) -> String {
+        format!("{}:held:{c}", self.ns)
+    }
     /// Sorted set of snapshot ids the producer published (capped).
     pub fn published(&self, c: &Customer) -> String {
         format!("{}:published:{c}", self.ns)
@@ -66,5 +71,27 @@ impl Keys {
     /// Stream: the audit trail of task state changes (capped).
     pub fn audit(&self) -> String {
         format!("{}:audit", self.ns)
+    }
+    /// String: present while the whole fleet is paused (value: who paused it).
+    pub fn pause(&self) -> String {
+        format!("{}:pause", self.ns)
+    }
+    /// Hash: paused customer → who paused it.
+    pub fn paused_customers(&self) -> String {
+        format!("{}:paused_customers", self.ns)
+    }
+    /// Hash with a short TTL: the running load of a customer and how far it
+    /// got (`snapshot_id`, `worker`, `phase`, `nodes`, `relationships`, …).
+    pub fn progress(&self, c: &Customer) -> String {
+        format!("{}:progress:{c}", self.ns)
+    }
+    /// String with a TTL (refreshed every 5 s): `open` or `closed`, the
+    /// worker's circuit breaker.
+    pub fn worker_breaker(&self, worker_id: &str) -> String {
+        format!("{}:worker_breaker:{worker_id}", self.ns)
+    }
+    /// String with a TTL (refreshed by each heartbeat): the version a worker runs.
+    pub fn worker_version(&self, worker_id: &str) -> String {
+        format!("{}:worker_version:{worker_id}", self.ns)
     }
 }

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub slots_in_use: Family<TargetLabel, Gauge>,
     /// Loader: relationships skipped as dangling (`dangling_relationships = "skip"`).
     pub skipped_relationships: Counter,
+    /// Snapshots held (loaded and verified, not live), by hold reason.
+    pub held: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -106,9 +108,15 @@ impl Metrics {
             slot_wait: Family::new_with_constructor(slot_wait_histogram as HistogramFn),
             slots_in_use: Family::default(),
             skipped_relationships: Counter::default(),
+            held: Family::default(),
         };
         let r = &mut m.registry;
         if role == Role::Worker {
+            r.register(
+                "held",
+                "Snapshots loaded and verified but held (not live) by a guard or a check, by reason (empty, shrink, growth, check)",
+                m.held.clone(),
+            );
             r.register(
                 "skipped_relationships",
                 "Relationships not loaded because their start or end id matched no node (dangling_relationships = \"skip\")",
@@ -241,6 +249,14 @@ impl Metrics {
         self.failed
             .get_or_create(&CodeLabel {
                 code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn hold(&self, reason: &str) {
+        self.held
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
             })
             .inc();
     }

@@ -228,6 +228,17 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
             continue;
         };
         let r = state.customer(&customer).await?;
+        let held: Vec<Value> = state
+            .held(&customer)
+            .await?
+            .into_iter()
+            .map(|(id, mut record)| {
+                if let Some(m) = record.as_object_mut() {
+                    m.insert("snapshot_id".into(), id.into());
+                }
+                record
+            })
+            .collect();
         customers.insert(
             name,
             json!({
@@ -236,9 +247,21 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
                 "last_load_seconds": r.last_load_seconds,
                 "last_loaded_at": r.last_loaded_at,
                 "last_error": r.last_error.filter(|e| !e.is_empty()),
+                "last_changed": r.last_changed.filter(|c| !c.is_empty()),
+                "held": held,
             }),
         );
     }
+    let (paused_by, paused_customers) = state.pauses().await?;
+    let progress = state.progress().await?;
+    let loads_in_progress: Vec<Value> = progress
+        .iter()
+        .map(|p| {
+            let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
+            v["rows_per_second"] = json!((p.rate() * 10.0).round() / 10.0);
+            v
+        })
+        .collect();
     Ok(json!({
         "uptime_seconds": local.uptime.map(|u| u.as_secs()),
         "tasks_discovered": get("discovered"),
@@ -248,6 +271,7 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
         "tasks_parked": get("parked"),
         "tasks_superseded": get("superseded"),
         "tasks_cancelled": get("cancelled"),
+        "tasks_held": get("held"),
         "tasks_published": get("published"),
         "success_rate": success_rate(get("completed"), get("parked")),
         "success_rate_1h": window["1h"]["success_rate"],
@@ -263,6 +287,8 @@ pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, St
         "last_activity": state.last_activity().await?,
         "status": fleet_state(local.draining, workers),
         "customers": customers,
+        "paused": {"fleet": paused_by, "customers": paused_customers},
+        "loads_in_progress": loads_in_progress,
     }))
 }
 

@@ -33,6 +33,12 @@ pub struct Parked {
     pub failed_at: Option<String>,
     /// The body when it is not a JSON object (malformed events).
     pub body: Option<String>,
+    /// The whole body (lossy UTF-8), for the console's inspect view.
+    #[serde(skip)]
+    pub raw_body: String,
+    /// Every header, as text, for the console's inspect view.
+    #[serde(skip)]
+    pub headers: BTreeMap<String, String>,
 }
 
 impl Parked {
@@ -62,6 +68,15 @@ impl Parked {
             worker: header_str(headers, topology::HEADER_WORKER),
             host: header_str(headers, topology::HEADER_HOST),
             failed_at: header_str(headers, topology::HEADER_FAILED_AT),
+            raw_body: String::from_utf8_lossy(&msg.delivery.data).into_owned(),
+            headers: headers
+                .map(|h| {
+                    h.inner()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), header_text(v)))
+                        .collect()
+                })
+                .unwrap_or_default(),
             body: json.is_none().then(|| {
                 String::from_utf8_lossy(&msg.delivery.data)
                     .chars()
@@ -72,12 +87,57 @@ impl Parked {
     }
 }
 
-/// Which parked messages `replay` takes.
+/// A header value as text.
+fn header_text(v: &lapin::types::AMQPValue) -> String {
+    use lapin::types::AMQPValue;
+    match v {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Which parked messages `replay` (and the console's delete) takes.
 #[derive(Debug, Clone)]
 pub enum Selection {
     Id(String),
     Customer(String),
     All,
+    /// These event ids.
+    Ids(Vec<String>),
+    /// Every message the filter matches.
+    Filter(Filter),
+}
+
+/// The console's parked-events filter; an empty filter matches everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub customer: Option<String>,
+    pub reason: Option<String>,
+    /// Parked at least this many seconds ago.
+    pub min_age_seconds: Option<i64>,
+}
+
+impl Filter {
+    /// Whether `p` passes, at `now`. A message without a parse-able
+    /// `failed_at` fails an age filter (its age is unknown).
+    pub fn matches(&self, p: &Parked, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let customer = self
+            .customer
+            .as_deref()
+            .is_none_or(|c| p.customer.as_deref() == Some(c));
+        let reason = self
+            .reason
+            .as_deref()
+            .is_none_or(|r| p.reason.as_deref() == Some(r));
+        let age = self.min_age_seconds.is_none_or(|min| {
+            p.failed_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| (now - t.with_timezone(&chrono::Utc)).num_seconds() >= min)
+        });
+        customer && reason && age
+    }
 }
 
 impl Selection {
@@ -86,6 +146,8 @@ impl Selection {
             Selection::Id(id) => p.event_id.as_deref() == Some(id.as_str()),
             Selection::Customer(c) => p.customer.as_deref() == Some(c.as_str()),
             Selection::All => true,
+            Selection::Ids(ids) => p.event_id.as_ref().is_some_and(|id| ids.contains(id)),
+            Selection::Filter(f) => f.matches(p, chrono::Utc::now()),
         }
     }
 }
@@ -198,6 +260,30 @@ fn replay_headers(headers: Option<&FieldTable>) -> FieldTable {
     fresh
 }
 
+/// Deletes the selected parked messages (acked away); returns how many.
+pub async fn delete(
+    connection: &Connection,
+    topology: &Topology,
+    selection: &Selection,
+) -> anyhow::Result<usize> {
+    let channel = connection.create_channel().await?;
+    let taken = take_all(&channel, &topology.dead_queue).await?;
+    let mut deleted = 0;
+    let mut keep = Vec::new();
+    for msg in taken {
+        let parked = Parked::from_message(&msg);
+        if selection.matches(&parked) {
+            msg.delivery.ack(BasicAckOptions::default()).await?;
+            deleted += 1;
+            tracing::info!(event_id = ?parked.event_id, customer = ?parked.customer, snapshot_id = ?parked.snapshot_id, "deleted from the parking queue");
+        } else {
+            keep.push(msg);
+        }
+    }
+    give_back(&keep).await?;
+    Ok(deleted)
+}
+
 pub async fn purge(connection: &Connection, topology: &Topology) -> anyhow::Result<u32> {
     let channel = connection.create_channel().await?;
     Ok(channel
@@ -217,6 +303,64 @@ pub async fn depth(connection: &Connection, topology: &Topology) -> anyhow::Resu
 mod tests {
     use super::*;
     use lapin::types::{AMQPValue, LongString};
+
+    fn parked(customer: &str, reason: &str, failed_at: Option<&str>) -> Parked {
+        Parked {
+            event_id: Some("e".into()),
+            customer: Some(customer.into()),
+            snapshot_id: Some(1),
+            priority: None,
+            reason: Some(reason.into()),
+            error_class: None,
+            error: None,
+            attempts: None,
+            worker: None,
+            host: None,
+            failed_at: failed_at.map(str::to_owned),
+            body: None,
+            raw_body: String::new(),
+            headers: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn filter_matches_customer_reason_and_age() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T01:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let old = parked("acme", "snapshot_invalid", Some("2026-01-01T00:00:00Z"));
+        let new = parked("globex", "graph_unavailable", Some("2026-01-01T00:59:30Z"));
+        let unknown = parked("acme", "snapshot_invalid", None);
+        let all = Filter::default();
+        let table = [
+            (&all, [true, true, true]),
+            (
+                &Filter {
+                    customer: Some("acme".into()),
+                    ..Filter::default()
+                },
+                [true, false, true],
+            ),
+            (
+                &Filter {
+                    reason: Some("graph_unavailable".into()),
+                    ..Filter::default()
+                },
+                [false, true, false],
+            ),
+            (
+                &Filter {
+                    min_age_seconds: Some(60),
+                    ..Filter::default()
+                },
+                [true, false, false],
+            ),
+        ];
+        for (filter, want) in table {
+            let got = [&old, &new, &unknown].map(|p| filter.matches(p, now));
+            assert_eq!(got, want, "{filter:?}");
+        }
+    }
 
     #[test]
     fn replay_headers_drop_failure_and_attempt_but_keep_trace_context() {

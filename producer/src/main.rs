@@ -4,8 +4,11 @@
 //! - `watch`: file-system notifications plus a periodic rescan, forever;
 //! - `backfill`: every ready, unpublished snapshot once, then exit;
 //! - `generate`: write sample snapshots (demo, tests, benchmarks);
-//! - `status`: the fleet's counters and each customer's live snapshot.
+//! - `status`: the fleet's counters and each customer's live snapshot;
+//! - `console`: the operator console in the browser (see `console/`).
 
+mod approve;
+mod console;
 mod dlq;
 mod ops;
 mod publish;
@@ -141,6 +144,21 @@ enum Command {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Make a held snapshot live (it was loaded and verified, and a guard or
+    /// a check held it): only while it is newer than the live one.
+    Approve {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        snapshot_id: u64,
+    },
+    /// Drop a held snapshot; the alias stays where it is.
+    Reject {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        snapshot_id: u64,
+    },
     /// Inspect, replay or purge the parking (dead-letter) queue.
     Dlq {
         #[command(subcommand)]
@@ -170,6 +188,17 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the operator console (web pages and their JSON API).
+    Console {
+        /// Address to listen on; keep it on localhost unless a proxy with
+        /// TLS fronts it.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// File with the operator token (overrides console_token_file /
+        /// SNAPSWITCH_CONSOLE_TOKEN_FILE); none: read-only.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Print the fleet status (the seed's status-file fields) and each customer's live snapshot.
     Status {
@@ -239,6 +268,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &config, &customers, snapshots, rows, format, start_id, pause_ms,
         ),
         Command::Status { json } => status(&config, json).await,
+        Command::Console { listen, token_file } => {
+            let auth = match token_file.as_ref().or(config.console_token_file.as_ref()) {
+                Some(path) => console::auth::Auth::from_file(path)?,
+                None => {
+                    tracing::warn!("no operator token configured (console_token_file): the console is read-only");
+                    console::auth::Auth::read_only()
+                }
+            };
+            let console = console::Console::new(config.clone(), auth).await?;
+            let stop = CancellationToken::new();
+            let signal_stop = stop.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                if let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) {
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                }
+                signal_stop.cancel();
+            });
+            console::serve(console, &listen, stop).await
+        }
         Command::History {
             customer,
             limit,
@@ -246,6 +298,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => history(&config, customer, limit, json).await,
         Command::Dlq { command } => dlq_command(&config, command).await,
         Command::Rollback { customer, to } => rollback::rollback(&config, &customer, to).await,
+        Command::Approve {
+            customer,
+            snapshot_id,
+        } => {
+            let d = approve::approve(&config, &customer, snapshot_id).await?;
+            println!(
+                "{}: alias moved to {} (was {}); it was held for: {}",
+                d.customer,
+                d.snapshot_id,
+                d.live_before.map_or("-".into(), |l| l.to_string()),
+                d.reasons.join("; ")
+            );
+            Ok(())
+        }
+        Command::Reject {
+            customer,
+            snapshot_id,
+        } => {
+            let d = approve::reject(&config, &customer, snapshot_id).await?;
+            println!(
+                "{}: held snapshot {} rejected, database {} dropped; the alias stays on {}",
+                d.customer,
+                d.snapshot_id,
+                d.database,
+                d.live_before.map_or("-".into(), |l| l.to_string())
+            );
+            Ok(())
+        }
         Command::Doctor => {
             let report = common::doctor::producer(&config).await;
             print!("{report}");
@@ -595,6 +675,7 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         "parked",
         "superseded",
         "cancelled",
+        "held",
     ] {
         println!("{k:>12}: {}", show(&report[format!("tasks_{k}")]));
     }
@@ -608,6 +689,27 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             );
         }
     }
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| show(v));
+    if let Some(by) = report["paused"]["fleet"].as_str() {
+        println!("the fleet is PAUSED (by {by}): workers delay every event");
+    }
+    if let Some(paused) = report["paused"]["customers"].as_object() {
+        for (name, by) in paused {
+            println!("customer {name} is PAUSED (by {})", text(by));
+        }
+    }
+    for p in report["loads_in_progress"].as_array().into_iter().flatten() {
+        println!(
+            "loading {}/{} on {}: {} phase, {} nodes and {} relationships written, {} rows/s",
+            text(&p["customer"]),
+            show(&p["snapshot_id"]),
+            text(&p["worker"]),
+            text(&p["phase"]),
+            show(&p["nodes"]),
+            show(&p["relationships"]),
+            show(&p["rows_per_second"])
+        );
+    }
     if let Some(customers) = report["customers"].as_object() {
         for (name, c) in customers {
             println!(
@@ -620,6 +722,36 @@ async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                     .map(|e| format!(", last error: {e}"))
                     .unwrap_or_default()
             );
+            if let Some(changed) = c["last_changed"].as_str() {
+                println!("  last load changed: {changed}");
+            }
+            for h in c["held"].as_array().into_iter().flatten() {
+                let reasons: Vec<String> = h["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        format!(
+                            "{}: {}",
+                            r["code"].as_str().unwrap_or("-"),
+                            r["message"].as_str().unwrap_or("-")
+                        )
+                    })
+                    .collect();
+                let changed: Vec<&str> = h["changed"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.as_str())
+                    .collect();
+                println!(
+                    "  held {}: {} (changed: {}); producer approve|reject --customer {name} --snapshot-id {}",
+                    show(&h["snapshot_id"]),
+                    reasons.join("; "),
+                    if changed.is_empty() { "nothing".into() } else { changed.join("; ") },
+                    show(&h["snapshot_id"]),
+                );
+            }
         }
     }
     result

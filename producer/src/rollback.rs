@@ -63,7 +63,32 @@ pub fn rollback_target(
     }
 }
 
+/// `producer rollback`: rolls back and says what moved.
 pub async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyhow::Result<()> {
+    let moved = roll_back(config, customer, to, "cli").await?;
+    println!(
+        "{}: alias moved back from {} to {}",
+        moved.customer, moved.from, moved.to
+    );
+    Ok(())
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone)]
+pub struct RolledBack {
+    pub customer: Customer,
+    pub from: SnapshotId,
+    pub to: SnapshotId,
+}
+
+/// Moves `customer`'s alias back (see the module doc); `operator` is who
+/// asked, for the audit trail.
+pub async fn roll_back(
+    config: &Config,
+    customer: &str,
+    to: Option<u64>,
+    operator: &str,
+) -> anyhow::Result<RolledBack> {
     let customer = Customer::parse(customer)?;
     let to = to.map(SnapshotId::new).transpose()?;
     let redis = common::state::connect_config(config).await?;
@@ -145,11 +170,15 @@ pub async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyho
                     ("customer", customer.to_string()),
                     ("snapshot_id", target.to_string()),
                     ("from", live.to_string()),
+                    ("operator", operator.to_owned()),
                 ],
             )
             .await?;
-        println!("{customer}: alias moved back from {live} to {target}");
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(RolledBack {
+            customer: customer.clone(),
+            from: live,
+            to: target,
+        })
     }
     .await;
     let _ = guard.release(&mut con).await;

@@ -14,6 +14,7 @@ pub mod hold_proxy;
 pub mod otlp;
 pub mod services;
 pub mod tls_proxy;
+pub mod webdriver;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -370,6 +371,10 @@ impl TestEnv {
             ("shutdown_timeout", "10".into()),
             ("lock_ttl", "6".into()),
             ("http_listen", "\"127.0.0.1:0\"".into()),
+            // Tests written before the gates (issue 18) load snapshots of any
+            // size one after another; the shrink guard (product default 50)
+            // is off unless a test sets it (tests/tests/gates.rs does).
+            ("max_shrink_percent", "100".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -445,9 +445,19 @@ fn catalogue() -> Vec<Case> {
             expect: Parked("snapshot_invalid", "value 3000000000 is out of range for `int`"),
         },
         Case {
+            name: "a fraction in a CSV int[] array",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),nums:int[]\np1,1;2\np2,1;2.5\n"))]),
+            expect: Parked("snapshot_invalid", "column `nums`: row 2: array `1;2.5`: `2.5` is not an integer"),
+        },
+        Case {
+            name: "byte[] element out of range",
+            input: files(&[("nodes/people.csv", csv("personId:ID(Person),b:byte[]\np1,1;200\n"))]),
+            expect: Parked("snapshot_invalid", "row 1: array `1;200`: value 200 is out of range for `byte`"),
+        },
+        Case {
             name: "a CSV boolean spelled yes",
             input: files(&[("nodes/people.csv", csv("personId:ID(Person),ok:boolean\np1,true\np2,yes\n"))]),
-            expect: Parked("snapshot_invalid", "row 2: value \"yes\" is not a boolean"),
+            expect: Parked("snapshot_invalid", "row 2: `yes` is not a boolean"),
         },
         Case {
             name: "Parquet floats declared :int",
@@ -487,7 +497,7 @@ fn catalogue() -> Vec<Case> {
                     ("ok:boolean", strings(&["yes", "no"])),
                 ]),
             )]),
-            expect: Parked("snapshot_invalid", "row 1: value \"yes\" is not a boolean"),
+            expect: Parked("snapshot_invalid", "row 1: `yes` is not a boolean"),
         },
         Case {
             name: "Parquet float ids",

@@ -37,6 +37,7 @@ const WORKER_COUNTERS: &[&str] = &[
     "snapswitch_skipped_relationships_total",
     "snapswitch_breaker_opened_total",
     "snapswitch_dependency_waits_total",
+    "snapswitch_held_total",
 ];
 const WORKER_HISTOGRAMS: &[&str] = &[
     "snapswitch_load_duration_seconds",
@@ -109,6 +110,7 @@ fn exposed(role: Role) -> BTreeSet<(String, &'static str)> {
     // Labelled families are exposed only once they have a series.
     metrics.fail("graph_unavailable");
     metrics.park("retries_exhausted");
+    metrics.hold("shrink");
     metrics.set_queue("work", 0);
     metrics.init_targets(["default"]);
     let text = metrics.encode();
@@ -711,6 +713,7 @@ fn every_alert_has_severity_instructions_and_a_firing_unit_test() {
             "SnapswitchNoLiveWorker",
             "SnapswitchParkingQueueGrowing",
             "SnapswitchQueueBacklog",
+            "SnapswitchSnapshotHeld",
             "SnapswitchStatusStale",
             "SnapswitchSuccessRateLow",
         ]

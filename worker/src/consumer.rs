@@ -35,8 +35,13 @@ pub const HEADER_WAITS: &str = "x-snapswitch-dependency-waits";
 enum Pause {
     Stop,
     Breaker,
+    /// An operator paused the fleet (`<ns>:pause`).
+    Operator,
     ChannelLost(String),
 }
+
+/// How often a consuming worker looks at the operator's fleet pause.
+const PAUSE_CHECK: Duration = Duration::from_secs(1);
 
 pub struct Consumer {
     pub pipeline: Arc<Pipeline>,
@@ -95,10 +100,16 @@ impl Consumer {
                 },
             };
             tracing::info!(queue = %self.topology.work_queue, prefetch = config.workers, "consuming");
+            let mut pause_check = tokio::time::interval(PAUSE_CHECK);
             let why = loop {
                 tokio::select! {
                     _ = stop.cancelled() => break Pause::Stop,
                     _ = self.breaker_opened.notified() => break Pause::Breaker,
+                    _ = pause_check.tick() => {
+                        if matches!(self.pipeline.state.fleet_paused().await, Ok(Some(_))) {
+                            break Pause::Operator;
+                        }
+                    }
                     next = consumer.next() => match next {
                         Some(Ok(delivery)) => {
                             fresh_channels = 0;
@@ -131,6 +142,13 @@ impl Consumer {
                     Ok(c) => channel = c,
                     Err(e) => break Err(e),
                 },
+                Pause::Operator => {
+                    tracing::warn!("the fleet is paused by an operator; stopped consuming");
+                    if !self.wait_for_resume(&stop).await {
+                        break Ok(());
+                    }
+                    tracing::info!("the fleet is resumed; consuming");
+                }
                 Pause::Breaker => {
                     tracing::error!(
                         probe_interval_s = config.breaker_probe_interval,
@@ -203,6 +221,20 @@ impl Consumer {
     }
 
     /// Probes until the graph database and Redis answer (true) or `stop` (false).
+    /// Waits while the fleet is paused; false when `stop` came first.
+    async fn wait_for_resume(&self, stop: &CancellationToken) -> bool {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return false,
+                _ = tokio::time::sleep(PAUSE_CHECK) => {}
+            }
+            // Redis unreachable: stay paused (the breaker sees Redis too).
+            if matches!(self.pipeline.state.fleet_paused().await, Ok(None)) {
+                return true;
+            }
+        }
+    }
+
     async fn wait_for_dependencies(&self, stop: &CancellationToken) -> bool {
         loop {
             let due = self.breaker.lock().map(|b| b.probe_at()).unwrap_or(None);
@@ -257,6 +289,7 @@ impl Consumer {
             Outcome::Loaded { .. }
             | Outcome::AlreadyLive
             | Outcome::AlreadyLoaded
+            | Outcome::Held { .. }
             | Outcome::Superseded => b.success(),
             _ => {}
         }
@@ -323,6 +356,7 @@ impl Consumer {
             | Outcome::AlreadyLive
             | Outcome::AlreadyLoaded
             | Outcome::Superseded
+            | Outcome::Held { .. }
             | Outcome::Cancelled => ack(&delivery).await,
             Outcome::Aborted => {
                 tracing::info!("load aborted by shutdown; event returned to the queue");

@@ -65,7 +65,10 @@ pub fn should_switch(alias_target: Option<SnapshotId>, loaded: SnapshotId) -> bo
 ///   (made by hand or by a tool, or a leftover without a mark): none of
 ///   them can ever become live;
 /// - complete ones (`verified`, or every database on a store without marks)
-///   beyond the newest `keep`; only these count toward `keep`.
+///   beyond the newest `keep`; these and held ones count toward `keep`;
+/// - `held` ones never while they are newer than the alias target (they
+///   may still be approved); once older (a newer snapshot went live) they
+///   are superseded and dropped.
 pub fn plan_cleanup(
     databases: &[(SnapshotId, DbState)],
     alias_target: Option<SnapshotId>,
@@ -80,6 +83,8 @@ pub fn plan_cleanup(
         let live = Some(id) == alias_target;
         match state {
             _ if live => complete += 1,
+            DbState::Held if alias_target.is_none_or(|a| id > a) => complete += 1,
+            DbState::Held => drop.push(id),
             DbState::Loading | DbState::Retired | DbState::Unmarked => drop.push(id),
             DbState::Verified | DbState::NotTracked => {
                 complete += 1;
@@ -227,6 +232,63 @@ pub fn after_failure(
             delay: *delay,
         },
         None => AfterFailure::Park,
+    }
+}
+
+#[cfg(test)]
+mod held_tests {
+    use super::*;
+    use DbState::*;
+
+    fn id(n: u64) -> SnapshotId {
+        SnapshotId::new(1_700_000_000 + n).unwrap()
+    }
+
+    #[test]
+    fn a_held_database_is_kept_while_newer_than_live_and_counts_toward_keep() {
+        type Case = (
+            &'static str,
+            Vec<(SnapshotId, DbState)>,
+            Option<SnapshotId>,
+            usize,
+            Vec<SnapshotId>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "held newer than live: kept, counts",
+                vec![(id(1), Verified), (id(2), Verified), (id(3), Held)],
+                Some(id(2)),
+                2,
+                vec![id(1)],
+            ),
+            (
+                "held kept even beyond keep",
+                vec![(id(2), Verified), (id(3), Held), (id(4), Held)],
+                Some(id(2)),
+                1,
+                vec![],
+            ),
+            (
+                "superseded held: dropped",
+                vec![(id(2), Held), (id(3), Verified)],
+                Some(id(3)),
+                2,
+                vec![id(2)],
+            ),
+            (
+                "held first load, no alias",
+                vec![(id(1), Held)],
+                None,
+                1,
+                vec![],
+            ),
+        ];
+        for (name, dbs, live, keep, want) in cases {
+            assert_eq!(plan_cleanup(&dbs, live, keep), want, "{name}");
+        }
+        // Never repaired onto, never live without an approval.
+        assert_eq!(repair_target(&[(id(3), Held)], Some(id(2))), None);
+        assert!(!Held.may_go_live());
     }
 }
 

@@ -6,6 +6,7 @@
 mod breaker;
 mod consumer;
 mod decide;
+mod gates;
 mod graphs;
 mod ops;
 mod pipeline;
@@ -123,6 +124,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             reason: code.into(),
         });
     }
+    for reason in gates::HOLD_CODES {
+        let _ = metrics.held.get_or_create(&common::metrics::ReasonLabel {
+            reason: reason.into(),
+        });
+    }
+
     // /healthz from the first second; /readyz says what the start waits for.
     let startup = Arc::new(ops::StartupProbe::new(metrics.clone()));
     let http_stop = CancellationToken::new();

@@ -30,6 +30,8 @@ impl WorkerProbe {
                         if let Err(e) = p.state.heartbeat(&p.worker_id).await {
                             tracing::warn!(error = %e, "heartbeat failed");
                         }
+                        let open = p.metrics.breaker_open.get() == 1;
+                        let _ = p.state.report_breaker(&p.worker_id, open).await;
                     }
                     p.metrics.lock_held_seconds.set(p.locks_held.longest().as_secs_f64());
                     self.reporter.tick().await;

@@ -4,7 +4,7 @@
 //! The result is an [`Outcome`]; what to do with the delivery is the consumer's
 //! business.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,18 +19,21 @@ use common::load::{load_snapshot, LoadError, LoadOptions};
 use common::lock::{self, LockGuard};
 use common::metrics::Metrics;
 use common::slots::Slot;
+use common::snapshot::manifest::{self, Manifest};
+use common::snapshot::schema::SchemaStatement;
 use common::snapshot::{layout, PropType, SnapshotError};
 use common::state::{Counter, FleetState, StateError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::decide::{self, CustomerView, Decision, ErrorClass, HealthLimits};
+use crate::gates::{self, Hold};
 use crate::graphs::{Graphs, TargetGraph};
 
 /// Every failure code a worker can report (event codes from
 /// `EventError::code`, then the pipeline's own), so metrics can expose each
 /// at 0 from the start.
-pub const FAILURE_CODES: [&str; 21] = [
+pub const FAILURE_CODES: [&str; 22] = [
     "event_too_large",
     "event_not_json",
     "event_missing_version",
@@ -52,6 +55,7 @@ pub const FAILURE_CODES: [&str; 21] = [
     "count_mismatch",
     "dangling_relationships",
     "lock_lost",
+    "manifest_mismatch",
 ];
 
 /// A failed attempt, classified.
@@ -155,6 +159,11 @@ pub enum Outcome {
     AlreadyLive,
     AlreadyLoaded,
     Superseded,
+    /// Loaded and verified, but a guard or a check refused it: kept as
+    /// `held`, not live (the alias stays where it is); the event is acked.
+    Held {
+        reasons: Vec<crate::gates::Hold>,
+    },
     /// An operator cancelled the snapshot (before or during its load).
     Cancelled,
     /// Not now, and not a failure: try again after `delay` (busy lock, health gate).
@@ -354,7 +363,21 @@ impl Lease {
 struct FencedWriter<'a> {
     store: &'a dyn GraphStore,
     lease: Lease,
+    /// Rows written so far (for the progress the worker publishes).
+    written: &'a Written,
 }
+
+/// Nodes and relationships written by a running load.
+#[derive(Default)]
+struct Written {
+    nodes: AtomicU64,
+    relationships: AtomicU64,
+}
+
+/// How often a running load publishes its progress to Redis (at most).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How long a paused customer's event waits before it is looked at again.
+const PAUSED_RECHECK: Duration = Duration::from_secs(2);
 
 impl FencedWriter<'_> {
     fn check(&self) -> Result<(), GraphError> {
@@ -376,11 +399,19 @@ impl GraphWriter for FencedWriter<'_> {
     }
     async fn write_nodes(&self, db: &str, w: &NodeWrite<'_>) -> Result<Vec<NodeRef>, GraphError> {
         self.check()?;
-        self.store.write_nodes(db, w).await
+        let n = self.store.write_nodes(db, w).await?;
+        self.written
+            .nodes
+            .fetch_add(w.rows.len() as u64, Ordering::Relaxed);
+        Ok(n)
     }
     async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
         self.check()?;
-        self.store.write_relationships(db, w).await
+        let n = self.store.write_relationships(db, w).await?;
+        self.written
+            .relationships
+            .fetch_add(w.rows.len() as u64, Ordering::Relaxed);
+        Ok(n)
     }
     async fn counts(&self, db: &str) -> Result<Counts, GraphError> {
         self.store.counts(db).await
@@ -397,7 +428,20 @@ impl GraphWriter for FencedWriter<'_> {
     }
     async fn bulk_call(&self, db: &str, args: Vec<Vec<u8>>) -> Result<(), GraphError> {
         self.check()?;
-        self.store.bulk_call(db, args).await
+        // The call's first two arguments are its node and edge counts.
+        let count = |i: usize| {
+            args.get(i)
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .and_then(|a| a.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let (nodes, relationships) = (count(0), count(1));
+        self.store.bulk_call(db, args).await?;
+        self.written.nodes.fetch_add(nodes, Ordering::Relaxed);
+        self.written
+            .relationships
+            .fetch_add(relationships, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -472,6 +516,13 @@ impl Pipeline {
             return self.cancelled(event, "before loading").await;
         }
         layout::check_not_future_now(event.snapshot_id, self.config.max_future_seconds)?;
+        // An operator paused the fleet or this customer: wait, not fail.
+        if let Some(reason) = self.state.paused(&event.customer).await? {
+            return Ok(Outcome::Requeue {
+                delay: PAUSED_RECHECK,
+                reason,
+            });
+        }
         let dir =
             layout::resolve_ready(&self.config.data_root, &event.customer, event.snapshot_id)?;
         let (first_sighting, _) = self
@@ -499,6 +550,7 @@ impl Pipeline {
         {
             result = self.cancelled(event, "during its load").await;
         }
+        let _ = self.state.clear_progress(&event.customer).await;
         held.release().await;
         result
     }
@@ -582,6 +634,14 @@ impl Pipeline {
             Ok(drop_leftover) => drop_leftover,
             Err(outcome) => return Ok(outcome),
         };
+        // Before the slot: checksums take a while, and need no slot.
+        let manifest = self
+            .step_manifest(&step, dir)
+            .instrument(tracing::info_span!("manifest"))
+            .await?;
+        // schema.cypher is read and checked before anything is written too
+        // (a refused statement names its line).
+        let schema = common::snapshot::schema::read(dir)?;
         let Some(slot) = self.step_slot(&step).await? else {
             let target = graph.target.name.as_str();
             let reason = format!(
@@ -600,7 +660,9 @@ impl Pipeline {
                 reason,
             });
         };
-        let result = self.load_verify_switch(&step, dir, drop_leftover).await;
+        let result = self
+            .load_verify_switch(&step, dir, drop_leftover, manifest.as_ref(), &schema)
+            .await;
         slot.release().await;
         result
     }
@@ -642,6 +704,12 @@ impl Pipeline {
         let (customer, snapshot, event) = (step.customer(), step.event.snapshot_id, step.event);
         let store = step.store();
         let newest_seen = self.state.newest_seen(customer).await?;
+        if store.database_state(&step.db).await? == DbState::Held {
+            // A redelivery of a held snapshot: it stays held (an operator
+            // approves or rejects it), never dropped and reloaded.
+            self.audit("already_held", event, &[]).await?;
+            return Ok(Err(Outcome::AlreadyLoaded));
+        }
         let view = CustomerView {
             alias_target: alias_target(store, customer).await?,
             databases: databases_of(store, customer).await?,
@@ -695,11 +763,23 @@ impl Pipeline {
         step: &Step<'_>,
         dir: &std::path::Path,
         drop_leftover: bool,
+        manifest: Option<&Manifest>,
+        schema: &[SchemaStatement],
     ) -> Result<Outcome, Failure> {
         let started = Instant::now();
         self.step_create(step, drop_leftover).await?;
+        self.step_schema(step, schema)
+            .instrument(tracing::info_span!("schema", database = %step.db))
+            .await?;
         let report = self.step_load(step, dir).await?;
         let seconds = started.elapsed().as_secs_f64();
+        let audit = self
+            .step_gates(step, manifest, report.skipped_relationships)
+            .instrument(tracing::info_span!("gates", database = %step.db))
+            .await?;
+        if !audit.holds.is_empty() {
+            return self.step_hold(step, audit).await;
+        }
         self.step_mark(step)
             .instrument(tracing::info_span!("mark_verified", database = %step.db))
             .await?;
@@ -724,6 +804,9 @@ impl Pipeline {
                 switched.then_some(previous),
             )
             .await?;
+        self.state
+            .set_last_changed(step.customer(), &audit.changed())
+            .await?;
         self.audit(
             "load_finished",
             step.event,
@@ -737,6 +820,8 @@ impl Pipeline {
                 ),
                 ("seconds", format!("{seconds:.3}")),
                 ("switched", switched.to_string()),
+                ("changed", audit.changed()),
+                ("census", audit.census_json()),
             ],
         )
         .await?;
@@ -771,6 +856,30 @@ impl Pipeline {
         self.fenced(step, "create", created)
     }
 
+    /// Step "schema": the snapshot's `schema.cypher` (indexes, uniqueness
+    /// constraints) on the new, empty database, so the load runs under the
+    /// constraints. A failure drops the database like a failed load.
+    async fn step_schema(
+        &self,
+        step: &Step<'_>,
+        schema: &[SchemaStatement],
+    ) -> Result<(), Failure> {
+        for statement in schema {
+            if !step.held.lease.alive() {
+                return Err(self.abandoned(step.event, step.held, "schema"));
+            }
+            if let Err(e) = step.store().apply_schema(&step.db, statement).await {
+                tracing::warn!(db = %step.db, statement = %statement.describe(), error = %e, "schema statement failed; dropping the new database");
+                self.drop_partial(step).await;
+                let mut f = Failure::from(e);
+                f.message = format!("schema.cypher ({}): {}", statement.describe(), f.message);
+                return Err(f);
+            }
+            tracing::info!(db = %step.db, statement = %statement.describe(), "schema applied");
+        }
+        Ok(())
+    }
+
     /// Step "load" (with its count check, "verify"): a failure drops the
     /// partial database, unless the lock was lost (then it may be another
     /// holder's, and nothing is dropped).
@@ -780,13 +889,47 @@ impl Pipeline {
         dir: &std::path::Path,
     ) -> Result<common::load::LoadReport, Failure> {
         let cancel = &step.held.cancel;
+        let written = Written::default();
         let writer = FencedWriter {
             store: step.store(),
             lease: step.held.lease.clone(),
+            written: &written,
         };
         let options =
             LoadOptions::from_config(&self.config).with_method(step.graph.target.load_method);
-        let result = load_snapshot(&writer, &step.db, dir, options, cancel).await;
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        let publish = |phase: &str| common::state::LoadProgress {
+            customer: step.customer().to_string(),
+            snapshot_id: step.event.snapshot_id.get(),
+            worker: self.worker_id.clone(),
+            phase: phase.to_owned(),
+            nodes: written.nodes.load(Ordering::Relaxed),
+            relationships: written.relationships.load(Ordering::Relaxed),
+            started_ms,
+            updated_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        // Progress at most once a second while the load runs; the loop
+        // never ends by itself, the load does.
+        let report_progress = async {
+            loop {
+                let p = publish(if written.relationships.load(Ordering::Relaxed) > 0 {
+                    "relationships"
+                } else {
+                    "nodes"
+                });
+                if let Err(e) = self.state.set_progress(&p).await {
+                    tracing::debug!(error = %e, "cannot publish load progress");
+                }
+                tokio::time::sleep(PROGRESS_EVERY).await;
+            }
+        };
+        let result = tokio::select! {
+            r = load_snapshot(&writer, &step.db, dir, options, cancel) => r,
+            () = report_progress => unreachable!("the progress loop never ends"),
+        };
+        if result.is_ok() {
+            let _ = self.state.set_progress(&publish("verify_switch")).await;
+        }
         let result = match result {
             Ok(_) if cancel.is_cancelled() => Err(LoadError::Cancelled),
             other => other,
@@ -811,6 +954,205 @@ impl Pipeline {
                 Err(e.into())
             }
         }
+    }
+
+    /// Step "manifest", before anything is written: when `_SUCCESS` holds a
+    /// manifest, every data file must be listed, with its size and SHA-256
+    /// (read on a blocking thread); a difference refuses the snapshot
+    /// (`manifest_mismatch`, permanent: parked) before its database exists.
+    async fn step_manifest(
+        &self,
+        step: &Step<'_>,
+        dir: &std::path::Path,
+    ) -> Result<Option<Manifest>, Failure> {
+        let canonical = dir.to_path_buf();
+        let dir = dir.to_path_buf();
+        let checked = tokio::task::spawn_blocking(move || {
+            let Some(m) = manifest::read(&dir)? else {
+                return Ok::<_, SnapshotError>(None);
+            };
+            let facts = manifest::file_facts(&dir)?;
+            let diffs = manifest::compare_files(&m, &facts);
+            Ok(Some((m, diffs, facts.len())))
+        })
+        .await
+        .map_err(|e| Failure::new(ErrorClass::Transient, "snapshot_io", e.to_string()))??;
+        let Some((m, mut diffs, files)) = checked else {
+            return Ok(None);
+        };
+        if diffs.is_empty() {
+            // The files are the ones the ETL job described: now their rows.
+            let counted = manifest::count_rows(&canonical, &m).await?;
+            diffs = manifest::compare_rows(&m, &counted);
+        }
+        if diffs.is_empty() {
+            tracing::info!(customer = %step.customer(), files, "snapshot files match the manifest");
+            return Ok(Some(m));
+        }
+        Err(Failure::new(
+            ErrorClass::Permanent,
+            "manifest_mismatch",
+            format!(
+                "the snapshot's files do not match the manifest in _SUCCESS (nothing was written): {}",
+                diffs.join("; ")
+            ),
+        ))
+    }
+
+    /// Step "gates", between verify and switch: the new database's counts
+    /// per label and type, the guards against the live database's (only
+    /// when this snapshot would go live) and what changed. A failure here
+    /// drops the new database like a failed load.
+    async fn step_gates(
+        &self,
+        step: &Step<'_>,
+        manifest: Option<&Manifest>,
+        skipped: u64,
+    ) -> Result<GateAudit, Failure> {
+        let result = async {
+            let store = step.store();
+            let census = store.census(&step.db).await?;
+            if let Some(m) = manifest {
+                let loaded = manifest::Loaded {
+                    nodes: census.nodes,
+                    relationship_rows: census.relationships + skipped,
+                    labels: census.labels.clone(),
+                    types: census.types.clone(),
+                };
+                let diffs = manifest::compare_counts(m, &loaded);
+                if !diffs.is_empty() {
+                    return Err(Failure::new(
+                        ErrorClass::Permanent,
+                        "manifest_mismatch",
+                        format!(
+                            "the loaded database does not match the manifest in _SUCCESS: {}",
+                            diffs.join("; ")
+                        ),
+                    ));
+                }
+            }
+            let live = alias_target(store, step.customer()).await?;
+            let live_census = match live {
+                Some(l) => {
+                    let db = DatabaseName::new(step.customer().clone(), l).to_string();
+                    Some(store.census(&db).await?)
+                }
+                None => None,
+            };
+            let mut holds = Vec::new();
+            if decide::should_switch(live, step.event.snapshot_id) {
+                let guards = self.config.guards_for(step.customer().as_str());
+                holds = gates::guard(&census, live_census.as_ref(), &guards);
+                holds.extend(self.run_checks(step).await);
+            }
+            let changed = gates::diff(&census, live_census.as_ref());
+            Ok::<_, Failure>(GateAudit {
+                census,
+                live,
+                changed,
+                holds,
+            })
+        }
+        .await;
+        match result {
+            Ok(audit) => Ok(audit),
+            Err(f) if f.code == "lock_lost" => Err(self.abandoned(step.event, step.held, "gates")),
+            Err(f) => {
+                self.drop_partial(step).await;
+                Err(f)
+            }
+        }
+    }
+
+    /// The `[[checks]]` that apply to the customer, each read-only against
+    /// the new database with `check_timeout`; a failed, failing or
+    /// timed-out check is a hold naming it.
+    async fn run_checks(&self, step: &Step<'_>) -> Vec<Hold> {
+        let timeout = Duration::from_secs(self.config.check_timeout);
+        let mut holds = Vec::new();
+        for check in self.config.checks_for(step.customer().as_str()) {
+            let ran = tokio::time::timeout(
+                timeout,
+                step.store().read_scalar(&step.db, &check.query, timeout),
+            )
+            .instrument(tracing::info_span!("check", name = %check.name))
+            .await;
+            let result = match ran {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "timed out after {} s (check_timeout)",
+                    self.config.check_timeout
+                )),
+            };
+            tracing::info!(db = %step.db, check = %check.name, result = ?result, "check ran");
+            holds.extend(gates::check_verdict(&check.name, result));
+        }
+        holds
+    }
+
+    /// A snapshot a guard or a check refused: marked `held` (fenced), its
+    /// reasons recorded for `producer status` and the audit trail, the alias
+    /// left where it is; cleanup keeps it (it counts toward
+    /// `keep_databases`).
+    async fn step_hold(&self, step: &Step<'_>, audit: GateAudit) -> Result<Outcome, Failure> {
+        if !step.held.still_valid().await? {
+            return Err(self.abandoned(step.event, step.held, "hold"));
+        }
+        match step.store().mark_held(&step.db, &step.fence()).await {
+            Ok(()) => {}
+            Err(e) if e.is_fenced() => return Err(self.abandoned(step.event, step.held, "hold")),
+            Err(e) => {
+                // Not held, not verified: it must not stay behind.
+                tracing::warn!(db = %step.db, error = %e, "could not mark the database held; dropping it");
+                self.drop_partial(step).await;
+                return Err(e.into());
+            }
+        }
+        let reasons: Vec<String> = audit
+            .holds
+            .iter()
+            .map(|h| format!("{}: {}", h.code, h.message))
+            .collect();
+        let mut codes: Vec<&str> = audit.holds.iter().map(|h| h.code).collect();
+        codes.dedup();
+        for code in &codes {
+            self.metrics.hold(code);
+        }
+        tracing::warn!(customer = %step.customer(), db = %step.db, reasons = %reasons.join("; "), "snapshot held: loaded and verified, not switched");
+        let record = serde_json::json!({
+            "database": step.db,
+            "reasons": audit.holds,
+            "changed": audit.changed,
+            "live_snapshot": audit.live.map(|l| l.get()),
+            "census": audit.census,
+            "held_at": chrono::Utc::now().to_rfc3339(),
+        });
+        self.state
+            .record_held(step.customer(), step.event.snapshot_id, &record)
+            .await?;
+        self.audit(
+            "held",
+            step.event,
+            &[
+                ("database", step.db.clone()),
+                ("reason", codes.join(",")),
+                ("reasons", reasons.join("; ")),
+                ("changed", audit.changed()),
+                ("census", audit.census_json()),
+                (
+                    "live",
+                    audit.live.map(|l| l.to_string()).unwrap_or_default(),
+                ),
+            ],
+        )
+        .await?;
+        self.step_cleanup(step, audit.live)
+            .instrument(tracing::info_span!("cleanup"))
+            .await?;
+        Ok(Outcome::Held {
+            reasons: audit.holds,
+        })
     }
 
     /// Step "mark": the database becomes `verified`, under a valid fence.
@@ -917,6 +1259,8 @@ impl Pipeline {
             let result = store.drop_fenced(&db, &step.fence()).await;
             self.fenced(step, "cleanup", result)?;
             tracing::info!(%db, "dropped old database");
+            // A held database that is dropped was superseded.
+            self.state.clear_held(customer, old).await?;
             dropped.push(db);
         }
         if !dropped.is_empty() {
@@ -1059,6 +1403,29 @@ impl Pipeline {
         fields.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
         self.state.audit(what, &fields).await?;
         Ok(())
+    }
+}
+
+/// What the gates found for one verified database.
+struct GateAudit {
+    census: common::graph::Census,
+    /// The live snapshot it was compared with.
+    live: Option<SnapshotId>,
+    /// What changed against the live database (`gates::diff`).
+    changed: Vec<String>,
+    holds: Vec<Hold>,
+}
+
+impl GateAudit {
+    fn changed(&self) -> String {
+        if self.changed.is_empty() {
+            "nothing".into()
+        } else {
+            self.changed.join("; ")
+        }
+    }
+    fn census_json(&self) -> String {
+        serde_json::to_string(&self.census).unwrap_or_default()
     }
 }
 

@@ -178,6 +178,8 @@ async fn reconcile_customer(
     for old in decide::plan_cleanup(&states, alias, p.config.keep_databases) {
         let db = DatabaseName::new(customer.clone(), old).to_string();
         store.drop_fenced(&db, fence).await?;
+        // A held database dropped here was superseded: no longer held.
+        p.state.clear_held(customer, old).await?;
         tracing::info!(%db, graph_target = target, "reconciliation dropped an orphan database");
         p.state
             .audit(

@@ -34,11 +34,12 @@ use redis::{AsyncCommands, Value as RedisValue};
 use super::cypher::{node_statement_with, relationship_statement_with};
 use super::values::{Cell, CellKind};
 use super::{
-    quote, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
-    RelWrite, SwitchMode, Value,
+    quote, Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
+    RelWrite, Scalar, SwitchMode, Value,
 };
 use crate::config::{GraphKind, ServiceUrl};
 use crate::ident::{Customer, DatabaseName};
+use crate::snapshot::schema::SchemaStatement;
 use crate::snapshot::PropType;
 
 /// Key holding the database an alias graph was copied from.
@@ -77,16 +78,30 @@ redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'state', 'loading', 'token', ARGV[1], 'snapshot', ARGV[2])
 return 1";
 
-/// KEYS = fence, mark, database; ARGV = token, database name.
+/// KEYS = fence, mark, database; ARGV = token, database name, the new
+/// state (`verified` or `held`).
 const MARK_VERIFIED: &str = r"
 if redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('MISSING database ' .. ARGV[2] .. ' does not exist')
 end
 local state = redis.call('HGET', KEYS[2], 'state')
 local owner = redis.call('HGET', KEYS[2], 'token')
-if state == 'verified' and owner == ARGV[1] then return 0 end
+if state == ARGV[3] and owner == ARGV[1] then return 0 end
 if state ~= 'loading' or owner ~= ARGV[1] then
   return redis.error_reply('FENCED database ' .. ARGV[2] .. ' is not being loaded under token ' .. ARGV[1] .. ' (state ' .. tostring(state) .. ', token ' .. tostring(owner) .. ')')
+end
+redis.call('HSET', KEYS[2], 'state', ARGV[3])
+return 1";
+
+/// KEYS = fence, mark, database; ARGV = token, database name. A held
+/// database becomes verified (approved by an operator).
+const RELEASE_HELD: &str = r"
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('MISSING database ' .. ARGV[2] .. ' does not exist')
+end
+local state = redis.call('HGET', KEYS[2], 'state')
+if state ~= 'held' then
+  return redis.error_reply('NOTHELD database ' .. ARGV[2] .. ' is not held (state: ' .. (state or 'unmarked') .. ')')
 end
 redis.call('HSET', KEYS[2], 'state', 'verified')
 return 1";
@@ -149,7 +164,7 @@ fn map_fenced(e: redis::RedisError) -> GraphError {
     let detail = e.detail().unwrap_or_default().to_owned();
     match e.code() {
         Some("FENCED") => GraphError::Fenced(detail),
-        Some("UNVERIFIED" | "STALE" | "STRAY" | "LIVE" | "EXISTS" | "MISSING") => {
+        Some("UNVERIFIED" | "STALE" | "STRAY" | "LIVE" | "EXISTS" | "MISSING" | "NOTHELD") => {
             GraphError::Permanent(detail)
         }
         _ => map_err(e),
@@ -201,6 +216,11 @@ pub struct FalkorStore {
     /// connections to reach the server's thread pool together.
     writers: Vec<ConnectionManager>,
     next_writer: AtomicUsize,
+    /// Opens a connection of its own for each check query: a slow check
+    /// (FalkorDB notices its TIMEOUT late) must not hold up the store's
+    /// other commands, nor the next check.
+    /// (Boxed: the store stays small.)
+    client: Box<redis::Client>,
 }
 
 async fn graph_query(
@@ -249,10 +269,13 @@ impl FalkorStore {
         for _ in 0..writers.max(1) {
             pool.push(Self::open(url, ca).await?);
         }
+        let client = crate::tls::redis_client(url, ca)
+            .map_err(|e| GraphError::Permanent(format!("FalkorDB URL {}: {e}", url.redacted())))?;
         Ok(FalkorStore {
             con,
             writers: pool,
             next_writer: AtomicUsize::new(0),
+            client: Box::new(client),
         })
     }
 
@@ -282,6 +305,22 @@ impl FalkorStore {
 
     async fn query(&self, graph: &str, query: &str) -> Result<RedisValue, GraphError> {
         graph_query(self.con.clone(), graph, query).await
+    }
+
+    /// `loading` (under this fence's token) → `state` (`verified`/`held`).
+    async fn mark_loaded(&self, db: &str, fence: &Fence, state: &str) -> Result<(), GraphError> {
+        let mut con = self.con.clone();
+        let _: i64 = redis::Script::new(&fenced(MARK_VERIFIED))
+            .key(fence_key(&fence.customer))
+            .key(mark_key(db))
+            .key(db)
+            .arg(fence.token)
+            .arg(db)
+            .arg(state)
+            .invoke_async(&mut con)
+            .await
+            .map_err(map_fenced)?;
+        Ok(())
     }
 
     /// A write statement, on the next write connection.
@@ -605,6 +644,93 @@ fn stat(reply: &RedisValue, label: &str) -> u64 {
 /// `src/graph/entities/attribute_set.h`). Past it, ids wrap and properties
 /// are silently mixed up.
 pub const FALKORDB_MAX_PROPERTY_KEYS: usize = 65534;
+/// The first column of every row of a reply `[header, rows, stats]`, as
+/// strings (label and type names of `CALL db.labels()`).
+fn first_column_strings(reply: &RedisValue) -> Result<Vec<String>, GraphError> {
+    let bad = || GraphError::Permanent(format!("unexpected reply from FalkorDB: {reply:?}"));
+    let RedisValue::Array(parts) = reply else {
+        return Err(bad());
+    };
+    let Some(RedisValue::Array(rows)) = parts.get(1) else {
+        return Err(bad());
+    };
+    rows.iter()
+        .map(|row| match row {
+            RedisValue::Array(cells) => match cells.first() {
+                Some(RedisValue::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+                Some(RedisValue::SimpleString(s)) => Ok(s.clone()),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
+/// The status of the unique constraint on `label`(`property`) in a
+/// `CALL db.constraints()` reply of (label, properties, status) rows.
+fn constraint_status(reply: &RedisValue, label: &str, property: &str) -> Option<String> {
+    let text = |v: &RedisValue| match v {
+        RedisValue::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        RedisValue::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let RedisValue::Array(parts) = reply else {
+        return None;
+    };
+    let RedisValue::Array(rows) = parts.get(1)? else {
+        return None;
+    };
+    rows.iter().find_map(|row| {
+        let RedisValue::Array(cells) = row else {
+            return None;
+        };
+        let props = match cells.get(1)? {
+            RedisValue::Array(ps) => ps.iter().filter_map(text).collect::<Vec<_>>(),
+            other => vec![text(other)?],
+        };
+        let props_match = props == [property.to_owned()] || props == [format!("[{property}]")];
+        (text(cells.first()?)?.as_str() == label && props_match).then(|| text(cells.get(2)?))?
+    })
+}
+
+/// The one value of a `[header, rows, stats]` reply. FalkorDB's verbose
+/// replies give integers as integers and booleans, floats and strings as
+/// text: `true`/`false` read as booleans, decimal text as a float.
+fn scalar_of(reply: &RedisValue) -> Scalar {
+    let rows = match reply {
+        RedisValue::Array(parts) => match parts.get(1) {
+            Some(RedisValue::Array(rows)) => rows,
+            _ => return Scalar::Null,
+        },
+        other => return Scalar::Other(format!("{other:?}")),
+    };
+    let cells = match rows.as_slice() {
+        [RedisValue::Array(cells)] => cells,
+        _ => return Scalar::Other(format!("{} rows", rows.len())),
+    };
+    let cell = match cells.as_slice() {
+        [cell] => cell,
+        _ => return Scalar::Other(format!("{} columns", cells.len())),
+    };
+    match cell {
+        RedisValue::Int(n) => Scalar::Int(*n),
+        RedisValue::Nil => Scalar::Null,
+        RedisValue::Double(f) => Scalar::Float(*f),
+        RedisValue::Boolean(b) => Scalar::Bool(*b),
+        RedisValue::BulkString(b) => {
+            let text = String::from_utf8_lossy(b);
+            match text.as_ref() {
+                "true" => Scalar::Bool(true),
+                "false" => Scalar::Bool(false),
+                t => t
+                    .parse::<f64>()
+                    .map_or_else(|_| Scalar::Other(format!("{t:?}")), Scalar::Float),
+            }
+        }
+        RedisValue::SimpleString(t) => Scalar::Other(format!("{t:?}")),
+        other => Scalar::Other(format!("{other:?}")),
+    }
+}
 
 /// The single integer of a `RETURN count(..)` reply: `[header, [[n]], stats]`.
 fn single_int(reply: &RedisValue) -> Option<u64> {
@@ -898,8 +1024,16 @@ impl GraphStore for FalkorStore {
     }
 
     async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        self.mark_loaded(db, fence, "verified").await
+    }
+
+    async fn mark_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        self.mark_loaded(db, fence, "held").await
+    }
+
+    async fn release_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
         let mut con = self.con.clone();
-        let _: i64 = redis::Script::new(&fenced(MARK_VERIFIED))
+        let _: i64 = redis::Script::new(&fenced(RELEASE_HELD))
             .key(fence_key(&fence.customer))
             .key(mark_key(db))
             .key(db)
@@ -909,6 +1043,119 @@ impl GraphStore for FalkorStore {
             .await
             .map_err(map_fenced)?;
         Ok(())
+    }
+
+    async fn read_scalar(
+        &self,
+        db: &str,
+        query: &str,
+        timeout: Duration,
+    ) -> Result<Scalar, GraphError> {
+        let key = self.key_of(db).await?;
+        // Its own connection, dropped with this future (by the caller's
+        // timeout too); the server may finish the query later on its own.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(timeout + Duration::from_secs(1)));
+        let mut con = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(map_err)?;
+        let reply: RedisValue = redis::cmd("GRAPH.RO_QUERY")
+            .arg(&key)
+            .arg(query)
+            .arg("TIMEOUT")
+            .arg(
+                u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )
+            .query_async(&mut con)
+            .await
+            .map_err(map_err)?;
+        Ok(scalar_of(&reply))
+    }
+
+    async fn apply_schema(&self, db: &str, statement: &SchemaStatement) -> Result<(), GraphError> {
+        let key = self.key_of(db).await?;
+        let index = |label: &str, props: &[String]| {
+            let props: Vec<String> = props.iter().map(|p| format!("n.{}", quote(p))).collect();
+            format!(
+                "CREATE INDEX FOR (n:{}) ON ({})",
+                quote(label),
+                props.join(", ")
+            )
+        };
+        let ignore = |r: Result<RedisValue, GraphError>, what: &str| match r {
+            Err(GraphError::Permanent(m)) if m.to_ascii_lowercase().contains(what) => Ok(()),
+            other => other.map(|_| ()),
+        };
+        match statement {
+            SchemaStatement::Index { label, properties } => ignore(
+                self.query(&key, &index(label, properties)).await,
+                "already indexed",
+            ),
+            SchemaStatement::Unique { label, property } => {
+                // FalkorDB needs an exact-match index under a unique constraint.
+                let q = index(label, std::slice::from_ref(property));
+                ignore(self.query(&key, &q).await, "already indexed")?;
+                let mut con = self.con.clone();
+                let created: Result<RedisValue, GraphError> = redis::cmd("GRAPH.CONSTRAINT")
+                    .arg("CREATE")
+                    .arg(&key)
+                    .arg("UNIQUE")
+                    .arg("NODE")
+                    .arg(label)
+                    .arg("PROPERTIES")
+                    .arg(1)
+                    .arg(property)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(map_err);
+                ignore(created, "already exists")?;
+                // Constraints are built in the background: wait until it is
+                // enforced (immediate on an empty graph).
+                for _ in 0..300 {
+                    let reply = self.query(&key, "CALL db.constraints() YIELD label, properties, status RETURN label, properties, status").await?;
+                    match constraint_status(&reply, label, property).as_deref() {
+                        Some("OPERATIONAL") => return Ok(()),
+                        Some("FAILED") => {
+                            return Err(GraphError::Permanent(format!(
+                                "FalkorDB could not build the uniqueness constraint on :{label}({property})"
+                            )))
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+                Err(GraphError::Transient(format!(
+                    "the uniqueness constraint on :{label}({property}) was not operational after 30 s"
+                )))
+            }
+        }
+    }
+
+    async fn census(&self, db: &str) -> Result<Census, GraphError> {
+        let key = self.key_of(db).await?;
+        let counts = self.counts(db).await?;
+        let mut census = Census {
+            nodes: counts.nodes,
+            relationships: counts.relationships,
+            ..Census::default()
+        };
+        let labels = self.query(&key, "CALL db.labels()").await?;
+        for label in first_column_strings(&labels)? {
+            let q = format!("MATCH (n:{}) RETURN count(n)", quote(&label));
+            let n = single_int(&self.query(&key, &q).await?).unwrap_or(0);
+            census.labels.insert(label, n);
+        }
+        let types = self.query(&key, "CALL db.relationshipTypes()").await?;
+        for ty in first_column_strings(&types)? {
+            let q = format!("MATCH ()-[r:{}]->() RETURN count(r)", quote(&ty));
+            let n = single_int(&self.query(&key, &q).await?).unwrap_or(0);
+            census.types.insert(ty, n);
+        }
+        Ok(census)
     }
 
     async fn switch_fenced(
@@ -967,6 +1214,7 @@ impl GraphStore for FalkorStore {
         Ok(match state.as_deref() {
             Some("loading") => DbState::Loading,
             Some("verified") => DbState::Verified,
+            Some("held") => DbState::Held,
             Some("retired") => DbState::Retired,
             _ => DbState::Unmarked,
         })

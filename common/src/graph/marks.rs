@@ -44,6 +44,26 @@ end
 redis.call('HSET', KEYS[2], 'state', 'verified')
 return 1";
 
+/// KEYS = fence counter, mark; ARGV = token, database.
+const HOLD: &str = r"
+local state = redis.call('HGET', KEYS[2], 'state')
+local owner = redis.call('HGET', KEYS[2], 'token')
+if state == 'held' and owner == ARGV[1] then return 0 end
+if state ~= 'loading' or owner ~= ARGV[1] then
+  return redis.error_reply('FENCED database ' .. ARGV[2] .. ' is not being loaded under token ' .. ARGV[1])
+end
+redis.call('HSET', KEYS[2], 'state', 'held')
+return 1";
+
+/// KEYS = fence counter, mark; ARGV = token, database.
+const RELEASE: &str = r"
+local state = redis.call('HGET', KEYS[2], 'state')
+if state ~= 'held' then
+  return redis.error_reply('NOTHELD database ' .. ARGV[2] .. ' is not held (state: ' .. (state or 'not tracked') .. ')')
+end
+redis.call('HSET', KEYS[2], 'state', 'verified')
+return 1";
+
 /// KEYS = fence counter; ARGV = token.
 const NOTHING: &str = "return 1";
 
@@ -111,6 +131,17 @@ impl RedisMarks {
         self.run(VERIFY, fence, db).await
     }
 
+    /// `db`, loaded under `fence`, passed its count check but a guard or a
+    /// check holds it.
+    pub async fn hold(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        self.run(HOLD, fence, db).await
+    }
+
+    /// The held `db` was approved: it becomes verified.
+    pub async fn release(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        self.run(RELEASE, fence, db).await
+    }
+
     /// `db` was rolled back from.
     pub async fn retire(&self, db: &str) -> Result<(), GraphError> {
         let mut con = self.con.clone();
@@ -147,6 +178,7 @@ impl RedisMarks {
         Ok(match state.as_deref() {
             Some("loading") => DbState::Loading,
             Some("verified") => DbState::Verified,
+            Some("held") => DbState::Held,
             Some("retired") => DbState::Retired,
             _ => DbState::NotTracked,
         })

@@ -62,6 +62,11 @@ pub enum DbState {
     Loading,
     /// Fully loaded and verified under a valid fence: may become live.
     Verified,
+    /// Loaded and verified, but a guard or a check said no: kept, never
+    /// dropped while held, not live until an operator approves it
+    /// (`producer approve`, which makes it verified) or a newer snapshot
+    /// supersedes it.
+    Held,
     /// Taken out of service by `producer rollback`: never live again.
     Retired,
     /// No mark: made by hand, by another tool, or before marks existed.
@@ -85,6 +90,7 @@ impl DbState {
         match self {
             DbState::Loading => "loading",
             DbState::Verified => "verified",
+            DbState::Held => "held",
             DbState::Retired => "retired",
             DbState::Unmarked => "unmarked",
             DbState::NotTracked => "not tracked",
@@ -118,6 +124,45 @@ pub struct Health {
 pub struct Counts {
     pub nodes: u64,
     pub relationships: u64,
+}
+
+/// Counts per label and per relationship type of one database: what the
+/// guards compare and what "what changed" shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Census {
+    pub nodes: u64,
+    pub relationships: u64,
+    pub labels: std::collections::BTreeMap<String, u64>,
+    pub types: std::collections::BTreeMap<String, u64>,
+}
+
+/// The one value a check query returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Null,
+    /// Anything else, as text (a string, a list, a node), or a reply that
+    /// was not one row of one column (`"2 rows"`).
+    Other(String),
+}
+
+impl Scalar {
+    /// A JSON value (the Bolt path reads values as JSON) as a scalar.
+    pub fn from_json(v: serde_json::Value) -> Scalar {
+        match v {
+            serde_json::Value::Bool(b) => Scalar::Bool(b),
+            serde_json::Value::Null => Scalar::Null,
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Scalar::Int(i),
+                None => n
+                    .as_f64()
+                    .map_or(Scalar::Other(n.to_string()), Scalar::Float),
+            },
+            other => Scalar::Other(other.to_string()),
+        }
+    }
 }
 
 /// A property column to write: its (checked) name and values.
@@ -236,6 +281,33 @@ pub trait GraphStore: GraphWriter {
     async fn create_fenced(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
     /// Marks a database this fence created as `verified`.
     async fn mark_verified(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Marks a database this fence created, loaded and verified as `held`:
+    /// complete, but a guard or a check refused it.
+    async fn mark_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// A `held` database becomes `verified` (an operator approved it), under
+    /// any valid fence of the customer; refused for any other state.
+    async fn release_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError>;
+    /// Runs `query` read-only on `db` (FalkorDB: `GRAPH.RO_QUERY` with a
+    /// server-side timeout; Bolt: a transaction that is rolled back) and
+    /// returns its one value. More or fewer than one row of one column is
+    /// [`Scalar::Other`] saying so.
+    async fn read_scalar(
+        &self,
+        db: &str,
+        query: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Scalar, GraphError>;
+    /// Applies one `schema.cypher` statement to the (empty) database `db`,
+    /// usable when this returns; an existing identical index or constraint
+    /// is fine.
+    async fn apply_schema(
+        &self,
+        db: &str,
+        statement: &crate::snapshot::schema::SchemaStatement,
+    ) -> Result<(), GraphError>;
+    /// Node and relationship counts in total, per label and per type (a
+    /// query per label and per type).
+    async fn census(&self, db: &str) -> Result<Census, GraphError>;
     /// Points `alias` at the verified database `db`, refused when a newer
     /// fence was seen, `db` is not verified, or (in `Forward` mode) the alias
     /// is on a newer snapshot. `Ok(false)` when it already pointed there.

@@ -504,6 +504,21 @@ impl Values {
                 }
             }
         }
+        if let Some(t) = declared.ty {
+            // Arrow's casts between booleans and numbers are lossy guesses
+            // (any non-zero number is `true`, `true` is 1): refused, as in CSV.
+            let source = array.data_type();
+            let boolean = matches!(source, DataType::Boolean);
+            let numeric_type = t.int_range().is_some() || t == PropType::Float;
+            let refused = (t == PropType::Bool && !boolean && !matches!(source, DataType::Null))
+                || (numeric_type && boolean);
+            if refused {
+                return Err(format!(
+                    "Arrow type {source} cannot be read as {}: declare the column's own type",
+                    t.name()
+                ));
+            }
+        }
         let target = match declared.ty {
             Some(t) if t.int_range().is_some() => DataType::Int64,
             Some(PropType::Float) => DataType::Float64,
@@ -762,6 +777,22 @@ mod tests {
             let err = Values::from_column(&a, declared(PropType::Bool, false)).unwrap_err();
             assert!(err.contains("row 2") && err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn numbers_and_booleans_never_turn_into_each_other() {
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![0, 2]));
+        let err = Values::from_column(&ints, declared(PropType::Bool, false)).unwrap_err();
+        assert!(err.contains("cannot be read as boolean"), "{err}");
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![0.5]));
+        assert!(Values::from_column(&floats, declared(PropType::Bool, false)).is_err());
+        let bools: ArrayRef = Arc::new(BooleanArray::from(vec![true, false]));
+        for ty in [PropType::Int, PropType::Float] {
+            let err = Values::from_column(&bools, declared(ty, false)).unwrap_err();
+            assert!(err.contains("cannot be read as"), "{err}");
+        }
+        let v = Values::from_column(&bools, declared(PropType::Bool, false)).unwrap();
+        assert_eq!(v.get(0), Value::Bool(true));
     }
 
     #[test]

@@ -6,9 +6,11 @@
 pub mod header;
 pub mod layout;
 pub mod limits;
+pub mod manifest;
 pub mod options;
 pub mod reader;
 pub mod sample;
+pub mod schema;
 pub mod temporal;
 
 use thiserror::Error;

@@ -10,7 +10,10 @@ use super::super::cypher::{
     node_statement, relationship_statement, COUNT_NODES, COUNT_RELATIONSHIPS,
 };
 use super::super::values::Cell;
-use super::super::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, RelWrite, Value, Values};
+use super::super::{
+    quote, Census, Counts, GraphError, GraphWriter, NodeRef, NodeWrite, RelWrite, Scalar, Value,
+    Values,
+};
 use super::statements;
 use crate::config::{Secret, ServiceUrl};
 
@@ -101,6 +104,102 @@ impl BoltWriter {
             })?);
         }
         Ok(out)
+    }
+
+    /// One `schema.cypher` statement in Neo4j's syntax
+    /// ([`crate::snapshot::schema::neo4j_statement`]), then waits for the
+    /// new index or constraint to come online (Neo4j). Not tried against
+    /// ArcadeDB's Bolt server: refused there, naming the store.
+    pub async fn apply_schema(
+        &self,
+        db: &str,
+        statement: &crate::snapshot::schema::SchemaStatement,
+    ) -> Result<(), GraphError> {
+        if self.dialect == Dialect::ArcadeDb {
+            return Err(GraphError::Permanent(format!(
+                "store ArcadeDB (Bolt) does not support schema.cypher here ({}); remove schema.cypher or load into a Neo4j or FalkorDB target",
+                statement.describe()
+            )));
+        }
+        let q = crate::snapshot::schema::neo4j_statement(statement);
+        self.write(db, Query::new(q)).await?;
+        if let Some(wait) = self.dialect.await_indexes() {
+            self.write(db, Query::new(wait.into())).await?;
+        }
+        Ok(())
+    }
+
+    /// `q`'s one value, in a transaction that is always rolled back (so a
+    /// check can never write).
+    pub async fn read_scalar(&self, db: &str, q: &str) -> Result<Scalar, GraphError> {
+        let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
+        let result = async {
+            let mut stream = txn
+                .execute(Query::new(q.to_owned()))
+                .await
+                .map_err(map_err)?;
+            let mut rows = Vec::new();
+            while let Some(row) = stream.next(txn.handle()).await.map_err(map_err)? {
+                rows.push(row);
+            }
+            Ok::<_, GraphError>(rows)
+        }
+        .await;
+        let _ = txn.rollback().await;
+        let rows = result?;
+        let [row] = rows.as_slice() else {
+            return Ok(Scalar::Other(format!("{} rows", rows.len())));
+        };
+        let keys = row.keys();
+        let [key] = keys.as_slice() else {
+            return Ok(Scalar::Other(format!("{} columns", keys.len())));
+        };
+        let value: serde_json::Value = row
+            .get(&key.value)
+            .map_err(|e| GraphError::Permanent(format!("unreadable check value: {e}")))?;
+        Ok(Scalar::from_json(value))
+    }
+
+    /// Counts in total, per label and per relationship type.
+    pub async fn census(&self, db: &str) -> Result<Census, GraphError> {
+        let counts = GraphWriter::counts(self, db).await?;
+        let mut census = Census {
+            nodes: counts.nodes,
+            relationships: counts.relationships,
+            ..Census::default()
+        };
+        let count = |v: Vec<i64>| v.first().and_then(|n| u64::try_from(*n).ok()).unwrap_or(0);
+        let labels: Vec<String> = self
+            .column(db, Query::new(statements::LABELS.into()), "label")
+            .await?;
+        for label in labels {
+            let q = format!("MATCH (n:{}) RETURN count(n) AS c", quote(&label));
+            census
+                .labels
+                .insert(label, count(self.column(db, Query::new(q), "c").await?));
+        }
+        let types: Vec<String> = self
+            .column(db, Query::new(statements::TYPES.into()), "type")
+            .await?;
+        for ty in types {
+            let q = format!("MATCH ()-[r:{}]->() RETURN count(r) AS c", quote(&ty));
+            census
+                .types
+                .insert(ty, count(self.column(db, Query::new(q), "c").await?));
+        }
+        Ok(census)
+    }
+
+    /// One write statement in its own explicit transaction.
+    async fn write(&self, db: &str, q: Query) -> Result<(), GraphError> {
+        let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
+        if let Err(e) = txn.run(q).await {
+            // The server rolls back a failed transaction; tell it we are done.
+            let _ = txn.rollback().await;
+            return Err(map_err(e));
+        }
+        txn.commit().await.map_err(map_err)?;
+        Ok(())
     }
 
     /// One write statement in its own explicit transaction; returns the

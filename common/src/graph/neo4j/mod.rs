@@ -19,8 +19,8 @@ pub use bolt::{BoltWriter, Dialect};
 
 use super::marks::RedisMarks;
 use super::{
-    Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite, RelWrite,
-    SwitchMode,
+    Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
+    RelWrite, Scalar, SwitchMode,
 };
 use crate::config::{GraphKind, Secret, ServiceUrl};
 use crate::ident::DatabaseName;
@@ -298,6 +298,45 @@ impl GraphStore for Neo4jStore {
             Some(m) => m.verify(db, fence).await,
             None => Ok(()),
         }
+    }
+
+    async fn mark_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        match &self.marks {
+            Some(m) => m.hold(db, fence).await,
+            None => Err(GraphError::Permanent(format!(
+                "cannot hold {db}: this Neo4j target keeps no lifecycle marks"
+            ))),
+        }
+    }
+
+    async fn release_held(&self, db: &str, fence: &Fence) -> Result<(), GraphError> {
+        match &self.marks {
+            Some(m) => m.release(db, fence).await,
+            None => Err(GraphError::Permanent(format!(
+                "cannot approve {db}: this Neo4j target keeps no lifecycle marks"
+            ))),
+        }
+    }
+
+    async fn census(&self, db: &str) -> Result<Census, GraphError> {
+        self.bolt.census(db).await
+    }
+
+    async fn apply_schema(
+        &self,
+        db: &str,
+        statement: &crate::snapshot::schema::SchemaStatement,
+    ) -> Result<(), GraphError> {
+        self.bolt.apply_schema(db, statement).await
+    }
+
+    async fn read_scalar(
+        &self,
+        db: &str,
+        query: &str,
+        _timeout: std::time::Duration,
+    ) -> Result<Scalar, GraphError> {
+        self.bolt.read_scalar(db, query).await
     }
 
     async fn switch_fenced(

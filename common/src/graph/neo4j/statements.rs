@@ -63,6 +63,12 @@ pub fn create_index(label: &str, property: &str) -> String {
 /// Load path: Neo4j builds indexes in the background; wait for them.
 pub const AWAIT_INDEXES: &str = "CALL db.awaitIndexes(300)";
 
+/// Census (the guards, "what changed"): the labels and relationship types
+/// in use; each is then counted on its own.
+pub const LABELS: &str = "CALL db.labels() YIELD label RETURN label";
+pub const TYPES: &str =
+    "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS type";
+
 #[cfg(test)]
 mod tests {
     use super::*;

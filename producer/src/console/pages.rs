@@ -1,0 +1,843 @@
+//! The console's pages: server-rendered from the same JSON as `/api/...`;
+//! every value escaped (see [`super::html::esc`]).
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::html::{action_form, chart_svg, esc, page, time_ms, url, val};
+use super::{cookie, Console};
+
+type Shared = State<Arc<Console>>;
+
+fn session_of(c: &Console, headers: &HeaderMap) -> Option<super::auth::Session> {
+    c.auth.session(cookie(headers))
+}
+
+pub async fn fleet(State(c): Shared, headers: HeaderMap) -> Html<String> {
+    let session = session_of(&c, &headers);
+    let viewer = c.viewer(session.as_ref());
+    let flash = c.take_flash(&headers);
+    let f = c.fleet_json().await;
+    let mut b = String::new();
+    let paused = !f["paused"]["fleet"].is_null();
+    let _ = write!(
+        b,
+        "<p>Fleet: <b data-field=\"status\">{}</b> · consumption <b id=\"fleet-paused\" data-field=\"paused.fleet\">{}</b> {} {}</p>",
+        val(&f["status"]),
+        if paused { val(&f["paused"]["fleet"]) } else { "-".into() },
+        action_form(&viewer, "pause", &[("back", "/")], "Pause the fleet", "pause-fleet"),
+        action_form(&viewer, "resume", &[("back", "/")], "Resume the fleet", "resume-fleet"),
+    );
+    b.push_str("<p class=\"muted\">consumption: <code>-</code> = running; otherwise who paused it (events wait in the delay queues).</p>");
+    b.push_str("<h2>Counters</h2><table><tr>");
+    let keys = [
+        ("workers", "workers"),
+        ("queue_size", "work queue (all priorities)"),
+        ("parked_queue_size", "parked"),
+        ("success_rate", "success % (all time)"),
+        ("success_rate_1h", "success % (1 h)"),
+        ("success_rate_24h", "success % (24 h)"),
+        ("tasks_published", "published"),
+        ("tasks_completed", "completed"),
+        ("tasks_failed", "failed"),
+        ("tasks_retried", "retried"),
+        ("tasks_parked", "parked (total)"),
+        ("tasks_superseded", "superseded"),
+        ("tasks_cancelled", "cancelled"),
+    ];
+    for (_, label) in keys {
+        let _ = write!(b, "<th>{}</th>", esc(label));
+    }
+    b.push_str("</tr><tr>");
+    for (k, _) in keys {
+        let _ = write!(b, "<td id=\"f-{k}\" data-field=\"{k}\">{}</td>", val(&f[k]));
+    }
+    b.push_str("</tr></table><p class=\"muted\">RabbitMQ reports a priority queue's depth as one number; the depth per priority is not available over AMQP.</p>");
+
+    b.push_str("<h2>Loads in progress</h2><table><thead><tr><th>customer</th><th>snapshot</th><th>worker</th><th>phase</th><th>nodes written</th><th>relationships written</th><th>rows/s</th><th>elapsed s</th><th>rows expected (previous load)</th><th>ETA s</th></tr></thead>");
+    b.push_str("<tbody id=\"loads\" data-rows=\"loads_in_progress\" data-cols=\"customer,snapshot_id,worker,phase,nodes,relationships,rows_per_second,elapsed_seconds,expected_rows_estimate,eta_seconds\"></tbody></table>");
+
+    b.push_str("<h2>Workers</h2><table><thead><tr><th>host</th><th>pid</th><th>version</th><th>circuit breaker</th><th>loading now</th><th>id</th></tr></thead>");
+    b.push_str("<tbody id=\"workers\" data-rows=\"workers_list\" data-cols=\"host,pid,version,breaker,loading,id\"></tbody></table>");
+
+    b.push_str("<h2>Retry queues</h2><table><thead><tr><th>queue</th><th>delay s</th><th>messages</th></tr></thead>");
+    b.push_str("<tbody data-rows=\"retry_queues\" data-cols=\"queue,delay_seconds,depth\"></tbody></table>");
+
+    b.push_str("<h2>Graph targets</h2><table><tr><th>target</th><th>load slots in use</th><th>cap</th></tr>");
+    if let Some(targets) = f["targets"].as_object() {
+        for (name, t) in targets {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td data-field=\"targets.{}.loads\">{}</td><td>{}</td></tr>",
+                esc(name),
+                esc(name),
+                val(&t["loads"]),
+                val(&t["max_concurrent_loads"])
+            );
+        }
+    }
+    b.push_str("</table>");
+
+    b.push_str("<h2>Dependencies</h2><table>");
+    if let Some(deps) = f["dependencies"].as_object() {
+        for (name, health) in deps {
+            let class = if health == "ok" { "good" } else { "bad" };
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td class=\"{class}\">{}</td></tr>",
+                esc(name),
+                val(health)
+            );
+        }
+    }
+    b.push_str("</table><p class=\"muted\">Each worker's circuit breaker is in the workers table (reported every 5 s).</p>");
+
+    let _ = write!(
+        b,
+        "<h2>Loads in the last 24 hours</h2>{}",
+        chart_svg(
+            &c.chart_points().await,
+            chrono::Utc::now().timestamp_millis()
+        )
+    );
+    Html(page(
+        "Fleet",
+        &viewer,
+        flash.as_deref(),
+        Some("/api/fleet"),
+        &b,
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CustomerQuery {
+    pub q: Option<String>,
+    pub state: Option<String>,
+    pub target: Option<String>,
+    /// `1h`, `24h`, `older`, `never`.
+    pub age: Option<String>,
+}
+
+/// The customers the query selects (all with an empty query).
+pub fn filter_customers(list: Vec<Value>, q: &CustomerQuery) -> Vec<Value> {
+    let nonempty = |o: &Option<String>| {
+        o.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (text, state, target, age) = (
+        nonempty(&q.q),
+        nonempty(&q.state),
+        nonempty(&q.target),
+        nonempty(&q.age),
+    );
+    list.into_iter()
+        .filter(|c| {
+            text.as_deref()
+                .is_none_or(|t| c["customer"].as_str().unwrap_or("").contains(t))
+        })
+        .filter(|c| state.as_deref().is_none_or(|s| c["state"] == s))
+        .filter(|c| target.as_deref().is_none_or(|t| c["target"] == t))
+        .filter(|c| {
+            let secs = c["last_load_age_seconds"].as_i64();
+            match age.as_deref() {
+                None => true,
+                Some("1h") => secs.is_some_and(|s| s <= 3600),
+                Some("24h") => secs.is_some_and(|s| s <= 86_400),
+                Some("older") => secs.is_some_and(|s| s > 86_400),
+                Some("never") => secs.is_none(),
+                Some(_) => true,
+            }
+        })
+        .collect()
+}
+
+fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> String {
+    let mut s = format!("<select name=\"{name}\">");
+    for (v, label) in options {
+        let sel = if current == Some(*v) { " selected" } else { "" };
+        let _ = write!(
+            s,
+            "<option value=\"{}\"{sel}>{}</option>",
+            esc(v),
+            esc(label)
+        );
+    }
+    s.push_str("</select>");
+    s
+}
+
+pub async fn customers(
+    State(c): Shared,
+    headers: HeaderMap,
+    Query(q): Query<CustomerQuery>,
+) -> Response {
+    let session = session_of(&c, &headers);
+    let viewer = c.viewer(session.as_ref());
+    let flash = c.take_flash(&headers);
+    let list = match c.customers_json().await {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(page("Customers", &viewer, Some(&e.to_string()), None, "")),
+            )
+                .into_response()
+        }
+    };
+    let total = list.len();
+    let list = filter_customers(list, &q);
+    let mut b = String::new();
+    let targets: Vec<(String, String)> = std::iter::once((String::new(), "any target".to_owned()))
+        .chain(
+            c.targets
+                .all()
+                .iter()
+                .map(|t| (t.name.clone(), t.name.clone())),
+        )
+        .collect();
+    let targets: Vec<(&str, &str)> = targets
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let _ = write!(
+        b,
+        "<form class=\"filters\" method=\"get\"><input name=\"q\" id=\"search\" placeholder=\"customer contains\" value=\"{}\">{}{}{}<button id=\"filter\">filter</button></form>",
+        esc(q.q.as_deref().unwrap_or("")),
+        select("state", q.state.as_deref(), &[("", "any state"), ("live", "live"), ("loading", "loading"), ("paused", "paused"), ("error", "error"), ("never loaded", "never loaded")]),
+        select("target", q.target.as_deref(), &targets),
+        select("age", q.age.as_deref(), &[("", "any last load"), ("1h", "within 1 h"), ("24h", "within 24 h"), ("older", "older than 24 h"), ("never", "never")]),
+    );
+    let _ = write!(b, "<p>{} of {total} customers</p>", list.len());
+    b.push_str("<table id=\"customers\"><tr><th>customer</th><th>state</th><th>target</th><th>alias →</th><th>live</th><th>previous</th><th>retained databases</th><th>held</th><th>last load</th><th>took s</th><th>last error</th></tr>");
+    for cu in &list {
+        let name = cu["customer"].as_str().unwrap_or("");
+        let dbs: Vec<String> = cu["databases"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| format!("{} ({})", val(&d["database"]), val(&d["state"])))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let held: Vec<String> = cu["held"]
+            .as_array()
+            .map(|a| a.iter().map(val).collect())
+            .unwrap_or_default();
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/customers/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            url(name),
+            esc(name),
+            val(&cu["state"]),
+            val(&cu["target"]),
+            val(&cu["alias"]),
+            val(&cu["live_snapshot"]),
+            val(&cu["previous_snapshot"]),
+            dbs.join("<br>"),
+            held.join(", "),
+            val(&cu["last_loaded_at"]),
+            val(&cu["last_load_seconds"]),
+            val(&cu["last_error"]),
+        );
+    }
+    b.push_str("</table>");
+    Html(page("Customers", &viewer, flash.as_deref(), None, &b)).into_response()
+}
+
+pub async fn customer(State(c): Shared, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let session = session_of(&c, &headers);
+    let viewer = c.viewer(session.as_ref());
+    let flash = c.take_flash(&headers);
+    let v = match c.customer_json(&name).await {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Html(page("Customer", &viewer, Some(&e.to_string()), None, "")),
+            )
+                .into_response()
+        }
+    };
+    let back = format!("/customers/{}", url(&name));
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<table><tr><th>alias {}</th><td><b id=\"alias\" data-field=\"alias\">{}</b></td></tr>\
+<tr><th>state</th><td id=\"state\" data-field=\"state\">{}</td></tr>\
+<tr><th>live snapshot</th><td id=\"live\" data-field=\"live_snapshot\">{}</td></tr>\
+<tr><th>previous</th><td data-field=\"previous_snapshot\">{}</td></tr>\
+<tr><th>target</th><td>{}</td></tr>\
+<tr><th>last load</th><td data-field=\"last_loaded_at\">{}</td></tr>\
+<tr><th>last load took (s)</th><td data-field=\"last_load_seconds\">{}</td></tr>\
+<tr><th>last error</th><td data-field=\"last_error\">{}</td></tr></table>",
+        esc(&name),
+        val(&v["alias"]),
+        val(&v["state"]),
+        val(&v["live_snapshot"]),
+        val(&v["previous_snapshot"]),
+        val(&v["target"]),
+        val(&v["last_loaded_at"]),
+        val(&v["last_load_seconds"]),
+        val(&v["last_error"]),
+    );
+    let p = &v["progress"];
+    let _ = write!(
+        b,
+        "<h2>Load in progress</h2><table><tr><th>snapshot</th><th>phase</th><th>nodes written</th><th>relationships written</th><th>rows written</th><th>rows/s</th><th>rows expected (previous load)</th><th>ETA s</th></tr>\
+<tr><td data-field=\"progress.snapshot_id\">{}</td><td id=\"progress-phase\" data-field=\"progress.phase\">{}</td><td data-field=\"progress.nodes\">{}</td><td data-field=\"progress.relationships\">{}</td>\
+<td id=\"progress-rows\" data-field=\"progress.rows_written\">{}</td><td data-field=\"progress.rows_per_second\">{}</td><td data-field=\"progress.expected_rows_estimate\">{}</td><td data-field=\"progress.eta_seconds\">{}</td></tr></table>",
+        val(&p["snapshot_id"]),
+        val(&p["phase"]),
+        val(&p["nodes"]),
+        val(&p["relationships"]),
+        val(&p["rows_written"]),
+        val(&p["rows_per_second"]),
+        val(&p["expected_rows_estimate"]),
+        val(&p["eta_seconds"]),
+    );
+
+    // Actions.
+    b.push_str("<h2>Actions</h2>");
+    if viewer.session.is_none() {
+        b.push_str("<p class=\"muted\">Log in with the operator token to act.</p>");
+    } else {
+        let paused = v["paused"].as_bool().unwrap_or(false);
+        let _ = write!(
+            b,
+            "<p>Consumption for {}: <b id=\"customer-paused\">{}</b> {}</p>",
+            esc(&name),
+            if paused { "paused" } else { "running" },
+            if paused {
+                action_form(
+                    &viewer,
+                    "resume",
+                    &[("customer", &name), ("back", &back)],
+                    "Resume this customer",
+                    "resume-customer",
+                )
+            } else {
+                action_form(
+                    &viewer,
+                    "pause",
+                    &[("customer", &name), ("back", &back)],
+                    "Pause this customer",
+                    "pause-customer",
+                )
+            }
+        );
+        if let Some(s) = viewer.session {
+            let _ = write!(
+                b,
+                "<form method=\"post\" action=\"/action\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<input type=\"hidden\" name=\"action\" value=\"cancel\"><input type=\"hidden\" name=\"customer\" value=\"{}\"><input type=\"hidden\" name=\"back\" value=\"{}\">\
+Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cancel-snapshot\" size=\"12\"> <button id=\"cancel\">Cancel load</button></form>",
+                esc(&s.csrf),
+                esc(&name),
+                esc(&back)
+            );
+            let _ = write!(
+                b,
+                " <form method=\"post\" action=\"/parked/confirm\" class=\"inline\"><input type=\"hidden\" name=\"op\" value=\"replay\"><input type=\"hidden\" name=\"scope\" value=\"matching\"><input type=\"hidden\" name=\"f_customer\" value=\"{}\"><button id=\"replay-customer\">Replay its parked events…</button></form>",
+                esc(&name)
+            );
+        }
+        let live = v["live_snapshot"].as_u64();
+        let mut rollback = Vec::new();
+        for d in v["databases"].as_array().into_iter().flatten() {
+            let (Some(id), Some(state)) = (d["snapshot_id"].as_u64(), d["state"].as_str()) else {
+                continue;
+            };
+            if live.is_some_and(|l| id < l) {
+                if matches!(state, "verified" | "not tracked") {
+                    rollback.push(action_form(
+                        &viewer,
+                        "rollback",
+                        &[
+                            ("customer", &name),
+                            ("to", &id.to_string()),
+                            ("back", &back),
+                        ],
+                        &format!("Roll back to {id}"),
+                        &format!("rollback-{id}"),
+                    ));
+                } else {
+                    rollback.push(format!(
+                        "<span class=\"muted\">{id}: {} (not verified: cannot go live)</span>",
+                        esc(state)
+                    ));
+                }
+            }
+        }
+        let _ = write!(
+            b,
+            "<p>Roll back (to a verified database only): {}</p>",
+            if rollback.is_empty() {
+                "<span class=\"muted\">no older retained database</span>".into()
+            } else {
+                rollback.join(" ")
+            }
+        );
+        match &c.gate {
+            Some(_) => {
+                for h in v["held"].as_array().into_iter().flatten() {
+                    let id = super::html::plain(h);
+                    let _ = write!(
+                        b,
+                        "<p>Held snapshot {}: {} {}</p>",
+                        esc(&id),
+                        action_form(
+                            &viewer,
+                            "approve",
+                            &[("customer", &name), ("snapshot_id", &id), ("back", &back)],
+                            "Approve (switch)",
+                            &format!("approve-{id}")
+                        ),
+                        action_form(
+                            &viewer,
+                            "reject",
+                            &[("customer", &name), ("snapshot_id", &id), ("back", &back)],
+                            "Reject",
+                            &format!("reject-{id}")
+                        ),
+                    );
+                }
+            }
+            None => b.push_str(
+                "<p class=\"muted\">Approve/reject of held snapshots: not in this build.</p>",
+            ),
+        }
+    }
+
+    b.push_str("<h2>Databases</h2><table><thead><tr><th>database</th><th>state</th><th>live</th></tr></thead><tbody id=\"databases\" data-rows=\"databases\" data-cols=\"database,state,live\">");
+    for d in v["databases"].as_array().into_iter().flatten() {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            val(&d["database"]),
+            val(&d["state"]),
+            val(&d["live"])
+        );
+    }
+    b.push_str("</tbody></table>");
+
+    b.push_str("<h2>Timeline</h2><table id=\"timeline\"><tr><th>snapshot</th><th>what happened</th><th>nodes</th><th>relationships</th><th>vs previous live</th><th>load s</th></tr>");
+    for row in v["timeline"].as_array().into_iter().flatten().rev() {
+        let mut steps = String::new();
+        for s in row["steps"].as_array().into_iter().flatten() {
+            let _ = write!(
+                steps,
+                "<div><b>{}</b> {} <span class=\"muted\">{}</span></div>",
+                val(&s["what"]),
+                esc(&time_ms(s["at_ms"].as_i64())),
+                val(&s["detail"])
+            );
+        }
+        let diff = match (
+            row["diff_nodes"].as_i64(),
+            row["diff_relationships"].as_i64(),
+        ) {
+            (Some(n), Some(r)) => format!("{n:+} nodes, {r:+} relationships"),
+            _ => "-".into(),
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{}{}</td><td>{steps}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            val(&row["snapshot_id"]),
+            if row["went_live"].as_bool() == Some(true) {
+                " <span class=\"good\">(went live)</span>"
+            } else {
+                ""
+            },
+            val(&row["nodes"]),
+            val(&row["relationships"]),
+            esc(&diff),
+            val(&row["seconds"]),
+        );
+    }
+    b.push_str("</table>");
+    let poll = format!("/api/customers/{}", url(&name));
+    Html(page(
+        &format!("Customer {name}"),
+        &viewer,
+        flash.as_deref(),
+        Some(&poll),
+        &b,
+    ))
+    .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ParkedQuery {
+    pub f_customer: Option<String>,
+    pub f_reason: Option<String>,
+    pub f_min_age: Option<String>,
+}
+
+impl ParkedQuery {
+    pub fn filter(&self) -> crate::dlq::Filter {
+        let nonempty = |o: &Option<String>| {
+            o.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        crate::dlq::Filter {
+            customer: nonempty(&self.f_customer),
+            reason: nonempty(&self.f_reason),
+            min_age_seconds: nonempty(&self.f_min_age).and_then(|a| a.parse().ok()),
+        }
+    }
+}
+
+fn filter_fields(f: &crate::dlq::Filter) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"f_customer\" value=\"{}\"><input type=\"hidden\" name=\"f_reason\" value=\"{}\"><input type=\"hidden\" name=\"f_min_age\" value=\"{}\">",
+        esc(f.customer.as_deref().unwrap_or("")),
+        esc(f.reason.as_deref().unwrap_or("")),
+        f.min_age_seconds.map(|a| a.to_string()).unwrap_or_default()
+    )
+}
+
+pub async fn parked(
+    State(c): Shared,
+    headers: HeaderMap,
+    Query(q): Query<ParkedQuery>,
+) -> Response {
+    let session = session_of(&c, &headers);
+    let viewer = c.viewer(session.as_ref());
+    let flash = c.take_flash(&headers);
+    let filter = q.filter();
+    let list = match c.parked_json(&filter).await {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(page(
+                    "Parked events",
+                    &viewer,
+                    Some(&e.to_string()),
+                    None,
+                    "",
+                )),
+            )
+                .into_response()
+        }
+    };
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<form class=\"filters\" method=\"get\">customer <input name=\"f_customer\" id=\"f-customer\" value=\"{}\"> reason <input name=\"f_reason\" id=\"f-reason\" value=\"{}\"> parked at least <input name=\"f_min_age\" id=\"f-min-age\" size=\"6\" value=\"{}\"> s ago <button id=\"filter\">filter</button></form>",
+        esc(filter.customer.as_deref().unwrap_or("")),
+        esc(filter.reason.as_deref().unwrap_or("")),
+        filter.min_age_seconds.map(|a| a.to_string()).unwrap_or_default()
+    );
+    let _ = write!(
+        b,
+        "<p id=\"parked-count\">{} parked events match</p>",
+        list.len()
+    );
+    if viewer.session.is_some() {
+        let _ = write!(
+            b,
+            "<form id=\"sel\" method=\"post\" action=\"/parked/confirm\" class=\"inline\"><input type=\"hidden\" name=\"scope\" value=\"selected\">\
+<button name=\"op\" value=\"replay\" id=\"replay-selected\">Replay selected…</button> <button name=\"op\" value=\"delete\" id=\"delete-selected\">Delete selected…</button></form> \
+<form method=\"post\" action=\"/parked/confirm\" class=\"inline\"><input type=\"hidden\" name=\"scope\" value=\"matching\">{}\
+<button name=\"op\" value=\"replay\" id=\"replay-matching\">Replay all matching…</button> <button name=\"op\" value=\"delete\" id=\"delete-matching\">Delete all matching…</button></form>",
+            filter_fields(&filter)
+        );
+    }
+    b.push_str("<table id=\"parked\"><tr><th></th><th>event</th><th>customer</th><th>snapshot</th><th>reason</th><th>error</th><th>attempts</th><th>age s</th><th></th></tr>");
+    for p in &list {
+        let id = p["event_id"].as_str().unwrap_or("");
+        let check = if viewer.session.is_some() && !id.is_empty() {
+            format!(
+                "<input type=\"checkbox\" form=\"sel\" name=\"id\" value=\"{}\">",
+                esc(id)
+            )
+        } else {
+            String::new()
+        };
+        let inspect = if id.is_empty() {
+            String::new()
+        } else {
+            format!("<a href=\"/parked/event/{}\">inspect</a>", url(id))
+        };
+        let _ = write!(
+            b,
+            "<tr><td>{check}</td><td>{}</td><td class=\"customer\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{inspect}</td></tr>",
+            esc(id),
+            val(&p["customer"]),
+            val(&p["snapshot_id"]),
+            val(&p["reason"]),
+            esc(&super::html::plain(&p["error"]).chars().take(300).collect::<String>()),
+            val(&p["attempts"]),
+            val(&p["age_seconds"]),
+        );
+    }
+    b.push_str("</table>");
+    Html(page("Parked events", &viewer, flash.as_deref(), None, &b)).into_response()
+}
+
+pub async fn parked_one(State(c): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let session = session_of(&c, &headers);
+    let viewer = c.viewer(session.as_ref());
+    let list = match c.parked_json(&crate::dlq::Filter::default()).await {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(page(
+                    "Parked event",
+                    &viewer,
+                    Some(&e.to_string()),
+                    None,
+                    "",
+                )),
+            )
+                .into_response()
+        }
+    };
+    let Some(p) = list
+        .iter()
+        .find(|p| p["event_id"].as_str() == Some(id.as_str()))
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page(
+                "Parked event",
+                &viewer,
+                Some("no parked event with this id"),
+                None,
+                "",
+            )),
+        )
+            .into_response();
+    };
+    let mut b = String::new();
+    if viewer.session.is_some() {
+        for (op, label) in [("replay", "Replay…"), ("delete", "Delete…")] {
+            let _ = write!(
+                b,
+                "<form method=\"post\" action=\"/parked/confirm\" class=\"inline\"><input type=\"hidden\" name=\"scope\" value=\"selected\"><input type=\"hidden\" name=\"id\" value=\"{}\"><button name=\"op\" value=\"{op}\" id=\"{op}-one\">{label}</button></form> ",
+                esc(&id)
+            );
+        }
+    }
+    b.push_str("<h2>Headers</h2><table id=\"headers\">");
+    for (k, v) in p["headers"].as_object().into_iter().flatten() {
+        let _ = write!(b, "<tr><th>{}</th><td>{}</td></tr>", esc(k), val(v));
+    }
+    let _ = write!(
+        b,
+        "</table><h2>Body</h2><pre id=\"body\">{}</pre>",
+        val(&p["raw_body"])
+    );
+    Html(page(&format!("Parked event {id}"), &viewer, None, None, &b)).into_response()
+}
+
+/// The confirmation step of every DLQ action: says how many events it
+/// takes now; its button does the action with that count.
+pub async fn confirm(State(c): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    let session = session_of(&c, &headers);
+    let viewer = c.viewer(session.as_ref());
+    let Some(s) = session.as_ref() else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(page(
+                "Confirm",
+                &viewer,
+                Some("log in with the operator token to act"),
+                None,
+                "",
+            )),
+        )
+            .into_response();
+    };
+    let p = super::pairs(&body);
+    let op = if super::first(&p, "op") == Some("delete") {
+        "delete"
+    } else {
+        "replay"
+    };
+    let scope = if super::first(&p, "scope") == Some("selected") {
+        "selected"
+    } else {
+        "matching"
+    };
+    let filter = match super::actions::filter_of(&p) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Html(page("Confirm", &viewer, Some(&e), None, "")),
+            )
+                .into_response()
+        }
+    };
+    let ids: Vec<&str> = p
+        .iter()
+        .filter(|(k, v)| k == "id" && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let wanted = if scope == "selected" {
+        crate::dlq::Filter::default()
+    } else {
+        filter.clone()
+    };
+    let listed = match c.parked_json(&wanted).await {
+        Ok(l) => l,
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(page("Confirm", &viewer, Some(&e.to_string()), None, "")),
+            )
+                .into_response()
+        }
+    };
+    let taken: Vec<&Value> = listed
+        .iter()
+        .filter(|v| {
+            scope != "selected" || v["event_id"].as_str().is_some_and(|id| ids.contains(&id))
+        })
+        .collect();
+    let n = taken.len();
+    let mut b = format!(
+        "<p id=\"confirm-text\">{} {n} parked event{}{}?</p><ul>",
+        if op == "delete" { "Delete" } else { "Replay" },
+        if n == 1 { "" } else { "s" },
+        if op == "delete" {
+            " (they are gone for good)"
+        } else {
+            " to the work queue"
+        }
+    );
+    for v in &taken {
+        let _ = write!(
+            b,
+            "<li>{} · {}/{} · {}</li>",
+            val(&v["event_id"]),
+            val(&v["customer"]),
+            val(&v["snapshot_id"]),
+            val(&v["reason"])
+        );
+    }
+    b.push_str("</ul>");
+    let mut hidden = format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"dlq_{op}\"><input type=\"hidden\" name=\"scope\" value=\"{scope}\"><input type=\"hidden\" name=\"confirm\" value=\"{n}\"><input type=\"hidden\" name=\"back\" value=\"/parked\">",
+        esc(&s.csrf)
+    );
+    if scope == "selected" {
+        for id in &ids {
+            let _ = write!(
+                hidden,
+                "<input type=\"hidden\" name=\"id\" value=\"{}\">",
+                esc(id)
+            );
+        }
+    } else {
+        hidden.push_str(&filter_fields(&filter));
+    }
+    let _ = write!(
+        b,
+        "<form method=\"post\" action=\"/action\">{hidden}<button id=\"confirm\">{} {n}</button> <a href=\"/parked\">cancel</a></form>",
+        if op == "delete" { "Delete" } else { "Replay" }
+    );
+    Html(page("Confirm", &viewer, None, None, &b)).into_response()
+}
+
+pub fn login_body() -> String {
+    "<form method=\"post\" action=\"/login\"><p>operator name <input name=\"operator\" id=\"operator-name\" autocomplete=\"username\"></p>\
+<p>operator token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"current-password\"></p><button id=\"login\">Log in</button></form>"
+        .into()
+}
+
+pub async fn login_form(State(c): Shared) -> Html<String> {
+    let viewer = c.viewer(None);
+    let body = if c.auth.writable() {
+        login_body()
+    } else {
+        "<p>No operator token is configured (<code>console_token_file</code>): this console is read-only.</p>".into()
+    };
+    Html(page("Log in", &viewer, None, None, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn customers_filter_by_text_state_target_and_age() {
+        let list = vec![
+            json!({"customer": "acme", "state": "live", "target": "default", "last_load_age_seconds": 100}),
+            json!({"customer": "globex", "state": "error", "target": "east", "last_load_age_seconds": 100_000}),
+            json!({"customer": "initech", "state": "never loaded", "target": "default", "last_load_age_seconds": null}),
+        ];
+        let names = |q: CustomerQuery| -> Vec<String> {
+            filter_customers(list.clone(), &q)
+                .iter()
+                .map(|c| c["customer"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(names(CustomerQuery::default()).len(), 3);
+        assert_eq!(
+            names(CustomerQuery {
+                q: Some("lob".into()),
+                ..Default::default()
+            }),
+            ["globex"]
+        );
+        assert_eq!(
+            names(CustomerQuery {
+                state: Some("live".into()),
+                ..Default::default()
+            }),
+            ["acme"]
+        );
+        assert_eq!(
+            names(CustomerQuery {
+                target: Some("default".into()),
+                ..Default::default()
+            }),
+            ["acme", "initech"]
+        );
+        assert_eq!(
+            names(CustomerQuery {
+                age: Some("1h".into()),
+                ..Default::default()
+            }),
+            ["acme"]
+        );
+        assert_eq!(
+            names(CustomerQuery {
+                age: Some("older".into()),
+                ..Default::default()
+            }),
+            ["globex"]
+        );
+        assert_eq!(
+            names(CustomerQuery {
+                age: Some("never".into()),
+                ..Default::default()
+            }),
+            ["initech"]
+        );
+        assert_eq!(
+            names(CustomerQuery {
+                state: Some(String::new()),
+                ..Default::default()
+            })
+            .len(),
+            3
+        );
+    }
+}
