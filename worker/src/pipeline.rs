@@ -15,7 +15,7 @@ use common::graph::{
     StoreLimits, SwitchMode,
 };
 use common::ident::{Customer, DatabaseName, SnapshotId};
-use common::load::{load_snapshot, LoadError, LoadOptions};
+use common::load::{load_snapshot, LoadError, LoadMethod, LoadOptions};
 use common::lock::{self, LockGuard};
 use common::metrics::Metrics;
 use common::slots::Slot;
@@ -442,6 +442,24 @@ impl GraphWriter for FencedWriter<'_> {
             .relationships
             .fetch_add(relationships, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// The load method for the snapshot in `dir`: the target's, except that a
+/// snapshot whose `schema.cypher` declares a constraint loads through
+/// Cypher, because FalkorDB 4.16's GRAPH.BULK does not check constraints
+/// (`tests/tests/gates.rs`: a duplicate `personId` across ID spaces loaded
+/// through GRAPH.BULK without an error).
+fn load_method_for(target: LoadMethod, dir: &std::path::Path) -> LoadMethod {
+    let constrained = std::fs::read_to_string(dir.join("schema.cypher"))
+        .is_ok_and(|s| s.to_ascii_uppercase().contains("CONSTRAINT"));
+    if constrained && target == LoadMethod::Bulk {
+        tracing::info!(
+            "schema.cypher declares a constraint: loading through cypher (GRAPH.BULK does not check constraints)"
+        );
+        LoadMethod::Cypher
+    } else {
+        target
     }
 }
 
@@ -895,8 +913,8 @@ impl Pipeline {
             lease: step.held.lease.clone(),
             written: &written,
         };
-        let options =
-            LoadOptions::from_config(&self.config).with_method(step.graph.target.load_method);
+        let method = load_method_for(step.graph.target.load_method, dir);
+        let options = LoadOptions::from_config(&self.config).with_method(method);
         let started_ms = chrono::Utc::now().timestamp_millis();
         let publish = |phase: &str| common::state::LoadProgress {
             customer: step.customer().to_string(),
