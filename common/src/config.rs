@@ -290,6 +290,17 @@ pub struct Config {
     /// Snapshot ids (Unix seconds) more than this many seconds ahead of the
     /// worker's clock are refused.
     pub max_future_seconds: u64,
+
+    // --- bulk loading (issue 16) ---
+    /// How loads write: `bulk` (FalkorDB's GRAPH.BULK) or `cypher` (write
+    /// statements). Unset: `bulk` on FalkorDB, `cypher` on Neo4j. Targets
+    /// may set their own.
+    pub load_method: Option<crate::load::LoadMethod>,
+    /// The longest a GRAPH.BULK call may block the FalkorDB server (and the
+    /// readers of every graph on it), in milliseconds; calls are sized from
+    /// it. 0: no budget (the largest, fastest calls).
+    pub bulk_max_stall_ms: u64,
+
     // --- gates (issue 18): audit before publish ---
     /// Hold a snapshot whose nodes or relationships, in total or of one
     /// label or type, are more than this percent fewer than the live
@@ -389,6 +400,10 @@ impl Default for Config {
             // --- exactness ---
             duplicate_nodes: crate::load::DuplicatePolicy::Fail,
             max_future_seconds: 86400,
+
+            // --- bulk loading ---
+            load_method: None,
+            bulk_max_stall_ms: 50,
             // --- gates ---
             max_shrink_percent: 50,
             max_growth_percent: None,
@@ -628,6 +643,19 @@ impl Config {
             "breaker_probe_interval",
             self.breaker_probe_interval.to_string(),
             "1 to 3600 seconds",
+        );
+        check(
+            self.bulk_max_stall_ms <= 60_000,
+            "bulk_max_stall_ms",
+            self.bulk_max_stall_ms.to_string(),
+            "0 to 60000 milliseconds (0: no budget)",
+        );
+        check(
+            !(self.load_method == Some(crate::load::LoadMethod::Bulk)
+                && self.graph_kind == GraphKind::Neo4j),
+            "load_method",
+            "bulk".into(),
+            "cypher for graph_kind = neo4j (bulk is FalkorDB's GRAPH.BULK)",
         );
         check(
             (1..=1000).contains(&self.max_concurrent_loads),

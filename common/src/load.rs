@@ -28,6 +28,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::graph::falkordb_bulk::BulkWriter;
 use crate::graph::values::Declared;
 use crate::graph::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, Values};
 use crate::idmap::{id_key, IdMap};
@@ -129,6 +130,36 @@ impl std::fmt::Display for DuplicatePolicy {
     }
 }
 
+/// How a load writes (`load_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMethod {
+    /// FalkorDB's `GRAPH.BULK` ([`crate::graph::falkordb_bulk`]); on a store
+    /// without it, the same as `Cypher`.
+    Bulk,
+    /// Write statements (`UNWIND … CREATE`), `batch_size` rows each.
+    Cypher,
+}
+
+impl LoadMethod {
+    /// `set`, else the default of `kind`: bulk on FalkorDB, cypher on Neo4j.
+    pub fn resolve(set: Option<LoadMethod>, kind: crate::config::GraphKind) -> LoadMethod {
+        set.unwrap_or(match kind {
+            crate::config::GraphKind::Falkordb => LoadMethod::Bulk,
+            crate::config::GraphKind::Neo4j => LoadMethod::Cypher,
+        })
+    }
+}
+
+impl std::fmt::Display for LoadMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoadMethod::Bulk => "bulk",
+            LoadMethod::Cypher => "cypher",
+        })
+    }
+}
+
 /// What a load wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -140,6 +171,10 @@ pub struct LoadReport {
     /// Node rows not loaded because their id was already taken in their ID
     /// space (only with [`DuplicatePolicy::Skip`]).
     pub skipped_nodes: u64,
+    /// `GRAPH.BULK` calls sent (0 on the cypher path).
+    pub bulk_calls: u64,
+    /// The longest of them, in milliseconds.
+    pub longest_bulk_call_ms: u64,
 }
 
 /// One ID space: the property holding the id.
@@ -160,6 +195,10 @@ pub struct LoadOptions {
     pub concurrency: usize,
     pub dangling: DanglingPolicy,
     pub duplicates: DuplicatePolicy,
+    /// `bulk` uses GRAPH.BULK when the store has it ([`GraphWriter::can_bulk`]).
+    pub method: LoadMethod,
+    /// The stall budget GRAPH.BULK calls are sized from (`bulk_max_stall_ms`).
+    pub bulk_max_stall_ms: u64,
 }
 
 impl LoadOptions {
@@ -171,6 +210,8 @@ impl LoadOptions {
             concurrency: 1,
             dangling: DanglingPolicy::Fail,
             duplicates: DuplicatePolicy::Fail,
+            method: LoadMethod::Bulk,
+            bulk_max_stall_ms: 50,
         }
     }
 
@@ -183,7 +224,19 @@ impl LoadOptions {
             concurrency: config.load_concurrency,
             dangling: config.dangling_relationships,
             duplicates: config.duplicate_nodes,
+            method: LoadMethod::resolve(config.load_method, config.graph_kind),
+            bulk_max_stall_ms: config.bulk_max_stall_ms,
         }
+    }
+
+    pub fn with_method(mut self, method: LoadMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    pub fn with_bulk_max_stall_ms(mut self, ms: u64) -> Self {
+        self.bulk_max_stall_ms = ms;
+        self
     }
 
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
@@ -231,13 +284,48 @@ struct BatchDone {
     first_dangling: Option<(u64, String)>,
 }
 
-/// Loads the snapshot in `dir` into `db`, which must exist and be empty.
+/// Loads the snapshot in `dir` into `db`, which must exist and be empty:
+/// with GRAPH.BULK calls when `options.method` is `bulk` and the store has
+/// it ([`crate::graph::falkordb_bulk::BulkWriter`]), else with write
+/// statements. Both paths share everything else: the id map, duplicates,
+/// dangling relationships, the count check.
 pub async fn load_snapshot(
     store: &dyn GraphWriter,
     db: &str,
     dir: &Path,
     options: LoadOptions,
     cancel: &CancellationToken,
+) -> Result<LoadReport, LoadError> {
+    if options.method == LoadMethod::Bulk && store.can_bulk() {
+        let bulk = BulkWriter::new(store, options.bulk_max_stall_ms);
+        let result = load_into(&bulk, db, dir, options, cancel, 0).await;
+        let stats = bulk.stats().await;
+        tracing::info!(
+            %db,
+            calls = stats.calls,
+            longest_call_ms = stats.longest_call.as_millis() as u64,
+            bulk_max_stall_ms = options.bulk_max_stall_ms,
+            ok = result.is_ok(),
+            "GRAPH.BULK load"
+        );
+        return result.map(|report| LoadReport {
+            bulk_calls: stats.calls,
+            longest_bulk_call_ms: stats.longest_call.as_millis() as u64,
+            ..report
+        });
+    }
+    load_into(store, db, dir, options, cancel, BATCH_RETRIES).await
+}
+
+/// [`load_snapshot`] through `store`; a write batch that fails transiently
+/// is retried `retries` times (0 for GRAPH.BULK: a call is never resent).
+async fn load_into(
+    store: &dyn GraphWriter,
+    db: &str,
+    dir: &Path,
+    options: LoadOptions,
+    cancel: &CancellationToken,
+    retries: u32,
 ) -> Result<LoadReport, LoadError> {
     let (node_files, rel_files) = layout::inputs(dir)?;
     let import = ImportOptions::read(dir)?;
@@ -315,7 +403,10 @@ pub async fn load_snapshot(
     let ids = Mutex::new(IdMap::default());
     // Set when a batch was retried: a retried write may have been applied
     // before its reply was lost, so a surplus is then not the files' fault.
-    let retried = AtomicBool::new(false);
+    let retried = Retries {
+        max: retries,
+        used: AtomicBool::new(false),
+    };
     let mut nodes = Tally::default();
     let nodes_span = tracing::info_span!(
         "load_nodes",
@@ -451,7 +542,7 @@ pub async fn load_snapshot(
         );
         let surplus =
             counts.nodes > expected.nodes || counts.relationships > expected.relationships;
-        if surplus && retried.load(Ordering::Relaxed) {
+        if surplus && retried.used.load(Ordering::Relaxed) {
             // A retried batch probably landed twice: loading again can succeed.
             return Err(GraphError::Transient(format!(
                 "{message}; a batch was retried after a transient error and may have been applied twice"
@@ -465,6 +556,8 @@ pub async fn load_snapshot(
         relationships: rels.written,
         skipped_relationships: dangling,
         skipped_nodes: nodes.skipped,
+        bulk_calls: 0,
+        longest_bulk_call_ms: 0,
     })
 }
 
@@ -566,10 +659,16 @@ where
 /// [`BATCH_RETRIES`] times. Retried per statement, not per batch: the id
 /// map's claims and lookups for a batch are made once. A permanent refusal
 /// names the file.
+/// How often a write batch may be retried, and whether one was.
+struct Retries {
+    max: u32,
+    used: AtomicBool,
+}
+
 async fn retrying<T, F, Fut>(
     file: &Path,
     rows: usize,
-    retried: &AtomicBool,
+    retried: &Retries,
     call: F,
 ) -> Result<T, GraphError>
 where
@@ -579,9 +678,9 @@ where
     let mut attempt = 0;
     loop {
         match call().await {
-            Err(e) if e.is_transient() && attempt < BATCH_RETRIES => {
+            Err(e) if e.is_transient() && attempt < retried.max => {
                 attempt += 1;
-                retried.store(true, Ordering::Relaxed);
+                retried.used.store(true, Ordering::Relaxed);
                 let wait = Duration::from_millis(100 << attempt);
                 tracing::warn!(file = %file.display(), rows, attempt, error = %e, ?wait, "write batch failed transiently; retrying it");
                 tokio::time::sleep(wait).await;
@@ -724,7 +823,7 @@ async fn write_node_batch(
     (batch, first): (RecordBatch, u64),
     ids: &Mutex<IdMap>,
     duplicates: DuplicatePolicy,
-    retried: &AtomicBool,
+    retried: &Retries,
 ) -> Result<BatchDone, LoadError> {
     let batch = &batch;
     let id = id_values(file, batch, spec.id_index, ":ID")?;
@@ -853,7 +952,7 @@ async fn write_rel_batch(
     import: &ImportOptions,
     (batch, first): (RecordBatch, u64),
     ids: &Mutex<IdMap>,
-    retried: &AtomicBool,
+    retried: &Retries,
 ) -> Result<BatchDone, LoadError> {
     let batch = &batch;
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
@@ -958,6 +1057,19 @@ mod tests {
         };
         assert_eq!(paused.in_flight(), 1);
         assert_eq!(LoadOptions::new(100).with_concurrency(0).in_flight(), 1);
+    }
+
+    #[test]
+    fn load_method_defaults_by_store_kind() {
+        use crate::config::GraphKind::{Falkordb, Neo4j};
+        for (set, kind, want) in [
+            (None, Falkordb, LoadMethod::Bulk),
+            (None, Neo4j, LoadMethod::Cypher),
+            (Some(LoadMethod::Cypher), Falkordb, LoadMethod::Cypher),
+            (Some(LoadMethod::Bulk), Falkordb, LoadMethod::Bulk),
+        ] {
+            assert_eq!(LoadMethod::resolve(set, kind), want, "{set:?} {kind:?}");
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct TargetConfig {
     /// the top-level `graph_ca_file`).
     pub graph_ca_file: Option<PathBuf>,
     pub max_concurrent_loads: Option<u32>,
+    /// `bulk` or `cypher` (default: the top-level `load_method`, else by kind).
+    pub load_method: Option<crate::load::LoadMethod>,
     pub max_databases: Option<usize>,
     pub heap_threshold_percent: Option<u8>,
     pub pagecache_threshold_percent: Option<u8>,
@@ -87,6 +89,8 @@ pub struct GraphTarget {
     /// CA file for a TLS URL (`None`: the system's trust store).
     pub ca_file: Option<PathBuf>,
     pub max_concurrent_loads: u32,
+    /// How loads into this target write.
+    pub load_method: crate::load::LoadMethod,
     pub health: HealthThresholds,
 }
 
@@ -101,6 +105,7 @@ impl GraphTarget {
             password: config.graph_password.clone(),
             ca_file: config.graph_ca_file.clone(),
             max_concurrent_loads: config.max_concurrent_loads,
+            load_method: crate::load::LoadMethod::resolve(config.load_method, config.graph_kind),
             health: HealthThresholds {
                 max_databases: config.max_databases,
                 heap_threshold_percent: config.heap_threshold_percent,
@@ -263,6 +268,16 @@ pub fn validate(config: &Config, bad: &mut Vec<String>) {
                 "set only with a TLS graph_url (rediss, neo4j+s, bolt+s)",
             );
         }
+        if kind == GraphKind::Neo4j
+            && t.load_method.or(config.load_method) == Some(crate::load::LoadMethod::Bulk)
+        {
+            check(
+                false,
+                &key("load_method"),
+                "bulk".into(),
+                "cypher for graph_kind = neo4j (bulk is FalkorDB's GRAPH.BULK)",
+            );
+        }
         if let Some(n) = t.max_concurrent_loads {
             check(
                 (1..=1000).contains(&n),
@@ -391,6 +406,10 @@ impl Targets {
                 password,
                 ca_file: t.graph_ca_file.clone().or(top.ca_file),
                 max_concurrent_loads: t.max_concurrent_loads.unwrap_or(top.max_concurrent_loads),
+                load_method: crate::load::LoadMethod::resolve(
+                    t.load_method.or(config.load_method),
+                    t.graph_kind.unwrap_or(top.kind),
+                ),
                 health: HealthThresholds {
                     max_databases: t.max_databases.unwrap_or(top.health.max_databases),
                     heap_threshold_percent: t
@@ -552,6 +571,7 @@ mod tests {
             TargetConfig {
                 graph_kind: Some(GraphKind::Neo4j),
                 max_concurrent_loads: Some(0),
+                load_method: Some(crate::load::LoadMethod::Bulk),
                 ..target("redis://u:hunter2@neo:7687")
             },
         );
@@ -567,6 +587,7 @@ mod tests {
             "targets.nourl.graph_url = (unset): required",
             "targets.neo.graph_url = redis://u:***@neo:7687: for graph_kind = neo4j: a URL with scheme neo4j",
             "targets.neo.max_concurrent_loads = 0: 1 to 1000",
+            "targets.neo.load_method = bulk: cypher for graph_kind = neo4j",
             "customer_targets.umbrella = \"north\": one of default, ",
             "customer_targets.Bad = \"east\": customer name `Bad`",
             "default_target = \"south\": one of default, east,",
@@ -575,6 +596,28 @@ mod tests {
             assert!(msg.contains(want), "missing {want:?} in\n{msg}");
         }
         assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn load_method_comes_from_the_target_else_the_top_level_else_the_kind() {
+        use crate::load::LoadMethod;
+        let mut c = two_targets();
+        c.load_method = Some(LoadMethod::Cypher);
+        let mut east = target("redis://east2:6379/");
+        east.load_method = Some(LoadMethod::Bulk);
+        c.targets.insert("east".into(), east);
+        let all = Targets::from_config(&c).unwrap();
+        let by_name = |n: &str| all.get(n).unwrap().load_method;
+        assert_eq!(by_name("east"), LoadMethod::Bulk);
+        assert_eq!(by_name("west"), LoadMethod::Cypher, "the top-level key");
+        assert_eq!(by_name("default"), LoadMethod::Cypher);
+        c.load_method = None;
+        let all = Targets::from_config(&c).unwrap();
+        assert_eq!(
+            all.get("default").unwrap().load_method,
+            LoadMethod::Bulk,
+            "FalkorDB's default"
+        );
     }
 
     #[test]

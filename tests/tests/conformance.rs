@@ -17,7 +17,7 @@ use common::config::{Secret, ServiceUrl};
 use common::graph::falkordb::FalkorStore;
 use common::graph::neo4j::{BoltWriter, Dialect};
 use common::graph::GraphWriter;
-use common::load::{load_snapshot, LoadError, LoadOptions, LoadReport};
+use common::load::{load_snapshot, LoadError, LoadMethod, LoadOptions, LoadReport};
 use harness::arcadedb::ArcadeServer;
 use harness::FalkorServer;
 use neo4rs::{BoltType, Query};
@@ -30,6 +30,8 @@ enum Target {
         _server: FalkorServer,
         store: FalkorStore,
         url: String,
+        /// GRAPH.BULK or write statements: both must store the same.
+        method: LoadMethod,
     },
     Bolt {
         server: &'static ArcadeServer,
@@ -40,7 +42,7 @@ enum Target {
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Target {
-    async fn falkor() -> Target {
+    async fn falkor(method: LoadMethod) -> Target {
         let server = FalkorServer::start().unwrap();
         let url = server.url();
         let store = FalkorStore::connect(&ServiceUrl::new(url.clone()))
@@ -50,6 +52,7 @@ impl Target {
             _server: server,
             store,
             url,
+            method,
         }
     }
 
@@ -68,8 +71,19 @@ impl Target {
 
     fn name(&self) -> &'static str {
         match self {
-            Target::Falkor { .. } => "FalkorDB",
+            Target::Falkor {
+                method: LoadMethod::Bulk,
+                ..
+            } => "FalkorDB (bulk)",
+            Target::Falkor { .. } => "FalkorDB (cypher)",
             Target::Bolt { .. } => "Bolt (ArcadeDB)",
+        }
+    }
+
+    fn method(&self) -> LoadMethod {
+        match self {
+            Target::Falkor { method, .. } => *method,
+            Target::Bolt { .. } => LoadMethod::Cypher,
         }
     }
 
@@ -91,7 +105,7 @@ impl Target {
             self.writer(),
             &db,
             dir,
-            LoadOptions::new(2),
+            LoadOptions::new(2).with_method(self.method()),
             &CancellationToken::new(),
         )
         .await;
@@ -348,9 +362,13 @@ fn expect(got: &BTreeMap<String, String>, want: &[(&str, &str)], what: &str) {
     assert_eq!(got, &want, "{what}");
 }
 
-/// Both stores, one after the other.
+/// Both stores, one after the other; FalkorDB through both load methods.
 async fn both() -> Vec<Target> {
-    vec![Target::falkor().await, Target::bolt()]
+    vec![
+        Target::falkor(LoadMethod::Bulk).await,
+        Target::falkor(LoadMethod::Cypher).await,
+        Target::bolt(),
+    ]
 }
 
 // ---------------------------------------------------------------------------
@@ -440,7 +458,7 @@ async fn bolt_keeps_zoned_times_nanoseconds_negative_durations_and_every_point_k
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn falkordb_refuses_each_type_it_lacks_naming_the_type_and_the_store() {
     let root = tempfile::tempdir().unwrap();
-    let t = Target::falkor().await;
+    let t = Target::falkor(LoadMethod::Bulk).await;
     let cases = [
         ("at:time", "12:50:35+01:00", "`time`"),
         ("when:datetime", "2015-06-24T12:50:35+01:00", "`datetime`"),
@@ -595,7 +613,7 @@ async fn options_file_sets_delimiter_array_delimiter_and_quote() {
             ("nodes/p.csv", "id:ID(P)\np1\n"),
         ],
     );
-    let t = Target::falkor().await;
+    let t = Target::falkor(LoadMethod::Bulk).await;
     let err = t.load(&bad).await.1.unwrap_err().to_string();
     assert!(
         err.contains("import.toml") && err.contains("three different characters"),
@@ -652,7 +670,7 @@ async fn header_files_and_group_directories_name_labels_and_types() {
         expect(&met, &[(":TYPE", "MET")], t.name());
     }
     // A header file with data, or a :TYPE column in a typed directory, is refused.
-    let t = Target::falkor().await;
+    let t = Target::falkor(LoadMethod::Bulk).await;
     let bad = snapshot(
         root.path(),
         "bad1",
@@ -794,7 +812,7 @@ async fn compressed_csv_gz_and_zip_files_are_read() {
     // Inside the deflated data: after the 30-byte local header and `x.csv`.
     bytes[37] ^= 0xff;
     std::fs::write(&archive, bytes).unwrap();
-    let t = Target::falkor().await;
+    let t = Target::falkor(LoadMethod::Bulk).await;
     assert!(t.load(&bad).await.1.is_err(), "a damaged zip must fail");
     // A truncated .csv.gz too.
     let cut = snapshot(
@@ -915,7 +933,7 @@ async fn parquet_lists_dates_timestamps_and_string_booleans() {
     assert_eq!(p["plus1"], "DateTime:2020-01-15T13:34:56+01:00");
     assert_eq!(p["active"], "Boolean:false");
     // ... and FalkorDB refuses them by name.
-    let falkor = Target::falkor().await;
+    let falkor = Target::falkor(LoadMethod::Bulk).await;
     let err = falkor.load(&zoned).await.1.unwrap_err().to_string();
     assert!(
         err.contains("FalkorDB 4.16") && err.contains("`datetime`"),
@@ -974,7 +992,7 @@ async fn a_temporal_or_list_id_column_is_refused() {
     let batch = RecordBatch::try_from_iter([("id:ID(P)", id)]).unwrap();
     write_parquet(&dir.join("nodes/p.parquet"), batch);
     std::fs::write(dir.join("_SUCCESS"), "").unwrap();
-    let t = Target::falkor().await;
+    let t = Target::falkor(LoadMethod::Bulk).await;
     let err = t.load(&dir).await.1.unwrap_err().to_string();
     assert!(err.contains(":ID column holds date values"), "{err}");
 }

@@ -2,14 +2,18 @@
 //! batches in flight, exact counts and sample property values; dangling
 //! relationships under both policies, in the loader and through the worker;
 //! exact resolution (duplicate node ids, ID spaces independent of labels) and
-//! FalkorDB's property-key limit, at it and one past it.
+//! FalkorDB's property-key limit, at it and one past it. The format, dangling,
+//! duplicate and ID-space tests run through both load methods (`bulk`:
+//! GRAPH.BULK, and `cypher`; the `_cypher` twins).
 
 use std::time::Duration;
 
 use common::config::ServiceUrl;
 use common::graph::falkordb::FalkorStore;
 use common::graph::{GraphStore, GraphWriter};
-use common::load::{load_snapshot, DanglingPolicy, DuplicatePolicy, LoadError, LoadOptions};
+use common::load::{
+    load_snapshot, DanglingPolicy, DuplicatePolicy, LoadError, LoadMethod, LoadOptions,
+};
 use common::snapshot::sample::{self, SampleFormat, SampleSpec};
 use harness::{wait_for, FalkorServer, TestEnv};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +54,15 @@ fn query(server: &FalkorServer, graph: &str, q: &str) -> Vec<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_loads_exactly_with_concurrent_batches() {
+    every_format_loads_exactly_with_concurrent_batches_with(LoadMethod::Bulk).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_loads_exactly_with_concurrent_batches_cypher() {
+    every_format_loads_exactly_with_concurrent_batches_with(LoadMethod::Cypher).await
+}
+
+async fn every_format_loads_exactly_with_concurrent_batches_with(method: LoadMethod) {
     let server = FalkorServer::start().unwrap();
     let store = FalkorStore::connect_with_writers(&ServiceUrl::new(server.url()), 4)
         .await
@@ -76,11 +89,13 @@ async fn every_format_loads_exactly_with_concurrent_batches() {
             &store,
             &db,
             &snap,
-            LoadOptions::new(250).with_concurrency(4),
+            LoadOptions::new(250)
+                .with_method(method)
+                .with_concurrency(4),
             &CancellationToken::new(),
         )
         .await
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        .unwrap_or_else(|e| panic!("{name} ({method}): {e}"));
         assert_eq!(
             (
                 report.nodes,
@@ -172,13 +187,22 @@ fn dangling_snapshot(dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dangling_relationships_fail_or_are_skipped_and_counted() {
+    dangling_relationships_fail_or_are_skipped_and_counted_with(LoadMethod::Bulk).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dangling_relationships_fail_or_are_skipped_and_counted_cypher() {
+    dangling_relationships_fail_or_are_skipped_and_counted_with(LoadMethod::Cypher).await
+}
+
+async fn dangling_relationships_fail_or_are_skipped_and_counted_with(method: LoadMethod) {
     let server = FalkorServer::start().unwrap();
     let store = FalkorStore::connect(&ServiceUrl::new(server.url()))
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     dangling_snapshot(dir.path());
-    let options = LoadOptions::new(2).with_concurrency(2);
+    let options = LoadOptions::new(2).with_method(method).with_concurrency(2);
 
     store.create_database("fail-1767741427").await.unwrap();
     let err = load_snapshot(
@@ -292,6 +316,15 @@ fn write_snapshot(dir: &std::path::Path, files: &[(&str, &str)]) {
 /// nodes, and a relationship row finds exactly one node at each end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn id_spaces_are_independent_of_labels_and_rows_resolve_exactly() {
+    id_spaces_are_independent_of_labels_and_rows_resolve_exactly_with(LoadMethod::Bulk).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_spaces_are_independent_of_labels_and_rows_resolve_exactly_cypher() {
+    id_spaces_are_independent_of_labels_and_rows_resolve_exactly_with(LoadMethod::Cypher).await
+}
+
+async fn id_spaces_are_independent_of_labels_and_rows_resolve_exactly_with(method: LoadMethod) {
     let server = FalkorServer::start().unwrap();
     let store = FalkorStore::connect(&ServiceUrl::new(server.url()))
         .await
@@ -319,6 +352,7 @@ async fn id_spaces_are_independent_of_labels_and_rows_resolve_exactly() {
     store.create_database(db).await.unwrap();
     // One row per batch, two in flight: the map is shared across batches.
     let options = LoadOptions::new(1)
+        .with_method(method)
         .with_concurrency(2)
         .with_dangling(DanglingPolicy::Skip);
     let report = load_snapshot(&store, db, dir.path(), options, &CancellationToken::new())
@@ -366,6 +400,15 @@ async fn id_spaces_are_independent_of_labels_and_rows_resolve_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_node_ids_fail_or_are_skipped_like_skip_duplicate_nodes() {
+    duplicate_node_ids_fail_or_are_skipped_like_skip_duplicate_nodes_with(LoadMethod::Bulk).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_node_ids_fail_or_are_skipped_like_skip_duplicate_nodes_cypher() {
+    duplicate_node_ids_fail_or_are_skipped_like_skip_duplicate_nodes_with(LoadMethod::Cypher).await
+}
+
+async fn duplicate_node_ids_fail_or_are_skipped_like_skip_duplicate_nodes_with(method: LoadMethod) {
     let server = FalkorServer::start().unwrap();
     let store = FalkorStore::connect(&ServiceUrl::new(server.url()))
         .await
@@ -388,7 +431,7 @@ async fn duplicate_node_ids_fail_or_are_skipped_like_skip_duplicate_nodes() {
             ),
         ],
     );
-    let options = LoadOptions::new(2).with_concurrency(2);
+    let options = LoadOptions::new(2).with_method(method).with_concurrency(2);
     store.create_database("dupfail-1767741427").await.unwrap();
     let err = load_snapshot(
         &store,

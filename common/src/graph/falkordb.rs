@@ -809,6 +809,34 @@ impl GraphWriter for FalkorStore {
         })
     }
 
+    fn can_bulk(&self) -> bool {
+        true
+    }
+
+    async fn bulk_call(&self, db: &str, args: Vec<Vec<u8>>) -> Result<(), GraphError> {
+        let key = self.key_of(db).await?;
+        let i = self.next_writer.fetch_add(1, AtomicOrdering::Relaxed) % self.writers.len();
+        let mut con = self.writers[i].clone();
+        let mut cmd = redis::cmd("GRAPH.BULK");
+        cmd.arg(&key);
+        for a in &args {
+            cmd.arg(a.as_slice());
+        }
+        let reply: RedisValue = cmd.query_async(&mut con).await.map_err(map_err)?;
+        let text = match &reply {
+            RedisValue::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            RedisValue::SimpleString(s) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        if text.contains("nodes created") {
+            Ok(())
+        } else {
+            Err(GraphError::Permanent(format!(
+                "unexpected GRAPH.BULK reply for `{key}`: {text}"
+            )))
+        }
+    }
+
     fn limits(&self) -> super::StoreLimits {
         super::StoreLimits {
             property_keys: Some(FALKORDB_MAX_PROPERTY_KEYS),

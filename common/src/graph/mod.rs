@@ -6,6 +6,7 @@
 
 pub mod cypher;
 pub mod falkordb;
+pub mod falkordb_bulk;
 pub mod marks;
 pub mod neo4j;
 pub mod values;
@@ -230,6 +231,18 @@ pub trait GraphWriter: Send + Sync {
         None
     }
 
+    /// Whether [`GraphWriter::bulk_call`] works: FalkorDB's `GRAPH.BULK`
+    /// ([`falkordb_bulk`]). Wrappers forward it.
+    fn can_bulk(&self) -> bool {
+        false
+    }
+    /// Sends one `GRAPH.BULK` call to `db` (the arguments after the key,
+    /// [`falkordb_bulk::Call::args`]). Never retried: see [`falkordb_bulk`].
+    async fn bulk_call(&self, db: &str, _args: Vec<Vec<u8>>) -> Result<(), GraphError> {
+        Err(GraphError::Permanent(format!(
+            "the graph store of `{db}` has no bulk insert; use load_method = \"cypher\""
+        )))
+    }
     /// The store's limits a snapshot must fit in.
     fn limits(&self) -> StoreLimits {
         StoreLimits::default()

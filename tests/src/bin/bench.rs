@@ -15,7 +15,10 @@
 //! - `detection`: `_SUCCESS` written → event in the work queue, `producer watch`;
 //! - `publish`: `producer backfill` of N ready snapshots, confirms on;
 //! - `e2e`: one tiny snapshot published → loaded, switched, cleaned, recorded;
-//! - `pipeline`: snapshots/s through a real worker, `max_concurrent_loads` 1 vs 2.
+//! - `pipeline`: snapshots/s through a real worker, `max_concurrent_loads` 1 vs 2;
+//! - `bulk`: `load_method` bulk vs cypher vs falkordb-bulk-insert on one
+//!   generated CSV snapshot, interleaved, with a reader of another live graph
+//!   (`bench/bulk.rs`); run alone with `--only bulk`.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -39,6 +42,9 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::{FieldTable, ShortString};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+
+#[path = "bench/bulk.rs"]
+mod bulk;
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "snapswitch benchmark: prints one JSON object")]
@@ -86,9 +92,16 @@ struct Args {
     pipeline_snapshots: usize,
     #[arg(long, default_value_t = 20_000)]
     pipeline_rows: usize,
-    /// Only these sections (comma separated: load, rss, detection, publish, e2e, pipeline).
+    /// Only these sections (comma separated: load, rss, detection, publish,
+    /// e2e, pipeline, bulk). `bulk` runs only when named.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Bulk section: `producer generate --rows` of its CSV snapshot.
+    #[arg(long, default_value_t = 4_000_000)]
+    bulk_rows: usize,
+    /// Bulk section: the stall budget of the bulk path.
+    #[arg(long, default_value_t = common::config::Config::default().bulk_max_stall_ms)]
+    bulk_max_stall_ms: u64,
 }
 
 const BASE_ID: u64 = 1_767_741_427;
@@ -105,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         args.e2e_snapshots = 5;
         args.pipeline_snapshots = 4;
         args.pipeline_rows = 2_000;
+        args.bulk_rows = 40_000;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -143,6 +157,10 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     }
     if wanted(args, "pipeline") {
         out["pipeline"] = bench_pipeline(args).await?;
+    }
+    // Long (three loads of 4 M rows per run): only when asked for.
+    if args.only.iter().any(|s| s == "bulk") {
+        out["bulk"] = bulk::bench_bulk(args).await?;
     }
     Ok(out)
 }
