@@ -599,7 +599,7 @@ mod tests {
     }
 
     #[test]
-    fn load_method_comes_from_the_target_else_the_top_level_else_the_kind() {
+    fn load_method_comes_from_the_target_else_the_top_level_else_cypher() {
         use crate::load::LoadMethod;
         let mut c = two_targets();
         c.load_method = Some(LoadMethod::Cypher);
@@ -615,8 +615,8 @@ mod tests {
         let all = Targets::from_config(&c).unwrap();
         assert_eq!(
             all.get("default").unwrap().load_method,
-            LoadMethod::Bulk,
-            "FalkorDB's default"
+            LoadMethod::Cypher,
+            "the default on FalkorDB too (bulk is opt-in)"
         );
     }
 

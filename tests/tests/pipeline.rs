@@ -31,7 +31,11 @@ async fn counter(env: &TestEnv, name: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_customers_three_snapshots_end_to_end() {
-    let mut env = TestEnv::new("e2e", "skip_superseded = false\nkeep_databases = 2").unwrap();
+    let mut env = TestEnv::new(
+        "e2e",
+        "skip_superseded = false\nkeep_databases = 2\nload_method = \"bulk\"",
+    )
+    .unwrap();
     let customers = ["customer1", "customer2", "customer3"];
     // Two rounds exist before the producer starts (found by its first scan)…
     let mut newest = HashMap::new();
