@@ -7,14 +7,11 @@
 //! it. [`approve`] and [`reject`] are library-style: they print nothing and
 //! return what they did, for the CLI and the console.
 
-use std::time::Duration;
-
 use common::config::Config;
-use common::graph::{DbState, Fence, GraphStore, SwitchMode};
+use common::graph::{DbState, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
-use common::keys::Keys;
-use common::lock::LockGuard;
-use common::state::FleetState;
+
+use crate::session::OperatorSession;
 
 /// What an approval or a rejection did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -61,102 +58,13 @@ pub fn rejectable(snapshot: SnapshotId, state: DbState) -> Result<(), String> {
     }
 }
 
-/// The customer's lock, store and fence for one operator command.
-struct Session {
-    state: FleetState,
-    store: Box<dyn GraphStore>,
-    guard: LockGuard,
-    customer: Customer,
-}
-
-impl Session {
-    async fn open(config: &Config, customer: &Customer) -> anyhow::Result<Session> {
-        let redis = common::state::connect_config(config).await?;
-        let state = FleetState::new(redis, Keys::new(&config.namespace));
-        let targets = common::targets::Targets::from_config(config)?;
-        let target = targets.for_customer(customer.as_str());
-        let marks = common::graph::marks::RedisMarks::new(
-            state.connection(),
-            Keys::new(&config.namespace),
-            &target.name,
-        );
-        let store =
-            common::graph::connect_target_within(target, 2, config.connect_timeout(), Some(marks))
-                .await?;
-        store.ping().await?;
-        let mut con = state.connection();
-        let deadline =
-            std::time::Instant::now() + Duration::from_secs(config.lock_wait_timeout.max(10));
-        let mut guard = loop {
-            if let Some(g) =
-                common::lock::try_acquire(&mut con, state.keys(), customer, config.lock_ttl())
-                    .await?
-            {
-                break g;
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!("customer {customer} is locked by a running load; try again when it finishes (producer history --customer {customer})");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
-        let floor = store.fence_seen(customer.as_str()).await?;
-        if !guard.lift_above(&mut con, floor).await? {
-            let _ = guard.release(&mut con).await;
-            anyhow::bail!("lost the lock of {customer}; try again");
-        }
-        Ok(Session {
-            state,
-            store,
-            guard,
-            customer: customer.clone(),
-        })
-    }
-
-    fn fence(&self) -> Fence {
-        Fence {
-            customer: self.customer.to_string(),
-            token: self.guard.fence,
-        }
-    }
-
-    async fn live(&self) -> anyhow::Result<Option<SnapshotId>> {
-        Ok(self
-            .store
-            .alias_target(self.customer.as_str())
-            .await?
-            .and_then(|t| DatabaseName::parse(&t).ok())
-            .filter(|d| d.customer == self.customer)
-            .map(|d| d.snapshot))
-    }
-
-    async fn reasons(&self, snapshot: SnapshotId) -> anyhow::Result<Vec<String>> {
-        let held = self.state.held(&self.customer).await?;
-        Ok(held
-            .into_iter()
-            .find(|(id, _)| *id == snapshot.get())
-            .and_then(|(_, r)| r["reasons"].as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .map(|r| match (r["code"].as_str(), r["message"].as_str()) {
-                (Some(c), Some(m)) => format!("{c}: {m}"),
-                _ => r.to_string(),
-            })
-            .collect())
-    }
-
-    async fn close(self) {
-        let mut con = self.state.connection();
-        let _ = self.guard.release(&mut con).await;
-    }
-}
-
 /// Approves the held `snapshot` of `customer`: it becomes verified and
 /// live (fenced, forward only). Older held snapshots of the customer are
 /// then superseded (the next cleanup drops them).
 pub async fn approve(config: &Config, customer: &str, snapshot: u64) -> anyhow::Result<Decision> {
     let customer = Customer::parse(customer)?;
     let snapshot = SnapshotId::new(snapshot)?;
-    let session = Session::open(config, &customer).await?;
+    let session = OperatorSession::open(config, &customer).await?;
     let result = async {
         let db = DatabaseName::new(customer.clone(), snapshot).to_string();
         let state = session.store.database_state(&db).await?;
@@ -207,7 +115,7 @@ pub async fn approve(config: &Config, customer: &str, snapshot: u64) -> anyhow::
 pub async fn reject(config: &Config, customer: &str, snapshot: u64) -> anyhow::Result<Decision> {
     let customer = Customer::parse(customer)?;
     let snapshot = SnapshotId::new(snapshot)?;
-    let session = Session::open(config, &customer).await?;
+    let session = OperatorSession::open(config, &customer).await?;
     let result = async {
         let db = DatabaseName::new(customer.clone(), snapshot).to_string();
         let state = session.store.database_state(&db).await?;

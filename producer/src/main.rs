@@ -14,6 +14,7 @@ mod ops;
 mod publish;
 mod rollback;
 mod scan;
+mod session;
 mod watch;
 
 use std::path::PathBuf;

@@ -4,13 +4,11 @@
 //! again; cleanup drops it). A database that was never verified (a partial
 //! load, a graph made by hand) is refused, saying why.
 
-use std::time::Duration;
-
 use common::config::Config;
-use common::graph::{DbState, Fence, SwitchMode};
+use common::graph::{DbState, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
-use common::keys::Keys;
-use common::state::FleetState;
+
+use crate::session::OperatorSession;
 
 /// The database to roll back to: `to` if it is retained, older than the
 /// live one and verified, else the newest verified retained database older
@@ -91,52 +89,14 @@ pub async fn roll_back(
 ) -> anyhow::Result<RolledBack> {
     let customer = Customer::parse(customer)?;
     let to = to.map(SnapshotId::new).transpose()?;
-    let redis = common::state::connect_config(config).await?;
-    let state = FleetState::new(redis, Keys::new(&config.namespace));
-    // The graph database serving this customer (its graph target).
-    let targets = common::targets::Targets::from_config(config)?;
-    let target = targets.for_customer(customer.as_str());
-    let marks = common::graph::marks::RedisMarks::new(
-        state.connection(),
-        Keys::new(&config.namespace),
-        &target.name,
-    );
-    let store =
-        common::graph::connect_target_within(target, 2, config.connect_timeout(), Some(marks))
-            .await?;
-    store.ping().await?;
-    let mut con = state.connection();
     // Under the customer's lock: no load of this customer runs meanwhile.
-    let mut guard = {
-        let deadline =
-            std::time::Instant::now() + Duration::from_secs(config.lock_wait_timeout.max(10));
-        loop {
-            if let Some(g) =
-                common::lock::try_acquire(&mut con, state.keys(), &customer, config.lock_ttl())
-                    .await?
-            {
-                break g;
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!("customer {customer} is locked by a running load; try again when it finishes (producer history --customer {customer})");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
+    let session = OperatorSession::open(config, &customer).await?;
     let result = async {
-        let floor = store.fence_seen(customer.as_str()).await?;
-        if !guard.lift_above(&mut con, floor).await? {
-            anyhow::bail!("lost the lock of {customer} before rolling back; try again");
-        }
-        let fence = Fence {
-            customer: customer.to_string(),
-            token: guard.fence,
-        };
-        let live = store
-            .alias_target(customer.as_str())
+        let (state, store) = (&session.state, &session.store);
+        let fence = session.fence();
+        let live = session
+            .live()
             .await?
-            .and_then(|t| DatabaseName::parse(&t).ok())
-            .map(|d| d.snapshot)
             .ok_or_else(|| anyhow::anyhow!("customer {customer} has no alias to roll back"))?;
         let mut retained = Vec::new();
         for name in store.list_databases().await? {
@@ -161,7 +121,7 @@ pub async fn roll_back(
             .arg(state.keys().customer(&customer))
             .arg("previous_snapshot")
             .arg(live.get())
-            .query_async::<()>(&mut con)
+            .query_async::<()>(&mut state.connection())
             .await?;
         state
             .audit(
@@ -181,7 +141,7 @@ pub async fn roll_back(
         })
     }
     .await;
-    let _ = guard.release(&mut con).await;
+    session.close().await;
     result
 }
 
