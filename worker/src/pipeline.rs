@@ -443,6 +443,13 @@ impl GraphWriter for FencedWriter<'_> {
             .fetch_add(relationships, Ordering::Relaxed);
         Ok(())
     }
+    async fn bulk_reserve(&self, db: &str, nodes: u64) -> Result<(), GraphError> {
+        self.check()?;
+        self.store.bulk_reserve(db, nodes).await
+    }
+    async fn bulk_sync(&self, db: &str, rel_type: &str) -> Result<(), GraphError> {
+        self.store.bulk_sync(db, rel_type).await
+    }
 }
 
 /// The load method for the snapshot in `dir`: the target's, except that a

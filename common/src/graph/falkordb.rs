@@ -837,6 +837,29 @@ impl GraphWriter for FalkorStore {
         }
     }
 
+    async fn bulk_reserve(&self, db: &str, nodes: u64) -> Result<(), GraphError> {
+        // A call with no tokens: `Graph_AllocateNodes(nodes)`, nothing created.
+        let zero = b"0".to_vec();
+        let args = vec![
+            nodes.to_string().into_bytes(),
+            zero.clone(),
+            zero.clone(),
+            zero,
+        ];
+        self.bulk_call(db, args).await
+    }
+
+    async fn bulk_sync(&self, db: &str, rel_type: &str) -> Result<(), GraphError> {
+        // Traversing the type makes FalkorDB apply its pending changes (on a
+        // worker thread, under the graph's read lock).
+        let key = self.key_of(db).await?;
+        let q = format!(
+            "MATCH (a)-[:{}]->() WHERE id(a) = 0 RETURN count(a)",
+            quote(rel_type)
+        );
+        self.query(&key, &q).await.map(|_| ())
+    }
+
     fn limits(&self) -> super::StoreLimits {
         super::StoreLimits {
             property_keys: Some(FALKORDB_MAX_PROPERTY_KEYS),

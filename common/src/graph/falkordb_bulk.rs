@@ -161,11 +161,16 @@ pub fn encode_edge(
 
 /// The smallest and largest call the sizing picks.
 ///
-/// The floor is 1 MiB because every call costs the server a fixed part that
-/// grows with the graph (measured, `docs/performance.md`: at 2 M rows, 167
-/// calls of ~400 KB cost FalkorDB 6.2 CPU-seconds against 1.7 for the same
-/// data in 64 MB calls); smaller calls would make the load quadratic.
-pub const MIN_CALL_BYTES: usize = 1024 * 1024;
+/// Without [`GraphWriter::bulk_reserve`] and [`GraphWriter::bulk_sync`],
+/// every call cost the server a part that grew with the graph (4.16.3: the
+/// matrices are resized, and `GB_resize` assembles every pending change,
+/// whenever the node capacity grows, which was every call; and the first
+/// relationship of a type in a call assembles that type's pending changes,
+/// `GB_wait` → `GB_add`, linear in the edges of the type so far); a 1 MiB
+/// floor kept that from making the load quadratic. With both, a call's
+/// cost is about its size, so the floor only keeps the number of calls
+/// sane.
+pub const MIN_CALL_BYTES: usize = 256 * 1024;
 pub const MAX_CALL_BYTES: usize = 64 * 1024 * 1024;
 /// The server speed assumed before the first call was timed, bytes a
 /// millisecond: 1 MB calls took 30 to 50 ms on the 2-core machine of
@@ -174,6 +179,28 @@ pub const ASSUMED_BYTES_PER_MS: f64 = 20_000.0;
 /// The share of the budget a call is sized to fill: calls of one size vary
 /// (the index insertions, the allocator), so the sizing aims below it.
 pub const BUDGET_SHARE: f64 = 0.6;
+
+/// Node capacity is reserved ahead of the build in steps of this factor:
+/// a call whose nodes go past the room reserved so far is preceded by
+/// [`GraphWriter::bulk_reserve`] for `NODE_GROWTH ×` the nodes after it.
+/// FalkorDB sizes every matrix to the node capacity, and resizing one
+/// assembles all its pending changes (`GB_resize` → `GB_wait`), so growing
+/// by 16 384 nodes (its `NODE_CREATION_BUFFER`) per call made each call
+/// cost the nodes so far; geometric steps make that a few times in a load.
+/// The price: up to half again the node slots (8 bytes a node in FalkorDB's
+/// node block, and the matrices' row pointers) until the graph grows into
+/// them.
+pub const NODE_GROWTH: f64 = 1.5;
+/// No reservation below this many nodes: FalkorDB's default capacity step.
+pub const MIN_RESERVE: u64 = 16_384;
+/// A relationship type is synchronised ([`GraphWriter::bulk_sync`]) after
+/// the call that brings its unsynchronised relationships to this many. In a
+/// call, the first relationship of a type assembles every change of that
+/// type since the last synchronisation, on the server's main thread; the
+/// synchronisation moves them into the type's matrix on a worker thread
+/// instead, at a cost linear in the type's relationships so far. So this
+/// bounds the main thread's share, and the number of synchronisations.
+pub const SYNC_EDGES: u64 = 262_144;
 
 /// How big the next call may be, in bytes, for calls to block the server's
 /// main thread (and every reader of every graph on it) for at most
@@ -216,6 +243,10 @@ pub struct Call {
     node_tokens: Vec<(Vec<u8>, Vec<u8>)>,
     edge_tokens: Vec<(Vec<u8>, Vec<u8>)>,
     bytes: usize,
+    /// Nodes to reserve room for before the call (0: none).
+    reserve: u64,
+    /// Relationship types to synchronise after the call.
+    sync: Vec<String>,
 }
 
 impl Call {
@@ -262,6 +293,10 @@ impl Call {
 struct State {
     /// Nodes in the graph, counting the call being filled: the next node's id.
     next_node: u64,
+    /// Nodes the reservations so far made room for.
+    reserved: u64,
+    /// Relationships per type since that type's last synchronisation.
+    unsynced: std::collections::BTreeMap<String, u64>,
     call: Call,
     /// Calls handed out for sending so far: the next call's number.
     next_seq: u64,
@@ -272,9 +307,15 @@ struct State {
 /// What the sent calls measured, and the first failure.
 #[derive(Debug, Default)]
 struct Sent {
-    rate: Option<f64>,
+    /// The server's speed, bytes a millisecond, for calls with nodes only
+    /// (`[0]`) and calls with relationships (`[1]`): a relationship costs
+    /// the server several times a node of the same size.
+    rate: [Option<f64>; 2],
     calls: u64,
     longest_call: Duration,
+    reserves: u64,
+    syncs: u64,
+    sync_time: Duration,
     /// A failed call: every later write fails with it.
     failed: Option<GraphError>,
 }
@@ -284,8 +325,15 @@ struct Sent {
 pub struct BulkStats {
     pub calls: u64,
     pub longest_call: Duration,
-    /// The server speed the sizing ended with, bytes a millisecond.
-    pub bytes_per_ms: Option<f64>,
+    /// The server speed the sizing ended with, bytes a millisecond: for
+    /// calls of nodes, and of relationships.
+    pub bytes_per_ms: [Option<f64>; 2],
+    /// Node reservations ([`GraphWriter::bulk_reserve`]).
+    pub reserves: u64,
+    /// Synchronisations ([`GraphWriter::bulk_sync`]) and their total time
+    /// (on the server's worker threads, not its main thread).
+    pub syncs: u64,
+    pub sync_time: Duration,
 }
 
 /// A [`GraphWriter`] that builds a brand-new FalkorDB graph with
@@ -330,6 +378,9 @@ impl<'a> BulkWriter<'a> {
             calls: sent.calls,
             longest_call: sent.longest_call,
             bytes_per_ms: sent.rate,
+            reserves: sent.reserves,
+            syncs: sent.syncs,
+            sync_time: sent.sync_time,
         }
     }
 
@@ -372,14 +423,29 @@ impl<'a> BulkWriter<'a> {
     }
 
     /// Closes the call being filled, if it has anything: its number and
-    /// arguments, to [`BulkWriter::send`].
+    /// arguments, to [`BulkWriter::send`], with the reservation before it
+    /// and the synchronisations after it.
     fn close(state: &mut State) -> Option<(u64, Call)> {
         if state.call.is_empty() {
             return None;
         }
+        let mut call = std::mem::take(&mut state.call);
+        let after = state.next_node;
+        if call.nodes > 0 && after > state.reserved && after > MIN_RESERVE {
+            let first = after - call.nodes;
+            let room = ((after as f64) * NODE_GROWTH).ceil() as u64;
+            call.reserve = room - first;
+            state.reserved = room;
+        }
+        for (rel_type, n) in state.unsynced.iter_mut() {
+            if *n >= SYNC_EDGES {
+                call.sync.push(rel_type.clone());
+                *n = 0;
+            }
+        }
         let seq = state.next_seq;
         state.next_seq += 1;
-        Some((seq, std::mem::take(&mut state.call)))
+        Some((seq, call))
     }
 
     /// Waits until `count` calls have finished (or one failed).
@@ -389,10 +455,22 @@ impl<'a> BulkWriter<'a> {
         self.failed()
     }
 
-    /// Sends call `seq` after every call before it.
+    /// Sends call `seq` after every call before it (and everything they
+    /// asked for: a synchronisation must end before the next call, which
+    /// would otherwise wait for the graph's lock on the server's main
+    /// thread).
     async fn send(&self, db: &str, seq: u64, call: Call) -> Result<(), GraphError> {
         self.wait_for(seq).await?;
+        if call.reserve > 0 {
+            if let Err(e) = self.inner.bulk_reserve(db, call.reserve).await {
+                tracing::warn!(%db, error = %e, "GRAPH.BULK reservation failed; the load fails whole");
+                self.fail(&e);
+                return Err(e);
+            }
+            self.sent().reserves += 1;
+        }
         let bytes = call.bytes();
+        let kind = usize::from(call.edges > 0);
         let started = Instant::now();
         let sent = self.inner.bulk_call(db, call.args()).await;
         let took = started.elapsed();
@@ -405,9 +483,22 @@ impl<'a> BulkWriter<'a> {
             let mut s = self.sent();
             s.calls += 1;
             s.longest_call = s.longest_call.max(took);
-            s.rate = next_rate(s.rate, bytes, took);
+            s.rate[kind] = next_rate(s.rate[kind], bytes, took);
         }
-        tracing::debug!(%db, bytes, nodes = call.nodes, edges = call.edges, took_ms = took.as_millis() as u64, "GRAPH.BULK call");
+        tracing::debug!(%db, bytes, nodes = call.nodes, edges = call.edges, reserve = call.reserve, took_ms = took.as_millis() as u64, "GRAPH.BULK call");
+        for rel_type in &call.sync {
+            let started = Instant::now();
+            // Only a speed-up: a failure leaves the changes pending, and the
+            // next call assembles them on the main thread as it would anyway.
+            if let Err(e) = self.inner.bulk_sync(db, rel_type).await {
+                tracing::warn!(%db, %rel_type, error = %e, "synchronising a relationship type failed; continuing");
+            }
+            let took = started.elapsed();
+            let mut s = self.sent();
+            s.syncs += 1;
+            s.sync_time += took;
+            tracing::debug!(%db, %rel_type, took_ms = took.as_millis() as u64, "relationship type synchronised");
+        }
         self.done.send_if_modified(|d| {
             if *d == seq {
                 *d = seq + 1;
@@ -431,7 +522,8 @@ impl<'a> BulkWriter<'a> {
 
     /// The call to send now, when the one being filled reached its size.
     fn full(&self, state: &mut State) -> Option<(u64, Call)> {
-        let rate = self.sent().rate;
+        let kind = usize::from(state.call.edges > 0);
+        let rate = self.sent().rate[kind];
         if state.call.bytes() >= call_bytes(self.budget_ms, rate) {
             Self::close(state)
         } else {
@@ -557,6 +649,7 @@ impl GraphWriter for BulkWriter<'_> {
         state.call.bytes += body.len() + header.len();
         Call::token(&mut state.call.edge_tokens, header).extend_from_slice(&body);
         state.call.edges += w.rows.len() as u64;
+        *state.unsynced.entry(w.rel_type.to_owned()).or_default() += w.rows.len() as u64;
         let full = self.full(&mut state);
         drop(state);
         if let Some((seq, call)) = full {
@@ -720,8 +813,9 @@ mod tests {
     #[test]
     fn call_size_follows_the_stall_budget() {
         // (budget ms, measured bytes/ms, expected bytes)
-        let table: [(u64, Option<f64>, usize); 8] = [
-            (50, None, MIN_CALL_BYTES),
+        let table: [(u64, Option<f64>, usize); 9] = [
+            (50, None, 600_000),
+            (5, None, MIN_CALL_BYTES),
             (0, None, MAX_CALL_BYTES),
             (0, Some(10.0), MAX_CALL_BYTES),
             (50, Some(40_000.0), 1_200_000),
@@ -733,7 +827,43 @@ mod tests {
         for (budget, rate, want) in table {
             assert_eq!(call_bytes(budget, rate), want, "{budget} ms at {rate:?}");
         }
-        assert_eq!(call_bytes(50, Some(f64::NAN)), MIN_CALL_BYTES);
+        assert_eq!(call_bytes(50, Some(f64::NAN)), 600_000);
+    }
+
+    #[test]
+    fn a_call_past_the_reserved_room_reserves_half_again() {
+        let mut state = State::default();
+        // 70 000 nodes sent before, 30 000 in this call.
+        state.next_node = 100_000;
+        state.call.nodes = 30_000;
+        let (_, call) = BulkWriter::close(&mut state).unwrap();
+        assert_eq!(call.reserve, 150_000 - 70_000);
+        assert_eq!(state.reserved, 150_000);
+        state.next_node = 130_000;
+        state.call.nodes = 30_000;
+        let (_, call) = BulkWriter::close(&mut state).unwrap();
+        assert_eq!(call.reserve, 0, "within the room reserved");
+        state.next_node = 160_000;
+        state.call.nodes = 30_000;
+        let (_, call) = BulkWriter::close(&mut state).unwrap();
+        assert_eq!(call.reserve, 240_000 - 130_000);
+        // Small graphs: FalkorDB's own capacity step is enough.
+        let mut small = State::default();
+        small.next_node = 1000;
+        small.call.nodes = 1000;
+        assert_eq!(BulkWriter::close(&mut small).unwrap().1.reserve, 0);
+    }
+
+    #[test]
+    fn a_type_is_synchronised_after_the_call_that_reaches_the_threshold() {
+        let mut state = State::default();
+        state.call.edges = 10;
+        state.unsynced.insert("KNOWS".into(), SYNC_EDGES - 1);
+        state.unsynced.insert("WORKS_AT".into(), SYNC_EDGES);
+        let (_, call) = BulkWriter::close(&mut state).unwrap();
+        assert_eq!(call.sync, vec!["WORKS_AT".to_owned()]);
+        assert_eq!(state.unsynced["WORKS_AT"], 0);
+        assert_eq!(state.unsynced["KNOWS"], SYNC_EDGES - 1);
     }
 
     #[test]

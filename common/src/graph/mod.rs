@@ -243,6 +243,18 @@ pub trait GraphWriter: Send + Sync {
             "the graph store of `{db}` has no bulk insert; use load_method = \"cypher\""
         )))
     }
+    /// Room for `nodes` more nodes in `db` (a `GRAPH.BULK` call without
+    /// tokens), so the calls after it do not resize every matrix. A hint:
+    /// the default does nothing. See [`falkordb_bulk`].
+    async fn bulk_reserve(&self, _db: &str, _nodes: u64) -> Result<(), GraphError> {
+        Ok(())
+    }
+    /// Applies the pending changes of relationship type `rel_type` in `db`
+    /// off the server's main thread (a read query). A hint: the default does
+    /// nothing. See [`falkordb_bulk`].
+    async fn bulk_sync(&self, _db: &str, _rel_type: &str) -> Result<(), GraphError> {
+        Ok(())
+    }
     /// The store's limits a snapshot must fit in.
     fn limits(&self) -> StoreLimits {
         StoreLimits::default()
