@@ -37,6 +37,8 @@ struct Faulty<'a> {
     store: &'a FalkorStore,
     fault: Fault,
     calls: AtomicUsize,
+    reserves: AtomicUsize,
+    syncs: AtomicUsize,
 }
 
 impl<'a> Faulty<'a> {
@@ -45,6 +47,8 @@ impl<'a> Faulty<'a> {
             store,
             fault,
             calls: AtomicUsize::new(0),
+            reserves: AtomicUsize::new(0),
+            syncs: AtomicUsize::new(0),
         }
     }
 }
@@ -83,6 +87,14 @@ impl GraphWriter for Faulty<'_> {
             _ => self.store.bulk_call(db, args).await,
         }
     }
+    async fn bulk_reserve(&self, db: &str, nodes: u64) -> Result<(), GraphError> {
+        self.reserves.fetch_add(1, Ordering::SeqCst);
+        self.store.bulk_reserve(db, nodes).await
+    }
+    async fn bulk_sync(&self, db: &str, rel_type: &str) -> Result<(), GraphError> {
+        self.syncs.fetch_add(1, Ordering::SeqCst);
+        self.store.bulk_sync(db, rel_type).await
+    }
 }
 
 fn exists(server: &FalkorServer, key: &str) -> bool {
@@ -116,7 +128,8 @@ fn scalar(server: &FalkorServer, graph: &str, q: &str) -> String {
 }
 
 /// Rows of the generated snapshots: several calls of the smallest size
-/// (1 MiB, `falkordb_bulk::MIN_CALL_BYTES`).
+/// (256 KiB, `falkordb_bulk::MIN_CALL_BYTES`), about 39 000 nodes (more
+/// than FalkorDB's own capacity step, so room is reserved ahead).
 const ROWS: usize = 150_000;
 
 /// A 1 ms stall budget: the smallest calls, so the snapshot takes several.
@@ -156,6 +169,9 @@ async fn bulk_loads_in_several_calls_and_relationships_join_the_right_nodes() {
     );
     let calls = faulty.calls.load(Ordering::SeqCst);
     assert!(calls >= 3, "{calls} GRAPH.BULK calls");
+    // ~39 000 nodes: room was reserved ahead at least once.
+    let reserves = faulty.reserves.load(Ordering::SeqCst);
+    assert!(reserves >= 1, "{reserves} reservations");
     // Every WORKS_AT goes from a Person to a Company, every KNOWS joins two
     // people: a shifted node id would join the wrong kinds.
     assert_eq!(
@@ -318,5 +334,53 @@ async fn temporal_and_point_columns_load_exactly_between_bulk_calls() {
         ),
     ] {
         assert_eq!(scalar(&server, "bulk-4", q), want, "{q}");
+    }
+}
+
+/// Relationship types synchronised every 10 000 relationships (off the
+/// main thread, between calls) load exactly: the same pairs as Cypher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relationship_types_synchronised_between_calls_load_exactly() {
+    let server = FalkorServer::start().unwrap();
+    let store = connect(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SampleSpec::with_rows(ROWS, SampleFormat::Csv, 11);
+    sample::write_snapshot(dir.path(), &spec).unwrap();
+    let faulty = Faulty::new(&store, Fault::None);
+    let bulk = common::graph::falkordb_bulk::BulkWriter::new(&faulty, 1).with_sync_edges(10_000);
+    store.create_database("sync-1").await.unwrap();
+    // The writer itself as the store: the loader sends it batches, it sends calls.
+    let report = load_snapshot(
+        &bulk,
+        "sync-1",
+        dir.path(),
+        LoadOptions::new(5000).with_method(LoadMethod::Cypher),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.nodes, report.relationships),
+        (spec.node_count(), spec.relationship_count())
+    );
+    let stats = bulk.stats().await;
+    assert!(stats.syncs >= 5, "{stats:?}");
+    assert_eq!(stats.syncs as usize, faulty.syncs.load(Ordering::SeqCst));
+    assert!(stats.calls >= 3, "{stats:?}");
+    store.create_database("sync-cypher").await.unwrap();
+    load_snapshot(
+        &store,
+        "sync-cypher",
+        dir.path(),
+        LoadOptions::new(5000).with_method(LoadMethod::Cypher),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    for q in [
+        "MATCH (a:Person)-[:KNOWS]->(b) WITH a.personId + '>' + b.personId AS p ORDER BY p WITH collect(p) AS ps RETURN reduce(s = '', x IN ps | s + x + ',')",
+        "MATCH (a:Person)-[:WORKS_AT]->(b) WITH a.personId + '>' + b.companyId AS p ORDER BY p WITH collect(p) AS ps RETURN reduce(s = '', x IN ps | s + x + ',')",
+    ] {
+        assert_eq!(scalar(&server, "sync-1", q), scalar(&server, "sync-cypher", q));
     }
 }

@@ -348,6 +348,8 @@ pub struct BulkStats {
 pub struct BulkWriter<'a> {
     inner: &'a dyn GraphWriter,
     budget_ms: u64,
+    /// [`SYNC_EDGES`], unless a test sets another.
+    sync_edges: u64,
     state: tokio::sync::Mutex<State>,
     sent: std::sync::Mutex<Sent>,
     /// Calls finished (`u64::MAX` once one failed).
@@ -359,10 +361,19 @@ impl<'a> BulkWriter<'a> {
         BulkWriter {
             inner,
             budget_ms,
+            sync_edges: SYNC_EDGES,
             state: tokio::sync::Mutex::new(State::default()),
             sent: std::sync::Mutex::new(Sent::default()),
             done: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Synchronises a relationship type after this many of its
+    /// relationships instead of [`SYNC_EDGES`] (tests: a small snapshot
+    /// that synchronises several times).
+    pub fn with_sync_edges(mut self, edges: u64) -> Self {
+        self.sync_edges = edges.max(1);
+        self
     }
 
     /// Sends what is buffered and waits for every call. The load calls it
@@ -425,7 +436,7 @@ impl<'a> BulkWriter<'a> {
     /// Closes the call being filled, if it has anything: its number and
     /// arguments, to [`BulkWriter::send`], with the reservation before it
     /// and the synchronisations after it.
-    fn close(state: &mut State) -> Option<(u64, Call)> {
+    fn close(state: &mut State, sync_edges: u64) -> Option<(u64, Call)> {
         if state.call.is_empty() {
             return None;
         }
@@ -438,7 +449,7 @@ impl<'a> BulkWriter<'a> {
             state.reserved = room;
         }
         for (rel_type, n) in state.unsynced.iter_mut() {
-            if *n >= SYNC_EDGES {
+            if *n >= sync_edges {
                 call.sync.push(rel_type.clone());
                 *n = 0;
             }
@@ -514,7 +525,7 @@ impl<'a> BulkWriter<'a> {
     /// encoder's lock (before a Cypher batch, and at the end).
     async fn drain(&self, db: &str, state: &mut State) -> Result<(), GraphError> {
         self.failed()?;
-        if let Some((seq, call)) = Self::close(state) {
+        if let Some((seq, call)) = Self::close(state, self.sync_edges) {
             self.send(db, seq, call).await?;
         }
         self.wait_for(state.next_seq).await
@@ -525,7 +536,7 @@ impl<'a> BulkWriter<'a> {
         let kind = usize::from(state.call.edges > 0);
         let rate = self.sent().rate[kind];
         if state.call.bytes() >= call_bytes(self.budget_ms, rate) {
-            Self::close(state)
+            Self::close(state, self.sync_edges)
         } else {
             None
         }
@@ -836,22 +847,25 @@ mod tests {
         // 70 000 nodes sent before, 30 000 in this call.
         state.next_node = 100_000;
         state.call.nodes = 30_000;
-        let (_, call) = BulkWriter::close(&mut state).unwrap();
+        let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
         assert_eq!(call.reserve, 150_000 - 70_000);
         assert_eq!(state.reserved, 150_000);
         state.next_node = 130_000;
         state.call.nodes = 30_000;
-        let (_, call) = BulkWriter::close(&mut state).unwrap();
+        let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
         assert_eq!(call.reserve, 0, "within the room reserved");
         state.next_node = 160_000;
         state.call.nodes = 30_000;
-        let (_, call) = BulkWriter::close(&mut state).unwrap();
+        let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
         assert_eq!(call.reserve, 240_000 - 130_000);
         // Small graphs: FalkorDB's own capacity step is enough.
         let mut small = State::default();
         small.next_node = 1000;
         small.call.nodes = 1000;
-        assert_eq!(BulkWriter::close(&mut small).unwrap().1.reserve, 0);
+        assert_eq!(
+            BulkWriter::close(&mut small, SYNC_EDGES).unwrap().1.reserve,
+            0
+        );
     }
 
     #[test]
@@ -860,7 +874,7 @@ mod tests {
         state.call.edges = 10;
         state.unsynced.insert("KNOWS".into(), SYNC_EDGES - 1);
         state.unsynced.insert("WORKS_AT".into(), SYNC_EDGES);
-        let (_, call) = BulkWriter::close(&mut state).unwrap();
+        let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
         assert_eq!(call.sync, vec!["WORKS_AT".to_owned()]);
         assert_eq!(state.unsynced["WORKS_AT"], 0);
         assert_eq!(state.unsynced["KNOWS"], SYNC_EDGES - 1);
