@@ -843,9 +843,11 @@ mod tests {
 
     #[test]
     fn a_call_past_the_reserved_room_reserves_half_again() {
-        let mut state = State::default();
         // 70 000 nodes sent before, 30 000 in this call.
-        state.next_node = 100_000;
+        let mut state = State {
+            next_node: 100_000,
+            ..State::default()
+        };
         state.call.nodes = 30_000;
         let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
         assert_eq!(call.reserve, 150_000 - 70_000);
@@ -859,8 +861,10 @@ mod tests {
         let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
         assert_eq!(call.reserve, 240_000 - 130_000);
         // Small graphs: FalkorDB's own capacity step is enough.
-        let mut small = State::default();
-        small.next_node = 1000;
+        let mut small = State {
+            next_node: 1000,
+            ..State::default()
+        };
         small.call.nodes = 1000;
         assert_eq!(
             BulkWriter::close(&mut small, SYNC_EDGES).unwrap().1.reserve,
