@@ -91,9 +91,13 @@ impl GraphWriter for Faulty<'_> {
         self.reserves.fetch_add(1, Ordering::SeqCst);
         self.store.bulk_reserve(db, nodes).await
     }
-    async fn bulk_sync(&self, db: &str, rel_type: &str) -> Result<(), GraphError> {
+    async fn bulk_sync(
+        &self,
+        db: &str,
+        target: &common::graph::falkordb_bulk::SyncTarget,
+    ) -> Result<(), GraphError> {
         self.syncs.fetch_add(1, Ordering::SeqCst);
-        self.store.bulk_sync(db, rel_type).await
+        self.store.bulk_sync(db, target).await
     }
 }
 

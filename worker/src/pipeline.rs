@@ -447,8 +447,12 @@ impl GraphWriter for FencedWriter<'_> {
         self.check()?;
         self.store.bulk_reserve(db, nodes).await
     }
-    async fn bulk_sync(&self, db: &str, rel_type: &str) -> Result<(), GraphError> {
-        self.store.bulk_sync(db, rel_type).await
+    async fn bulk_sync(
+        &self,
+        db: &str,
+        target: &common::graph::falkordb_bulk::SyncTarget,
+    ) -> Result<(), GraphError> {
+        self.store.bulk_sync(db, target).await
     }
 }
 

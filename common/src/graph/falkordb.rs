@@ -849,14 +849,26 @@ impl GraphWriter for FalkorStore {
         self.bulk_call(db, args).await
     }
 
-    async fn bulk_sync(&self, db: &str, rel_type: &str) -> Result<(), GraphError> {
-        // Traversing the type makes FalkorDB apply its pending changes (on a
-        // worker thread, under the graph's read lock).
+    async fn bulk_sync(
+        &self,
+        db: &str,
+        target: &super::falkordb_bulk::SyncTarget,
+    ) -> Result<(), GraphError> {
+        use super::falkordb_bulk::SyncTarget;
+        // A query reading the matrix makes FalkorDB resize it and apply its
+        // pending changes (on a worker thread, under the graph's read lock).
         let key = self.key_of(db).await?;
-        let q = format!(
-            "MATCH (a)-[:{}]->() WHERE id(a) = 0 RETURN count(a)",
-            quote(rel_type)
-        );
+        let q = match target {
+            SyncTarget::NodeLabels => "MATCH (n) WHERE id(n) = 0 RETURN labels(n)".to_owned(),
+            SyncTarget::Adjacency => "MATCH (a)-->() WHERE id(a) = 0 RETURN count(a)".to_owned(),
+            SyncTarget::Label(label) => {
+                format!("MATCH (n:{}) WHERE id(n) = 0 RETURN count(n)", quote(label))
+            }
+            SyncTarget::RelType(rel_type) => format!(
+                "MATCH (a)-[:{}]->() WHERE id(a) = 0 RETURN count(a)",
+                quote(rel_type)
+            ),
+        };
         self.query(&key, &q).await.map(|_| ())
     }
 

@@ -170,7 +170,7 @@ pub fn encode_edge(
 /// floor kept that from making the load quadratic. With both, a call's
 /// cost is about its size, so the floor only keeps the number of calls
 /// sane.
-pub const MIN_CALL_BYTES: usize = 256 * 1024;
+pub const MIN_CALL_BYTES: usize = 64 * 1024;
 pub const MAX_CALL_BYTES: usize = 64 * 1024 * 1024;
 /// The server speed assumed before the first call was timed, bytes a
 /// millisecond: 1 MB calls took 30 to 50 ms on the 2-core machine of
@@ -235,6 +235,18 @@ pub fn next_rate(previous: Option<f64>, bytes: usize, took: Duration) -> Option<
     })
 }
 
+/// A matrix [`GraphWriter::bulk_sync`] brings to the graph's size and whose
+/// pending changes it applies, off the server's main thread.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SyncTarget {
+    /// The node-to-labels matrix.
+    NodeLabels,
+    /// The adjacency matrix (every relationship).
+    Adjacency,
+    Label(String),
+    RelType(String),
+}
+
 /// The arguments of one `GRAPH.BULK` call, after the key.
 #[derive(Debug, Default)]
 pub struct Call {
@@ -245,8 +257,11 @@ pub struct Call {
     bytes: usize,
     /// Nodes to reserve room for before the call (0: none).
     reserve: u64,
+    /// Matrices to synchronise after the reservation, before the call (so
+    /// the call does not resize them on the main thread).
+    pre_sync: Vec<SyncTarget>,
     /// Relationship types to synchronise after the call.
-    sync: Vec<String>,
+    sync: Vec<SyncTarget>,
 }
 
 impl Call {
@@ -297,6 +312,8 @@ struct State {
     reserved: u64,
     /// Relationships per type since that type's last synchronisation.
     unsynced: std::collections::BTreeMap<String, u64>,
+    /// The labels of the calls closed so far.
+    labels: std::collections::BTreeSet<String>,
     call: Call,
     /// Calls handed out for sending so far: the next call's number.
     next_seq: u64,
@@ -447,10 +464,30 @@ impl<'a> BulkWriter<'a> {
             let room = ((after as f64) * NODE_GROWTH).ceil() as u64;
             call.reserve = room - first;
             state.reserved = room;
+            // Every matrix that exists before this call is resized to the
+            // new room by a read query, not by the call.
+            if first > 0 {
+                call.pre_sync.push(SyncTarget::NodeLabels);
+            }
+            call.pre_sync
+                .extend(state.labels.iter().cloned().map(SyncTarget::Label));
+            if !state.unsynced.is_empty() {
+                call.pre_sync.push(SyncTarget::Adjacency);
+            }
+            call.pre_sync
+                .extend(state.unsynced.keys().cloned().map(SyncTarget::RelType));
+        }
+        for (header, _) in &call.node_tokens {
+            let name = header.split(|b| *b == 0).next().unwrap_or_default();
+            for label in String::from_utf8_lossy(name).split(':') {
+                if !label.is_empty() && !state.labels.contains(label) {
+                    state.labels.insert(label.to_owned());
+                }
+            }
         }
         for (rel_type, n) in state.unsynced.iter_mut() {
             if *n >= sync_edges {
-                call.sync.push(rel_type.clone());
+                call.sync.push(SyncTarget::RelType(rel_type.clone()));
                 *n = 0;
             }
         }
@@ -479,6 +516,7 @@ impl<'a> BulkWriter<'a> {
                 return Err(e);
             }
             self.sent().reserves += 1;
+            self.sync_all(db, &call.pre_sync).await;
         }
         let bytes = call.bytes();
         let kind = usize::from(call.edges > 0);
@@ -497,19 +535,7 @@ impl<'a> BulkWriter<'a> {
             s.rate[kind] = next_rate(s.rate[kind], bytes, took);
         }
         tracing::debug!(%db, bytes, nodes = call.nodes, edges = call.edges, reserve = call.reserve, took_ms = took.as_millis() as u64, "GRAPH.BULK call");
-        for rel_type in &call.sync {
-            let started = Instant::now();
-            // Only a speed-up: a failure leaves the changes pending, and the
-            // next call assembles them on the main thread as it would anyway.
-            if let Err(e) = self.inner.bulk_sync(db, rel_type).await {
-                tracing::warn!(%db, %rel_type, error = %e, "synchronising a relationship type failed; continuing");
-            }
-            let took = started.elapsed();
-            let mut s = self.sent();
-            s.syncs += 1;
-            s.sync_time += took;
-            tracing::debug!(%db, %rel_type, took_ms = took.as_millis() as u64, "relationship type synchronised");
-        }
+        self.sync_all(db, &call.sync).await;
         self.done.send_if_modified(|d| {
             if *d == seq {
                 *d = seq + 1;
@@ -519,6 +545,23 @@ impl<'a> BulkWriter<'a> {
             }
         });
         Ok(())
+    }
+
+    /// Synchronises `targets` one after another. Only a speed-up: a failure
+    /// leaves the changes pending, and the next call applies them on the
+    /// main thread as it would without it.
+    async fn sync_all(&self, db: &str, targets: &[SyncTarget]) {
+        for target in targets {
+            let started = Instant::now();
+            if let Err(e) = self.inner.bulk_sync(db, target).await {
+                tracing::warn!(%db, ?target, error = %e, "synchronising a matrix failed; continuing");
+            }
+            let took = started.elapsed();
+            let mut s = self.sent();
+            s.syncs += 1;
+            s.sync_time += took;
+            tracing::debug!(%db, ?target, took_ms = took.as_millis() as u64, "matrix synchronised");
+        }
     }
 
     /// Sends the call being filled and waits for every call, holding the
@@ -849,9 +892,15 @@ mod tests {
             ..State::default()
         };
         state.call.nodes = 30_000;
+        Call::token(
+            &mut state.call.node_tokens,
+            token_header("Person:Employee", &[]),
+        )
+        .push(1);
         let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
         assert_eq!(call.reserve, 150_000 - 70_000);
         assert_eq!(state.reserved, 150_000);
+        assert_eq!(call.pre_sync, vec![SyncTarget::NodeLabels]);
         state.next_node = 130_000;
         state.call.nodes = 30_000;
         let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
@@ -860,6 +909,15 @@ mod tests {
         state.call.nodes = 30_000;
         let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
         assert_eq!(call.reserve, 240_000 - 130_000);
+        // The matrices that exist are resized by queries, not by the call.
+        assert_eq!(
+            call.pre_sync,
+            vec![
+                SyncTarget::NodeLabels,
+                SyncTarget::Label("Employee".into()),
+                SyncTarget::Label("Person".into())
+            ]
+        );
         // Small graphs: FalkorDB's own capacity step is enough.
         let mut small = State {
             next_node: 1000,
@@ -879,7 +937,7 @@ mod tests {
         state.unsynced.insert("KNOWS".into(), SYNC_EDGES - 1);
         state.unsynced.insert("WORKS_AT".into(), SYNC_EDGES);
         let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
-        assert_eq!(call.sync, vec!["WORKS_AT".to_owned()]);
+        assert_eq!(call.sync, vec![SyncTarget::RelType("WORKS_AT".into())]);
         assert_eq!(state.unsynced["WORKS_AT"], 0);
         assert_eq!(state.unsynced["KNOWS"], SYNC_EDGES - 1);
     }

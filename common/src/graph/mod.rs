@@ -249,10 +249,14 @@ pub trait GraphWriter: Send + Sync {
     async fn bulk_reserve(&self, _db: &str, _nodes: u64) -> Result<(), GraphError> {
         Ok(())
     }
-    /// Applies the pending changes of relationship type `rel_type` in `db`
-    /// off the server's main thread (a read query). A hint: the default does
-    /// nothing. See [`falkordb_bulk`].
-    async fn bulk_sync(&self, _db: &str, _rel_type: &str) -> Result<(), GraphError> {
+    /// Brings one of `db`'s matrices to the graph's size and applies its
+    /// pending changes, off the server's main thread (a read query). A
+    /// hint: the default does nothing. See [`falkordb_bulk`].
+    async fn bulk_sync(
+        &self,
+        _db: &str,
+        _target: &falkordb_bulk::SyncTarget,
+    ) -> Result<(), GraphError> {
         Ok(())
     }
     /// The store's limits a snapshot must fit in.

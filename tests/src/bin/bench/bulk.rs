@@ -450,8 +450,21 @@ pub async fn bench_bulk(args: &Args) -> anyhow::Result<Value> {
                 vendor_args.as_deref(),
                 args,
             )
-            .await?;
-            runs.entry(way).or_default().push(r.json());
+            .await;
+            let r = match r {
+                Ok(r) => r.json(),
+                // The vendor's loader gives up when a 64 MB call outlasts
+                // its socket timeout (seen on the loaded shared machine):
+                // recorded, and the other ways still run.
+                Err(e) if *way == "falkordb-bulk-insert" => {
+                    let e = e.to_string();
+                    let last = e.lines().last().unwrap_or_default().to_owned();
+                    progress(&format!("bulk section: {way} failed: {last}"));
+                    json!({ "failed": last })
+                }
+                Err(e) => return Err(e),
+            };
+            runs.entry(way).or_default().push(r);
         }
     }
     // A matched pair of Parquet snapshots, integer ids and the same ids as
