@@ -132,7 +132,7 @@ fn scalar(server: &FalkorServer, graph: &str, q: &str) -> String {
 }
 
 /// Rows of the generated snapshots: several calls of the smallest size
-/// (256 KiB, `falkordb_bulk::MIN_CALL_BYTES`), about 39 000 nodes (more
+/// (64 KiB, `falkordb_bulk::MIN_CALL_BYTES`), about 39 000 nodes (more
 /// than FalkorDB's own capacity step, so room is reserved ahead).
 const ROWS: usize = 150_000;
 

@@ -25,6 +25,16 @@
 //! built, so Cypher's `id(n)` continues the same positions, and the ids the
 //! Cypher writer returns are checked against them.
 //!
+//! Keeping a call's server cost about its size (FalkorDB 4.16.3, read from
+//! its source and measured, `docs/performance.md` "Bulk loading"): node
+//! room is reserved ahead in [`NODE_GROWTH`] steps (a call without tokens,
+//! [`GraphWriter::bulk_reserve`]) and the existing matrices are then resized
+//! by read queries on a worker thread ([`GraphWriter::bulk_sync`]), where
+//! each call used to resize (and so assemble) every matrix on the main
+//! thread; and each relationship type's pending changes are applied by a
+//! read query every [`SYNC_EDGES`] relationships, where each call's first
+//! relationship of the type used to merge all of them.
+//!
 //! Failure: a `GRAPH.BULK` call has no safe retry (a lost reply that was
 //! applied shifts every later node id) and the server deletes the key on a
 //! malformed call. After any failed call the writer refuses every later
