@@ -584,15 +584,62 @@ impl<'a> BulkWriter<'a> {
         self.wait_for(state.next_seq).await
     }
 
-    /// The call to send now, when the one being filled reached its size.
-    fn full(&self, state: &mut State) -> Option<(u64, Call)> {
-        let kind = usize::from(state.call.edges > 0);
-        let rate = self.sent().rate[kind];
-        if state.call.bytes() >= call_bytes(self.budget_ms, rate) {
-            Self::close(state, self.sync_edges)
-        } else {
-            None
+    /// Appends a batch's encoded records (`body`, each row's end offset in
+    /// `ends`) to the call being filled, closing calls as they reach the
+    /// size the budget allows: a batch larger than that is split between
+    /// calls at record boundaries (every call gets at least one record).
+    /// Returns the calls closed, in order, for [`BulkWriter::send`].
+    fn append(
+        &self,
+        state: &mut State,
+        kind: Kind,
+        name: &str,
+        header: &[u8],
+        body: &[u8],
+        ends: &[usize],
+    ) -> Vec<(u64, Call)> {
+        let mut closed = Vec::new();
+        let mut row = 0;
+        while row < ends.len() {
+            let edges = kind == Kind::Edges || state.call.edges > 0;
+            let rate = self.sent().rate[usize::from(edges)];
+            let target = call_bytes(self.budget_ms, rate);
+            let base = if row == 0 { 0 } else { ends[row - 1] };
+            let room = target.saturating_sub(state.call.bytes() + header.len());
+            // The rows from `row` whose records fit in the room.
+            let mut to = row + ends[row..].partition_point(|&e| e - base <= room);
+            if to == row {
+                if !state.call.is_empty() {
+                    closed.extend(Self::close(state, self.sync_edges));
+                    continue;
+                }
+                to = row + 1;
+            }
+            let bytes = ends[to - 1] - base;
+            let n = (to - row) as u64;
+            let tokens = match kind {
+                Kind::Nodes => &mut state.call.node_tokens,
+                Kind::Edges => &mut state.call.edge_tokens,
+            };
+            let new_token = tokens.last().is_none_or(|(h, _)| h.as_slice() != header);
+            Call::token(tokens, header.to_vec()).extend_from_slice(&body[base..ends[to - 1]]);
+            state.call.bytes += bytes + if new_token { header.len() } else { 0 };
+            match kind {
+                Kind::Nodes => {
+                    state.call.nodes += n;
+                    state.next_node += n;
+                }
+                Kind::Edges => {
+                    state.call.edges += n;
+                    *state.unsynced.entry(name.to_owned()).or_default() += n;
+                }
+            }
+            row = to;
+            if state.call.bytes() >= target {
+                closed.extend(Self::close(state, self.sync_edges));
+            }
         }
+        closed
     }
 }
 
@@ -605,16 +652,27 @@ fn clone_err(e: &GraphError) -> GraphError {
 }
 
 /// Rows of `rows` encoded one after another into `out`, stopping at the
-/// first that cannot be.
+/// first that cannot be; `ends` gets the end offset of each row's record
+/// (a batch is split between calls at record boundaries).
 fn encode_rows(
     out: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
     rows: &[usize],
     mut f: impl FnMut(&mut Vec<u8>, usize, usize) -> Result<(), Unencodable>,
 ) -> Result<(), Unencodable> {
+    ends.reserve(rows.len());
     for (i, &row) in rows.iter().enumerate() {
         f(out, i, row)?;
+        ends.push(out.len());
     }
     Ok(())
+}
+
+/// What a batch's records are appended as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Nodes,
+    Edges,
 }
 
 #[async_trait]
@@ -631,10 +689,11 @@ impl GraphWriter for BulkWriter<'_> {
             return Ok(Vec::new());
         }
         let mut body = Vec::new();
+        let mut ends = Vec::new();
         let fits =
             w.props.len() <= MAX_BULK_PROPERTIES && w.props.iter().all(|p| column_fits(p.values));
         let encoded = if fits {
-            encode_rows(&mut body, w.rows, |out, _, row| {
+            encode_rows(&mut body, &mut ends, w.rows, |out, _, row| {
                 encode_node(out, w.props, row)
             })
         } else {
@@ -659,20 +718,16 @@ impl GraphWriter for BulkWriter<'_> {
             return Ok(ids);
         }
         let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
-        let header = token_header(&w.labels.join(":"), &names);
+        let labels = w.labels.join(":");
+        let header = token_header(&labels, &names);
         let n = w.rows.len() as u64;
         let first = state.next_node;
-        state.call.bytes += body.len() + header.len();
-        Call::token(&mut state.call.node_tokens, header).extend_from_slice(&body);
-        state.call.nodes += n;
-        state.next_node += n;
-        let ids = (first..first + n).map(|p| p as NodeRef).collect();
-        let full = self.full(&mut state);
+        let closed = self.append(&mut state, Kind::Nodes, &labels, &header, &body, &ends);
         drop(state);
-        if let Some((seq, call)) = full {
+        for (seq, call) in closed {
             self.send(db, seq, call).await?;
         }
-        Ok(ids)
+        Ok((first..first + n).map(|p| p as NodeRef).collect())
     }
 
     async fn write_relationships(&self, db: &str, w: &RelWrite<'_>) -> Result<u64, GraphError> {
@@ -683,6 +738,7 @@ impl GraphWriter for BulkWriter<'_> {
             return Ok(0);
         }
         let mut body = Vec::new();
+        let mut ends = Vec::new();
         let ends_ok = w.ends.len() == w.rows.len()
             && w.ends
                 .iter()
@@ -697,7 +753,7 @@ impl GraphWriter for BulkWriter<'_> {
         let fits =
             w.props.len() <= MAX_BULK_PROPERTIES && w.props.iter().all(|p| column_fits(p.values));
         let encoded = if fits {
-            encode_rows(&mut body, w.rows, |out, i, row| {
+            encode_rows(&mut body, &mut ends, w.rows, |out, i, row| {
                 let [a, b] = w.ends[i];
                 encode_edge(out, a as u64, b as u64, w.props, row)
             })
@@ -710,13 +766,9 @@ impl GraphWriter for BulkWriter<'_> {
         }
         let names: Vec<&str> = w.props.iter().map(|p| p.name).collect();
         let header = token_header(w.rel_type, &names);
-        state.call.bytes += body.len() + header.len();
-        Call::token(&mut state.call.edge_tokens, header).extend_from_slice(&body);
-        state.call.edges += w.rows.len() as u64;
-        *state.unsynced.entry(w.rel_type.to_owned()).or_default() += w.rows.len() as u64;
-        let full = self.full(&mut state);
+        let closed = self.append(&mut state, Kind::Edges, w.rel_type, &header, &body, &ends);
         drop(state);
-        if let Some((seq, call)) = full {
+        for (seq, call) in closed {
             self.send(db, seq, call).await?;
         }
         Ok(w.rows.len() as u64)
@@ -950,6 +1002,58 @@ mod tests {
         assert_eq!(call.sync, vec![SyncTarget::RelType("WORKS_AT".into())]);
         assert_eq!(state.unsynced["WORKS_AT"], 0);
         assert_eq!(state.unsynced["KNOWS"], SYNC_EDGES - 1);
+    }
+
+    /// A writer that is never called: [`BulkWriter::append`] needs none.
+    struct Unused;
+
+    #[async_trait]
+    impl GraphWriter for Unused {
+        async fn create_index(&self, _: &str, _: &str, _: &str) -> Result<(), GraphError> {
+            unreachable!()
+        }
+        async fn write_nodes(
+            &self,
+            _: &str,
+            _: &NodeWrite<'_>,
+        ) -> Result<Vec<NodeRef>, GraphError> {
+            unreachable!()
+        }
+        async fn write_relationships(&self, _: &str, _: &RelWrite<'_>) -> Result<u64, GraphError> {
+            unreachable!()
+        }
+        async fn counts(&self, _: &str) -> Result<Counts, GraphError> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_call_is_split_at_record_boundaries() {
+        let writer = BulkWriter::new(&Unused, 1);
+        let mut state = State::default();
+        // 10 000 nodes of one LONG property: 9 bytes a record, 90 000 bytes,
+        // more than one call of MIN_CALL_BYTES.
+        let mut body = Vec::new();
+        let mut ends = Vec::new();
+        for i in 0..10_000i64 {
+            encode_value(&mut body, Value::Int(i)).unwrap();
+            ends.push(body.len());
+        }
+        let header = token_header("N", &["v"]);
+        let closed = writer.append(&mut state, Kind::Nodes, "N", &header, &body, &ends);
+        assert_eq!(closed.len(), 1);
+        let (seq, call) = &closed[0];
+        assert_eq!(*seq, 0);
+        assert!(call.bytes() <= MIN_CALL_BYTES, "{}", call.bytes());
+        assert!(call.bytes() + 9 > MIN_CALL_BYTES, "{}", call.bytes());
+        assert_eq!(call.nodes + state.call.nodes, 10_000);
+        assert_eq!(state.next_node, 10_000);
+        // The records of both calls, in order, are the batch.
+        let args = call.args();
+        let first = &args[4][header.len()..];
+        let rest = state.call.args();
+        assert_eq!([first, &rest[4][header.len()..]].concat(), body);
+        assert_eq!(first.len() % 9, 0);
     }
 
     #[test]
