@@ -13,7 +13,8 @@
 //!
 //! The adapters (thin, tested against the real services):
 //! - [`broker`]: RabbitMQ through lapin;
-//! - [`lock`] and [`state`]: Redis through the redis crate;
+//! - [`lock`], [`state`] and [`claims`] (the producer's publish-once ledger):
+//!   Redis through the redis crate;
 //! - [`graph`]: the graph-store trait with FalkorDB and Neo4j adapters;
 //! - [`snapshot`]: the snapshot tree on disk and its file readers;
 //! - [`load`]: one snapshot into one database;
@@ -21,6 +22,7 @@
 //! - [`tls`]: the rustls provider and CA files for the three services.
 
 pub mod broker;
+pub mod claims;
 pub mod config;
 pub mod doctor;
 pub mod event;

@@ -119,8 +119,22 @@ impl Consumer {
                         }
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "consumer error; waiting for the channel to recover");
-                            if let Err(e) = channel.wait_for_recovery(e).await {
-                                break Pause::ChannelLost(e.to_string());
+                            // lapin's recovery can hang for good
+                            // (common::broker::RECOVERY_PATIENCE): wait a
+                            // bounded time, and not past a stop.
+                            tokio::select! {
+                                _ = stop.cancelled() => break Pause::Stop,
+                                recovered = tokio::time::timeout(
+                                    common::broker::RECOVERY_PATIENCE,
+                                    channel.wait_for_recovery(e),
+                                ) => match recovered {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(e)) => break Pause::ChannelLost(e.to_string()),
+                                    Err(_) => break Pause::ChannelLost(format!(
+                                        "the connection did not recover within {}s",
+                                        common::broker::RECOVERY_PATIENCE.as_secs()
+                                    )),
+                                },
                             }
                         }
                         None => break Pause::ChannelLost("the consumer was cancelled".into()),
