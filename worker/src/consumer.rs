@@ -101,11 +101,26 @@ impl Consumer {
             };
             tracing::info!(queue = %self.topology.work_queue, prefetch = config.workers, "consuming");
             let mut pause_check = tokio::time::interval(PAUSE_CHECK);
+            // Since when the connection has not been up, with no consumer
+            // error to say so (lapin's recovery can hang silently).
+            let mut down_since: Option<Instant> = None;
             let why = loop {
                 tokio::select! {
                     _ = stop.cancelled() => break Pause::Stop,
                     _ = self.breaker_opened.notified() => break Pause::Breaker,
                     _ = pause_check.tick() => {
+                        if connection.status().connected() {
+                            down_since = None;
+                        } else if down_since
+                            .get_or_insert_with(Instant::now)
+                            .elapsed()
+                            >= common::broker::RECOVERY_PATIENCE
+                        {
+                            break Pause::ChannelLost(format!(
+                                "the connection did not recover within {}s",
+                                common::broker::RECOVERY_PATIENCE.as_secs()
+                            ));
+                        }
                         if matches!(self.pipeline.state.fleet_paused().await, Ok(Some(_))) {
                             break Pause::Operator;
                         }
