@@ -1,43 +1,27 @@
-//! snapswitch's shared library: the contract every process agrees on and the
-//! adapters to the outside world. Nothing in here decides what to do with an
-//! event; that is the worker's job.
+//! snapswitch's shared library, in four layers. Each may use the layers above
+//! it in this list, never one below:
 //!
-//! The contract:
-//! - [`event`]: the versioned snapshot event (JSON body) and its validation;
-//! - [`ident`]: customer names, snapshot ids, database names;
-//! - [`topology`]: AMQP exchange/queue names, arguments and header names;
-//! - [`keys`]: every Redis key;
-//! - [`config`]: the configuration struct, its layering and validation;
-//! - [`targets`]: the graph databases of a deployment and which one serves
-//!   each customer.
+//! 1. [`contract`]: what every process agrees on — the event, identifiers,
+//!    Redis key names, AMQP names. No I/O.
+//! 2. [`adapters`]: the outside world — RabbitMQ, Redis (state, lock, slots),
+//!    the graph stores, the snapshot files, the loader. Thin, tested against
+//!    the real services; none reads the configuration.
+//! 3. [`config`]: the configuration, its layering and validation, and the
+//!    graph targets; it builds the adapters' options.
+//! 4. [`ops`]: running a process — metrics, tracing, HTTP, the fleet status,
+//!    the preflight checks; may read the whole configuration.
 //!
-//! The adapters (thin, tested against the real services):
-//! - [`broker`]: RabbitMQ through lapin;
-//! - [`lock`] and [`state`]: Redis through the redis crate;
-//! - [`graph`]: the graph-store trait with FalkorDB and Neo4j adapters;
-//! - [`snapshot`]: the snapshot tree on disk and its file readers;
-//! - [`load`]: one snapshot into one database;
-//! - [`doctor`]: the preflight checks of both binaries;
-//! - [`tls`]: the rustls provider and CA files for the three services.
+//! Nothing in here decides what to do with an event; that is the worker's job.
+//!
+//! The flat paths the binaries use (`common::event`, `common::graph`, …) are
+//! re-exports of the layered modules below, nothing more.
 
-pub mod broker;
+pub mod adapters;
 pub mod config;
-pub mod doctor;
-pub mod event;
-pub mod graph;
-pub mod http;
-pub mod ident;
-pub mod idmap;
-pub mod keys;
-pub mod load;
-pub mod lock;
-pub mod metrics;
-pub mod otel;
-pub mod slots;
-pub mod snapshot;
-pub mod state;
-pub mod status;
-pub mod targets;
-pub mod telemetry;
-pub mod tls;
-pub mod topology;
+pub mod contract;
+pub mod ops;
+
+pub use adapters::{broker, graph, idmap, load, lock, slots, snapshot, state, tls};
+pub use config::targets;
+pub use contract::{event, ident, keys, topology};
+pub use ops::{doctor, http, metrics, otel, status, telemetry};

@@ -1,0 +1,1067 @@
+//! Arrow columns as graph property values, read cell by cell straight from the
+//! Arrow arrays: no row objects, no JSON in between. Each adapter turns a
+//! [`Value`] into its own wire form (Cypher literal text for FalkorDB, Bolt
+//! values for Neo4j).
+//!
+//! The four common types (integers, floats, booleans, strings) stay Arrow
+//! arrays. Arrays (`type[]`, Arrow list columns), the temporal types and
+//! points become [`Cell`]s, converted once per batch and checked on the way:
+//! a malformed value is an error naming the row and the value.
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::{
+    DataType, Date32Type, Date64Type, DurationMicrosecondType, DurationMillisecondType,
+    DurationNanosecondType, DurationSecondType, Float64Type, Int64Type, IntervalMonthDayNanoType,
+    IntervalUnit, Time32MillisecondType, Time32SecondType, Time64MicrosecondType,
+    Time64NanosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use chrono_tz::Tz;
+
+use crate::adapters::snapshot::{temporal, PropType};
+
+/// One cell.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(&'a str),
+    /// An array, temporal value or point.
+    Cell(&'a Cell),
+}
+
+/// A duration as Neo4j keeps it: months, days and seconds apart (a month
+/// has no fixed number of days, nor a day of seconds), plus nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration {
+    pub months: i64,
+    pub days: i64,
+    pub seconds: i64,
+    /// 0 to 999 999 999, as Neo4j keeps it (-1.5 s is -2 s + 500 000 000 ns).
+    pub nanos: i64,
+}
+
+impl Duration {
+    /// Carries whole seconds out of `nanos`, leaving it in 0..1e9.
+    pub fn normalized(months: i64, days: i64, seconds: i64, nanos: i64) -> Duration {
+        Duration {
+            months,
+            days,
+            seconds: seconds + nanos.div_euclid(1_000_000_000),
+            nanos: nanos.rem_euclid(1_000_000_000),
+        }
+    }
+}
+
+/// A point; `srid` as Neo4j: 4326 WGS-84 (x = longitude, y = latitude),
+/// 4979 WGS-84-3D (z = height), 7203 cartesian, 9157 cartesian-3D.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub srid: u32,
+    pub x: f64,
+    pub y: f64,
+    pub z: Option<f64>,
+}
+
+/// An owned value of the kinds that are not plain Arrow arrays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Date(NaiveDate),
+    LocalTime(NaiveTime),
+    /// A time of day with a UTC offset (`time`).
+    Time(NaiveTime, FixedOffset),
+    LocalDateTime(NaiveDateTime),
+    /// A date and time with a UTC offset (`datetime` with `+01:00` or `Z`).
+    DateTime(DateTime<FixedOffset>),
+    /// A local date and time in a named time zone (`datetime` with `[Europe/Berlin]`).
+    ZonedDateTime(NaiveDateTime, Tz),
+    Duration(Duration),
+    Point(Point),
+    /// An array: never holds nulls (no store keeps them in a property).
+    List(Vec<Cell>),
+}
+
+/// What a column of cells holds: the element type, and whether each cell is
+/// an array of it. Adapters that build values with functions (FalkorDB's
+/// `date(…)`) read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellKind {
+    pub ty: PropType,
+    pub array: bool,
+}
+
+/// A column normalised to one of the four stored types, or to cells.
+#[derive(Debug, Clone)]
+pub enum Values {
+    Int(Int64Array),
+    Float(Float64Array),
+    Bool(BooleanArray),
+    Str(StringArray),
+    /// A column of nulls (Arrow's Null type).
+    Null,
+    Cells {
+        kind: CellKind,
+        cells: Vec<Option<Cell>>,
+    },
+}
+
+/// How a property column is declared in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declared {
+    pub ty: Option<PropType>,
+    /// `type[]`.
+    pub array: bool,
+    /// Splits a CSV (string) array value: neo4j-admin's `--array-delimiter`.
+    pub array_delimiter: char,
+    /// The number, in its file, of the column's first row (0 for the
+    /// first data row): messages name rows of the file, not of the batch.
+    pub first_row: usize,
+}
+
+fn is_cell_type(ty: PropType) -> bool {
+    ty.int_range().is_none() && !matches!(ty, PropType::Float | PropType::Bool | PropType::String)
+}
+
+/// An integer of type `ty` outside its range (`int`, `short`, `byte`).
+fn check_range(ty: PropType, v: i64) -> Result<(), String> {
+    match ty.int_range() {
+        Some((lo, hi)) if v < lo || v > hi => Err(format!(
+            "value {v} is out of range for `{}` ({lo} to {hi})",
+            ty.name()
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// The type a native Arrow column holds, for the kinds that become cells.
+fn native_kind(t: &DataType) -> Option<PropType> {
+    Some(match t {
+        DataType::Date32 | DataType::Date64 => PropType::Date,
+        DataType::Time32(_) | DataType::Time64(_) => PropType::LocalTime,
+        DataType::Timestamp(_, None) => PropType::LocalDateTime,
+        DataType::Timestamp(_, Some(_)) => PropType::DateTime,
+        DataType::Duration(_) | DataType::Interval(IntervalUnit::MonthDayNano) => {
+            PropType::Duration
+        }
+        t if t.is_integer() => PropType::Int,
+        t if t.is_floating() => PropType::Float,
+        DataType::Boolean => PropType::Bool,
+        t if is_string(t) => PropType::String,
+        _ => return None,
+    })
+}
+
+/// neo4j-admin's boolean spelling, strictly: `true` or `false`, any case.
+/// Anything else (`yes`, `1`, `t`) is refused, in CSV and in Parquet/Arrow
+/// string columns alike.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    if s.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(format!(
+            "`{s}` is not a boolean: use true or false (any case)"
+        ))
+    }
+}
+
+/// One text value as `ty`.
+pub fn parse_cell(ty: PropType, s: &str) -> Result<Cell, String> {
+    match ty {
+        PropType::Int | PropType::Int32 | PropType::Short | PropType::Byte => {
+            let v = s.trim().parse::<i64>().map_err(|e| {
+                if s.trim().parse::<f64>().is_ok() {
+                    format!(
+                        "`{s}` is not an integer: a `{}` takes whole numbers only",
+                        ty.name()
+                    )
+                } else {
+                    format!("`{s}` is not an integer: {e}")
+                }
+            })?;
+            check_range(ty, v)?;
+            Ok(Cell::Int(v))
+        }
+        PropType::Float => {
+            let f: f64 = s
+                .trim()
+                .parse()
+                .map_err(|e| format!("`{s}` is not a number: {e}"))?;
+            Ok(Cell::Float(f))
+        }
+        PropType::Bool => parse_bool(s.trim()).map(Cell::Bool),
+        PropType::String => Ok(Cell::Str(s.to_owned())),
+        PropType::Date => temporal::date(s),
+        PropType::LocalTime => temporal::localtime(s),
+        PropType::Time => temporal::time(s),
+        PropType::LocalDateTime => temporal::localdatetime(s),
+        PropType::DateTime => temporal::datetime(s),
+        PropType::Duration => temporal::duration(s),
+        PropType::Point => temporal::point(s),
+    }
+}
+
+/// `row N: …`, N counted from 1 among the file's data rows.
+fn bad_value(row: usize, e: impl std::fmt::Display) -> String {
+    format!("row {}: {e}", row + 1)
+}
+
+/// Maps an index into the array being converted to its row in the file.
+type RowOf<'a> = &'a dyn Fn(usize) -> usize;
+
+fn utc_naive(secs: i64, nanos: u32) -> Result<NaiveDateTime, String> {
+    DateTime::from_timestamp(secs, nanos)
+        .map(|d| d.naive_utc())
+        .ok_or_else(|| format!("timestamp {secs}s is out of range"))
+}
+
+fn split(v: i64, per_second: i64) -> (i64, u32) {
+    let secs = v.div_euclid(per_second);
+    let nanos = v.rem_euclid(per_second) * (1_000_000_000 / per_second);
+    (secs, u32::try_from(nanos).unwrap_or(0))
+}
+
+/// An Arrow time zone string: a fixed offset (`+01:00`) or an IANA name.
+fn zone(tz: &str) -> Result<either::Zone, String> {
+    if tz.starts_with(['+', '-']) {
+        match temporal::time(&format!("00:00{tz}"))? {
+            Cell::Time(_, offset) => Ok(either::Zone::Fixed(offset)),
+            _ => Err(format!("`{tz}` is not a time zone")),
+        }
+    } else {
+        tz.parse::<Tz>()
+            .map(either::Zone::Named)
+            .map_err(|_| format!("`{tz}` is not a known time zone name"))
+    }
+}
+
+mod either {
+    #[derive(Clone, Copy)]
+    pub enum Zone {
+        Fixed(chrono::FixedOffset),
+        Named(chrono_tz::Tz),
+    }
+}
+
+/// Cell `row` of a native (non-string) Arrow array; `None` for a null.
+fn native_cell(a: &ArrayRef, row: usize) -> Result<Option<Cell>, String> {
+    if a.is_null(row) {
+        return Ok(None);
+    }
+    let cell = match a.data_type() {
+        DataType::Date32 => {
+            let days = a.as_primitive::<Date32Type>().value(row);
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or("no epoch")?;
+            Cell::Date(
+                epoch
+                    .checked_add_signed(chrono::Duration::days(i64::from(days)))
+                    .ok_or_else(|| format!("date {days} days from 1970 is out of range"))?,
+            )
+        }
+        DataType::Date64 => {
+            let ms = a.as_primitive::<Date64Type>().value(row);
+            let (s, n) = split(ms, 1000);
+            Cell::Date(utc_naive(s, n)?.date())
+        }
+        DataType::Time32(unit) | DataType::Time64(unit) => {
+            let v = match unit {
+                TimeUnit::Second => i64::from(a.as_primitive::<Time32SecondType>().value(row)),
+                TimeUnit::Millisecond => {
+                    i64::from(a.as_primitive::<Time32MillisecondType>().value(row))
+                }
+                TimeUnit::Microsecond => a.as_primitive::<Time64MicrosecondType>().value(row),
+                TimeUnit::Nanosecond => a.as_primitive::<Time64NanosecondType>().value(row),
+            };
+            let (s, n) = split(v, per_second(unit));
+            let t = u32::try_from(s)
+                .ok()
+                .and_then(|s| NaiveTime::from_num_seconds_from_midnight_opt(s, n))
+                .ok_or_else(|| format!("time of day {v} is out of range"))?;
+            Cell::LocalTime(t)
+        }
+        DataType::Timestamp(unit, tz) => {
+            let v = match unit {
+                TimeUnit::Second => a.as_primitive::<TimestampSecondType>().value(row),
+                TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(row),
+                TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().value(row),
+            };
+            let (s, n) = split(v, per_second(unit));
+            let utc = utc_naive(s, n)?;
+            match tz {
+                None => Cell::LocalDateTime(utc),
+                Some(tz) => match zone(tz)? {
+                    either::Zone::Fixed(offset) => Cell::DateTime(offset.from_utc_datetime(&utc)),
+                    either::Zone::Named(tz) => {
+                        Cell::ZonedDateTime(tz.from_utc_datetime(&utc).naive_local(), tz)
+                    }
+                },
+            }
+        }
+        DataType::Duration(unit) => {
+            let v = match unit {
+                TimeUnit::Second => a.as_primitive::<DurationSecondType>().value(row),
+                TimeUnit::Millisecond => a.as_primitive::<DurationMillisecondType>().value(row),
+                TimeUnit::Microsecond => a.as_primitive::<DurationMicrosecondType>().value(row),
+                TimeUnit::Nanosecond => a.as_primitive::<DurationNanosecondType>().value(row),
+            };
+            let per = per_second(unit);
+            Cell::Duration(Duration::normalized(
+                0,
+                0,
+                v.div_euclid(per),
+                v.rem_euclid(per) * (1_000_000_000 / per),
+            ))
+        }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let v = a.as_primitive::<IntervalMonthDayNanoType>().value(row);
+            Cell::Duration(Duration::normalized(
+                i64::from(v.months),
+                i64::from(v.days),
+                0,
+                v.nanoseconds,
+            ))
+        }
+        t if t.is_integer() => {
+            let c = cast_strict(a, &DataType::Int64)?;
+            Cell::Int(c.as_primitive::<Int64Type>().value(row))
+        }
+        t if t.is_floating() => {
+            let c = cast_strict(a, &DataType::Float64)?;
+            Cell::Float(c.as_primitive::<Float64Type>().value(row))
+        }
+        DataType::Boolean => Cell::Bool(a.as_boolean().value(row)),
+        t if is_string(t) => {
+            let c = cast_strict(a, &DataType::Utf8)?;
+            Cell::Str(c.as_string::<i32>().value(row).to_owned())
+        }
+        other => return Err(format!("Arrow type {other} is not supported")),
+    };
+    Ok(Some(cell))
+}
+
+fn per_second(unit: &TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    }
+}
+
+fn cast_strict(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
+    if array.data_type() == target {
+        return Ok(array.clone());
+    }
+    let safe = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    cast_with_options(array, target, &safe).map_err(|e| format!("cannot read as {target}: {e}"))
+}
+
+/// The cells of one column of element type `ty` (declared, or taken from
+/// the Arrow type): strings are parsed, native values converted, and a
+/// native type that is not `ty` is refused.
+fn element_cells(
+    a: &ArrayRef,
+    ty: Option<PropType>,
+    row_of: RowOf<'_>,
+) -> Result<(PropType, Vec<Option<Cell>>), String> {
+    let native = native_kind(a.data_type());
+    let ty = match (ty, native) {
+        (Some(t), _) => t,
+        (None, Some(n)) => n,
+        (None, None) => return Err(format!("Arrow type {} is not supported", a.data_type())),
+    };
+    let mut cells = Vec::with_capacity(a.len());
+    if is_string(a.data_type()) && ty != PropType::String {
+        let strings = cast_strict(a, &DataType::Utf8)?;
+        let strings = strings.as_string::<i32>();
+        for row in 0..strings.len() {
+            cells.push(if strings.is_valid(row) {
+                Some(parse_cell(ty, strings.value(row)).map_err(|e| bad_value(row_of(row), e))?)
+            } else {
+                None
+            });
+        }
+        return Ok((ty, cells));
+    }
+    let fits = match (ty, native) {
+        (t, Some(n)) if t == n => true,
+        // Any integer width into any integer type, each value range-checked.
+        (t, Some(PropType::Int)) if t.int_range().is_some() => true,
+        // Strict casts between the numeric types (an integer column declared float).
+        (PropType::Float, Some(PropType::Int)) => true,
+        (PropType::String, Some(PropType::Int | PropType::Float | PropType::Bool)) => true,
+        _ => false,
+    };
+    if !fits {
+        return Err(format!(
+            "Arrow type {} cannot be read as {}",
+            a.data_type(),
+            ty.name()
+        ));
+    }
+    let a = match ty {
+        PropType::Float => cast_strict(a, &DataType::Float64)?,
+        PropType::String => cast_strict(a, &DataType::Utf8)?,
+        // Cast once, not once per cell.
+        t if t.int_range().is_some() => cast_strict(a, &DataType::Int64)?,
+        _ => a.clone(),
+    };
+    for row in 0..a.len() {
+        let cell = native_cell(&a, row).map_err(|e| bad_value(row_of(row), e))?;
+        if let Some(Cell::Int(v)) = cell {
+            check_range(ty, v).map_err(|e| bad_value(row_of(row), e))?;
+        }
+        cells.push(cell);
+    }
+    Ok((ty, cells))
+}
+
+impl Values {
+    /// Normalises `array` (any integer width → Int64, float → Float64, any string
+    /// layout → Utf8), casting to `declared` when the header declares a type.
+    /// A value that does not fit the declared type is an error, never a silent null.
+    pub fn from_array(array: &ArrayRef, declared: Option<PropType>) -> Result<Values, String> {
+        Values::from_column(
+            array,
+            Declared {
+                ty: declared,
+                array: false,
+                array_delimiter: ';',
+                first_row: 0,
+            },
+        )
+    }
+
+    /// [`Values::from_array`] for any declared column: arrays (`type[]` split
+    /// at the array delimiter, or Arrow list columns), temporal types and
+    /// points become cells.
+    pub fn from_column(array: &ArrayRef, declared: Declared) -> Result<Values, String> {
+        let list_child = matches!(
+            array.data_type(),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+        );
+        if declared.array || list_child {
+            return Values::arrays(array, declared);
+        }
+        let first = declared.first_row;
+        let row_of = move |i: usize| first + i;
+        let cells = match declared.ty {
+            Some(t) if is_cell_type(t) => true,
+            None => native_kind(array.data_type()).is_some_and(is_cell_type),
+            _ => false,
+        };
+        if cells {
+            let (ty, cells) = element_cells(array, declared.ty, &row_of)?;
+            return Ok(Values::Cells {
+                kind: CellKind { ty, array: false },
+                cells,
+            });
+        }
+        if declared.ty == Some(PropType::Bool) && is_string(array.data_type()) {
+            // The same rule as CSV: `true`/`false` only (Arrow's own cast
+            // would take `yes`, `1`, `on`, …).
+            let strings = cast_strict(array, &DataType::Utf8)?;
+            let strings = strings.as_string::<i32>();
+            let bools = strings
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.map(|s| parse_bool(s.trim()).map_err(|e| bad_value(row_of(i), e)))
+                        .transpose()
+                })
+                .collect::<Result<BooleanArray, String>>()?;
+            return Ok(Values::Bool(bools));
+        }
+        if let Some(ty) = declared.ty.filter(|t| t.int_range().is_some()) {
+            // A cast into an integer would truncate a fraction: refused.
+            if has_fraction_type(array.data_type()) {
+                if let Some(i) = first_fraction(array) {
+                    return Err(bad_value(
+                        row_of(i),
+                        format!(
+                            "value {} has a fraction; a `{}` column takes whole numbers only",
+                            cell_text(array, i),
+                            ty.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(t) = declared.ty {
+            // Arrow's casts between booleans and numbers are lossy guesses
+            // (any non-zero number is `true`, `true` is 1): refused, as in CSV.
+            let source = array.data_type();
+            let boolean = matches!(source, DataType::Boolean);
+            let numeric_type = t.int_range().is_some() || t == PropType::Float;
+            let refused = (t == PropType::Bool && !boolean && !matches!(source, DataType::Null))
+                || (numeric_type && boolean);
+            if refused {
+                return Err(format!(
+                    "Arrow type {source} cannot be read as {}: declare the column's own type",
+                    t.name()
+                ));
+            }
+        }
+        let target = match declared.ty {
+            Some(t) if t.int_range().is_some() => DataType::Int64,
+            Some(PropType::Float) => DataType::Float64,
+            Some(PropType::Bool) => DataType::Boolean,
+            Some(_) => DataType::Utf8,
+            None => match array.data_type() {
+                DataType::Null => return Ok(Values::Null),
+                t if t.is_integer() => DataType::Int64,
+                t if t.is_floating() => DataType::Float64,
+                DataType::Boolean => DataType::Boolean,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+                other => return Err(format!("Arrow type {other} is not supported: use integers, floats, booleans, strings, dates, times, timestamps, durations or lists of them")),
+            },
+        };
+        let cast = match cast_strict(array, &target) {
+            Ok(c) => c,
+            Err(m) => {
+                // Name the first cell that does not convert.
+                let Some(ty) = declared.ty else { return Err(m) };
+                let bad =
+                    (0..array.len()).find(|&i| cast_strict(&array.slice(i, 1), &target).is_err());
+                return Err(match bad {
+                    Some(i) => bad_value(
+                        row_of(i),
+                        format!(
+                            "value {} does not convert to {}: {m}",
+                            cell_text(array, i),
+                            ty.name()
+                        ),
+                    ),
+                    None => m,
+                });
+            }
+        };
+        if let Some(ty) = declared.ty {
+            if let DataType::Int64 = target {
+                let ints = cast.as_primitive::<Int64Type>();
+                for i in 0..ints.len() {
+                    if ints.is_valid(i) {
+                        check_range(ty, ints.value(i)).map_err(|e| bad_value(row_of(i), e))?;
+                    }
+                }
+            }
+        }
+        Ok(match target {
+            DataType::Int64 => Values::Int(cast.as_primitive::<Int64Type>().clone()),
+            DataType::Float64 => Values::Float(cast.as_primitive::<Float64Type>().clone()),
+            DataType::Boolean => Values::Bool(cast.as_boolean().clone()),
+            _ => Values::Str(cast.as_string::<i32>().clone()),
+        })
+    }
+
+    fn arrays(array: &ArrayRef, declared: Declared) -> Result<Values, String> {
+        let first = declared.first_row;
+        let mut out: Vec<Option<Cell>> = Vec::with_capacity(array.len());
+        let elem_ty;
+        if is_string(array.data_type()) {
+            let ty = declared
+                .ty
+                .ok_or("an array column needs a declared element type (e.g. `tags:string[]`)")?;
+            elem_ty = ty;
+            let strings = cast_strict(array, &DataType::Utf8)?;
+            let strings = strings.as_string::<i32>();
+            for row in 0..strings.len() {
+                if strings.is_null(row) {
+                    out.push(None);
+                    continue;
+                }
+                let mut items = Vec::new();
+                for item in strings.value(row).split(declared.array_delimiter) {
+                    if item.is_empty() && ty != PropType::String {
+                        return Err(bad_value(
+                            first + row,
+                            format!(
+                                "`{}` has an empty element (array delimiter `{}`)",
+                                strings.value(row),
+                                declared.array_delimiter
+                            ),
+                        ));
+                    }
+                    items.push(parse_cell(ty, item).map_err(|e| {
+                        bad_value(first + row, format!("array `{}`: {e}", strings.value(row)))
+                    })?);
+                }
+                out.push(Some(Cell::List(items)));
+            }
+        } else {
+            let (offsets, child): (Vec<(usize, usize)>, ArrayRef) = match array.data_type() {
+                DataType::List(_) => {
+                    let l = array.as_list::<i32>();
+                    let o = l.value_offsets();
+                    (
+                        o.windows(2).map(|w| (w[0] as usize, w[1] as usize)).collect(),
+                        l.values().clone(),
+                    )
+                }
+                DataType::LargeList(_) => {
+                    let l = array.as_list::<i64>();
+                    let o = l.value_offsets();
+                    (
+                        o.windows(2).map(|w| (w[0] as usize, w[1] as usize)).collect(),
+                        l.values().clone(),
+                    )
+                }
+                DataType::FixedSizeList(_, n) => {
+                    let l = array.as_fixed_size_list();
+                    let n = usize::try_from(*n).unwrap_or(0);
+                    (
+                        (0..l.len()).map(|i| (i * n, (i + 1) * n)).collect(),
+                        l.values().clone(),
+                    )
+                }
+                other => {
+                    return Err(format!(
+                        "a `[]` column must hold strings (split at the array delimiter) or Arrow lists, not {other}"
+                    ))
+                }
+            };
+            if matches!(
+                child.data_type(),
+                DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+            ) {
+                return Err("lists of lists are not supported".into());
+            }
+            // A child element's row: the list whose offsets hold it.
+            let row_of = |i: usize| first + offsets.partition_point(|(_, end)| *end <= i);
+            let (ty, cells) = element_cells(&child, declared.ty, &row_of)?;
+            elem_ty = ty;
+            for (row, (start, end)) in offsets.into_iter().enumerate() {
+                if array.is_null(row) {
+                    out.push(None);
+                    continue;
+                }
+                let mut items = Vec::with_capacity(end - start);
+                for cell in &cells[start..end] {
+                    match cell {
+                        Some(c) => items.push(c.clone()),
+                        None => {
+                            return Err(bad_value(
+                                first + row,
+                                "the list holds a null, which no graph store keeps in a property",
+                            ))
+                        }
+                    }
+                }
+                out.push(Some(Cell::List(items)));
+            }
+        }
+        Ok(Values::Cells {
+            kind: CellKind {
+                ty: elem_ty,
+                array: true,
+            },
+            cells: out,
+        })
+    }
+
+    pub fn get(&self, row: usize) -> Value<'_> {
+        match self {
+            Values::Int(a) if a.is_valid(row) => Value::Int(a.value(row)),
+            Values::Float(a) if a.is_valid(row) => Value::Float(a.value(row)),
+            Values::Bool(a) if a.is_valid(row) => Value::Bool(a.value(row)),
+            Values::Str(a) if a.is_valid(row) => Value::Str(a.value(row)),
+            Values::Cells { cells, .. } => match cells.get(row) {
+                Some(Some(c)) => Value::Cell(c),
+                _ => Value::Null,
+            },
+            _ => Value::Null,
+        }
+    }
+
+    /// The kind of a column of cells.
+    pub fn cell_kind(&self) -> Option<CellKind> {
+        match self {
+            Values::Cells { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+}
+
+/// Float and decimal types: a cast to an integer would truncate.
+fn has_fraction_type(t: &DataType) -> bool {
+    match t {
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => true,
+        DataType::Decimal32(_, s) | DataType::Decimal64(_, s) => *s > 0,
+        DataType::Decimal128(_, s) | DataType::Decimal256(_, s) => *s > 0,
+        DataType::Dictionary(_, v) => has_fraction_type(v),
+        _ => false,
+    }
+}
+
+/// The first cell of a float or decimal array that is not a whole number
+/// (or not finite).
+fn first_fraction(array: &ArrayRef) -> Option<usize> {
+    // A decimal's text has exactly `scale` digits after the point; a float
+    // cast to Float64 is exact.
+    if matches!(
+        array.data_type(),
+        DataType::Float16 | DataType::Float32 | DataType::Float64
+    ) {
+        let f = cast_with_options(array, &DataType::Float64, &CastOptions::default()).ok()?;
+        let f = f.as_primitive::<Float64Type>();
+        return (0..f.len())
+            .find(|&i| f.is_valid(i) && (f.value(i).fract() != 0.0 || !f.value(i).is_finite()));
+    }
+    let text = cast_with_options(array, &DataType::Utf8, &CastOptions::default()).ok()?;
+    let text = text.as_string::<i32>();
+    (0..text.len()).find(|&i| {
+        text.is_valid(i)
+            && text
+                .value(i)
+                .split_once('.')
+                .is_some_and(|(_, frac)| frac.chars().any(|c| c != '0'))
+    })
+}
+
+/// One cell as text for a message.
+fn cell_text(array: &ArrayRef, i: usize) -> String {
+    arrow::util::display::ArrayFormatter::try_new(array.as_ref(), &Default::default())
+        .map(|f| format!("`{}`", f.value(i)))
+        .unwrap_or_else(|_| "(unprintable)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, LargeStringArray};
+    use std::sync::Arc;
+
+    #[test]
+    fn integers_of_any_width_become_int64() {
+        let a: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), None]));
+        let v = Values::from_array(&a, None).unwrap();
+        assert_eq!((v.get(0), v.get(1)), (Value::Int(1), Value::Null));
+    }
+
+    fn declared(ty: PropType, array: bool) -> Declared {
+        Declared {
+            ty: Some(ty),
+            array,
+            array_delimiter: ';',
+            first_row: 0,
+        }
+    }
+
+    #[test]
+    fn string_booleans_follow_the_csv_rule() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("TRUE"), Some("false"), None]));
+        let v = Values::from_column(&a, declared(PropType::Bool, false)).unwrap();
+        assert_eq!(
+            (v.get(0), v.get(1), v.get(2)),
+            (Value::Bool(true), Value::Bool(false), Value::Null)
+        );
+        for bad in ["yes", "no", "1", "t", "on"] {
+            let a: ArrayRef = Arc::new(StringArray::from(vec!["true", bad]));
+            let err = Values::from_column(&a, declared(PropType::Bool, false)).unwrap_err();
+            assert!(err.contains("row 2") && err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_booleans_never_turn_into_each_other() {
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![0, 2]));
+        let err = Values::from_column(&ints, declared(PropType::Bool, false)).unwrap_err();
+        assert!(err.contains("cannot be read as boolean"), "{err}");
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![0.5]));
+        assert!(Values::from_column(&floats, declared(PropType::Bool, false)).is_err());
+        let bools: ArrayRef = Arc::new(BooleanArray::from(vec![true, false]));
+        for ty in [PropType::Int, PropType::Float] {
+            let err = Values::from_column(&bools, declared(ty, false)).unwrap_err();
+            assert!(err.contains("cannot be read as"), "{err}");
+        }
+        let v = Values::from_column(&bools, declared(PropType::Bool, false)).unwrap();
+        assert_eq!(v.get(0), Value::Bool(true));
+    }
+
+    #[test]
+    fn messages_name_the_row_of_the_file_not_of_the_batch() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["2020-01-01", "2020-13-01"]));
+        let at = |first_row| Declared {
+            first_row,
+            ..declared(PropType::Date, false)
+        };
+        let err = Values::from_column(&a, at(10_000)).unwrap_err();
+        assert!(err.starts_with("row 10002: `2020-13-01`"), "{err}");
+        use arrow::array::ListArray;
+        use arrow::datatypes::Int64Type as I;
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![Some(3), None]),
+        ]));
+        let untyped = Declared {
+            ty: None,
+            first_row: 5,
+            ..declared(PropType::Int, false)
+        };
+        let err = Values::from_column(&list, untyped).unwrap_err();
+        assert!(err.starts_with("row 7:"), "{err}");
+    }
+
+    #[test]
+    fn csv_arrays_split_at_the_array_delimiter() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("1;2;3"), None, Some("7")]));
+        let v = Values::from_column(&a, declared(PropType::Int, true)).unwrap();
+        assert_eq!(
+            v.get(0),
+            Value::Cell(&Cell::List(vec![Cell::Int(1), Cell::Int(2), Cell::Int(3)]))
+        );
+        assert_eq!(v.get(1), Value::Null);
+        assert_eq!(v.get(2), Value::Cell(&Cell::List(vec![Cell::Int(7)])));
+        let pipe = Declared {
+            array_delimiter: '|',
+            ..declared(PropType::String, true)
+        };
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["a;b|c"]));
+        let v = Values::from_column(&a, pipe).unwrap();
+        assert_eq!(
+            v.get(0),
+            Value::Cell(&Cell::List(vec![
+                Cell::Str("a;b".into()),
+                Cell::Str("c".into())
+            ]))
+        );
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["1;x"]));
+        let err = Values::from_column(&a, declared(PropType::Int, true)).unwrap_err();
+        assert!(err.contains("`x` is not an integer"), "{err}");
+        let a: ArrayRef = Arc::new(StringArray::from(vec!["1;;2"]));
+        let err = Values::from_column(&a, declared(PropType::Int, true)).unwrap_err();
+        assert!(err.contains("empty element"), "{err}");
+    }
+
+    #[test]
+    fn arrow_lists_and_temporal_columns_become_cells() {
+        use arrow::array::{Date32Array, ListArray, TimestampMillisecondArray};
+        use arrow::datatypes::Int64Type as I;
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            None,
+        ]));
+        let v = Values::from_column(
+            &list,
+            Declared {
+                ty: None,
+                array: false,
+                array_delimiter: ';',
+                first_row: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            v.get(0),
+            Value::Cell(&Cell::List(vec![Cell::Int(1), Cell::Int(2)]))
+        );
+        assert_eq!(v.get(1), Value::Null);
+        let with_null: ArrayRef =
+            Arc::new(ListArray::from_iter_primitive::<I, _, _>(vec![Some(vec![
+                Some(1),
+                None,
+            ])]));
+        assert!(Values::from_array(&with_null, None)
+            .unwrap_err()
+            .contains("null"));
+
+        let dates: ArrayRef = Arc::new(Date32Array::from(vec![18276]));
+        let v = Values::from_array(&dates, None).unwrap();
+        assert_eq!(
+            v.get(0),
+            Value::Cell(&Cell::Date(NaiveDate::from_ymd_opt(2020, 1, 15).unwrap()))
+        );
+        let berlin: ArrayRef = Arc::new(
+            TimestampMillisecondArray::from(vec![1_579_091_696_000]).with_timezone("Europe/Berlin"),
+        );
+        let v = Values::from_array(&berlin, Some(PropType::DateTime)).unwrap();
+        let local = NaiveDate::from_ymd_opt(2020, 1, 15)
+            .unwrap()
+            .and_hms_opt(13, 34, 56)
+            .unwrap();
+        assert_eq!(
+            v.get(0),
+            Value::Cell(&Cell::ZonedDateTime(local, chrono_tz::Europe::Berlin))
+        );
+        // A timestamp is not a date: no silent truncation.
+        assert!(Values::from_array(&berlin, Some(PropType::Date))
+            .unwrap_err()
+            .contains("cannot be read as date"));
+    }
+
+    #[test]
+    fn declared_type_casts_strings_and_refuses_garbage() {
+        let a: ArrayRef = Arc::new(LargeStringArray::from(vec!["42", "x"]));
+        let err = Values::from_array(&a, Some(PropType::Int)).unwrap_err();
+        assert!(err.contains("cannot read as Int64"), "{err}");
+        let ok: ArrayRef = Arc::new(StringArray::from(vec!["42"]));
+        assert_eq!(
+            Values::from_array(&ok, Some(PropType::Int)).unwrap().get(0),
+            Value::Int(42)
+        );
+    }
+
+    #[test]
+    fn strict_casts_refuse_naming_row_and_value() {
+        use arrow::array::{Decimal128Array, Float32Array};
+        let strs = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let cases: Vec<(ArrayRef, PropType, Option<&str>)> = vec![
+            // fractions into integer types: floats, decimals, text
+            (
+                Arc::new(Float64Array::from(vec![1.0, 1.5])),
+                PropType::Int,
+                Some("row 12: value `1.5` has a fraction"),
+            ),
+            (
+                Arc::new(Float32Array::from(vec![-0.9])),
+                PropType::Int32,
+                Some("row 11: value `-0.9` has a fraction"),
+            ),
+            (
+                Arc::new(Float64Array::from(vec![2.0, -3.0])),
+                PropType::Int,
+                None,
+            ),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![200, 270])
+                        .with_precision_and_scale(5, 2)
+                        .unwrap(),
+                ),
+                PropType::Int,
+                Some("row 12: value `2.70` has a fraction"),
+            ),
+            (
+                Arc::new(
+                    Decimal128Array::from(vec![200, 300])
+                        .with_precision_and_scale(5, 2)
+                        .unwrap(),
+                ),
+                PropType::Int,
+                None,
+            ),
+            (
+                strs(vec![Some("7"), Some("1.5")]),
+                PropType::Int,
+                Some("row 12: value `1.5` does not convert to long"),
+            ),
+            // ranges
+            (
+                strs(vec![Some("127"), Some("128")]),
+                PropType::Byte,
+                Some("row 12: value 128 is out of range for `byte` (-128 to 127)"),
+            ),
+            (
+                strs(vec![Some("-129")]),
+                PropType::Byte,
+                Some("out of range for `byte`"),
+            ),
+            (
+                strs(vec![Some("32767"), Some("40000")]),
+                PropType::Short,
+                Some("row 12: value 40000 is out of range for `short`"),
+            ),
+            (
+                strs(vec![Some("2147483647"), Some("3000000000")]),
+                PropType::Int32,
+                Some("row 12: value 3000000000 is out of range for `int`"),
+            ),
+            (strs(vec![Some("3000000000"), None]), PropType::Int, None),
+            // booleans: true/false in any case, nothing else
+            (
+                strs(vec![Some("TRUE"), Some("false"), None]),
+                PropType::Bool,
+                None,
+            ),
+            (
+                strs(vec![Some("true"), Some("yes")]),
+                PropType::Bool,
+                Some("row 12: `yes` is not a boolean"),
+            ),
+            (
+                strs(vec![Some("1")]),
+                PropType::Bool,
+                Some("is not a boolean"),
+            ),
+            (
+                strs(vec![Some("t")]),
+                PropType::Bool,
+                Some("is not a boolean"),
+            ),
+        ];
+        for (array, ty, want) in cases {
+            let at_row_10 = Declared {
+                first_row: 10,
+                ..declared(ty, false)
+            };
+            let got = Values::from_column(&array, at_row_10);
+            match want {
+                None => assert!(got.is_ok(), "{array:?} as {ty:?}: {got:?}"),
+                Some(w) => {
+                    let e = got.expect_err(w);
+                    assert!(e.contains(w), "{array:?} as {ty:?}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strict_casts_cover_integer_arrays() {
+        use arrow::array::ListArray;
+        use arrow::datatypes::Int64Type as I;
+        let strs = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let at = |ty, first_row| Declared {
+            first_row,
+            ..declared(ty, true)
+        };
+        let err =
+            Values::from_column(&strs(vec!["1;2", "3;4.5"]), at(PropType::Int32, 4)).unwrap_err();
+        assert!(
+            err.starts_with("row 6: array `3;4.5`: `4.5` is not an integer")
+                && err.contains("whole numbers only"),
+            "{err}"
+        );
+        let err = Values::from_column(&strs(vec!["127;128"]), at(PropType::Byte, 0)).unwrap_err();
+        assert!(
+            err.contains("value 128 is out of range for `byte`"),
+            "{err}"
+        );
+        assert!(Values::from_column(&strs(vec!["-128;127"]), at(PropType::Byte, 0)).is_ok());
+        // Arrow lists: every element range-checked, at the row of its list.
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![Some(40_000)]),
+        ]));
+        let err = Values::from_column(&list, at(PropType::Short, 0)).unwrap_err();
+        assert!(
+            err.starts_with("row 2: value 40000 is out of range for `short`"),
+            "{err}"
+        );
+        let v = Values::from_column(&list, at(PropType::Int, 0)).unwrap();
+        assert_eq!(v.get(1), Value::Cell(&Cell::List(vec![Cell::Int(40_000)])));
+        // Floats in a list declared an integer type are refused, not truncated.
+        use arrow::datatypes::Float64Type as F;
+        let floats: ArrayRef =
+            Arc::new(ListArray::from_iter_primitive::<F, _, _>(vec![Some(vec![
+                Some(2.5),
+            ])]));
+        assert!(Values::from_column(&floats, at(PropType::Int32, 0)).is_err());
+    }
+}

@@ -1,0 +1,696 @@
+//! Graph targets: the graph databases one deployment loads into, and which of
+//! them serves each customer.
+//!
+//! The top-level `graph_kind`, `graph_url`, `graph_user`, `graph_password`,
+//! `max_concurrent_loads` and health-gate keys describe the target named
+//! `default`; every `[targets.<name>]` table describes one more. A table may
+//! leave out everything but `graph_url`: what it leaves out comes from the
+//! top-level keys. `[customer_targets]` maps a customer to its target;
+//! customers not in the map go to `default_target`.
+//!
+//! A target is *active* when a worker connects to it: every named target, and
+//! `default` when it is `default_target` or some customer is mapped to it (so
+//! a deployment whose customers all live on named targets needs no server at
+//! the top-level `graph_url`).
+//!
+//! [`target_of`] is the decision "which target serves this customer" (pure);
+//! [`validate`] checks the keys as part of [`Config::validate`]; [`Targets`]
+//! is the resolved, ready-to-connect list (it reads `graph_password_file`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError, GraphKind, Secret, ServiceUrl};
+use crate::contract::ident::Customer;
+
+/// The name of the target the top-level graph keys describe.
+pub const DEFAULT_TARGET: &str = "default";
+/// Longest target name (it is a metric label and part of Redis keys).
+pub const MAX_TARGET_NAME_LEN: usize = 32;
+
+/// One `[targets.<name>]` table. Every key but `graph_url` falls back to the
+/// top-level key of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TargetConfig {
+    pub graph_kind: Option<GraphKind>,
+    /// Required.
+    pub graph_url: Option<ServiceUrl>,
+    #[serde(deserialize_with = "opt_string_like")]
+    pub graph_user: Option<String>,
+    pub graph_password: Option<Secret>,
+    /// A file holding the password (trailing newline ignored); instead of
+    /// `graph_password`.
+    pub graph_password_file: Option<PathBuf>,
+    /// The CA to check this target's TLS certificate against (default:
+    /// the top-level `graph_ca_file`).
+    pub graph_ca_file: Option<PathBuf>,
+    pub max_concurrent_loads: Option<u32>,
+    /// `bulk` or `cypher` (default: the top-level `load_method`, else by kind).
+    pub load_method: Option<crate::adapters::load::LoadMethod>,
+    pub max_databases: Option<usize>,
+    pub heap_threshold_percent: Option<u8>,
+    pub pagecache_threshold_percent: Option<u8>,
+}
+
+impl TargetConfig {
+    /// The keys a target table takes, for tests that keep the docs honest.
+    pub fn keys() -> Vec<String> {
+        match serde_json::to_value(TargetConfig::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn opt_string_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    crate::config::string_like(d).map(Some)
+}
+
+/// The health-gate thresholds of one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthThresholds {
+    pub max_databases: usize,
+    pub heap_threshold_percent: u8,
+    pub pagecache_threshold_percent: u8,
+}
+
+/// One graph database, resolved: everything needed to connect to it, cap its
+/// loads and gate them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphTarget {
+    pub name: String,
+    pub kind: GraphKind,
+    pub url: ServiceUrl,
+    pub user: String,
+    pub password: Secret,
+    /// CA file for a TLS URL (`None`: the system's trust store).
+    pub ca_file: Option<PathBuf>,
+    pub max_concurrent_loads: u32,
+    /// How loads into this target write.
+    pub load_method: crate::adapters::load::LoadMethod,
+    pub health: HealthThresholds,
+}
+
+impl GraphTarget {
+    /// The `default` target: the top-level keys.
+    pub fn top_level(config: &Config) -> Self {
+        GraphTarget {
+            name: DEFAULT_TARGET.into(),
+            kind: config.graph_kind,
+            url: config.graph_url.clone(),
+            user: config.graph_user.clone(),
+            password: config.graph_password.clone(),
+            ca_file: config.graph_ca_file.clone(),
+            max_concurrent_loads: config.max_concurrent_loads,
+            load_method: crate::adapters::load::LoadMethod::resolve(config.load_method, config.graph_kind),
+            health: HealthThresholds {
+                max_databases: config.max_databases,
+                heap_threshold_percent: config.heap_threshold_percent,
+                pagecache_threshold_percent: config.pagecache_threshold_percent,
+            },
+        }
+    }
+
+    /// The config key a message should name for this target's `key`
+    /// (`graph_url` or `targets.east.graph_url`).
+    pub fn key(&self, key: &str) -> String {
+        if self.name == DEFAULT_TARGET {
+            key.to_owned()
+        } else {
+            format!("targets.{}.{key}", self.name)
+        }
+    }
+}
+
+/// Which target serves `customer`: its entry in `customer_targets`, else
+/// `default_target`. The one place this is decided.
+pub fn target_of<'a>(
+    customer: &str,
+    customer_targets: &'a BTreeMap<String, String>,
+    default_target: &'a str,
+) -> &'a str {
+    customer_targets
+        .get(customer)
+        .map_or(default_target, String::as_str)
+}
+
+/// The names of the targets workers connect to, `default` first when active.
+pub fn active_names(config: &Config) -> Vec<String> {
+    let default_used = config.default_target == DEFAULT_TARGET
+        || config
+            .customer_targets
+            .values()
+            .any(|t| t == DEFAULT_TARGET);
+    let mut names: Vec<String> = Vec::new();
+    if default_used {
+        names.push(DEFAULT_TARGET.into());
+    }
+    names.extend(config.targets.keys().cloned());
+    names
+}
+
+/// Why `name` cannot name a target, if it cannot.
+fn name_problem(name: &str) -> Option<&'static str> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TARGET_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.contains("__");
+    if name == DEFAULT_TARGET {
+        Some("`default` is the target of the top-level graph_* keys; set those instead, or pick another name")
+    } else if !ok {
+        Some("1 to 32 characters from a-z, 0-9 and '_', starting with a letter, without '__' (the environment form is SNAPSWITCH_TARGETS__<NAME>__<KEY>)")
+    } else {
+        None
+    }
+}
+
+/// The URL schemes a kind of graph database speaks.
+pub fn schemes(kind: GraphKind) -> &'static [&'static str] {
+    match kind {
+        GraphKind::Falkordb => &["redis", "rediss"],
+        GraphKind::Neo4j => &[
+            "neo4j",
+            "neo4j+s",
+            "neo4j+ssc",
+            "bolt",
+            "bolt+s",
+            "bolt+ssc",
+        ],
+    }
+}
+
+/// `host:port` of a URL, lower case, without user, password or path: two
+/// targets with the same one are the same server.
+pub fn server_of(url: &ServiceUrl) -> String {
+    let rest = url
+        .expose()
+        .split_once("://")
+        .map_or(url.expose(), |(_, r)| r);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host.to_ascii_lowercase()
+}
+
+/// Checks the target keys (`targets`, `customer_targets`, `default_target`)
+/// and appends one `  key = value: allowed` line per problem to `bad`.
+pub fn validate(config: &Config, bad: &mut Vec<String>) {
+    let mut check = |ok: bool, key: &str, value: String, allowed: &str| {
+        if !ok {
+            bad.push(format!("  {key} = {value}: {allowed}"));
+        }
+    };
+    let mut defined: Vec<&str> = vec![DEFAULT_TARGET];
+    defined.extend(
+        config
+            .targets
+            .keys()
+            .map(String::as_str)
+            .filter(|n| name_problem(n).is_none()),
+    );
+    let one_of = format!(
+        "one of {} (`default` is the top-level graph_* keys, the others are [targets.<name>] tables)",
+        defined.join(", ")
+    );
+    for (name, t) in &config.targets {
+        if let Some(why) = name_problem(name) {
+            check(false, "targets", format!("{name:?}"), why);
+            continue;
+        }
+        let key = |k: &str| format!("targets.{name}.{k}");
+        let kind = t.graph_kind.unwrap_or(config.graph_kind);
+        match &t.graph_url {
+            None => check(
+                false,
+                &key("graph_url"),
+                "(unset)".into(),
+                "required: the URL of this target's graph server",
+            ),
+            Some(url) => check(
+                url.scheme().is_some_and(|s| schemes(kind).contains(&s)),
+                &key("graph_url"),
+                url.redacted(),
+                &format!(
+                    "for graph_kind = {kind}: a URL with scheme {}",
+                    schemes(kind).join(", ")
+                ),
+            ),
+        }
+        check(
+            !(t.graph_password.is_some() && t.graph_password_file.is_some()),
+            &key("graph_password_file"),
+            t.graph_password_file
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .display()
+                .to_string(),
+            &format!("set either {} or this, not both", key("graph_password")),
+        );
+        if let Some(ca) = &t.graph_ca_file {
+            check(
+                ca.is_file(),
+                &key("graph_ca_file"),
+                ca.display().to_string(),
+                "a readable PEM file",
+            );
+            check(
+                t.graph_url
+                    .as_ref()
+                    .and_then(ServiceUrl::scheme)
+                    .is_some_and(crate::config::is_tls_scheme),
+                &key("graph_ca_file"),
+                ca.display().to_string(),
+                "set only with a TLS graph_url (rediss, neo4j+s, bolt+s)",
+            );
+        }
+        if kind == GraphKind::Neo4j
+            && t.load_method.or(config.load_method) == Some(crate::adapters::load::LoadMethod::Bulk)
+        {
+            check(
+                false,
+                &key("load_method"),
+                "bulk".into(),
+                "cypher for graph_kind = neo4j (bulk is FalkorDB's GRAPH.BULK)",
+            );
+        }
+        if let Some(n) = t.max_concurrent_loads {
+            check(
+                (1..=1000).contains(&n),
+                &key("max_concurrent_loads"),
+                n.to_string(),
+                "1 to 1000 loads at once",
+            );
+        }
+        if let Some(n) = t.max_databases {
+            check(n >= 1, &key("max_databases"), n.to_string(), "at least 1");
+        }
+        for (k, v) in [
+            ("heap_threshold_percent", t.heap_threshold_percent),
+            ("pagecache_threshold_percent", t.pagecache_threshold_percent),
+        ] {
+            if let Some(v) = v {
+                check(
+                    (1..=100).contains(&v),
+                    &key(k),
+                    v.to_string(),
+                    "1 to 100 (percent)",
+                );
+            }
+        }
+    }
+    check(
+        defined.contains(&config.default_target.as_str()),
+        "default_target",
+        format!("{:?}", config.default_target),
+        &one_of,
+    );
+    for (customer, target) in &config.customer_targets {
+        if let Err(e) = Customer::parse(customer) {
+            check(
+                false,
+                &format!("customer_targets.{customer}"),
+                format!("{target:?}"),
+                &e.to_string(),
+            );
+        }
+        check(
+            defined.contains(&target.as_str()),
+            &format!("customer_targets.{customer}"),
+            format!("{target:?}"),
+            &one_of,
+        );
+    }
+    // Two targets on one server would double its cap (and, on FalkorDB,
+    // share the alias keys).
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for name in active_names(config) {
+        let (key, url) = if name == DEFAULT_TARGET {
+            ("graph_url".to_owned(), Some(&config.graph_url))
+        } else {
+            (
+                format!("targets.{name}.graph_url"),
+                config.targets.get(&name).and_then(|t| t.graph_url.as_ref()),
+            )
+        };
+        let Some(url) = url else { continue };
+        let server = server_of(url);
+        match seen.get(&server) {
+            Some(first) => check(
+                false,
+                &key,
+                url.redacted(),
+                &format!("the same server as target `{first}`; every target must be a graph server of its own (two targets on one server would double its max_concurrent_loads)"),
+            ),
+            None => {
+                seen.insert(server, name.clone());
+            }
+        }
+    }
+}
+
+/// Reads a password file: its content without the trailing line break.
+pub fn read_password_file(path: &Path) -> Result<Secret, String> {
+    crate::config::read_secret_file(path).map(Secret::new)
+}
+
+/// The active targets of a validated config, resolved, and the routing of
+/// customers to them.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    targets: Vec<GraphTarget>,
+    customer_targets: BTreeMap<String, String>,
+    default_target: String,
+}
+
+impl Targets {
+    /// Resolves every active target (reading password files). Expects a
+    /// config that passed [`Config::validate`].
+    pub fn from_config(config: &Config) -> Result<Targets, ConfigError> {
+        let mut targets = Vec::new();
+        let mut bad = Vec::new();
+        for name in active_names(config) {
+            if name == DEFAULT_TARGET {
+                targets.push(GraphTarget::top_level(config));
+                continue;
+            }
+            let Some(t) = config.targets.get(&name) else {
+                continue;
+            };
+            let password = match &t.graph_password_file {
+                Some(path) => match read_password_file(path) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        bad.push(format!(
+                            "  targets.{name}.graph_password_file = {}: {e}",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                },
+                None => t
+                    .graph_password
+                    .clone()
+                    .unwrap_or_else(|| config.graph_password.clone()),
+            };
+            let top = GraphTarget::top_level(config);
+            targets.push(GraphTarget {
+                name: name.clone(),
+                kind: t.graph_kind.unwrap_or(top.kind),
+                url: t.graph_url.clone().unwrap_or(top.url),
+                user: t.graph_user.clone().unwrap_or(top.user),
+                password,
+                ca_file: t.graph_ca_file.clone().or(top.ca_file),
+                max_concurrent_loads: t.max_concurrent_loads.unwrap_or(top.max_concurrent_loads),
+                load_method: crate::adapters::load::LoadMethod::resolve(
+                    t.load_method.or(config.load_method),
+                    t.graph_kind.unwrap_or(top.kind),
+                ),
+                health: HealthThresholds {
+                    max_databases: t.max_databases.unwrap_or(top.health.max_databases),
+                    heap_threshold_percent: t
+                        .heap_threshold_percent
+                        .unwrap_or(top.health.heap_threshold_percent),
+                    pagecache_threshold_percent: t
+                        .pagecache_threshold_percent
+                        .unwrap_or(top.health.pagecache_threshold_percent),
+                },
+            });
+        }
+        if !bad.is_empty() {
+            return Err(ConfigError::Invalid(bad));
+        }
+        if !targets.iter().any(|t| t.name == config.default_target) {
+            return Err(ConfigError::Invalid(vec![format!(
+                "  default_target = {:?}: not a defined target",
+                config.default_target
+            )]));
+        }
+        Ok(Targets {
+            targets,
+            customer_targets: config.customer_targets.clone(),
+            default_target: config.default_target.clone(),
+        })
+    }
+
+    /// Every active target, `default` first when active.
+    pub fn all(&self) -> &[GraphTarget] {
+        &self.targets
+    }
+
+    pub fn get(&self, name: &str) -> Option<&GraphTarget> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// The name of the target serving `customer`.
+    pub fn name_for(&self, customer: &str) -> &str {
+        target_of(customer, &self.customer_targets, &self.default_target)
+    }
+
+    /// The position in [`Targets::all`] of the target serving `customer`.
+    pub fn index_for(&self, customer: &str) -> usize {
+        let name = self.name_for(customer);
+        // from_config keeps only configs whose every mapped target and
+        // default target is active, so the name is always found.
+        self.targets
+            .iter()
+            .position(|t| t.name == name)
+            .unwrap_or_default()
+    }
+
+    /// The target serving `customer`.
+    pub fn for_customer(&self, customer: &str) -> &GraphTarget {
+        &self.targets[self.index_for(customer)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn target(url: &str) -> TargetConfig {
+        TargetConfig {
+            graph_url: Some(ServiceUrl::new(url)),
+            ..TargetConfig::default()
+        }
+    }
+
+    fn two_targets() -> Config {
+        Config {
+            targets: [
+                ("east".to_owned(), target("redis://east:6379/")),
+                (
+                    "west".to_owned(),
+                    TargetConfig {
+                        max_concurrent_loads: Some(3),
+                        heap_threshold_percent: Some(70),
+                        graph_user: Some("loader".into()),
+                        ..target("redis://west:6379/")
+                    },
+                ),
+            ]
+            .into(),
+            customer_targets: map(&[("acme", "east"), ("globex", "west"), ("initech", "default")]),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn customers_go_to_their_mapped_target_else_the_default_target() {
+        let m = map(&[("acme", "east"), ("globex", "west")]);
+        for (customer, default, want) in [
+            ("acme", "default", "east"),
+            ("globex", "default", "west"),
+            ("initech", "default", "default"),
+            ("initech", "east", "east"),
+            ("acme", "west", "east"),
+        ] {
+            assert_eq!(target_of(customer, &m, default), want, "{customer}");
+        }
+        assert_eq!(target_of("acme", &BTreeMap::new(), "default"), "default");
+    }
+
+    #[test]
+    fn the_top_level_keys_are_the_default_target_and_tables_inherit_them() {
+        let c = two_targets();
+        c.validate().unwrap();
+        let t = Targets::from_config(&c).unwrap();
+        let names: Vec<&str> = t.all().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["default", "east", "west"]);
+        assert_eq!(t.for_customer("acme").url.expose(), "redis://east:6379/");
+        assert_eq!(t.for_customer("initech").url, c.graph_url);
+        assert_eq!(t.for_customer("unmapped").name, "default");
+        let west = t.get("west").unwrap();
+        assert_eq!(
+            (
+                west.max_concurrent_loads,
+                west.health.heap_threshold_percent
+            ),
+            (3, 70)
+        );
+        assert_eq!(west.user, "loader");
+        let east = t.get("east").unwrap();
+        assert_eq!(east.max_concurrent_loads, c.max_concurrent_loads);
+        assert_eq!(east.health.max_databases, c.max_databases);
+        assert_eq!((east.kind, east.user.as_str()), (c.graph_kind, "neo4j"));
+    }
+
+    #[test]
+    fn a_default_target_nobody_uses_is_not_connected() {
+        let c = Config {
+            default_target: "east".into(),
+            customer_targets: map(&[("globex", "west")]),
+            ..two_targets()
+        };
+        c.validate().unwrap();
+        let t = Targets::from_config(&c).unwrap();
+        let names: Vec<&str> = t.all().iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["east", "west"]);
+        assert_eq!(t.for_customer("acme").name, "east");
+    }
+
+    #[test]
+    fn bad_target_keys_name_key_value_and_what_is_allowed() {
+        let mut c = two_targets();
+        c.targets.insert("Bad-Name".into(), target("redis://x:1/"));
+        c.targets.insert("default".into(), target("redis://y:1/"));
+        c.targets.insert("nourl".into(), TargetConfig::default());
+        c.targets.insert(
+            "neo".into(),
+            TargetConfig {
+                graph_kind: Some(GraphKind::Neo4j),
+                max_concurrent_loads: Some(0),
+                load_method: Some(crate::adapters::load::LoadMethod::Bulk),
+                ..target("redis://u:hunter2@neo:7687")
+            },
+        );
+        c.targets
+            .insert("twin".into(), target("redis://EAST:6379/1"));
+        c.customer_targets.insert("umbrella".into(), "north".into());
+        c.customer_targets.insert("Bad".into(), "east".into());
+        c.default_target = "south".into();
+        let msg = c.validate().unwrap_err().to_string();
+        for want in [
+            "targets = \"Bad-Name\": 1 to 32 characters",
+            "targets = \"default\": `default` is the target of the top-level graph_* keys",
+            "targets.nourl.graph_url = (unset): required",
+            "targets.neo.graph_url = redis://u:***@neo:7687: for graph_kind = neo4j: a URL with scheme neo4j",
+            "targets.neo.max_concurrent_loads = 0: 1 to 1000",
+            "targets.neo.load_method = bulk: cypher for graph_kind = neo4j",
+            "customer_targets.umbrella = \"north\": one of default, ",
+            "customer_targets.Bad = \"east\": customer name `Bad`",
+            "default_target = \"south\": one of default, east,",
+            "targets.twin.graph_url = redis://EAST:6379/1: the same server as target `east`",
+        ] {
+            assert!(msg.contains(want), "missing {want:?} in\n{msg}");
+        }
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn load_method_comes_from_the_target_else_the_top_level_else_cypher() {
+        use crate::adapters::load::LoadMethod;
+        let mut c = two_targets();
+        c.load_method = Some(LoadMethod::Cypher);
+        let mut east = target("redis://east2:6379/");
+        east.load_method = Some(LoadMethod::Bulk);
+        c.targets.insert("east".into(), east);
+        let all = Targets::from_config(&c).unwrap();
+        let by_name = |n: &str| all.get(n).unwrap().load_method;
+        assert_eq!(by_name("east"), LoadMethod::Bulk);
+        assert_eq!(by_name("west"), LoadMethod::Cypher, "the top-level key");
+        assert_eq!(by_name("default"), LoadMethod::Cypher);
+        c.load_method = None;
+        let all = Targets::from_config(&c).unwrap();
+        assert_eq!(
+            all.get("default").unwrap().load_method,
+            LoadMethod::Cypher,
+            "the default on FalkorDB too (bulk is opt-in)"
+        );
+    }
+
+    #[test]
+    fn an_unused_default_target_may_share_nothing_and_a_used_one_is_compared() {
+        // The top-level graph_url defaults to 127.0.0.1:6380; a named target
+        // there clashes only while `default` is in use.
+        let mut c = Config {
+            targets: [("only".to_owned(), target("redis://127.0.0.1:6380/"))].into(),
+            ..Config::default()
+        };
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("targets.only.graph_url = redis://127.0.0.1:6380/: the same server as target `default`"),
+            "{msg}"
+        );
+        c.default_target = "only".into();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_password_file_gives_the_password_and_excludes_graph_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let mut c = two_targets();
+        if let Some(east) = c.targets.get_mut("east") {
+            east.graph_password_file = Some(path.clone());
+        }
+        c.validate().unwrap();
+        let t = Targets::from_config(&c).unwrap();
+        assert_eq!(t.get("east").unwrap().password.expose(), "s3cret");
+        if let Some(east) = c.targets.get_mut("east") {
+            east.graph_password = Some(Secret::new("other"));
+        }
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(
+            msg.contains("targets.east.graph_password_file = ") && msg.contains("not both"),
+            "{msg}"
+        );
+        if let Some(east) = c.targets.get_mut("east") {
+            east.graph_password = None;
+            east.graph_password_file = Some(dir.path().join("missing"));
+        }
+        let msg = Targets::from_config(&c).unwrap_err().to_string();
+        assert!(msg.contains("targets.east.graph_password_file = "), "{msg}");
+    }
+
+    #[test]
+    fn target_passwords_never_print() {
+        let mut c = two_targets();
+        if let Some(east) = c.targets.get_mut("east") {
+            east.graph_password = Some(Secret::new("t4rget-pw"));
+            east.graph_url = Some(ServiceUrl::new("redis://:url-pw@east:6379/"));
+        }
+        let t = Targets::from_config(&c).unwrap();
+        for shown in [format!("{c:?}"), format!("{t:?}")] {
+            assert!(
+                !shown.contains("t4rget-pw") && !shown.contains("url-pw"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_identity_ignores_credentials_path_and_case() {
+        assert_eq!(
+            server_of(&ServiceUrl::new("redis://:pw@Host:1/0")),
+            "host:1"
+        );
+        assert_eq!(server_of(&ServiceUrl::new("bolt://h:7687")), "h:7687");
+        assert_ne!(
+            server_of(&ServiceUrl::new("redis://h:1/")),
+            server_of(&ServiceUrl::new("redis://h:2/"))
+        );
+    }
+}
