@@ -12,7 +12,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use thiserror::Error;
 
-use crate::config::ServiceUrl;
+use crate::adapters::secret::ServiceUrl;
 use crate::contract::topology::Topology;
 
 #[derive(Debug, Error)]
@@ -50,7 +50,13 @@ pub async fn connect_tls(
     name: &str,
     ca: Option<&Path>,
 ) -> Result<Connection, BrokerError> {
-    connect_within(url, name, ca, crate::adapters::state::DEFAULT_CONNECT_TIMEOUT).await
+    connect_within(
+        url,
+        name,
+        ca,
+        crate::adapters::state::DEFAULT_CONNECT_TIMEOUT,
+    )
+    .await
 }
 
 /// Connects within `timeout`, then keeps the connection recovering by
@@ -94,9 +100,10 @@ pub async fn connect_within(
             Connection::connect_with_config(url.expose(), props, tls, runtime).await
         }
     };
-    let check = crate::adapters::state::within_deadline("RabbitMQ", &redacted, timeout, || attempt(false))
-        .await
-        .map_err(failed)?;
+    let check =
+        crate::adapters::state::within_deadline("RabbitMQ", &redacted, timeout, || attempt(false))
+            .await
+            .map_err(failed)?;
     let _ = check.close(200, "connection check".into()).await;
     let left = timeout
         .saturating_sub(start.elapsed())
@@ -106,17 +113,30 @@ pub async fn connect_within(
         .map_err(failed)
 }
 
-/// Connects to the RabbitMQ of `config` (its URL and CA file) within its
-/// `connect_timeout`.
+/// Where RabbitMQ is and how long a first connection may take; the
+/// configuration layer builds it (`From<&Config>`).
+#[derive(Debug, Clone)]
+pub struct AmqpOptions {
+    pub url: ServiceUrl,
+    /// CA file for `amqps://` (`None`: the system's trust store).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The deadline of the first connection (`connect_timeout`).
+    pub connect_timeout: std::time::Duration,
+}
+
+/// Connects to the RabbitMQ `options` name (its URL and CA file) within its
+/// `connect_timeout`. Takes a `&Config` too (the configuration layer
+/// converts it).
 pub async fn connect_config(
-    config: &crate::config::Config,
+    options: impl Into<AmqpOptions>,
     name: &str,
 ) -> Result<Connection, BrokerError> {
+    let options = options.into();
     connect_within(
-        &config.amqp_url,
+        &options.url,
         name,
-        config.amqp_ca_file.as_deref(),
-        config.connect_timeout(),
+        options.ca_file.as_deref(),
+        options.connect_timeout,
     )
     .await
 }

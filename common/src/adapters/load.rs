@@ -28,9 +28,13 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use crate::adapters::graph::LoadMethod;
+
 use crate::adapters::graph::falkordb_bulk::BulkWriter;
 use crate::adapters::graph::values::Declared;
-use crate::adapters::graph::{Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, Values};
+use crate::adapters::graph::{
+    Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, Values,
+};
 use crate::adapters::idmap::{id_key, IdMap};
 use crate::adapters::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
 use crate::adapters::snapshot::layout::Input;
@@ -130,36 +134,6 @@ impl std::fmt::Display for DuplicatePolicy {
     }
 }
 
-/// How a load writes (`load_method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LoadMethod {
-    /// FalkorDB's `GRAPH.BULK` ([`crate::adapters::graph::falkordb_bulk`]); on a store
-    /// without it, the same as `Cypher`.
-    Bulk,
-    /// Write statements (`UNWIND … CREATE`), `batch_size` rows each.
-    Cypher,
-}
-
-impl LoadMethod {
-    /// `set`, else cypher on every store. Bulk is opt-in on FalkorDB until
-    /// its stall budget holds: measured, a reader of another live graph on
-    /// the same server waited up to 444 ms (p99 308 ms) during a bulk load,
-    /// against 86 ms (p99 56 ms) during a cypher load (docs/performance.md).
-    pub fn resolve(set: Option<LoadMethod>, _kind: crate::config::GraphKind) -> LoadMethod {
-        set.unwrap_or(LoadMethod::Cypher)
-    }
-}
-
-impl std::fmt::Display for LoadMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LoadMethod::Bulk => "bulk",
-            LoadMethod::Cypher => "cypher",
-        })
-    }
-}
-
 /// What a load wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -212,20 +186,6 @@ impl LoadOptions {
             duplicates: DuplicatePolicy::Fail,
             method: LoadMethod::Bulk,
             bulk_max_stall_ms: 50,
-        }
-    }
-
-    /// The worker's options: `batch_size`, `batch_pause_ms`,
-    /// `load_concurrency`, `dangling_relationships`.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        LoadOptions {
-            batch_size: config.batch_size,
-            batch_pause: Duration::from_millis(config.batch_pause_ms),
-            concurrency: config.load_concurrency,
-            dangling: config.dangling_relationships,
-            duplicates: config.duplicate_nodes,
-            method: LoadMethod::resolve(config.load_method, config.graph_kind),
-            bulk_max_stall_ms: config.bulk_max_stall_ms,
         }
     }
 
@@ -1061,7 +1021,7 @@ mod tests {
 
     #[test]
     fn load_method_defaults_by_store_kind() {
-        use crate::config::GraphKind::{Falkordb, Neo4j};
+        use crate::adapters::graph::GraphKind::{Falkordb, Neo4j};
         for (set, kind, want) in [
             (None, Falkordb, LoadMethod::Cypher),
             (None, Neo4j, LoadMethod::Cypher),

@@ -2,6 +2,7 @@
 //! service. They use the contract and each other, never the configuration:
 //! each takes its own options, which [`crate::config`] builds.
 //!
+//! - [`secret`]: secrets and service URLs that never print a password;
 //! - [`tls`]: the rustls provider and CA files for the three services;
 //! - [`broker`]: RabbitMQ through lapin;
 //! - [`state`], [`lock`] and [`slots`]: Redis through the redis crate;
@@ -14,6 +15,7 @@ pub mod graph;
 pub mod idmap;
 pub mod load;
 pub mod lock;
+pub mod secret;
 pub mod slots;
 pub mod snapshot;
 pub mod state;

@@ -11,7 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 use thiserror::Error;
 
-use crate::config::ServiceUrl;
+use crate::adapters::secret::ServiceUrl;
 use crate::contract::ident::{Customer, SnapshotId};
 use crate::contract::keys::Keys;
 
@@ -84,15 +84,30 @@ pub async fn connect(url: &ServiceUrl) -> Result<ConnectionManager, StateError> 
     connect_tls(url, None).await
 }
 
-/// Connects to the Redis of `config` (its URL and CA file) within its
-/// `connect_timeout`.
+/// Where the coordination Redis is and how long a first connection may
+/// take; the configuration layer builds it (`From<&Config>`).
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub url: ServiceUrl,
+    /// CA file for `rediss://` (`None`: the system's trust store).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The namespace of every key.
+    pub namespace: String,
+    /// The deadline of the first connection (`connect_timeout`).
+    pub connect_timeout: Duration,
+}
+
+/// Connects to the Redis `options` name (its URL and CA file) within its
+/// `connect_timeout`. Takes a `&Config` too (the configuration layer
+/// converts it).
 pub async fn connect_config(
-    config: &crate::config::Config,
+    options: impl Into<RedisOptions>,
 ) -> Result<ConnectionManager, StateError> {
+    let options = options.into();
     connect_within(
-        &config.redis_url,
-        config.redis_ca_file.as_deref(),
-        config.connect_timeout(),
+        &options.url,
+        options.ca_file.as_deref(),
+        options.connect_timeout,
     )
     .await
 }
@@ -132,15 +147,20 @@ pub async fn connect_within(
         })
 }
 
-/// The fleet state of a config: connects Redis (within `connect_timeout`)
-/// and pings it.
-pub async fn fleet(config: &crate::config::Config) -> Result<FleetState, StateError> {
-    let state = FleetState::new(connect_config(config).await?, Keys::new(&config.namespace));
-    tokio::time::timeout(config.connect_timeout(), state.ping())
+/// The fleet state: connects Redis (within `connect_timeout`) and pings it.
+/// Takes a `&Config` too (the configuration layer converts it).
+pub async fn fleet(options: impl Into<RedisOptions>) -> Result<FleetState, StateError> {
+    let options = options.into();
+    let timeout = options.connect_timeout;
+    let state = FleetState::new(
+        connect_within(&options.url, options.ca_file.as_deref(), timeout).await?,
+        Keys::new(&options.namespace),
+    );
+    tokio::time::timeout(timeout, state.ping())
         .await
         .map_err(|_| StateError::Connect {
-            url: config.redis_url.redacted(),
-            reason: format!("no answer to PING within {} s", config.connect_timeout),
+            url: options.url.redacted(),
+            reason: format!("no answer to PING within {} s", timeout.as_secs()),
         })??;
     Ok(state)
 }

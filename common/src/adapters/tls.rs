@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use crate::config::ServiceUrl;
+use crate::adapters::secret::ServiceUrl;
 
 /// Makes ring the process's rustls provider. Idempotent; call before any
 /// TLS connection (the redis crate asks rustls for the process default).

@@ -22,11 +22,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, ConfigError, GraphKind, Secret, ServiceUrl};
+pub use crate::adapters::graph::target::{
+    target_of, GraphTarget, HealthThresholds, TargetError, Targets, DEFAULT_TARGET,
+};
+use crate::adapters::graph::GraphKind;
+use crate::adapters::secret::{Secret, ServiceUrl};
+use crate::config::{Config, ConfigError};
 use crate::contract::ident::Customer;
 
-/// The name of the target the top-level graph keys describe.
-pub const DEFAULT_TARGET: &str = "default";
 /// Longest target name (it is a metric label and part of Redis keys).
 pub const MAX_TARGET_NAME_LEN: usize = 32;
 
@@ -66,32 +69,7 @@ impl TargetConfig {
 }
 
 fn opt_string_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    crate::config::string_like(d).map(Some)
-}
-
-/// The health-gate thresholds of one target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HealthThresholds {
-    pub max_databases: usize,
-    pub heap_threshold_percent: u8,
-    pub pagecache_threshold_percent: u8,
-}
-
-/// One graph database, resolved: everything needed to connect to it, cap its
-/// loads and gate them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GraphTarget {
-    pub name: String,
-    pub kind: GraphKind,
-    pub url: ServiceUrl,
-    pub user: String,
-    pub password: Secret,
-    /// CA file for a TLS URL (`None`: the system's trust store).
-    pub ca_file: Option<PathBuf>,
-    pub max_concurrent_loads: u32,
-    /// How loads into this target write.
-    pub load_method: crate::adapters::load::LoadMethod,
-    pub health: HealthThresholds,
+    crate::adapters::secret::string_like(d).map(Some)
 }
 
 impl GraphTarget {
@@ -105,7 +83,10 @@ impl GraphTarget {
             password: config.graph_password.clone(),
             ca_file: config.graph_ca_file.clone(),
             max_concurrent_loads: config.max_concurrent_loads,
-            load_method: crate::adapters::load::LoadMethod::resolve(config.load_method, config.graph_kind),
+            load_method: crate::adapters::load::LoadMethod::resolve(
+                config.load_method,
+                config.graph_kind,
+            ),
             health: HealthThresholds {
                 max_databases: config.max_databases,
                 heap_threshold_percent: config.heap_threshold_percent,
@@ -113,28 +94,6 @@ impl GraphTarget {
             },
         }
     }
-
-    /// The config key a message should name for this target's `key`
-    /// (`graph_url` or `targets.east.graph_url`).
-    pub fn key(&self, key: &str) -> String {
-        if self.name == DEFAULT_TARGET {
-            key.to_owned()
-        } else {
-            format!("targets.{}.{key}", self.name)
-        }
-    }
-}
-
-/// Which target serves `customer`: its entry in `customer_targets`, else
-/// `default_target`. The one place this is decided.
-pub fn target_of<'a>(
-    customer: &str,
-    customer_targets: &'a BTreeMap<String, String>,
-    default_target: &'a str,
-) -> &'a str {
-    customer_targets
-        .get(customer)
-        .map_or(default_target, String::as_str)
 }
 
 /// The names of the targets workers connect to, `default` first when active.
@@ -262,7 +221,7 @@ pub fn validate(config: &Config, bad: &mut Vec<String>) {
                 t.graph_url
                     .as_ref()
                     .and_then(ServiceUrl::scheme)
-                    .is_some_and(crate::config::is_tls_scheme),
+                    .is_some_and(crate::adapters::secret::is_tls_scheme),
                 &key("graph_ca_file"),
                 ca.display().to_string(),
                 "set only with a TLS graph_url (rediss, neo4j+s, bolt+s)",
@@ -355,16 +314,7 @@ pub fn validate(config: &Config, bad: &mut Vec<String>) {
 
 /// Reads a password file: its content without the trailing line break.
 pub fn read_password_file(path: &Path) -> Result<Secret, String> {
-    crate::config::read_secret_file(path).map(Secret::new)
-}
-
-/// The active targets of a validated config, resolved, and the routing of
-/// customers to them.
-#[derive(Debug, Clone)]
-pub struct Targets {
-    targets: Vec<GraphTarget>,
-    customer_targets: BTreeMap<String, String>,
-    default_target: String,
+    crate::adapters::secret::read_secret_file(path).map(Secret::new)
 }
 
 impl Targets {
@@ -430,41 +380,12 @@ impl Targets {
                 config.default_target
             )]));
         }
-        Ok(Targets {
+        Targets::new(
             targets,
-            customer_targets: config.customer_targets.clone(),
-            default_target: config.default_target.clone(),
-        })
-    }
-
-    /// Every active target, `default` first when active.
-    pub fn all(&self) -> &[GraphTarget] {
-        &self.targets
-    }
-
-    pub fn get(&self, name: &str) -> Option<&GraphTarget> {
-        self.targets.iter().find(|t| t.name == name)
-    }
-
-    /// The name of the target serving `customer`.
-    pub fn name_for(&self, customer: &str) -> &str {
-        target_of(customer, &self.customer_targets, &self.default_target)
-    }
-
-    /// The position in [`Targets::all`] of the target serving `customer`.
-    pub fn index_for(&self, customer: &str) -> usize {
-        let name = self.name_for(customer);
-        // from_config keeps only configs whose every mapped target and
-        // default target is active, so the name is always found.
-        self.targets
-            .iter()
-            .position(|t| t.name == name)
-            .unwrap_or_default()
-    }
-
-    /// The target serving `customer`.
-    pub fn for_customer(&self, customer: &str) -> &GraphTarget {
-        &self.targets[self.index_for(customer)]
+            config.customer_targets.clone(),
+            config.default_target.clone(),
+        )
+        .map_err(|e| ConfigError::Invalid(vec![format!("  {e}")]))
     }
 }
 

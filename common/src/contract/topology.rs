@@ -65,14 +65,6 @@ impl Topology {
         }
     }
 
-    /// The topology a config implies: retry ladder, health gate and lock waits.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let mut delays = config.retry_delays();
-        delays.push(Duration::from_secs(config.health_check_retry_delay));
-        delays.push(Duration::from_secs(config.lock_wait_timeout));
-        Topology::new(&config.namespace, delays)
-    }
-
     pub fn work_queue_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert(

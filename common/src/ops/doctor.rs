@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use lapin::{Connection, ConnectionProperties};
 
-use crate::config::Config;
 use crate::adapters::graph::GraphStore;
 use crate::config::targets::{GraphTarget, Targets, DEFAULT_TARGET};
+use crate::config::Config;
 use crate::contract::topology::Topology;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,8 +166,10 @@ pub async fn broker(config: &Config) -> Vec<Check> {
 /// Redis is reachable; a warning when it persists nothing.
 pub async fn redis(config: &Config) -> Vec<Check> {
     let url = config.redis_url.redacted();
-    let client = match crate::adapters::tls::redis_client(&config.redis_url, config.redis_ca_file.as_deref())
-    {
+    let client = match crate::adapters::tls::redis_client(
+        &config.redis_url,
+        config.redis_ca_file.as_deref(),
+    ) {
         Ok(c) => c,
         Err(e) => {
             return vec![Check::fail(
@@ -264,7 +266,7 @@ pub async fn graph(config: &Config) -> Vec<Check> {
         checks.extend(
             graph_target(
                 target,
-                crate::adapters::graph::pool_size(config),
+                config.graph_pool_size(),
                 config.connect_timeout(),
                 &label,
             )
@@ -285,7 +287,8 @@ async fn graph_target(
 ) -> Vec<Check> {
     let url = target.url.redacted();
     let (url_key, kind_key) = (target.key("graph_url"), target.key("graph_kind"));
-    let connect = crate::adapters::graph::connect_target_within(target, pool, connect_timeout, None);
+    let connect =
+        crate::adapters::graph::connect_target_within(target, pool, connect_timeout, None);
     let store = match within(connect).await {
         Some(Ok(s)) => s,
         // Reached, but refused (the connect pings): the wrong kind of server.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::contract::ident::Customer;
 use crate::adapters::state::{FleetState, StateError};
+use crate::contract::ident::Customer;
 
 /// What the caller knows that Redis does not.
 #[derive(Debug, Clone)]

@@ -37,10 +37,11 @@ use super::{
     quote, Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
     RelWrite, Scalar, SwitchMode, Value,
 };
-use crate::config::{GraphKind, ServiceUrl};
-use crate::contract::ident::{Customer, DatabaseName};
+use crate::adapters::graph::GraphKind;
+use crate::adapters::secret::ServiceUrl;
 use crate::adapters::snapshot::schema::SchemaStatement;
 use crate::adapters::snapshot::PropType;
+use crate::contract::ident::{Customer, DatabaseName};
 
 /// Key holding the database an alias graph was copied from.
 pub fn alias_key(alias: &str) -> String {

@@ -9,6 +9,8 @@ pub mod falkordb;
 pub mod falkordb_bulk;
 pub mod marks;
 pub mod neo4j;
+pub mod target;
+pub mod temporal;
 pub mod values;
 
 use async_trait::async_trait;
@@ -16,8 +18,60 @@ use thiserror::Error;
 
 pub use values::{Value, Values};
 
-use crate::config::{Config, GraphKind};
-use crate::config::targets::GraphTarget;
+pub use crate::adapters::snapshot::header::quote;
+pub use target::{GraphTarget, HealthThresholds, TargetError, Targets};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Which graph database adapter a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphKind {
+    /// FalkorDB over its Redis protocol (`redis://host:port`).
+    Falkordb,
+    /// Neo4j Enterprise over Bolt (`neo4j://`, `bolt://`), through neo4rs.
+    Neo4j,
+}
+
+impl fmt::Display for GraphKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GraphKind::Falkordb => "falkordb",
+            GraphKind::Neo4j => "neo4j",
+        })
+    }
+}
+
+/// How a load writes (`load_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMethod {
+    /// FalkorDB's `GRAPH.BULK` ([`crate::adapters::graph::falkordb_bulk`]); on a store
+    /// without it, the same as `Cypher`.
+    Bulk,
+    /// Write statements (`UNWIND … CREATE`), `batch_size` rows each.
+    Cypher,
+}
+
+impl LoadMethod {
+    /// `set`, else cypher on every store. Bulk is opt-in on FalkorDB until
+    /// its stall budget holds: measured, a reader of another live graph on
+    /// the same server waited up to 444 ms (p99 308 ms) during a bulk load,
+    /// against 86 ms (p99 56 ms) during a cypher load (docs/performance.md).
+    pub fn resolve(set: Option<LoadMethod>, _kind: GraphKind) -> LoadMethod {
+        set.unwrap_or(LoadMethod::Cypher)
+    }
+}
+
+impl std::fmt::Display for LoadMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoadMethod::Bulk => "bulk",
+            LoadMethod::Cypher => "cypher",
+        })
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum GraphError {
@@ -331,18 +385,12 @@ pub trait GraphStore: GraphWriter {
     }
 }
 
-/// Connects the adapter of the config's top-level graph keys (the `default`
-/// target).
-pub async fn connect(config: &Config) -> Result<Box<dyn GraphStore>, GraphError> {
-    connect_target(&GraphTarget::top_level(config), pool_size(config)).await
-}
-
 /// Connections a process keeps to one graph database: enough for `workers`
 /// loads with `load_concurrency` batches in flight each, plus two for admin
 /// statements and probes (at most 64). The Bolt pool's size, and FalkorDB's
 /// write connections.
-pub fn pool_size(config: &Config) -> usize {
-    (config.load_concurrency * usize::from(config.workers) + 2).min(64)
+pub fn pool_size(load_concurrency: usize, workers: u16) -> usize {
+    (load_concurrency * usize::from(workers) + 2).min(64)
 }
 
 /// Connects one graph target; `pool` as [`pool_size`]; within
@@ -352,7 +400,13 @@ pub async fn connect_target(
     target: &GraphTarget,
     pool: usize,
 ) -> Result<Box<dyn GraphStore>, GraphError> {
-    connect_target_within(target, pool, crate::adapters::state::DEFAULT_CONNECT_TIMEOUT, None).await
+    connect_target_within(
+        target,
+        pool,
+        crate::adapters::state::DEFAULT_CONNECT_TIMEOUT,
+        None,
+    )
+    .await
 }
 
 /// Connects one graph target and pings it, all within `timeout` (tried
@@ -407,12 +461,4 @@ pub async fn connect_target_within(
             target.name
         ))),
     }
-}
-
-/// `name` in backticks. Callers pass only names that passed
-/// [`crate::adapters::snapshot::header::check_name`] or [`crate::contract::ident`] validation, so a
-/// backtick can never occur; it is still doubled (Cypher's escape) as a second
-/// line of defence.
-pub fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
 }

@@ -20,7 +20,8 @@ use arrow::datatypes::{
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 
-use crate::adapters::snapshot::{temporal, PropType};
+use super::temporal;
+use crate::adapters::snapshot::PropType;
 
 /// One cell.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -446,6 +446,14 @@ impl RelSpec {
     }
 }
 
+/// `name` in backticks. Callers pass only names that passed
+/// [`crate::adapters::snapshot::header::check_name`] or [`crate::contract::ident`] validation, so a
+/// backtick can never occur; it is still doubled (Cypher's escape) as a second
+/// line of defence.
+pub fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,7 +719,7 @@ mod tests {
                 for n in names {
                     assert!(check_name("name", n).is_ok(), "{n:?}");
                     // Quoted, the name is one identifier: backticks only at both ends.
-                    let q = crate::adapters::graph::quote(n);
+                    let q = quote(n);
                     assert!(q.starts_with('`') && q.ends_with('`'));
                     assert!(!q[1..q.len() - 1].contains('`'), "{q}");
                 }

@@ -11,7 +11,6 @@ pub mod options;
 pub mod reader;
 pub mod sample;
 pub mod schema;
-pub mod temporal;
 
 use thiserror::Error;
 

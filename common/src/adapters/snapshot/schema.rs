@@ -18,9 +18,8 @@
 
 use std::path::Path;
 
-use super::header::check_name;
+use super::header::{check_name, quote};
 use super::SnapshotError;
-use crate::adapters::graph::quote;
 
 /// The file's name in a snapshot directory.
 pub const SCHEMA_FILE: &str = "schema.cypher";

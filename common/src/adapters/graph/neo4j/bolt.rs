@@ -15,7 +15,7 @@ use super::super::{
     Values,
 };
 use super::statements;
-use crate::config::{Secret, ServiceUrl};
+use crate::adapters::secret::{Secret, ServiceUrl};
 
 /// Where Bolt servers' Cypher differs on the load path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,8 @@ use super::{
     Census, Counts, DbState, Fence, GraphError, GraphStore, GraphWriter, Health, NodeWrite,
     RelWrite, Scalar, SwitchMode,
 };
-use crate::config::{GraphKind, Secret, ServiceUrl};
+use crate::adapters::graph::GraphKind;
+use crate::adapters::secret::{Secret, ServiceUrl};
 use crate::contract::ident::DatabaseName;
 
 const SYSTEM: &str = "system";
