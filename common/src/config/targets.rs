@@ -17,8 +17,7 @@
 //! [`validate`] checks the keys as part of [`Config::validate`]; [`Targets`]
 //! is the resolved, ready-to-connect list (it reads `graph_password_file`).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +26,6 @@ pub use crate::adapters::graph::target::{
 };
 use crate::adapters::graph::GraphKind;
 use crate::adapters::secret::{Secret, ServiceUrl};
-use crate::config::{Config, ConfigError};
-use crate::contract::ident::Customer;
 
 /// Longest target name (it is a metric label and part of Redis keys).
 pub const MAX_TARGET_NAME_LEN: usize = 32;
@@ -72,63 +69,6 @@ fn opt_string_like<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stri
     crate::adapters::secret::string_like(d).map(Some)
 }
 
-impl GraphTarget {
-    /// The `default` target: the top-level keys.
-    pub fn top_level(config: &Config) -> Self {
-        GraphTarget {
-            name: DEFAULT_TARGET.into(),
-            kind: config.graph_kind,
-            url: config.graph_url.clone(),
-            user: config.graph_user.clone(),
-            password: config.graph_password.clone(),
-            ca_file: config.graph_ca_file.clone(),
-            max_concurrent_loads: config.max_concurrent_loads,
-            load_method: crate::adapters::load::LoadMethod::resolve(
-                config.load_method,
-                config.graph_kind,
-            ),
-            health: HealthThresholds {
-                max_databases: config.max_databases,
-                heap_threshold_percent: config.heap_threshold_percent,
-                pagecache_threshold_percent: config.pagecache_threshold_percent,
-            },
-        }
-    }
-}
-
-/// The names of the targets workers connect to, `default` first when active.
-pub fn active_names(config: &Config) -> Vec<String> {
-    let default_used = config.default_target == DEFAULT_TARGET
-        || config
-            .customer_targets
-            .values()
-            .any(|t| t == DEFAULT_TARGET);
-    let mut names: Vec<String> = Vec::new();
-    if default_used {
-        names.push(DEFAULT_TARGET.into());
-    }
-    names.extend(config.targets.keys().cloned());
-    names
-}
-
-/// Why `name` cannot name a target, if it cannot.
-fn name_problem(name: &str) -> Option<&'static str> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_TARGET_NAME_LEN
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !name.contains("__");
-    if name == DEFAULT_TARGET {
-        Some("`default` is the target of the top-level graph_* keys; set those instead, or pick another name")
-    } else if !ok {
-        Some("1 to 32 characters from a-z, 0-9 and '_', starting with a letter, without '__' (the environment form is SNAPSWITCH_TARGETS__<NAME>__<KEY>)")
-    } else {
-        None
-    }
-}
-
 /// The URL schemes a kind of graph database speaks.
 pub fn schemes(kind: GraphKind) -> &'static [&'static str] {
     match kind {
@@ -156,242 +96,11 @@ pub fn server_of(url: &ServiceUrl) -> String {
     host.to_ascii_lowercase()
 }
 
-/// Checks the target keys (`targets`, `customer_targets`, `default_target`)
-/// and appends one `  key = value: allowed` line per problem to `bad`.
-pub fn validate(config: &Config, bad: &mut Vec<String>) {
-    let mut check = |ok: bool, key: &str, value: String, allowed: &str| {
-        if !ok {
-            bad.push(format!("  {key} = {value}: {allowed}"));
-        }
-    };
-    let mut defined: Vec<&str> = vec![DEFAULT_TARGET];
-    defined.extend(
-        config
-            .targets
-            .keys()
-            .map(String::as_str)
-            .filter(|n| name_problem(n).is_none()),
-    );
-    let one_of = format!(
-        "one of {} (`default` is the top-level graph_* keys, the others are [targets.<name>] tables)",
-        defined.join(", ")
-    );
-    for (name, t) in &config.targets {
-        if let Some(why) = name_problem(name) {
-            check(false, "targets", format!("{name:?}"), why);
-            continue;
-        }
-        let key = |k: &str| format!("targets.{name}.{k}");
-        let kind = t.graph_kind.unwrap_or(config.graph_kind);
-        match &t.graph_url {
-            None => check(
-                false,
-                &key("graph_url"),
-                "(unset)".into(),
-                "required: the URL of this target's graph server",
-            ),
-            Some(url) => check(
-                url.scheme().is_some_and(|s| schemes(kind).contains(&s)),
-                &key("graph_url"),
-                url.redacted(),
-                &format!(
-                    "for graph_kind = {kind}: a URL with scheme {}",
-                    schemes(kind).join(", ")
-                ),
-            ),
-        }
-        check(
-            !(t.graph_password.is_some() && t.graph_password_file.is_some()),
-            &key("graph_password_file"),
-            t.graph_password_file
-                .as_deref()
-                .unwrap_or(Path::new(""))
-                .display()
-                .to_string(),
-            &format!("set either {} or this, not both", key("graph_password")),
-        );
-        if let Some(ca) = &t.graph_ca_file {
-            check(
-                ca.is_file(),
-                &key("graph_ca_file"),
-                ca.display().to_string(),
-                "a readable PEM file",
-            );
-            check(
-                t.graph_url
-                    .as_ref()
-                    .and_then(ServiceUrl::scheme)
-                    .is_some_and(crate::adapters::secret::is_tls_scheme),
-                &key("graph_ca_file"),
-                ca.display().to_string(),
-                "set only with a TLS graph_url (rediss, neo4j+s, bolt+s)",
-            );
-        }
-        if kind == GraphKind::Neo4j
-            && t.load_method.or(config.load_method) == Some(crate::adapters::load::LoadMethod::Bulk)
-        {
-            check(
-                false,
-                &key("load_method"),
-                "bulk".into(),
-                "cypher for graph_kind = neo4j (bulk is FalkorDB's GRAPH.BULK)",
-            );
-        }
-        if let Some(n) = t.max_concurrent_loads {
-            check(
-                (1..=1000).contains(&n),
-                &key("max_concurrent_loads"),
-                n.to_string(),
-                "1 to 1000 loads at once",
-            );
-        }
-        if let Some(n) = t.max_databases {
-            check(n >= 1, &key("max_databases"), n.to_string(), "at least 1");
-        }
-        for (k, v) in [
-            ("heap_threshold_percent", t.heap_threshold_percent),
-            ("pagecache_threshold_percent", t.pagecache_threshold_percent),
-        ] {
-            if let Some(v) = v {
-                check(
-                    (1..=100).contains(&v),
-                    &key(k),
-                    v.to_string(),
-                    "1 to 100 (percent)",
-                );
-            }
-        }
-    }
-    check(
-        defined.contains(&config.default_target.as_str()),
-        "default_target",
-        format!("{:?}", config.default_target),
-        &one_of,
-    );
-    for (customer, target) in &config.customer_targets {
-        if let Err(e) = Customer::parse(customer) {
-            check(
-                false,
-                &format!("customer_targets.{customer}"),
-                format!("{target:?}"),
-                &e.to_string(),
-            );
-        }
-        check(
-            defined.contains(&target.as_str()),
-            &format!("customer_targets.{customer}"),
-            format!("{target:?}"),
-            &one_of,
-        );
-    }
-    // Two targets on one server would double its cap (and, on FalkorDB,
-    // share the alias keys).
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for name in active_names(config) {
-        let (key, url) = if name == DEFAULT_TARGET {
-            ("graph_url".to_owned(), Some(&config.graph_url))
-        } else {
-            (
-                format!("targets.{name}.graph_url"),
-                config.targets.get(&name).and_then(|t| t.graph_url.as_ref()),
-            )
-        };
-        let Some(url) = url else { continue };
-        let server = server_of(url);
-        match seen.get(&server) {
-            Some(first) => check(
-                false,
-                &key,
-                url.redacted(),
-                &format!("the same server as target `{first}`; every target must be a graph server of its own (two targets on one server would double its max_concurrent_loads)"),
-            ),
-            None => {
-                seen.insert(server, name.clone());
-            }
-        }
-    }
-}
-
-/// Reads a password file: its content without the trailing line break.
-pub fn read_password_file(path: &Path) -> Result<Secret, String> {
-    crate::adapters::secret::read_secret_file(path).map(Secret::new)
-}
-
-impl Targets {
-    /// Resolves every active target (reading password files). Expects a
-    /// config that passed [`Config::validate`].
-    pub fn from_config(config: &Config) -> Result<Targets, ConfigError> {
-        let mut targets = Vec::new();
-        let mut bad = Vec::new();
-        for name in active_names(config) {
-            if name == DEFAULT_TARGET {
-                targets.push(GraphTarget::top_level(config));
-                continue;
-            }
-            let Some(t) = config.targets.get(&name) else {
-                continue;
-            };
-            let password = match &t.graph_password_file {
-                Some(path) => match read_password_file(path) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        bad.push(format!(
-                            "  targets.{name}.graph_password_file = {}: {e}",
-                            path.display()
-                        ));
-                        continue;
-                    }
-                },
-                None => t
-                    .graph_password
-                    .clone()
-                    .unwrap_or_else(|| config.graph_password.clone()),
-            };
-            let top = GraphTarget::top_level(config);
-            targets.push(GraphTarget {
-                name: name.clone(),
-                kind: t.graph_kind.unwrap_or(top.kind),
-                url: t.graph_url.clone().unwrap_or(top.url),
-                user: t.graph_user.clone().unwrap_or(top.user),
-                password,
-                ca_file: t.graph_ca_file.clone().or(top.ca_file),
-                max_concurrent_loads: t.max_concurrent_loads.unwrap_or(top.max_concurrent_loads),
-                load_method: crate::adapters::load::LoadMethod::resolve(
-                    t.load_method.or(config.load_method),
-                    t.graph_kind.unwrap_or(top.kind),
-                ),
-                health: HealthThresholds {
-                    max_databases: t.max_databases.unwrap_or(top.health.max_databases),
-                    heap_threshold_percent: t
-                        .heap_threshold_percent
-                        .unwrap_or(top.health.heap_threshold_percent),
-                    pagecache_threshold_percent: t
-                        .pagecache_threshold_percent
-                        .unwrap_or(top.health.pagecache_threshold_percent),
-                },
-            });
-        }
-        if !bad.is_empty() {
-            return Err(ConfigError::Invalid(bad));
-        }
-        if !targets.iter().any(|t| t.name == config.default_target) {
-            return Err(ConfigError::Invalid(vec![format!(
-                "  default_target = {:?}: not a defined target",
-                config.default_target
-            )]));
-        }
-        Targets::new(
-            targets,
-            config.customer_targets.clone(),
-            config.default_target.clone(),
-        )
-        .map_err(|e| ConfigError::Invalid(vec![format!("  {e}")]))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::Config;
+    use std::collections::BTreeMap;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

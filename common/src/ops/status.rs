@@ -38,7 +38,7 @@ pub struct TargetCap {
 impl TargetCap {
     /// The active targets of `config` (no password file is read).
     pub fn of_config(config: &crate::config::Config) -> Vec<TargetCap> {
-        crate::config::targets::active_names(config)
+        crate::config::build::active_names(config)
             .into_iter()
             .map(|name| TargetCap {
                 max_concurrent_loads: config
