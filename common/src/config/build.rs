@@ -185,3 +185,17 @@ impl Targets {
         .map_err(|e| ConfigError::Invalid(vec![format!("  {e}")]))
     }
 }
+
+/// The binaries share their configuration as an `Arc<Config>`.
+impl From<&std::sync::Arc<Config>> for RedisOptions {
+    fn from(config: &std::sync::Arc<Config>) -> Self {
+        RedisOptions::from(config.as_ref())
+    }
+}
+
+/// The binaries share their configuration as an `Arc<Config>`.
+impl From<&std::sync::Arc<Config>> for AmqpOptions {
+    fn from(config: &std::sync::Arc<Config>) -> Self {
+        AmqpOptions::from(config.as_ref())
+    }
+}
