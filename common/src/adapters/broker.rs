@@ -15,6 +15,8 @@ use thiserror::Error;
 use crate::adapters::secret::ServiceUrl;
 use crate::contract::topology::Topology;
 
+/// Why talking to RabbitMQ failed.
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, Error)]
 pub enum BrokerError {
     #[error("cannot connect to RabbitMQ at {url}: {reason}")]
@@ -104,7 +106,7 @@ pub async fn connect_within(
         crate::adapters::state::within_deadline("RabbitMQ", &redacted, timeout, || attempt(false))
             .await
             .map_err(failed)?;
-    let _ = check.close(200, "connection check".into()).await;
+    check.close(200, "connection check".into()).await.ok();
     let left = timeout
         .saturating_sub(start.elapsed())
         .max(std::time::Duration::from_secs(1));
@@ -117,6 +119,7 @@ pub async fn connect_within(
 /// configuration layer builds it (`From<&Config>`).
 #[derive(Debug, Clone)]
 pub struct AmqpOptions {
+    /// The broker URL (`amqp://` or `amqps://`); may carry a password.
     pub url: ServiceUrl,
     /// CA file for `amqps://` (`None`: the system's trust store).
     pub ca_file: Option<std::path::PathBuf>,
@@ -239,6 +242,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// A confirm-mode channel on `connection`.
     pub async fn new(connection: &Connection) -> Result<Self, BrokerError> {
         let channel = connection.create_channel().await?;
         channel
@@ -247,6 +251,7 @@ impl Publisher {
         Ok(Publisher { channel })
     }
 
+    /// The channel the publisher publishes on.
     pub fn channel(&self) -> &Channel {
         &self.channel
     }

@@ -156,6 +156,7 @@ impl IdMap {
         self.spaces.values().map(|s| s.table.len()).sum()
     }
 
+    /// No id recorded yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

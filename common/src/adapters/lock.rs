@@ -150,6 +150,7 @@ impl LockGuard {
         &self.customer
     }
 
+    /// How long the lock lives without a renewal.
     pub fn ttl(&self) -> Duration {
         self.ttl
     }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub struct Secret(#[serde(deserialize_with = "secret_string")] String);
 
 impl Secret {
+    /// A secret holding `s`.
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
@@ -49,6 +50,7 @@ impl fmt::Display for Secret {
 pub struct ServiceUrl(#[serde(deserialize_with = "secret_string")] String);
 
 impl ServiceUrl {
+    /// A service URL from its text (checked by the configuration's validation).
     pub fn new(s: impl Into<String>) -> Self {
         ServiceUrl(s.into())
     }
@@ -56,6 +58,7 @@ impl ServiceUrl {
     pub fn expose(&self) -> &str {
         &self.0
     }
+    /// The scheme before `://` (`redis`, `amqps`, …), if any.
     pub fn scheme(&self) -> Option<&str> {
         self.0.split_once("://").map(|(s, _)| s)
     }

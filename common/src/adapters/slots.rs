@@ -81,6 +81,7 @@ fn ms(d: Duration) -> i64 {
 }
 
 impl Slot {
+    /// The slots of `target`, each lease lasting `lease` unless renewed.
     pub fn new(keys: &Keys, target: &str, lease: Duration) -> Self {
         let ns = keys.namespace();
         Slot {

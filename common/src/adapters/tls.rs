@@ -15,7 +15,9 @@ use crate::adapters::secret::ServiceUrl;
 /// TLS connection (the redis crate asks rustls for the process default).
 pub fn install_crypto_provider() {
     // An error means a provider is installed already: that one is kept.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
 }
 
 /// The PEM text of a CA file: readable, UTF-8, holding at least one

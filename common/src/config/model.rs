@@ -13,6 +13,8 @@ use crate::adapters::graph::GraphKind;
 use crate::adapters::secret::{string_like, Secret, ServiceUrl};
 use crate::config::targets::TargetConfig;
 
+/// Why the configuration cannot be used.
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("configuration could not be read: {0}")]
@@ -21,6 +23,8 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+/// The whole configuration; every key is described in docs/configuration.md
+/// (checked by `tests/tests/docs.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -30,12 +34,18 @@ pub struct Config {
     pub namespace: String,
     /// Root of the snapshot tree: `<data_root>/<customer>/<snapshot_id>/`.
     pub data_root: PathBuf,
+    /// RabbitMQ (`amqp://`, `amqps://`).
     pub amqp_url: ServiceUrl,
+    /// The coordination Redis (`redis://`, `rediss://`).
     pub redis_url: ServiceUrl,
+    /// The adapter of the `default` target.
     pub graph_kind: GraphKind,
+    /// The `default` target's server.
     pub graph_url: ServiceUrl,
+    /// The `default` target's user (Bolt).
     #[serde(deserialize_with = "string_like")]
     pub graph_user: String,
+    /// The `default` target's password (Bolt).
     pub graph_password: Secret,
     /// Producer `watch`: seconds between full rescans (the file-system watcher
     /// catches most snapshots long before).
@@ -170,8 +180,11 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GateOverride {
+    /// Overrides `max_shrink_percent` for this customer.
     pub max_shrink_percent: Option<u32>,
+    /// Overrides `max_growth_percent` for this customer.
     pub max_growth_percent: Option<u32>,
+    /// Overrides `allow_empty` for this customer.
     pub allow_empty: Option<bool>,
 }
 
@@ -180,7 +193,9 @@ pub struct GateOverride {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CheckConfig {
+    /// The check's name, shown in hold reasons.
     pub name: String,
+    /// The read-only query; it must return one scalar.
     pub query: String,
     /// Only these customers (empty: every customer).
     pub customers: Vec<String>,
@@ -190,8 +205,11 @@ pub struct CheckConfig {
 /// `customer_gates` override applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Guards {
+    /// The largest shrink of a count against the live database, in percent.
     pub max_shrink_percent: u32,
+    /// The largest growth, in percent (`None`: unlimited).
     pub max_growth_percent: Option<u32>,
+    /// Whether an empty database may go live.
     pub allow_empty: bool,
 }
 
@@ -317,6 +335,7 @@ impl Config {
         }
     }
 
+    /// `lock_ttl` as a duration.
     pub fn lock_ttl(&self) -> Duration {
         Duration::from_secs(self.lock_ttl)
     }

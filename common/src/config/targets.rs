@@ -35,11 +35,14 @@ pub const MAX_TARGET_NAME_LEN: usize = 32;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TargetConfig {
+    /// Default: the top-level `graph_kind`.
     pub graph_kind: Option<GraphKind>,
     /// Required.
     pub graph_url: Option<ServiceUrl>,
+    /// Default: the top-level `graph_user`.
     #[serde(deserialize_with = "opt_string_like")]
     pub graph_user: Option<String>,
+    /// Default: the top-level `graph_password`.
     pub graph_password: Option<Secret>,
     /// A file holding the password (trailing newline ignored); instead of
     /// `graph_password`.
@@ -47,11 +50,15 @@ pub struct TargetConfig {
     /// The CA to check this target's TLS certificate against (default:
     /// the top-level `graph_ca_file`).
     pub graph_ca_file: Option<PathBuf>,
+    /// Default: the top-level `max_concurrent_loads`.
     pub max_concurrent_loads: Option<u32>,
     /// `bulk` or `cypher` (default: the top-level `load_method`, else by kind).
     pub load_method: Option<crate::adapters::load::LoadMethod>,
+    /// Default: the top-level `max_databases`.
     pub max_databases: Option<usize>,
+    /// Default: the top-level `heap_threshold_percent`.
     pub heap_threshold_percent: Option<u8>,
+    /// Default: the top-level `pagecache_threshold_percent`.
     pub pagecache_threshold_percent: Option<u8>,
 }
 

@@ -25,18 +25,25 @@ pub const MAX_PRIORITY: u8 = 9;
 /// A snapshot event, as published.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotEvent {
+    /// Always 1 in contract v1.
     pub schema_version: u64,
+    /// Unique per publish (a republish keeps it).
     pub event_id: Uuid,
+    /// Whose snapshot it is.
     pub customer: Customer,
+    /// The snapshot's id: its Unix time in seconds.
     pub snapshot_id: SnapshotId,
     /// The snapshot directory relative to the data root: `<customer>/<snapshot_id>`.
     pub path: String,
+    /// 0 (lowest) to [`MAX_PRIORITY`].
     pub priority: u8,
+    /// When the event was made.
     pub created_at: DateTime<Utc>,
 }
 
 /// Why a message body is not a valid v1 event. Every variant is permanent: the
 /// same body will never become valid, so it is parked with [`EventError::code`].
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum EventError {
     #[error("event body is {size} bytes, more than the {max} allowed")]
@@ -135,6 +142,7 @@ impl SnapshotEvent {
         Ok(event)
     }
 
+    /// The JSON body, as published.
     pub fn encode(&self) -> Vec<u8> {
         // Serializing plain data with string keys cannot fail.
         serde_json::to_vec(self).unwrap_or_default()

@@ -24,6 +24,8 @@ pub const MIN_SNAPSHOT_ID: u64 = 1_000_000_000;
 /// Largest accepted snapshot id (still 10 digits, year 2286).
 pub const MAX_SNAPSHOT_ID: u64 = 9_999_999_999;
 
+/// Why a name or id was refused.
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum IdentError {
     #[error(
@@ -47,6 +49,7 @@ pub enum IdentError {
 pub struct Customer(String);
 
 impl Customer {
+    /// Checks `name` against the customer-name rules.
     pub fn parse(name: &str) -> Result<Self, IdentError> {
         let fail = |why| {
             Err(IdentError::Customer {
@@ -85,6 +88,7 @@ impl Customer {
         Ok(Customer(name.to_owned()))
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -110,6 +114,7 @@ impl<'de> Deserialize<'de> for Customer {
 pub struct SnapshotId(u64);
 
 impl SnapshotId {
+    /// Checks `value` against the snapshot-id rules.
     pub fn new(value: u64) -> Result<Self, IdentError> {
         if (MIN_SNAPSHOT_ID..=MAX_SNAPSHOT_ID).contains(&value) {
             Ok(SnapshotId(value))
@@ -132,6 +137,7 @@ impl SnapshotId {
         SnapshotId::new(value).map_err(|_| err())
     }
 
+    /// The id.
     pub fn get(self) -> u64 {
         self.0
     }
@@ -160,11 +166,14 @@ impl fmt::Display for SnapshotId {
 /// The customer's alias (`<customer>`) points at one of these.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DatabaseName {
+    /// Whose database.
     pub customer: Customer,
+    /// Of which snapshot.
     pub snapshot: SnapshotId,
 }
 
 impl DatabaseName {
+    /// The database of `customer`'s `snapshot`.
     pub fn new(customer: Customer, snapshot: SnapshotId) -> Self {
         DatabaseName { customer, snapshot }
     }

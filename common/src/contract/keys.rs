@@ -4,17 +4,20 @@
 
 use crate::contract::ident::Customer;
 
+/// Every Redis key of one namespace.
 #[derive(Debug, Clone)]
 pub struct Keys {
     ns: String,
 }
 
 impl Keys {
+    /// The keys under `namespace`.
     pub fn new(namespace: &str) -> Self {
         Keys {
             ns: namespace.to_owned(),
         }
     }
+    /// The namespace every key starts with.
     pub fn namespace(&self) -> &str {
         &self.ns
     }

@@ -23,23 +23,35 @@ pub const MAX_QUEUE_PRIORITY: i32 = 10;
 
 /// W3C trace context, reserved now, carried through every republish.
 pub const HEADER_TRACEPARENT: &str = "traceparent";
+/// W3C trace state, carried with `traceparent`.
 pub const HEADER_TRACESTATE: &str = "tracestate";
 /// Which attempt this delivery is (0 for the first; retries count up).
 pub const HEADER_ATTEMPT: &str = "x-snapswitch-attempt";
 /// On parked messages: why, and who parked it.
 pub const HEADER_REASON: &str = "x-snapswitch-reason";
+/// On parked messages: `transient` or `permanent`.
 pub const HEADER_ERROR_CLASS: &str = "x-snapswitch-error-class";
+/// On parked messages: the failure's message.
 pub const HEADER_ERROR: &str = "x-snapswitch-error";
+/// On parked messages: the worker that parked it.
 pub const HEADER_WORKER: &str = "x-snapswitch-worker";
+/// On parked messages: that worker's host.
 pub const HEADER_HOST: &str = "x-snapswitch-host";
+/// On parked messages: when (RFC 3339).
 pub const HEADER_FAILED_AT: &str = "x-snapswitch-failed-at";
 
+/// The names of one namespace's exchanges and queues, and its delays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
+    /// `<ns>.events`: where snapshot events are published.
     pub events_exchange: String,
+    /// `<ns>.work`: the priority queue workers consume.
     pub work_queue: String,
+    /// `<ns>.delay`: routes a message to the queue of its delay.
     pub delay_exchange: String,
+    /// `<ns>.dead`: the parking exchange.
     pub dead_exchange: String,
+    /// `<ns>.dead`: the parking queue.
     pub dead_queue: String,
     /// Every delay queue this deployment uses, shortest first.
     pub delays: Vec<Duration>,
@@ -65,6 +77,7 @@ impl Topology {
         }
     }
 
+    /// The work queue's arguments: priorities and its dead-letter exchange.
     pub fn work_queue_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert(
@@ -95,6 +108,8 @@ impl Topology {
             .unwrap_or(Duration::from_secs(1))
     }
 
+    /// The arguments of the delay queue for `delay`: its TTL and the way back
+    /// to the work queue.
     pub fn delay_queue_args(&self, delay: Duration) -> FieldTable {
         let mut args = FieldTable::default();
         let ttl_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);

@@ -16,18 +16,27 @@ use crate::contract::topology::Topology;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a check went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Passed.
     Ok,
+    /// Works, but worth a look.
     Warn,
+    /// Fails: the process would not work.
     Fail,
 }
 
+/// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
+    /// How it went.
     pub status: Status,
+    /// What was checked.
     pub name: String,
+    /// What was found.
     pub detail: String,
+    /// What to do about a failure or warning.
     pub fix: Option<String>,
 }
 
@@ -76,10 +85,12 @@ impl fmt::Display for Check {
 /// Every check's result, in order.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The checks, in the order they ran.
     pub checks: Vec<Check>,
 }
 
 impl Report {
+    /// No check failed (warnings pass).
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.status != Status::Fail)
     }
@@ -141,7 +152,7 @@ pub async fn broker(config: &Config) -> Vec<Check> {
             // Closed before the connection: a channel dropped while its
             // connection closes makes lapin log a spurious ERROR.
             if channel.status().connected() {
-                let _ = channel.close(200, "doctor".into()).await;
+                channel.close(200, "doctor".into()).await.ok();
             }
             declared
         }
@@ -159,7 +170,7 @@ pub async fn broker(config: &Config) -> Vec<Check> {
         ),
         None => Check::fail("queues", "declaring the topology timed out", "check RabbitMQ's health"),
     });
-    let _ = connection.close(200, "doctor".into()).await;
+    connection.close(200, "doctor".into()).await.ok();
     checks
 }
 

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 pub trait Probe: Send + Sync + 'static {
     /// Each named check: Ok, or why not.
     async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)>;
+    /// The `/status` document.
     async fn status(&self) -> serde_json::Value;
+    /// The `/metrics` text (Prometheus exposition format).
     fn metrics(&self) -> String;
 }
 

@@ -241,7 +241,7 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).ok();
         out
     }
 
@@ -273,8 +273,8 @@ impl Metrics {
     pub fn init_targets<'a>(&self, targets: impl IntoIterator<Item = &'a str>) {
         for t in targets {
             let label = TargetLabel { target: t.into() };
-            let _ = self.slots_in_use.get_or_create(&label);
-            let _ = self.slot_wait.get_or_create(&label);
+            drop(self.slots_in_use.get_or_create(&label));
+            drop(self.slot_wait.get_or_create(&label));
         }
     }
 

@@ -102,9 +102,13 @@ pub use opentelemetry_otlp::Compression;
 /// The instrumentation scope of every span snapswitch exports.
 pub const TRACER_NAME: &str = "snapswitch";
 
+/// The W3C trace-context header carried in AMQP headers.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// The W3C trace-state header carried with it.
 pub const TRACESTATE_HEADER: &str = "tracestate";
 
+/// Why tracing export could not start.
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, thiserror::Error)]
 pub enum OtelError {
     #[error("{variable}={value:?}: unsupported OTLP protocol (use `grpc` or `http/protobuf`)")]
@@ -135,6 +139,7 @@ pub struct OtelSettings {
     /// (`http://collector:4317`), for HTTP the full URL
     /// (`http://collector:4318/v1/traces`).
     pub endpoint: String,
+    /// gRPC or HTTP/protobuf.
     pub protocol: OtlpProtocol,
     /// `service.name`.
     pub service_name: String,
@@ -286,6 +291,7 @@ impl Otel {
         })
     }
 
+    /// The `service.name` spans carry.
     pub fn service_name(&self) -> &str {
         &self.service_name
     }

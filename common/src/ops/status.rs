@@ -330,7 +330,7 @@ impl Reporter {
         let dead = crate::adapters::broker::queue_depth(&channel, &self.topology.dead_queue)
             .await
             .ok();
-        let _ = channel.close(200, "queue sizes".into()).await;
+        channel.close(200, "queue sizes".into()).await.ok();
         (work, dead)
     }
 

@@ -35,6 +35,7 @@ static PROGRESS: AtomicBool = AtomicBool::new(false);
 pub struct ProgressGuard(());
 
 impl ProgressGuard {
+    /// Holds info lines back until the guard is dropped.
     pub fn start() -> Self {
         PROGRESS.store(true, Ordering::SeqCst);
         ProgressGuard(())
@@ -86,10 +87,11 @@ pub fn init_with(service: &str, format: LogFormat) -> Option<Otel> {
         .as_ref()
         .map(|o| o.layer().with_filter(LevelFilter::INFO));
     // try_init: a second call (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
+    tracing_subscriber::registry()
         .with(fmt)
         .with(otel_layer)
-        .try_init();
+        .try_init()
+        .ok();
     if let Some(e) = otel_error {
         tracing::error!(error = %e, "OpenTelemetry is configured but could not start; tracing is off");
     }

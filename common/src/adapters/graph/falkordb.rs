@@ -374,11 +374,11 @@ pub fn write_literal(out: &mut String, v: Value<'_>) -> Result<(), GraphError> {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
         Value::Int(i) => {
-            let _ = write!(out, "{i}");
+            write!(out, "{i}").ok();
         }
         Value::Float(f) if f.is_finite() => {
             // Debug keeps a decimal point or exponent, so it reads back as a float.
-            let _ = write!(out, "{f:?}");
+            write!(out, "{f:?}").ok();
         }
         Value::Float(f) => {
             return Err(GraphError::Permanent(format!(
@@ -529,7 +529,7 @@ fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
                 return Err(refuse("duration", &format!(" with 24 hours or more in the time part, or more than {max_days} days (value {d:?}: it would read back as other days and months)")));
             }
             let (h, m, s) = (d.seconds / 3600, d.seconds / 60 % 60, d.seconds % 60);
-            let _ = write!(out, "'P{}M{}DT{h}H{m}M{s}S'", d.months, d.days);
+            write!(out, "'P{}M{}DT{h}H{m}M{s}S'", d.months, d.days).ok();
         }
         Cell::Point(p) => {
             if p.srid != 4326 {
@@ -542,7 +542,7 @@ fn write_cell(out: &mut String, c: &Cell) -> Result<(), GraphError> {
             if !exact(p.x) || !exact(p.y) {
                 return Err(refuse("point", &format!(" whose coordinates are not exact 32-bit floats (latitude {}, longitude {}: it keeps 32-bit floats)", p.y, p.x)));
             }
-            let _ = write!(out, "{{latitude: {:?}, longitude: {:?}}}", p.y, p.x);
+            write!(out, "{{latitude: {:?}, longitude: {:?}}}", p.y, p.x).ok();
         }
         Cell::List(items) => {
             out.push('[');
@@ -576,7 +576,7 @@ fn rows_param(
         out.push('[');
         let mut first = true;
         if let Some([a, b]) = ends.and_then(|e| e.get(i)) {
-            let _ = write!(out, "{a},{b}");
+            write!(out, "{a},{b}").ok();
             first = false;
         }
         for (j, col) in columns.iter().enumerate() {

@@ -385,7 +385,7 @@ impl<'a> BulkWriter<'a> {
     /// Waits until `count` calls have finished (or one failed).
     async fn wait_for(&self, count: u64) -> Result<(), GraphError> {
         let mut rx = self.done.subscribe();
-        let _ = rx.wait_for(|done| *done >= count).await;
+        rx.wait_for(|done| *done >= count).await.ok();
         self.failed()
     }
 

@@ -145,7 +145,7 @@ impl BoltWriter {
             Ok::<_, GraphError>(rows)
         }
         .await;
-        let _ = txn.rollback().await;
+        txn.rollback().await.ok();
         let rows = result?;
         let [row] = rows.as_slice() else {
             return Ok(Scalar::Other(format!("{} rows", rows.len())));
@@ -195,7 +195,7 @@ impl BoltWriter {
         let mut txn = self.graph.start_txn_on(db).await.map_err(map_err)?;
         if let Err(e) = txn.run(q).await {
             // The server rolls back a failed transaction; tell it we are done.
-            let _ = txn.rollback().await;
+            txn.rollback().await.ok();
             return Err(map_err(e));
         }
         txn.commit().await.map_err(map_err)?;
@@ -228,7 +228,7 @@ impl BoltWriter {
                     .collect()
             }
             Err(e) => {
-                let _ = txn.rollback().await;
+                txn.rollback().await.ok();
                 Err(map_err(e))
             }
         }
