@@ -14,13 +14,11 @@ pub mod broker;
 #[allow(missing_docs)] // public fields and variants still to document; the lint covers the rest
 pub mod graph;
 pub mod idmap;
-#[allow(missing_docs)] // public fields and variants still to document; the lint covers the rest
 pub mod load;
 pub mod lock;
 pub mod secret;
 pub mod slots;
 #[allow(missing_docs)] // public fields and variants still to document; the lint covers the rest
 pub mod snapshot;
-#[allow(missing_docs)] // public fields and variants still to document; the lint covers the rest
 pub mod state;
 pub mod tls;

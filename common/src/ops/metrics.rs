@@ -12,19 +12,24 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// A failure code label (bounded: the documented codes).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
+    /// The failure code.
     pub code: String,
 }
 
+/// A park or hold reason label (bounded: the documented reasons).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
+    /// The reason.
     pub reason: String,
 }
 
 /// A graph target's name (bounded: the configured targets).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetLabel {
+    /// The target's name.
     pub target: String,
 }
 
@@ -35,41 +40,64 @@ fn slot_wait_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.0, 16))
 }
 
+/// A queue label: `work` or `parked`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabel {
+    /// The queue.
     pub queue: String,
 }
 
 /// Which process the metrics describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// The worker's metrics.
     Worker,
+    /// The producer's metrics.
     Producer,
 }
 
+/// This process's Prometheus metrics, each field one `snapswitch_*` family.
 pub struct Metrics {
     registry: Registry,
+    /// `snapswitch_discovered`: Snapshots this worker saw first in the fleet.
     pub discovered: Counter,
+    /// `snapswitch_completed`: Snapshots loaded and verified.
     pub completed: Counter,
+    /// `snapswitch_failed`: Failed load attempts, by failure code.
     pub failed: Family<CodeLabel, Counter>,
+    /// `snapswitch_retried`: Events sent back through the retry ladder.
     pub retried: Counter,
+    /// `snapswitch_parked`: Events parked in the dead-letter queue, by reason.
     pub parked: Family<ReasonLabel, Counter>,
+    /// `snapswitch_superseded`: Events skipped because a newer snapshot exists.
     pub superseded: Counter,
+    /// `snapswitch_cancelled`: Events cancelled by an operator.
     pub cancelled: Counter,
+    /// `snapswitch_load_duration_seconds`: Time from lock to verified load.
     pub load_duration: Histogram,
+    /// `snapswitch_load_rows_per_second`: Rows (nodes + relationships) loaded per second.
     pub rows_per_second: Histogram,
+    /// `snapswitch_loads_in_flight`: Events being processed now.
     pub loads_in_flight: Gauge,
+    /// `snapswitch_lock_held_seconds`: Longest time a customer lock held by this process has been held.
     pub lock_held_seconds: Gauge<f64, AtomicU64>,
+    /// `snapswitch_breaker_open`: 1 while the circuit breaker keeps this worker from consuming.
     pub breaker_open: Gauge,
     /// Times the circuit breaker opened.
     pub breaker_opened: Counter,
     /// Events delayed because a dependency was down (no retry used).
     pub dependency_waits: Counter,
+    /// `snapswitch_draining`: 1 while the worker is shutting down.
     pub draining: Gauge,
+    /// `snapswitch_queue_messages`: Ready messages in the work and parking queues.
     pub queue_messages: Family<QueueLabel, Gauge>,
+    /// `snapswitch_workers_live`: Workers with a heartbeat in Redis.
     pub workers_live: Gauge,
+    /// `snapswitch_status_updated_timestamp_seconds`: Unix time of the last fleet-status refresh.
     pub status_updated: Gauge<f64, AtomicU64>,
+    /// `snapswitch_published`: Snapshot events published.
     pub published: Counter,
+    /// `snapswitch_publish_failures`: Publish attempts that failed.
     pub publish_failures: Counter,
     /// Seconds waited for a load slot, per graph target.
     pub slot_wait: Family<TargetLabel, Histogram, HistogramFn>,
@@ -82,6 +110,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics of a process in `role`, registered.
     pub fn new(role: Role) -> Self {
         let mut m = Metrics {
             registry: Registry::with_prefix("snapswitch"),
@@ -245,6 +274,7 @@ impl Metrics {
         out
     }
 
+    /// Counts a failure with `code`.
     pub fn fail(&self, code: &str) {
         self.failed
             .get_or_create(&CodeLabel {
@@ -253,6 +283,7 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a snapshot held for `reason`.
     pub fn hold(&self, reason: &str) {
         self.held
             .get_or_create(&ReasonLabel {
@@ -261,6 +292,7 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts an event parked for `reason`.
     pub fn park(&self, reason: &str) {
         self.parked
             .get_or_create(&ReasonLabel {
@@ -278,6 +310,7 @@ impl Metrics {
         }
     }
 
+    /// Records `seconds` waited for a slot on `target`.
     pub fn observe_slot_wait(&self, target: &str, seconds: f64) {
         self.slot_wait
             .get_or_create(&TargetLabel {
@@ -286,6 +319,7 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Sets the slots in use on `target`.
     pub fn set_slots_in_use(&self, target: &str, in_use: u64) {
         self.slots_in_use
             .get_or_create(&TargetLabel {
@@ -294,6 +328,7 @@ impl Metrics {
             .set(i64::try_from(in_use).unwrap_or(i64::MAX));
     }
 
+    /// Sets the ready messages of `queue`.
     pub fn set_queue(&self, queue: &str, messages: u32) {
         self.queue_messages
             .get_or_create(&QueueLabel {

@@ -9,9 +9,7 @@
 
 pub mod doctor;
 pub mod http;
-#[allow(missing_docs)] // public fields and variants still to document; the lint covers the rest
 pub mod metrics;
 pub mod otel;
-#[allow(missing_docs)] // public fields and variants still to document; the lint covers the rest
 pub mod status;
 pub mod telemetry;

@@ -16,7 +16,9 @@ use crate::contract::ident::Customer;
 pub struct Local {
     /// Of the process serving the status; `None` for a one-shot command.
     pub uptime: Option<Duration>,
+    /// `scan_interval`, as the status file shows it.
     pub scan_interval: u64,
+    /// The data root, as the status file shows it.
     pub data_path: String,
     /// This process is shutting down.
     pub draining: bool,
@@ -31,7 +33,9 @@ pub struct Local {
 /// A graph target as the status shows it: its name and its fleet-wide cap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetCap {
+    /// The target's name.
     pub name: String,
+    /// Its fleet-wide cap on concurrent loads.
     pub max_concurrent_loads: u32,
 }
 
@@ -88,7 +92,9 @@ pub const WINDOWS: [(&str, u64); 2] = [("1h", 3600), ("24h", 86_400)];
 /// An outcome the windowed success rate counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tally {
+    /// A snapshot loaded and verified.
     Completed,
+    /// An event parked.
     Parked,
 }
 
@@ -204,6 +210,8 @@ pub fn fleet_state(draining: bool, workers: u64) -> &'static str {
     }
 }
 
+/// The fleet-status document (`/status`, `producer status`, the status
+/// file), from Redis and what the caller knows.
 pub async fn fleet_status(state: &FleetState, local: &Local) -> Result<Value, StateError> {
     let counters = state.counters().await?;
     let get = |k: &str| counters.get(k).copied().unwrap_or(0);
@@ -302,19 +310,30 @@ pub fn write_atomic(path: &Path, value: &Value) -> std::io::Result<()> {
 /// What a long-running process (worker or `producer watch`) needs to serve
 /// the fleet status and keep its gauges and status file fresh.
 pub struct Reporter {
+    /// The fleet state in Redis.
     pub state: FleetState,
+    /// The AMQP connection queue sizes are read over.
     pub connection: std::sync::Arc<lapin::Connection>,
+    /// The queues' names.
     pub topology: crate::contract::topology::Topology,
+    /// This process's metrics, whose gauges the tick refreshes.
     pub metrics: std::sync::Arc<crate::ops::metrics::Metrics>,
+    /// `scan_interval`, for the status document.
     pub scan_interval: u64,
+    /// The data root, for the status document.
     pub data_path: String,
+    /// Where the status file is written (`None`: not written).
     pub status_file: Option<std::path::PathBuf>,
+    /// When this process started.
     pub started: std::time::Instant,
+    /// Set while the process shuts down.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The graph targets and their caps.
     pub targets: Vec<TargetCap>,
 }
 
 impl Reporter {
+    /// Whether the process is shutting down.
     pub fn is_draining(&self) -> bool {
         self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -347,6 +366,7 @@ impl Reporter {
         }
     }
 
+    /// The fleet-status document now.
     pub async fn status(&self) -> Value {
         let local = self.local().await;
         fleet_status(&self.state, &local)

@@ -6,6 +6,8 @@ use super::*;
 /// Retries of one write batch after a transient error, before the load fails.
 pub const BATCH_RETRIES: u32 = 3;
 
+/// Why a load failed.
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error(transparent)]
@@ -41,6 +43,7 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// Worth retrying: the store was unavailable, not the snapshot wrong.
     pub fn is_transient(&self) -> bool {
         match self {
             LoadError::Snapshot(e) => e.is_transient(),
@@ -99,7 +102,9 @@ impl std::fmt::Display for DuplicatePolicy {
 /// What a load wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadReport {
+    /// Nodes created.
     pub nodes: u64,
+    /// Relationships created.
     pub relationships: u64,
     /// Relationship rows not loaded because an endpoint matched no node
     /// (only with [`DanglingPolicy::Skip`]; with `Fail` the load fails).
@@ -123,7 +128,9 @@ pub struct LoadOptions {
     pub batch_pause: Duration,
     /// Write statements in flight at once (K).
     pub concurrency: usize,
+    /// What to do with relationships whose endpoint matches no node.
     pub dangling: DanglingPolicy,
+    /// What to do with a node id its ID space already has.
     pub duplicates: DuplicatePolicy,
     /// `bulk` uses GRAPH.BULK when the store has it ([`GraphWriter::can_bulk`]).
     pub method: LoadMethod,
@@ -145,26 +152,31 @@ impl LoadOptions {
         }
     }
 
+    /// These options with `method`.
     pub fn with_method(mut self, method: LoadMethod) -> Self {
         self.method = method;
         self
     }
 
+    /// These options with the GRAPH.BULK stall budget `ms`.
     pub fn with_bulk_max_stall_ms(mut self, ms: u64) -> Self {
         self.bulk_max_stall_ms = ms;
         self
     }
 
+    /// These options with `concurrency` write statements in flight.
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency;
         self
     }
 
+    /// These options with the dangling-relationship policy `dangling`.
     pub fn with_dangling(mut self, dangling: DanglingPolicy) -> Self {
         self.dangling = dangling;
         self
     }
 
+    /// These options with the duplicate-node policy `duplicates`.
     pub fn with_duplicates(mut self, duplicates: DuplicatePolicy) -> Self {
         self.duplicates = duplicates;
         self

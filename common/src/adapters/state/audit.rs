@@ -5,11 +5,14 @@ use super::*;
 /// One audit-trail entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
+    /// The stream entry's id (`<ms>-<seq>`).
     pub id: String,
+    /// Its fields (`event`, `customer`, …).
     pub fields: HashMap<String, String>,
 }
 
 impl AuditEntry {
+    /// The value of `field`, if the entry has it.
     pub fn get(&self, field: &str) -> Option<&str> {
         self.fields.get(field).map(String::as_str)
     }

@@ -16,6 +16,7 @@ pub async fn connect(url: &ServiceUrl) -> Result<ConnectionManager, StateError> 
 /// take; the configuration layer builds it (`From<&Config>`).
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
+    /// The Redis URL (`redis://` or `rediss://`); may carry a password.
     pub url: ServiceUrl,
     /// CA file for `rediss://` (`None`: the system's trust store).
     pub ca_file: Option<std::path::PathBuf>,

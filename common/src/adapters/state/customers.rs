@@ -6,10 +6,15 @@ use super::*;
 /// One customer's record.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CustomerRecord {
+    /// The snapshot the alias points at.
     pub live_snapshot: Option<u64>,
+    /// The snapshot it pointed at before.
     pub previous_snapshot: Option<u64>,
+    /// How long the last load took.
     pub last_load_seconds: Option<f64>,
+    /// When the last load finished (RFC 3339).
     pub last_loaded_at: Option<String>,
+    /// The last failure's message.
     pub last_error: Option<String>,
     /// What the last verified load changed against the live database then
     /// (`worker::gates::diff`, joined with `; `).
@@ -87,6 +92,7 @@ impl FleetState {
         Ok(top(&seen).max(top(&published)))
     }
 
+    /// The record of `customer` (empty when unknown).
     pub async fn customer(&self, customer: &Customer) -> Result<CustomerRecord, StateError> {
         let mut con = self.con.clone();
         let map: HashMap<String, String> = con.hgetall(self.keys.customer(customer)).await?;
@@ -100,6 +106,7 @@ impl FleetState {
         })
     }
 
+    /// Every customer with a record.
     pub async fn customers(&self) -> Result<Vec<String>, StateError> {
         let mut con = self.con.clone();
         let mut list: Vec<String> = con.smembers(self.keys.customers()).await?;
@@ -164,6 +171,7 @@ impl FleetState {
         Ok(())
     }
 
+    /// Records the last failure of `customer`.
     pub async fn record_error(&self, customer: &Customer, message: &str) -> Result<(), StateError> {
         let mut con = self.con.clone();
         let short: String = message.chars().take(1000).collect();

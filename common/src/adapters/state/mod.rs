@@ -40,6 +40,8 @@ pub const HEARTBEAT_WINDOW: Duration = Duration::from_secs(20);
 /// How long a cancellation is remembered.
 pub const CANCEL_TTL: Duration = Duration::from_secs(7 * 86_400);
 
+/// Why a Redis operation failed.
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, Error)]
 pub enum StateError {
     #[error("cannot connect to Redis at {url}: {reason}")]
@@ -73,6 +75,7 @@ pub enum Counter {
 }
 
 impl Counter {
+    /// The counter's field name in the stats hash (and the status).
     pub fn as_str(self) -> &'static str {
         match self {
             Counter::Discovered => "discovered",
@@ -88,6 +91,8 @@ impl Counter {
     }
 }
 
+/// The fleet's state in one Redis: a reconnecting connection and the
+/// namespace's keys. Cheap to clone.
 #[derive(Clone)]
 pub struct FleetState {
     con: ConnectionManager,
@@ -95,24 +100,29 @@ pub struct FleetState {
 }
 
 impl FleetState {
+    /// The state behind `con`, under `keys`.
     pub fn new(con: ConnectionManager, keys: Keys) -> Self {
         FleetState { con, keys }
     }
 
+    /// The namespace's keys.
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
 
+    /// A clone of the connection (multiplexed).
     pub fn connection(&self) -> ConnectionManager {
         self.con.clone()
     }
 
+    /// Checks Redis answers.
     pub async fn ping(&self) -> Result<(), StateError> {
         let mut con = self.con.clone();
         let _: String = redis::cmd("PING").query_async(&mut con).await?;
         Ok(())
     }
 
+    /// Adds `by` to `counter`.
     pub async fn incr(&self, counter: Counter, by: i64) -> Result<(), StateError> {
         let mut con = self.con.clone();
         let _: i64 = con.hincr(self.keys.stats(), counter.as_str(), by).await?;

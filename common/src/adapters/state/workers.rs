@@ -10,10 +10,15 @@ pub const PROGRESS_TTL: Duration = Duration::from_secs(15);
 /// A live worker as the fleet sees it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WorkerInfo {
+    /// The worker's id.
     pub id: String,
+    /// Its host name.
     pub host: String,
+    /// Its process id.
     pub pid: Option<u32>,
+    /// Its version.
     pub version: Option<String>,
+    /// Its last heartbeat (Unix milliseconds).
     pub last_heartbeat_ms: i64,
     /// `open` or `closed`, as the worker last reported it.
     pub breaker: Option<String>,
@@ -44,8 +49,11 @@ impl WorkerInfo {
 /// second) and the status shows it.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LoadProgress {
+    /// Whose snapshot is loading.
     pub customer: String,
+    /// Which snapshot.
     pub snapshot_id: u64,
+    /// The worker loading it.
     pub worker: String,
     /// `create`, `nodes`, `relationships`, `verify`, `switch`.
     pub phase: String,
@@ -53,7 +61,9 @@ pub struct LoadProgress {
     pub nodes: u64,
     /// Relationships written so far.
     pub relationships: u64,
+    /// When the load started (Unix milliseconds).
     pub started_ms: i64,
+    /// When this progress was written (Unix milliseconds).
     pub updated_ms: i64,
 }
 
@@ -149,6 +159,7 @@ impl FleetState {
         Ok(())
     }
 
+    /// Whether an operator cancelled `snapshot` of `customer`.
     pub async fn is_cancelled(
         &self,
         customer: &Customer,
