@@ -22,6 +22,11 @@
 //! FalkorDB takes parameters as a `CYPHER name=value` prefix of the query
 //! text, so values are written as Cypher literals by [`write_literal`], the one
 //! place that must escape correctly.
+//!
+//! Over 600 lines: the Lua scripts of the fenced lifecycle, the literal writer,
+//! the reply parsing and both trait impls of the one FalkorDB store. Its split
+//! into `scripts`, `literals` and `replies` waits for the GRAPH.BULK work on
+//! this file (node reservations) to land, so the two do not collide.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
