@@ -11,14 +11,12 @@
 //! - [`load`]: one snapshot into one database, with its id map [`idmap`].
 
 pub mod broker;
-#[allow(missing_docs)] // public fields and variants still to document; the lint covers the rest
 pub mod graph;
 pub mod idmap;
 pub mod load;
 pub mod lock;
 pub mod secret;
 pub mod slots;
-#[allow(missing_docs)] // public fields and variants still to document; the lint covers the rest
 pub mod snapshot;
 pub mod state;
 pub mod tls;

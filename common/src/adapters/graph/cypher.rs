@@ -68,7 +68,9 @@ pub fn relationship_statement_with(w: &RelWrite<'_>, wrap: Wrap<'_>) -> String {
     )
 }
 
+/// Counts a database's nodes.
 pub const COUNT_NODES: &str = "MATCH (n) RETURN count(n) AS c";
+/// Counts a database's relationships.
 pub const COUNT_RELATIONSHIPS: &str = "MATCH ()-[r]->() RETURN count(r) AS c";
 
 #[cfg(test)]

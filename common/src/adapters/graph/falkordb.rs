@@ -215,6 +215,7 @@ return 1";
 /// Connections for write batches when the caller does not say.
 pub const DEFAULT_WRITE_CONNECTIONS: usize = 4;
 
+/// A FalkorDB server: the load path and the admin path, with its marks.
 pub struct FalkorStore {
     con: ConnectionManager,
     /// Write batches go round-robin over these: Redis runs one blocking
@@ -243,6 +244,7 @@ async fn graph_query(
 }
 
 impl FalkorStore {
+    /// Connects to `url` with the default write connections.
     pub async fn connect(url: &ServiceUrl) -> Result<Self, GraphError> {
         Self::connect_with(url, None, DEFAULT_WRITE_CONNECTIONS).await
     }

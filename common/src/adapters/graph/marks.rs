@@ -67,6 +67,7 @@ return 1";
 /// KEYS = fence counter; ARGV = token.
 const NOTHING: &str = "return 1";
 
+/// The lifecycle marks of one Neo4j target, kept in the coordination Redis.
 #[derive(Clone)]
 pub struct RedisMarks {
     con: ConnectionManager,
@@ -85,6 +86,7 @@ fn map(e: redis::RedisError) -> GraphError {
 }
 
 impl RedisMarks {
+    /// The marks of `target`, under `keys`.
     pub fn new(con: ConnectionManager, keys: Keys, target: &str) -> Self {
         RedisMarks {
             con,

@@ -6,6 +6,7 @@
 
 pub mod cypher;
 pub mod falkordb;
+#[allow(missing_docs)] // GRAPH.BULK's writer: its public items are still to document
 pub mod falkordb_bulk;
 pub mod marks;
 pub mod neo4j;
@@ -73,6 +74,8 @@ impl std::fmt::Display for LoadMethod {
     }
 }
 
+/// Why a graph-store operation failed, by what the caller should do.
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, Error)]
 pub enum GraphError {
     /// Connection loss, timeouts, a server that is busy or restarting: the same
@@ -90,9 +93,11 @@ pub enum GraphError {
 }
 
 impl GraphError {
+    /// Worth retrying later.
     pub fn is_transient(&self) -> bool {
         matches!(self, GraphError::Transient(_))
     }
+    /// The caller lost its lock.
     pub fn is_fenced(&self) -> bool {
         matches!(self, GraphError::Fenced(_))
     }
@@ -103,7 +108,9 @@ impl GraphError {
 /// when it has seen a higher token for the customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
+    /// The customer whose lock the caller holds.
     pub customer: String,
+    /// That lock's fencing token.
     pub token: u64,
 }
 
@@ -140,6 +147,7 @@ impl DbState {
         matches!(self, DbState::Verified)
     }
 
+    /// The state as the mark stores it and messages show it.
     pub fn as_str(self) -> &'static str {
         match self {
             DbState::Loading => "loading",
@@ -166,17 +174,22 @@ pub enum SwitchMode {
 /// Resource figures for the health gate; `None` where the store has no such figure.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {
+    /// Databases on the server.
     pub databases: usize,
     /// The server's own limit on databases (Neo4j's `dbms.max_databases`).
     pub max_databases: Option<usize>,
+    /// Heap (Neo4j) or memory (FalkorDB) in use, in percent.
     pub memory_used_percent: Option<f64>,
+    /// Page cache in use, in percent (Neo4j).
     pub pagecache_used_percent: Option<f64>,
 }
 
 /// Node and relationship counts of one database.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Nodes.
     pub nodes: u64,
+    /// Relationships.
     pub relationships: u64,
 }
 
@@ -184,18 +197,26 @@ pub struct Counts {
 /// guards compare and what "what changed" shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Census {
+    /// Nodes.
     pub nodes: u64,
+    /// Relationships.
     pub relationships: u64,
+    /// Nodes per label.
     pub labels: std::collections::BTreeMap<String, u64>,
+    /// Relationships per type.
     pub types: std::collections::BTreeMap<String, u64>,
 }
 
 /// The one value a check query returned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// No value.
     Null,
     /// Anything else, as text (a string, a list, a node), or a reply that
     /// was not one row of one column (`"2 rows"`).
@@ -222,15 +243,20 @@ impl Scalar {
 /// A property column to write: its (checked) name and values.
 #[derive(Debug, Clone, Copy)]
 pub struct Prop<'a> {
+    /// The property's name.
     pub name: &'a str,
+    /// Its values, one per row of the batch.
     pub values: &'a Values,
 }
 
 /// Creates one node per row in `rows`, with `labels` and `props`.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeWrite<'a> {
+    /// The labels every node gets.
     pub labels: &'a [&'a str],
+    /// The property columns.
     pub props: &'a [Prop<'a>],
+    /// The rows of the batch to write.
     pub rows: &'a [usize],
 }
 
@@ -244,9 +270,13 @@ pub type NodeRef = i64;
 /// many were created, which must be all of them.
 #[derive(Debug, Clone, Copy)]
 pub struct RelWrite<'a> {
+    /// The relationships' type.
     pub rel_type: &'a str,
+    /// Start and end node of each row, aligned with `rows`.
     pub ends: &'a [[NodeRef; 2]],
+    /// The property columns.
     pub props: &'a [Prop<'a>],
+    /// The rows of the batch to write.
     pub rows: &'a [usize],
 }
 
@@ -274,7 +304,9 @@ pub trait GraphWriter: Send + Sync {
         db: &str,
         write: &NodeWrite<'_>,
     ) -> Result<Vec<NodeRef>, GraphError>;
+    /// Creates the relationships and returns how many it created.
     async fn write_relationships(&self, db: &str, write: &RelWrite<'_>) -> Result<u64, GraphError>;
+    /// The database's node and relationship counts.
     async fn counts(&self, db: &str) -> Result<Counts, GraphError>;
 
     /// Why this store cannot keep any value of the declared type `ty`, if it
@@ -307,9 +339,11 @@ pub trait GraphWriter: Send + Sync {
 /// (databases, aliases, health).
 #[async_trait]
 pub trait GraphStore: GraphWriter {
+    /// Which adapter this is.
     fn kind(&self) -> GraphKind;
     /// Reachable and answering.
     async fn ping(&self) -> Result<(), GraphError>;
+    /// The figures the health gate compares with its thresholds.
     async fn health(&self) -> Result<Health, GraphError>;
     /// Every database/graph the server holds (snapswitch's and others).
     async fn list_databases(&self) -> Result<Vec<String>, GraphError>;

@@ -22,8 +22,11 @@ pub const DEFAULT_TARGET: &str = "default";
 /// The health-gate thresholds of one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthThresholds {
+    /// The most databases the server may hold before loads wait.
     pub max_databases: usize,
+    /// The heap use, in percent, above which loads wait.
     pub heap_threshold_percent: u8,
+    /// The page-cache use, in percent, above which loads wait.
     pub pagecache_threshold_percent: u8,
 }
 
@@ -31,16 +34,23 @@ pub struct HealthThresholds {
 /// loads and gate them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphTarget {
+    /// `default` or the name of its `[targets.<name>]` table.
     pub name: String,
+    /// Which adapter speaks to it.
     pub kind: GraphKind,
+    /// Its server.
     pub url: ServiceUrl,
+    /// The user (Bolt).
     pub user: String,
+    /// The password (Bolt).
     pub password: Secret,
     /// CA file for a TLS URL (`None`: the system's trust store).
     pub ca_file: Option<PathBuf>,
+    /// Loads the fleet runs on it at once.
     pub max_concurrent_loads: u32,
     /// How loads into this target write.
     pub load_method: LoadMethod,
+    /// When loads wait for it.
     pub health: HealthThresholds,
 }
 
@@ -71,10 +81,17 @@ pub fn target_of<'a>(
 /// A routing that names a target the list does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TargetError {
+    /// `default_target` names no target.
     #[error("default_target = {0:?}: not a defined target")]
     UnknownDefault(String),
     #[error("customer_targets.{customer} = {target:?}: not a defined target")]
-    UnknownForCustomer { customer: String, target: String },
+    /// A `customer_targets` entry names no target.
+    UnknownForCustomer {
+        /// The customer.
+        customer: String,
+        /// The target it names.
+        target: String,
+    },
 }
 
 /// The active targets and the routing of customers to them.
@@ -121,6 +138,7 @@ impl Targets {
         &self.targets
     }
 
+    /// The target called `name`.
     pub fn get(&self, name: &str) -> Option<&GraphTarget> {
         self.targets.iter().find(|t| t.name == name)
     }

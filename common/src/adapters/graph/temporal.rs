@@ -19,6 +19,7 @@ use chrono_tz::Tz;
 
 use crate::adapters::graph::values::{Cell, Duration, Point};
 
+/// A `date` (`YYYY-MM-DD`).
 pub fn date(s: &str) -> Result<Cell, String> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
         .map(Cell::Date)
@@ -31,6 +32,7 @@ fn naive_time(s: &str) -> Result<NaiveTime, String> {
         .map_err(|e| format!("`{s}` is not a time (HH:MM:SS[.fffffffff]): {e}"))
 }
 
+/// A `localtime` (`HH:MM:SS[.fffffffff]`).
 pub fn localtime(s: &str) -> Result<Cell, String> {
     naive_time(s.trim()).map(Cell::LocalTime)
 }
@@ -67,6 +69,7 @@ fn split_offset(s: &str) -> Result<(&str, Option<FixedOffset>), String> {
     Ok((head, Some(offset)))
 }
 
+/// A `time`: a local time with an offset (`Z`, `+01:00`).
 pub fn time(s: &str) -> Result<Cell, String> {
     let t = s.trim();
     let (head, offset) = split_offset(t)?;
@@ -80,10 +83,12 @@ fn naive_datetime(s: &str) -> Result<NaiveDateTime, String> {
         .map_err(|e| format!("`{s}` is not a date and time (YYYY-MM-DDTHH:MM:SS[.fffffffff]): {e}"))
 }
 
+/// A `localdatetime` (`YYYY-MM-DDTHH:MM:SS[.f]`).
 pub fn localdatetime(s: &str) -> Result<Cell, String> {
     naive_datetime(s.trim()).map(Cell::LocalDateTime)
 }
 
+/// A `datetime`: a local date and time with an offset or a named zone.
 pub fn datetime(s: &str) -> Result<Cell, String> {
     let t = s.trim();
     if let Some(open) = t.find('[') {

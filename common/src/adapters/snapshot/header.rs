@@ -20,15 +20,25 @@ pub enum PropType {
     Short,
     /// `byte`: 8-bit range.
     Byte,
+    /// `float`, `double`: 64-bit floating point.
     Float,
+    /// `boolean`: `true` or `false`.
     Bool,
+    /// `string`, `char`: text (an undeclared column is text too).
     String,
+    /// `date`: a calendar date.
     Date,
+    /// `localtime`: a time of day without a zone.
     LocalTime,
+    /// `time`: a time of day with an offset.
     Time,
+    /// `localdatetime`: a date and time without a zone.
     LocalDateTime,
+    /// `datetime`: a date and time with an offset or a named zone.
     DateTime,
+    /// `duration`: months, days and seconds.
     Duration,
+    /// `point`: a 2D or 3D point, cartesian or WGS-84.
     Point,
 }
 
@@ -97,23 +107,35 @@ pub const GLOBAL_ID_SPACE: &str = "__global__";
 pub enum Column {
     /// The node id, in an ID space; stored as the property `property`.
     Id {
+        /// The ID space (`__global__` when the header names none).
         space: String,
+        /// The property the id is stored as.
         property: String,
     },
+    /// `:LABEL`: the node's labels.
     Label,
+    /// `:START_ID`: the start node's id.
     StartId {
+        /// The start node's ID space.
         space: String,
     },
+    /// `:END_ID`: the end node's id.
     EndId {
+        /// The end node's ID space.
         space: String,
     },
+    /// `:TYPE`: the relationship's type.
     Type,
+    /// A property.
     Property {
+        /// The property's name.
         name: String,
+        /// Its declared type (`None`: string).
         ty: Option<PropType>,
         /// `type[]`: an array, split at the array delimiter in CSV.
         array: bool,
     },
+    /// `:IGNORE`: a column not loaded.
     Ignore,
 }
 
@@ -227,8 +249,11 @@ pub fn parse_column(column: &str) -> Result<Column, String> {
 /// A property column: its index, name and declared type (if any).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PropColumn {
+    /// The column's position in the file.
     pub index: usize,
+    /// The property's name.
     pub name: String,
+    /// Its declared type (`None`: string).
     pub ty: Option<PropType>,
     /// `type[]`.
     pub array: bool,
@@ -237,24 +262,33 @@ pub struct PropColumn {
 /// How to read a node file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
+    /// The position of the `:ID` column.
     pub id_index: usize,
+    /// The ID space of the file's ids.
     pub id_space: String,
+    /// The property the id is stored as.
     pub id_property: String,
+    /// The position of the `:LABEL` column, if any.
     pub label_index: Option<usize>,
     /// Labels every node of the file carries, from how the file is named
     /// (neo4j-admin's `--nodes=Label=file`; see `layout::Input`).
     pub labels: Vec<String>,
     /// Properties other than the id.
     pub properties: Vec<PropColumn>,
+    /// Every column, in file order.
     pub columns: Vec<Column>,
 }
 
 /// How to read a relationship file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelSpec {
+    /// The position of the `:START_ID` column.
     pub start_index: usize,
+    /// The start nodes' ID space.
     pub start_space: String,
+    /// The position of the `:END_ID` column.
     pub end_index: usize,
+    /// The end nodes' ID space.
     pub end_space: String,
     /// The `:TYPE` column; `None` when the type comes from how the file is
     /// named ([`RelSpec::fixed_type`]).
@@ -262,7 +296,9 @@ pub struct RelSpec {
     /// The type of every relationship of a file without `:TYPE` (neo4j-admin's
     /// `--relationships=TYPE=file`).
     pub fixed_type: Option<String>,
+    /// The property columns.
     pub properties: Vec<PropColumn>,
+    /// Every column, in file order.
     pub columns: Vec<Column>,
 }
 
@@ -354,6 +390,7 @@ fn properties(columns: &[Column]) -> Vec<PropColumn> {
 }
 
 impl NodeSpec {
+    /// Reads a node file's header from its column names.
     pub fn parse(names: &[String]) -> Result<NodeSpec, String> {
         let columns = parse_all(names)?;
         let mut id = None;
@@ -394,6 +431,7 @@ impl NodeSpec {
 }
 
 impl RelSpec {
+    /// Reads a relationship file's header from its column names.
     pub fn parse(names: &[String]) -> Result<RelSpec, String> {
         RelSpec::parse_named(names, None)
     }

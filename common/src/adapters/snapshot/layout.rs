@@ -9,21 +9,28 @@ use super::SnapshotError;
 
 /// Written last by the ETL job: the snapshot is complete.
 pub const READY_MARKER: &str = "_SUCCESS";
+/// The directory of node files in a snapshot.
 pub const NODES_DIR: &str = "nodes";
+/// The directory of relationship files in a snapshot.
 pub const RELATIONSHIPS_DIR: &str = "relationships";
 
 /// A complete snapshot found under the data root.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ReadySnapshot {
+    /// Whose snapshot.
     pub customer: Customer,
+    /// Its id (its directory's name).
     pub id: SnapshotId,
+    /// Its directory.
     pub dir: PathBuf,
 }
 
 /// File formats snapswitch reads, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
+    /// CSV: plain, `.csv.gz` or `.zip`.
     Csv,
+    /// Parquet.
     Parquet,
     /// Arrow IPC file format (`.arrow`, `.feather`, `.ipc`).
     ArrowFile,
@@ -36,6 +43,7 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
+    /// The format `path`'s extension names (`None`: not a data file).
     pub fn of(path: &Path) -> Option<FileFormat> {
         let name = path.file_name()?.to_str()?.to_ascii_lowercase();
         if name.ends_with(".csv.gz") {
@@ -64,6 +72,7 @@ impl FileFormat {
 /// One data file to load, and what its naming says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input {
+    /// The file.
     pub path: PathBuf,
     /// The separate header file of its group (neo4j-admin's
     /// `--nodes=header.csv,part1.csv`): the data file then has no header line.

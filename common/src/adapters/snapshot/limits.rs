@@ -22,6 +22,7 @@ pub struct LineLimit<R> {
 }
 
 impl<R: Read> LineLimit<R> {
+    /// `inner`, failing on a line longer than `max` bytes.
     pub fn new(inner: R, max: usize) -> Self {
         LineLimit {
             inner,

@@ -26,6 +26,7 @@ pub const MANIFEST_VERSION: u64 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Always 1.
     pub manifest_version: u64,
     /// Every data file (and group header file) of the snapshot, by its path
     /// relative to the snapshot directory with `/` separators
@@ -39,11 +40,13 @@ pub struct Manifest {
     pub relationship_types: Option<BTreeMap<String, u64>>,
 }
 
+/// What the manifest says of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
     /// Lower-case hex SHA-256 of the file's bytes as stored.
     pub sha256: String,
+    /// Its size in bytes, when given.
     #[serde(default)]
     pub bytes: Option<u64>,
     /// Data rows (without the header line) the file holds.
@@ -54,8 +57,11 @@ pub struct FileEntry {
 /// What one file on disk is: its relative path, size and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileFact {
+    /// Relative to the snapshot directory, `/`-separated.
     pub path: String,
+    /// Its size in bytes.
     pub bytes: u64,
+    /// Lower-case hex SHA-256 of its bytes.
     pub sha256: String,
 }
 
@@ -239,10 +245,13 @@ pub fn compare_files(m: &Manifest, facts: &[FileFact]) -> Vec<String> {
 /// What the load put in the database, for [`compare_counts`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Loaded {
+    /// Nodes created.
     pub nodes: u64,
     /// Relationship rows read (created plus skipped as dangling).
     pub relationship_rows: u64,
+    /// Nodes per label.
     pub labels: BTreeMap<String, u64>,
+    /// Relationships per type.
     pub types: BTreeMap<String, u64>,
 }
 

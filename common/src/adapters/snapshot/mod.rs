@@ -17,6 +17,8 @@ use thiserror::Error;
 pub use header::{Column, NodeSpec, PropType, RelSpec};
 pub use layout::{ReadySnapshot, READY_MARKER};
 
+/// Why a snapshot cannot be read.
+#[allow(missing_docs)] // each variant is described by its #[error] text
 #[derive(Debug, Error)]
 pub enum SnapshotError {
     #[error("snapshot directory {0} does not exist")]
@@ -48,6 +50,7 @@ impl SnapshotError {
         matches!(self, SnapshotError::NotReady(_))
     }
 
+    /// A format error in `file`.
     pub fn format(file: &std::path::Path, message: impl Into<String>) -> Self {
         SnapshotError::Format {
             file: file.display().to_string(),

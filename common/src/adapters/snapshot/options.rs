@@ -22,8 +22,11 @@ pub const OPTIONS_FILE: &str = "import.toml";
 /// How CSV files of one snapshot are split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImportOptions {
+    /// The field delimiter (default `,`).
     pub delimiter: u8,
+    /// The delimiter inside an array value (default `;`).
     pub array_delimiter: char,
+    /// The quote character (default `"`).
     pub quote: u8,
 }
 

@@ -117,10 +117,12 @@ fn csv_type(_column: &Column) -> DataType {
 /// Record batches of one file, produced by a blocking reader thread.
 pub struct BatchStream {
     rx: mpsc::Receiver<Result<RecordBatch, SnapshotError>>,
+    /// The file being read.
     pub path: PathBuf,
 }
 
 impl BatchStream {
+    /// The next batch; `None` at the end of the file.
     pub async fn next(&mut self) -> Option<Result<RecordBatch, SnapshotError>> {
         self.rx.recv().await
     }

@@ -22,10 +22,14 @@ const LAST: [&str; 12] = [
 ];
 const SECTORS: [&str; 5] = ["software", "energy", "retail", "health", "finance"];
 
+/// The file format of a sample snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleFormat {
+    /// CSV files.
     Csv,
+    /// Parquet files.
     Parquet,
+    /// Arrow IPC files.
     Arrow,
 }
 
@@ -56,12 +60,16 @@ impl std::str::FromStr for SampleFormat {
 /// Size and shape of a sample snapshot.
 #[derive(Debug, Clone)]
 pub struct SampleSpec {
+    /// `Person` nodes.
     pub people: usize,
+    /// `Company` nodes.
     pub companies: usize,
     /// `KNOWS` relationships between people (each person also `WORKS_AT` one
     /// company when there are companies).
     pub knows: usize,
+    /// The files' format.
     pub format: SampleFormat,
+    /// The random seed (the same seed makes the same snapshot).
     pub seed: u64,
 }
 
@@ -78,10 +86,12 @@ impl SampleSpec {
         }
     }
 
+    /// Nodes the snapshot holds.
     pub fn node_count(&self) -> u64 {
         (self.people + self.companies) as u64
     }
 
+    /// Relationships the snapshot holds.
     pub fn relationship_count(&self) -> u64 {
         let works = if self.companies > 0 { self.people } else { 0 };
         (self.knows + works) as u64

@@ -29,14 +29,22 @@ pub const SCHEMA_FILE: &str = "schema.cypher";
 pub enum SchemaStatement {
     /// A range index on node properties.
     Index {
+        /// The label.
         label: String,
+        /// The indexed properties.
         properties: Vec<String>,
     },
     /// A uniqueness constraint on one node property.
-    Unique { label: String, property: String },
+    Unique {
+        /// The label.
+        label: String,
+        /// The unique property.
+        property: String,
+    },
 }
 
 impl SchemaStatement {
+    /// The statement in a line, for messages.
     pub fn describe(&self) -> String {
         match self {
             SchemaStatement::Index { label, properties } => {

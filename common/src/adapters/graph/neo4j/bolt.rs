@@ -20,6 +20,7 @@ use crate::adapters::secret::{Secret, ServiceUrl};
 /// Where Bolt servers' Cypher differs on the load path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// Neo4j: waits for new indexes with `db.awaitIndexes`.
     Neo4j,
     /// ArcadeDB's Bolt plugin: indexes are complete when `CREATE INDEX`
     /// returns, and it has no `db.awaitIndexes` procedure (calling it fails).
@@ -44,6 +45,7 @@ pub struct BoltWriter {
 }
 
 impl BoltWriter {
+    /// A Bolt connection pool of `pool` connections to `url`.
     pub fn connect(
         url: &ServiceUrl,
         user: &str,
@@ -80,6 +82,7 @@ impl BoltWriter {
         Ok(BoltWriter { graph, dialect })
     }
 
+    /// The neo4rs pool.
     pub fn graph(&self) -> &Graph {
         &self.graph
     }

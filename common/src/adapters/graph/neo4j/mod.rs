@@ -28,6 +28,7 @@ use crate::contract::ident::DatabaseName;
 
 const SYSTEM: &str = "system";
 
+/// A Neo4j (or ArcadeDB, through Bolt) store: the load path and the admin path.
 pub struct Neo4jStore {
     bolt: BoltWriter,
     /// Lifecycle marks and the fence check, in the coordination Redis.
@@ -37,7 +38,9 @@ pub struct Neo4jStore {
 /// What `dbms.components()` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edition {
+    /// `enterprise` or `community`.
     pub edition: String,
+    /// The server version.
     pub version: String,
 }
 
@@ -118,6 +121,7 @@ impl Neo4jStore {
         }
     }
 
+    /// The server's edition and version.
     pub async fn edition(&self) -> Result<Edition, GraphError> {
         let mut stream = self
             .bolt

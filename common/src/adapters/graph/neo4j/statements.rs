@@ -39,6 +39,7 @@ pub fn drop_database(db: &str) -> String {
     format!("DROP DATABASE {} IF EXISTS WAIT", quote(db))
 }
 
+/// Points `alias` at `db`.
 pub fn switch_alias(alias: &str, db: &str) -> String {
     format!(
         "CREATE OR REPLACE ALIAS {} FOR DATABASE {}",
@@ -47,6 +48,7 @@ pub fn switch_alias(alias: &str, db: &str) -> String {
     )
 }
 
+/// Removes `alias`.
 pub fn drop_alias(alias: &str) -> String {
     format!("DROP ALIAS {} IF EXISTS FOR DATABASE", quote(alias))
 }
@@ -66,6 +68,7 @@ pub const AWAIT_INDEXES: &str = "CALL db.awaitIndexes(300)";
 /// Census (the guards, "what changed"): the labels and relationship types
 /// in use; each is then counted on its own.
 pub const LABELS: &str = "CALL db.labels() YIELD label RETURN label";
+/// The relationship types in use.
 pub const TYPES: &str =
     "CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS type";
 

@@ -30,10 +30,15 @@ pub use cells::{parse_bool, parse_cell};
 /// One cell.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
+    /// No value.
     Null,
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A boolean.
     Bool(bool),
+    /// A string.
     Str(&'a str),
     /// An array, temporal value or point.
     Cell(&'a Cell),
@@ -43,8 +48,11 @@ pub enum Value<'a> {
 /// has no fixed number of days, nor a day of seconds), plus nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Duration {
+    /// Whole months.
     pub months: i64,
+    /// Whole days.
     pub days: i64,
+    /// Whole seconds.
     pub seconds: i64,
     /// 0 to 999 999 999, as Neo4j keeps it (-1.5 s is -2 s + 500 000 000 ns).
     pub nanos: i64,
@@ -66,29 +74,42 @@ impl Duration {
 /// 4979 WGS-84-3D (z = height), 7203 cartesian, 9157 cartesian-3D.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
+    /// The coordinate reference system (see above).
     pub srid: u32,
+    /// x, or longitude.
     pub x: f64,
+    /// y, or latitude.
     pub y: f64,
+    /// z, or height, in 3D.
     pub z: Option<f64>,
 }
 
 /// An owned value of the kinds that are not plain Arrow arrays.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A boolean.
     Bool(bool),
+    /// A string.
     Str(String),
+    /// A date (`date`).
     Date(NaiveDate),
+    /// A time of day without a zone (`localtime`).
     LocalTime(NaiveTime),
     /// A time of day with a UTC offset (`time`).
     Time(NaiveTime, FixedOffset),
+    /// A date and time without a zone (`localdatetime`).
     LocalDateTime(NaiveDateTime),
     /// A date and time with a UTC offset (`datetime` with `+01:00` or `Z`).
     DateTime(DateTime<FixedOffset>),
     /// A local date and time in a named time zone (`datetime` with `[Europe/Berlin]`).
     ZonedDateTime(NaiveDateTime, Tz),
+    /// A duration.
     Duration(Duration),
+    /// A point.
     Point(Point),
     /// An array: never holds nulls (no store keeps them in a property).
     List(Vec<Cell>),
@@ -99,21 +120,30 @@ pub enum Cell {
 /// `date(…)`) read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CellKind {
+    /// The element type.
     pub ty: PropType,
+    /// Each cell is an array of it.
     pub array: bool,
 }
 
 /// A column normalised to one of the four stored types, or to cells.
 #[derive(Debug, Clone)]
 pub enum Values {
+    /// Integers.
     Int(Int64Array),
+    /// Floats.
     Float(Float64Array),
+    /// Booleans.
     Bool(BooleanArray),
+    /// Strings.
     Str(StringArray),
     /// A column of nulls (Arrow's Null type).
     Null,
+    /// Arrays, temporal values or points, converted once.
     Cells {
+        /// What each cell holds.
         kind: CellKind,
+        /// One per row; `None` for a null.
         cells: Vec<Option<Cell>>,
     },
 }
@@ -121,6 +151,7 @@ pub enum Values {
 /// How a property column is declared in its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Declared {
+    /// The declared type (`None`: string).
     pub ty: Option<PropType>,
     /// `type[]`.
     pub array: bool,
@@ -374,6 +405,7 @@ impl Values {
         })
     }
 
+    /// The value of `row`.
     pub fn get(&self, row: usize) -> Value<'_> {
         match self {
             Values::Int(a) if a.is_valid(row) => Value::Int(a.value(row)),
