@@ -71,11 +71,15 @@ fn layer_rank(unit: &str) -> usize {
 /// the module it names.
 fn root_aliases(lib: &str) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for line in lib.lines() {
-        let Some(rest) = line.trim().strip_prefix("pub use ") else {
+    // `pub use a::{b, c};` may span lines (rustfmt wraps long lists).
+    for statement in lib.split(';') {
+        let statement: String = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+        let Some(rest) = statement
+            .find("pub use ")
+            .map(|at| &statement[at + "pub use ".len()..])
+        else {
             continue;
         };
-        let rest = rest.trim_end_matches(';');
         let (base, names) = match rest.split_once("::{") {
             Some((base, names)) => (base, names.trim_end_matches('}')),
             None => match rest.rsplit_once("::") {
