@@ -416,10 +416,10 @@ fn fresh_binary(name: &str) -> Result<PathBuf, String> {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
     let built = modified(&path)
         .map_err(|_| format!("{} is not built (cargo build --bins)", path.display()))?;
-    let source = modified(&repo("common/src/config/mod.rs")).unwrap();
+    let source = modified(&repo("common/src/config/model.rs")).unwrap();
     if built < source {
         return Err(format!(
-            "{} is older than common/src/config/mod.rs (cargo build --bins)",
+            "{} is older than common/src/config/model.rs (cargo build --bins)",
             path.display()
         ));
     }
