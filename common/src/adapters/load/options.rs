@@ -176,7 +176,7 @@ impl LoadOptions {
         self
     }
 
-    /// These options with the duplicate-node policy `duplicates`.
+    /// These options with the given duplicate-node policy.
     pub fn with_duplicates(mut self, duplicates: DuplicatePolicy) -> Self {
         self.duplicates = duplicates;
         self
