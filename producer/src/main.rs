@@ -561,7 +561,10 @@ async fn announcer_with(
     Ok(Announcer::new(
         std::sync::Arc::new(connection),
         publisher,
-        common::broker::BrokerAddress::of_config(config, "snapswitch-producer"),
+        common::broker::BrokerAddress {
+            options: config.into(),
+            name: "snapswitch-producer".into(),
+        },
         topology,
         state,
         metrics,

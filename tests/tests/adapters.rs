@@ -274,7 +274,10 @@ async fn blue_green_cycle_on_neo4j_when_configured() {
         ),
         ..Config::default()
     };
-    let store = common::graph::connect(&config).await.unwrap();
+    let target = common::targets::GraphTarget::top_level(&config);
+    let store = common::graph::connect_target(&target, config.graph_pool_size())
+        .await
+        .unwrap();
     store.ping().await.unwrap();
     blue_green_cycle(store.as_ref()).await;
     store.drop_database("bgtest-1767741427").await.unwrap();
