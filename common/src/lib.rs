@@ -1,43 +1,47 @@
-//! snapswitch's shared library: the contract every process agrees on and the
-//! adapters to the outside world. Nothing in here decides what to do with an
-//! event; that is the worker's job.
+//! snapswitch's shared library, in four layers. Each may use itself and the
+//! layers before it in this list, never one after it (checked by
+//! `tests/tests/layers.rs`, with no import circle between modules):
 //!
-//! The contract:
-//! - [`event`]: the versioned snapshot event (JSON body) and its validation;
-//! - [`ident`]: customer names, snapshot ids, database names;
-//! - [`topology`]: AMQP exchange/queue names, arguments and header names;
-//! - [`keys`]: every Redis key;
-//! - [`config`]: the configuration struct, its layering and validation;
-//! - [`targets`]: the graph databases of a deployment and which one serves
-//!   each customer.
+//! 1. [`contract`] — what every process agrees on; no I/O:
+//!    [`contract::event`] (the versioned snapshot event and its validation),
+//!    [`contract::ident`] (customer names, snapshot ids, database names),
+//!    [`contract::keys`] (every Redis key), [`contract::topology`] (AMQP
+//!    names, arguments, header names).
+//! 2. [`adapters`] — the outside world, thin, tested against the real
+//!    services; none reads the configuration, each takes its own options:
+//!    [`adapters::secret`] (values that never print a password),
+//!    [`adapters::tls`] (the rustls provider and CA files),
+//!    [`adapters::broker`] (RabbitMQ), [`adapters::state`],
+//!    [`adapters::claims`] (the producer's publish-once ledger),
+//!    [`adapters::lock`] and [`adapters::slots`] (Redis),
+//!    [`adapters::snapshot`] (the snapshot tree on disk and its readers),
+//!    [`adapters::graph`] (the graph-store traits, FalkorDB and Neo4j, the
+//!    resolved graph targets), [`adapters::load`] (one snapshot into one
+//!    database) with its id map [`adapters::idmap`].
+//! 3. [`config`] — the configuration: [`config::model`] (the struct),
+//!    [`config::layering`] (defaults, file, environment, flags, secret
+//!    files), [`config::validate`], [`config::targets`] (the
+//!    `[targets.<name>]` tables) and [`config::build`] (the adapters'
+//!    options, built from it).
+//! 4. [`ops`] — running a process; may read the whole configuration:
+//!    [`ops::metrics`], [`ops::otel`] and [`ops::telemetry`] (traces and
+//!    logs), [`ops::http`], [`ops::status`] (the fleet status),
+//!    [`ops::doctor`] (the preflight checks).
 //!
-//! The adapters (thin, tested against the real services):
-//! - [`broker`]: RabbitMQ through lapin;
-//! - [`lock`] and [`state`]: Redis through the redis crate;
-//! - [`graph`]: the graph-store trait with FalkorDB and Neo4j adapters;
-//! - [`snapshot`]: the snapshot tree on disk and its file readers;
-//! - [`load`]: one snapshot into one database;
-//! - [`doctor`]: the preflight checks of both binaries;
-//! - [`tls`]: the rustls provider and CA files for the three services.
+//! Nothing in here decides what to do with an event; that is the worker's
+//! job (its pure core is `worker/src/decide.rs`). The few pure decisions that
+//! live here sit beside the adapter whose data they judge
+//! (`adapters::graph::target::target_of`, `adapters::graph::DbState::may_go_live`).
+//!
+//! The flat paths the binaries use (`common::event`, `common::graph`,
+//! `common::targets`, …) are re-exports of the layered modules, nothing more.
 
-pub mod broker;
+pub mod adapters;
 pub mod config;
-pub mod doctor;
-pub mod event;
-pub mod graph;
-pub mod http;
-pub mod ident;
-pub mod idmap;
-pub mod keys;
-pub mod load;
-pub mod lock;
-pub mod metrics;
-pub mod otel;
-pub mod slots;
-pub mod snapshot;
-pub mod state;
-pub mod status;
-pub mod targets;
-pub mod telemetry;
-pub mod tls;
-pub mod topology;
+pub mod contract;
+pub mod ops;
+
+pub use adapters::{broker, claims, graph, idmap, load, lock, slots, snapshot, state, tls};
+pub use config::targets;
+pub use contract::{event, ident, keys, topology};
+pub use ops::{doctor, http, metrics, otel, status, telemetry};

@@ -558,13 +558,17 @@ async fn announcer_with(
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
     let publisher = common::broker::Publisher::new(&connection).await?;
-    Ok(Announcer {
-        connection: std::sync::Arc::new(connection),
+    Ok(Announcer::new(
+        std::sync::Arc::new(connection),
         publisher,
+        common::broker::BrokerAddress {
+            options: config.into(),
+            name: "snapswitch-producer".into(),
+        },
         topology,
         state,
         metrics,
-    })
+    ))
 }
 
 fn generate(

@@ -168,7 +168,7 @@ fn listen_addr(what: &str, addr: &str) -> SocketAddr {
 }
 
 /// The OpenTelemetry variables the deployment files may use: standard names
-/// the SDK (common/src/otel.rs) reads.
+/// the SDK (common/src/ops/otel.rs) reads.
 const OTEL_STANDARD: [&str; 5] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
@@ -416,10 +416,10 @@ fn fresh_binary(name: &str) -> Result<PathBuf, String> {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
     let built = modified(&path)
         .map_err(|_| format!("{} is not built (cargo build --bins)", path.display()))?;
-    let source = modified(&repo("common/src/config.rs")).unwrap();
+    let source = modified(&repo("common/src/config/model.rs")).unwrap();
     if built < source {
         return Err(format!(
-            "{} is older than common/src/config.rs (cargo build --bins)",
+            "{} is older than common/src/config/model.rs (cargo build --bins)",
             path.display()
         ));
     }

@@ -39,7 +39,7 @@ impl Graphs {
             let marks = RedisMarks::new(redis.clone(), keys.clone(), &target.name);
             let store = connect_one(
                 target,
-                common::graph::pool_size(config),
+                config.graph_pool_size(),
                 config.connect_timeout(),
                 marks,
             )

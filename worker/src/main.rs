@@ -197,7 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         pipeline: pipeline.clone(),
         reporter: common::status::Reporter {
             state: pipeline.state.clone(),
-            connection: connection.clone(),
+            connection: common::broker::SharedConnection::new(connection.clone()),
             topology: topology.clone(),
             metrics: pipeline.metrics.clone(),
             scan_interval: config.scan_interval,
