@@ -20,6 +20,7 @@
 //! - [`doctor`]: the preflight checks of both binaries;
 //! - [`tls`]: the rustls provider and CA files for the three services.
 
+pub mod alias;
 pub mod broker;
 pub mod config;
 pub mod doctor;
@@ -31,6 +32,7 @@ pub mod idmap;
 pub mod keys;
 pub mod load;
 pub mod lock;
+pub mod lock_wait;
 pub mod metrics;
 pub mod otel;
 pub mod slots;

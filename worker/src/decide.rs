@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::graph::{DbState, Health};
 use common::ident::SnapshotId;
+use common::targets::HealthThresholds;
 
 /// What the graph database and Redis say about one customer, read under its lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,18 +117,10 @@ pub fn repair_target(
     (newest > alias).then_some(newest)
 }
 
-/// Thresholds of the health gate (from the config).
-#[derive(Debug, Clone, Copy)]
-pub struct HealthLimits {
-    pub max_databases: usize,
-    pub heap_threshold_percent: u8,
-    pub pagecache_threshold_percent: u8,
-}
-
 /// `Err(reason)` when the graph database is too busy to take another load.
 /// A new load adds one database, so the gate refuses at `max_databases` (the
 /// config's, or the server's own limit when that is lower).
-pub fn health_verdict(health: &Health, limits: &HealthLimits) -> Result<(), String> {
+pub fn health_verdict(health: &Health, limits: &HealthThresholds) -> Result<(), String> {
     if health.databases >= limits.max_databases {
         return Err(format!(
             "graph server holds {} databases, max_databases is {}",
@@ -516,7 +509,7 @@ mod tests {
 
     #[test]
     fn health_gate() {
-        let limits = HealthLimits {
+        let limits = HealthThresholds {
             max_databases: 10,
             heap_threshold_percent: 85,
             pagecache_threshold_percent: 90,

@@ -19,9 +19,11 @@ use common::graph::{Fence, GraphStore, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::lock;
 
+use common::alias::{alias_target, database_states};
+
 use crate::decide;
 use crate::graphs::TargetGraph;
-use crate::pipeline::{database_states, Pipeline};
+use crate::pipeline::Pipeline;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -145,12 +147,7 @@ async fn reconcile_customer(
     fence: &Fence,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut alias = store
-        .alias_target(customer.as_str())
-        .await?
-        .and_then(|t| DatabaseName::parse(&t).ok())
-        .filter(|d| &d.customer == customer)
-        .map(|d| d.snapshot);
+    let mut alias = alias_target(store, customer).await?;
     let states = database_states(store, customer).await?;
     // An alias behind the newest verified database moves forward.
     if let Some(newer) = decide::repair_target(&states, alias) {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use common::event::SnapshotEvent;
 use common::graph::Fence;
 use common::ident::{Customer, SnapshotId};
-use common::lock::{self, LockGuard};
+use common::lock::LockGuard;
+use common::lock_wait::{wait_for_lock, LockWait};
 use common::slots::Slot;
 use common::state::FleetState;
 use tokio_util::sync::CancellationToken;
@@ -270,30 +271,18 @@ impl Pipeline {
     }
 
     /// The lock, and when the successful attempt was sent (its TTL runs
-    /// from no earlier than that).
+    /// from no earlier than that); waits up to `lock_wait_timeout`.
     pub(super) async fn acquire_lock(
         &self,
         customer: &Customer,
     ) -> Result<Option<(LockGuard, Instant)>, Failure> {
-        let deadline = Instant::now() + Duration::from_secs(self.config.lock_wait_timeout);
+        let wait = LockWait {
+            ttl: self.config.lock_ttl(),
+            within: Duration::from_secs(self.config.lock_wait_timeout),
+            poll: Duration::from_millis(200),
+        };
         let mut con = self.state.connection();
-        loop {
-            let asked_at = Instant::now();
-            if let Some(guard) = lock::try_acquire(
-                &mut con,
-                self.state.keys(),
-                customer,
-                self.config.lock_ttl(),
-            )
-            .await?
-            {
-                return Ok(Some((guard, asked_at)));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        Ok(wait_for_lock(&mut con, self.state.keys(), customer, wait).await?)
     }
 
     /// Waits up to `slot_wait_timeout` for a load slot on `graph`'s target

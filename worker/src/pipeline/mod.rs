@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::config::Config;
 use common::event::SnapshotEvent;
-use common::graph::{DbState, Fence, GraphError, GraphStore};
+use common::graph::{DbState, Fence, GraphStore};
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::metrics::Metrics;
 use common::snapshot::layout;
@@ -35,7 +35,9 @@ use common::state::{Counter, FleetState};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::decide::{self, CustomerView, Decision, ErrorClass, HealthLimits};
+use common::alias::{alias_target, database_states, databases_of};
+
+use crate::decide::{self, CustomerView, Decision, ErrorClass};
 use crate::graphs::{Graphs, TargetGraph};
 
 use held::{Held, Lease};
@@ -259,12 +261,7 @@ impl Pipeline {
             .health()
             .instrument(tracing::info_span!("health_gate", graph_target = target))
             .await?;
-        let limits = HealthLimits {
-            max_databases: graph.target.health.max_databases,
-            heap_threshold_percent: graph.target.health.heap_threshold_percent,
-            pagecache_threshold_percent: graph.target.health.pagecache_threshold_percent,
-        };
-        let Err(reason) = decide::health_verdict(&health, &limits) else {
+        let Err(reason) = decide::health_verdict(&health, &graph.target.health) else {
             return Ok(None);
         };
         tracing::info!(customer = %step.customer(), graph_target = target, %reason, "health gate refused the load; requeued");
@@ -419,47 +416,4 @@ impl Pipeline {
         self.state.audit(what, &fields).await?;
         Ok(())
     }
-}
-
-/// The snapshot the customer's alias points to on `store`.
-pub async fn alias_target(
-    store: &dyn GraphStore,
-    customer: &Customer,
-) -> Result<Option<SnapshotId>, Failure> {
-    let target = store.alias_target(customer.as_str()).await?;
-    Ok(target
-        .and_then(|t| DatabaseName::parse(&t).ok())
-        .filter(|d| &d.customer == customer)
-        .map(|d| d.snapshot))
-}
-
-async fn databases_of(
-    store: &dyn GraphStore,
-    customer: &Customer,
-) -> Result<Vec<SnapshotId>, Failure> {
-    Ok(store
-        .list_databases()
-        .await?
-        .iter()
-        .filter_map(|n| DatabaseName::parse(n).ok())
-        .filter(|d| &d.customer == customer)
-        .map(|d| d.snapshot)
-        .collect())
-}
-
-/// The customer's databases on `store` with their lifecycle states.
-pub async fn database_states(
-    store: &dyn GraphStore,
-    customer: &Customer,
-) -> Result<Vec<(SnapshotId, DbState)>, GraphError> {
-    let mut out = Vec::new();
-    for name in store.list_databases().await? {
-        let Ok(d) = DatabaseName::parse(&name) else {
-            continue;
-        };
-        if &d.customer == customer {
-            out.push((d.snapshot, store.database_state(&name).await?));
-        }
-    }
-    Ok(out)
 }
