@@ -43,3 +43,4 @@ pub mod targets;
 pub mod telemetry;
 pub mod tls;
 pub mod topology;
+pub mod vocab;

@@ -10,6 +10,7 @@
 use common::config::Config;
 use common::graph::{DbState, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
+use common::vocab::AuditEvent;
 
 use crate::session::OperatorSession;
 
@@ -87,7 +88,7 @@ pub async fn approve(config: &Config, customer: &str, snapshot: u64) -> anyhow::
             }
         }
         st.audit(
-            "approved",
+            AuditEvent::Approved.as_str(),
             &[
                 ("customer", customer.to_string()),
                 ("snapshot_id", snapshot.to_string()),
@@ -127,7 +128,7 @@ pub async fn reject(config: &Config, customer: &str, snapshot: u64) -> anyhow::R
         let st = &session.state;
         st.clear_held(&customer, snapshot).await?;
         st.audit(
-            "rejected",
+            AuditEvent::Rejected.as_str(),
             &[
                 ("customer", customer.to_string()),
                 ("snapshot_id", snapshot.to_string()),

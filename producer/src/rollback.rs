@@ -8,6 +8,7 @@ use common::alias::database_states;
 use common::config::Config;
 use common::graph::{DbState, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
+use common::vocab::AuditEvent;
 
 use crate::session::OperatorSession;
 
@@ -118,7 +119,7 @@ pub async fn roll_back(
             .await?;
         state
             .audit(
-                "rolled_back",
+                AuditEvent::RolledBack.as_str(),
                 &[
                     ("customer", customer.to_string()),
                     ("snapshot_id", target.to_string()),

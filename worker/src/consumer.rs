@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::broker::{header_u32, Publisher};
 use common::state::Counter;
 use common::topology::{self, Topology};
+use common::vocab::AuditEvent;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -265,7 +266,7 @@ impl Consumer {
     /// probe now (within `connect_timeout`). A dependency that answers means
     /// the failure is counted against the event.
     async fn dependency_down(&self, failure: &Failure) -> bool {
-        if !matches!(failure.code, "graph_unavailable" | "redis_unavailable") {
+        if !failure.code.is_unavailable() {
             return false;
         }
         let within = self.pipeline.config.connect_timeout();
@@ -279,7 +280,7 @@ impl Consumer {
         let Ok(mut b) = self.breaker.lock() else {
             return;
         };
-        let unavailable = |f: &Failure| matches!(f.code, "graph_unavailable" | "redis_unavailable");
+        let unavailable = |f: &Failure| f.code.is_unavailable();
         match outcome {
             Outcome::Failed(f) if unavailable(f) && b.failure(Instant::now()) => {
                 self.pipeline.metrics.breaker_open.set(1);
@@ -347,7 +348,7 @@ impl Consumer {
             Outcome::Cancelled => {
                 metrics.cancelled.inc();
             }
-            Outcome::Failed(f) => metrics.fail(f.code),
+            Outcome::Failed(f) => metrics.fail(f.code.as_str()),
             _ => {}
         }
         let state = &self.pipeline.state;
@@ -373,7 +374,7 @@ impl Consumer {
                 match after_failure(failure.class, dependency_down, attempt, waits, &self.ladder) {
                     AfterFailure::Wait { delay, waits } => {
                         tracing::warn!(
-                            code = failure.code,
+                            code = %failure.code,
                             error = %failure.message,
                             delay_s = delay.as_secs(),
                             attempt,
@@ -391,7 +392,7 @@ impl Consumer {
                         tracing::info!(
                             attempt = next,
                             delay_s = delay.as_secs(),
-                            code = failure.code,
+                            code = %failure.code,
                             "retrying later"
                         );
                         let _ = state.incr(Counter::Retried, 1).await;
@@ -399,22 +400,22 @@ impl Consumer {
                         let mut fields = event_fields(&delivery.data);
                         fields.extend([
                             ("attempt", next.to_string()),
-                            ("code", failure.code.to_owned()),
+                            ("code", failure.code.to_string()),
                             ("worker", self.pipeline.worker_id.clone()),
                         ]);
-                        let _ = state.audit("retried", &fields).await;
+                        let _ = state.audit(AuditEvent::Retried.as_str(), &fields).await;
                         self.delay(&delivery, delay, next).await
                     }
                     AfterFailure::Park => {
                         let _ = state.incr(Counter::Parked, 1).await;
                         let _ = common::status::tally(state, common::status::Tally::Parked).await;
-                        metrics.park(failure.code);
+                        metrics.park(failure.code.as_str());
                         let mut fields = event_fields(&delivery.data);
                         fields.extend([
-                            ("reason", failure.code.to_owned()),
+                            ("reason", failure.code.to_string()),
                             ("worker", self.pipeline.worker_id.clone()),
                         ]);
-                        let _ = state.audit("parked", &fields).await;
+                        let _ = state.audit(AuditEvent::Parked.as_str(), &fields).await;
                         self.park(&delivery, &failure, attempt).await
                     }
                 }
@@ -478,14 +479,14 @@ impl Consumer {
         failure: &Failure,
         attempt: u32,
     ) -> anyhow::Result<()> {
-        tracing::warn!(code = failure.code, class = failure.class.as_str(), error = %failure.message, attempts = attempt + 1, "event parked in the dead-letter queue");
+        tracing::warn!(code = %failure.code, class = failure.class.as_str(), error = %failure.message, attempts = attempt + 1, "event parked in the dead-letter queue");
         let message: String = failure.message.chars().take(4000).collect();
         let failed_at = chrono::Utc::now().to_rfc3339();
         let props = republished(
             delivery,
             attempt,
             &[
-                (topology::HEADER_REASON, failure.code),
+                (topology::HEADER_REASON, failure.code.as_str()),
                 (topology::HEADER_ERROR_CLASS, failure.class.as_str()),
                 (topology::HEADER_ERROR, &message),
                 (topology::HEADER_WORKER, &self.pipeline.worker_id),

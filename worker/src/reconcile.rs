@@ -18,6 +18,7 @@ use std::time::Duration;
 use common::graph::{Fence, GraphStore, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::lock;
+use common::vocab::AuditEvent;
 
 use common::alias::{alias_target, database_states};
 
@@ -124,7 +125,7 @@ async fn report_strays(
         tracing::warn!(graph_target = %graph.target.name, key = %name, "{fix}");
         p.state
             .audit(
-                "stray_alias",
+                AuditEvent::StrayAlias.as_str(),
                 &[
                     ("customer", name.clone()),
                     ("key", name.clone()),
@@ -158,7 +159,7 @@ async fn reconcile_customer(
         tracing::warn!(%customer, %db, was = ?alias, graph_target = target, "reconciliation moved the alias forward to the newest verified database");
         p.state
             .audit(
-                "reconciled_switch",
+                AuditEvent::ReconciledSwitch.as_str(),
                 &[
                     ("customer", customer.to_string()),
                     ("snapshot_id", newer.to_string()),
@@ -180,7 +181,7 @@ async fn reconcile_customer(
         tracing::info!(%db, graph_target = target, "reconciliation dropped an orphan database");
         p.state
             .audit(
-                "reconciled_drop",
+                AuditEvent::ReconciledDrop.as_str(),
                 &[
                     ("customer", customer.to_string()),
                     ("database", db.clone()),
@@ -198,7 +199,7 @@ async fn reconcile_customer(
             tracing::info!(%customer, live = %live, was = ?record.live_snapshot, "reconciliation corrected the live snapshot in Redis");
             p.state
                 .audit(
-                    "reconciled_state",
+                    AuditEvent::ReconciledState.as_str(),
                     &[
                         ("customer", customer.to_string()),
                         ("live_snapshot", live.to_string()),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use common::config::Config;
 use common::topology::Topology;
+use common::vocab::FailureCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::{breaker, consumer, decide, gates, graphs, ops, pipeline, reconcile};
@@ -28,7 +29,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
 
     let metrics = Arc::new(common::metrics::Metrics::new(common::metrics::Role::Worker));
     // Every code at 0 from the start, so increase() sees the first failure.
-    for code in pipeline::FAILURE_CODES {
+    for code in common::vocab::FailureCode::ALL.map(FailureCode::as_str) {
         let _ = metrics
             .failed
             .get_or_create(&common::metrics::CodeLabel { code: code.into() });

@@ -4,6 +4,7 @@ use common::config::Config;
 use common::ident::{Customer, SnapshotId};
 use common::keys::Keys;
 use common::state::FleetState;
+use common::vocab::AuditEvent;
 
 /// Marks `customer`/`snapshot_id` cancelled and audits the request.
 pub async fn run(config: &Config, customer: &str, snapshot_id: u64) -> anyhow::Result<()> {
@@ -14,7 +15,7 @@ pub async fn run(config: &Config, customer: &str, snapshot_id: u64) -> anyhow::R
     state.cancel(&customer, snapshot).await?;
     state
         .audit(
-            "cancel_requested",
+            AuditEvent::CancelRequested.as_str(),
             &[
                 ("customer", customer.to_string()),
                 ("snapshot_id", snapshot.to_string()),

@@ -3,6 +3,7 @@
 //! `operator_action` with `operator`, `action` and `effect` (or `refused`).
 
 use common::ident::{Customer, SnapshotId};
+use common::vocab::AuditEvent;
 use serde_json::Value;
 
 use super::Console;
@@ -230,7 +231,11 @@ pub async fn perform(c: &Console, action: &Action, operator: &str) -> anyhow::Re
     {
         fields.push(("snapshot_id", snapshot.to_string()));
     }
-    if let Err(e) = c.state.audit("operator_action", &fields).await {
+    if let Err(e) = c
+        .state
+        .audit(AuditEvent::OperatorAction.as_str(), &fields)
+        .await
+    {
         tracing::error!(error = %e, "could not write the audit entry of a console action");
     }
     tracing::info!(%operator, action = action.name(), ok = result.is_ok(), "console action");
@@ -243,7 +248,7 @@ async fn run(c: &Console, action: &Action, operator: &str) -> anyhow::Result<Str
             c.state.cancel(customer, *snapshot).await?;
             c.state
                 .audit(
-                    "cancel_requested",
+                    AuditEvent::CancelRequested.as_str(),
                     &[
                         ("customer", customer.to_string()),
                         ("snapshot_id", snapshot.to_string()),

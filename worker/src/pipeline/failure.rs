@@ -6,48 +6,22 @@ use common::load::LoadError;
 use common::snapshot::SnapshotError;
 use common::state::StateError;
 
-use crate::decide::ErrorClass;
+use common::vocab::FailureCode;
 
-/// Every failure code a worker can report (event codes from
-/// `EventError::code`, then the pipeline's own), so metrics can expose each
-/// at 0 from the start.
-pub const FAILURE_CODES: [&str; 22] = [
-    "event_too_large",
-    "event_not_json",
-    "event_missing_version",
-    "event_unsupported_version",
-    "event_schema",
-    "event_invalid_customer",
-    "event_invalid_snapshot_id",
-    "event_invalid_priority",
-    "event_invalid_path",
-    "snapshot_not_ready",
-    "snapshot_missing",
-    "snapshot_outside_root",
-    "snapshot_io",
-    "snapshot_invalid",
-    "graph_unavailable",
-    "graph_refused",
-    "redis_unavailable",
-    "load_cancelled",
-    "count_mismatch",
-    "dangling_relationships",
-    "lock_lost",
-    "manifest_mismatch",
-];
+use crate::decide::ErrorClass;
 
 /// A failed attempt, classified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub class: ErrorClass,
     /// Short stable code for the `x-snapswitch-reason` header.
-    pub code: &'static str,
+    pub code: FailureCode,
     pub message: String,
 }
 
 impl Failure {
     /// A failure of `class` with its stable `code` and a message for people.
-    pub fn new(class: ErrorClass, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(class: ErrorClass, code: FailureCode, message: impl Into<String>) -> Self {
         Failure {
             class,
             code,
@@ -58,20 +32,28 @@ impl Failure {
 
 impl From<StateError> for Failure {
     fn from(e: StateError) -> Self {
-        Failure::new(ErrorClass::Transient, "redis_unavailable", e.to_string())
+        Failure::new(
+            ErrorClass::Transient,
+            FailureCode::RedisUnavailable,
+            e.to_string(),
+        )
     }
 }
 
 impl From<redis::RedisError> for Failure {
     fn from(e: redis::RedisError) -> Self {
-        Failure::new(ErrorClass::Transient, "redis_unavailable", e.to_string())
+        Failure::new(
+            ErrorClass::Transient,
+            FailureCode::RedisUnavailable,
+            e.to_string(),
+        )
     }
 }
 
 impl From<GraphError> for Failure {
     fn from(e: GraphError) -> Self {
         if e.is_fenced() {
-            return Failure::new(ErrorClass::Transient, "lock_lost", e.to_string());
+            return Failure::new(ErrorClass::Transient, FailureCode::LockLost, e.to_string());
         }
         let class = if e.is_transient() {
             ErrorClass::Transient
@@ -79,9 +61,9 @@ impl From<GraphError> for Failure {
             ErrorClass::Permanent
         };
         let code = if e.is_transient() {
-            "graph_unavailable"
+            FailureCode::GraphUnavailable
         } else {
-            "graph_refused"
+            FailureCode::GraphRefused
         };
         Failure::new(class, code, e.to_string())
     }
@@ -90,13 +72,17 @@ impl From<GraphError> for Failure {
 impl From<SnapshotError> for Failure {
     fn from(e: SnapshotError) -> Self {
         let (class, code) = match &e {
-            SnapshotError::NotReady(_) => (ErrorClass::Transient, "snapshot_not_ready"),
-            SnapshotError::Missing(_) => (ErrorClass::Permanent, "snapshot_missing"),
-            SnapshotError::OutsideRoot(_) => (ErrorClass::Permanent, "snapshot_outside_root"),
-            SnapshotError::Future { .. } => (ErrorClass::Permanent, "snapshot_id_in_future"),
-            SnapshotError::Io { .. } => (ErrorClass::Transient, "snapshot_io"),
+            SnapshotError::NotReady(_) => (ErrorClass::Transient, FailureCode::SnapshotNotReady),
+            SnapshotError::Missing(_) => (ErrorClass::Permanent, FailureCode::SnapshotMissing),
+            SnapshotError::OutsideRoot(_) => {
+                (ErrorClass::Permanent, FailureCode::SnapshotOutsideRoot)
+            }
+            SnapshotError::Future { .. } => {
+                (ErrorClass::Permanent, FailureCode::SnapshotIdInFuture)
+            }
+            SnapshotError::Io { .. } => (ErrorClass::Transient, FailureCode::SnapshotIo),
             SnapshotError::Format { .. } | SnapshotError::Read { .. } => {
-                (ErrorClass::Permanent, "snapshot_invalid")
+                (ErrorClass::Permanent, FailureCode::SnapshotInvalid)
             }
         };
         Failure::new(class, code, e.to_string())
@@ -108,19 +94,27 @@ impl From<LoadError> for Failure {
         match e {
             LoadError::Snapshot(e) => e.into(),
             LoadError::Graph(e) => e.into(),
-            LoadError::Cancelled => {
-                Failure::new(ErrorClass::Transient, "load_cancelled", "load cancelled")
+            LoadError::Cancelled => Failure::new(
+                ErrorClass::Transient,
+                FailureCode::LoadCancelled,
+                "load cancelled",
+            ),
+            LoadError::Mismatch(m) => {
+                Failure::new(ErrorClass::Permanent, FailureCode::CountMismatch, m)
             }
-            LoadError::Mismatch(m) => Failure::new(ErrorClass::Permanent, "count_mismatch", m),
             e @ LoadError::Dangling { .. } => Failure::new(
                 ErrorClass::Permanent,
-                "dangling_relationships",
+                FailureCode::DanglingRelationships,
                 e.to_string(),
             ),
-            e @ LoadError::DuplicateNodeId { .. } => {
-                Failure::new(ErrorClass::Permanent, "duplicate_node_id", e.to_string())
+            e @ LoadError::DuplicateNodeId { .. } => Failure::new(
+                ErrorClass::Permanent,
+                FailureCode::DuplicateNodeId,
+                e.to_string(),
+            ),
+            LoadError::StoreLimit(m) => {
+                Failure::new(ErrorClass::Permanent, FailureCode::StoreLimit, m)
             }
-            LoadError::StoreLimit(m) => Failure::new(ErrorClass::Permanent, "store_limit", m),
         }
     }
 }

@@ -11,6 +11,7 @@ use common::graph::{
 use common::load::{load_snapshot, LoadError, LoadMethod, LoadOptions};
 use common::snapshot::schema::SchemaStatement;
 use common::snapshot::PropType;
+use common::vocab::AuditEvent;
 use tracing::Instrument;
 
 use super::*;
@@ -133,7 +134,7 @@ impl Pipeline {
             self.fenced(step, "drop_leftover", store.drop_fenced(db, &fence).await)?;
         }
         self.audit(
-            "load_started",
+            AuditEvent::LoadStarted,
             step.event,
             &[
                 ("database", db.clone()),
@@ -241,7 +242,11 @@ impl Pipeline {
                 }
                 self.drop_partial(step).await;
                 let _ = self
-                    .audit("load_aborted", step.event, &[("database", step.db.clone())])
+                    .audit(
+                        AuditEvent::LoadAborted,
+                        step.event,
+                        &[("database", step.db.clone())],
+                    )
                     .await;
                 Err(e.into())
             }

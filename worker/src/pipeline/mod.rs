@@ -16,7 +16,7 @@ mod load;
 mod switch;
 mod verify;
 
-pub use failure::{Failure, FAILURE_CODES};
+pub use failure::Failure;
 pub use held::LocksHeld;
 
 use std::sync::atomic::Ordering;
@@ -32,10 +32,12 @@ use common::snapshot::layout;
 use common::snapshot::manifest::Manifest;
 use common::snapshot::schema::SchemaStatement;
 use common::state::{Counter, FleetState};
+use common::vocab::AuditEvent;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use common::alias::{alias_target, database_states, databases_of};
+use common::vocab::FailureCode;
 
 use crate::decide::{self, CustomerView, Decision, ErrorClass};
 use crate::graphs::{Graphs, TargetGraph};
@@ -116,7 +118,7 @@ impl Pipeline {
             Err(e) => {
                 return Outcome::Failed(Failure::new(
                     ErrorClass::Permanent,
-                    e.code(),
+                    FailureCode::of_event(&e),
                     e.to_string(),
                 ))
             }
@@ -127,16 +129,18 @@ impl Pipeline {
         span.record("snapshot_id", event.snapshot_id.get());
         match self.process_event(&event, shutdown).await {
             Ok(outcome) => outcome,
-            Err(f) if shutdown.is_cancelled() && f.code == "load_cancelled" => Outcome::Aborted,
+            Err(f) if shutdown.is_cancelled() && f.code == FailureCode::LoadCancelled => {
+                Outcome::Aborted
+            }
             Err(f) => {
-                tracing::warn!(customer = %event.customer, snapshot_id = %event.snapshot_id, class = f.class.as_str(), code = f.code, error = %f.message, "snapshot failed");
+                tracing::warn!(customer = %event.customer, snapshot_id = %event.snapshot_id, class = f.class.as_str(), code = %f.code, error = %f.message, "snapshot failed");
                 let _ = self.state.record_error(&event.customer, &f.message).await;
                 let _ = self.state.incr(Counter::Failed, 1).await;
                 let _ = self
                     .audit(
-                        "failed",
+                        AuditEvent::Failed,
                         &event,
-                        &[("code", f.code.to_owned()), ("error", f.message.clone())],
+                        &[("code", f.code.to_string()), ("error", f.message.clone())],
                     )
                     .await;
                 Outcome::Failed(f)
@@ -189,7 +193,7 @@ impl Pipeline {
         };
         let mut result = self.under_lock(event, &dir, graph, &held).await;
         if held.operator_cancel.load(Ordering::SeqCst)
-            && matches!(&result, Err(f) if f.code == "load_cancelled")
+            && matches!(&result, Err(f) if f.code == FailureCode::LoadCancelled)
         {
             result = self.cancelled(event, "during its load").await;
         }
@@ -235,7 +239,7 @@ impl Pipeline {
             );
             tracing::info!(customer = %event.customer, %reason, "requeued");
             self.audit(
-                "slot_busy",
+                AuditEvent::SlotBusy,
                 event,
                 &[("reason", reason.clone()), ("target", target.to_owned())],
             )
@@ -266,7 +270,7 @@ impl Pipeline {
         };
         tracing::info!(customer = %step.customer(), graph_target = target, %reason, "health gate refused the load; requeued");
         self.audit(
-            "health_refused",
+            AuditEvent::HealthRefused,
             step.event,
             &[("reason", reason.clone()), ("target", target.to_owned())],
         )
@@ -287,7 +291,7 @@ impl Pipeline {
         if store.database_state(&step.db).await? == DbState::Held {
             // A redelivery of a held snapshot: it stays held (an operator
             // approves or rejects it), never dropped and reloaded.
-            self.audit("already_held", event, &[]).await?;
+            self.audit(AuditEvent::AlreadyHeld, event, &[]).await?;
             return Ok(Err(Outcome::AlreadyLoaded));
         }
         let view = CustomerView {
@@ -300,17 +304,21 @@ impl Pipeline {
         Ok(match decision {
             Decision::AlreadyLive => {
                 self.state.set_live(customer, snapshot).await?;
-                self.audit("already_live", event, &[]).await?;
+                self.audit(AuditEvent::AlreadyLive, event, &[]).await?;
                 Err(Outcome::AlreadyLive)
             }
             Decision::AlreadyLoaded => {
-                self.audit("already_loaded", event, &[]).await?;
+                self.audit(AuditEvent::AlreadyLoaded, event, &[]).await?;
                 Err(Outcome::AlreadyLoaded)
             }
             Decision::Superseded { newer } => {
                 self.state.incr(Counter::Superseded, 1).await?;
-                self.audit("superseded", event, &[("newer", newer.to_string())])
-                    .await?;
+                self.audit(
+                    AuditEvent::Superseded,
+                    event,
+                    &[("newer", newer.to_string())],
+                )
+                .await?;
                 tracing::info!(%customer, %snapshot, %newer, "superseded by a newer snapshot; not loaded");
                 Err(Outcome::Superseded)
             }
@@ -368,7 +376,7 @@ impl Pipeline {
             .set_last_changed(step.customer(), &audit.changed())
             .await?;
         self.audit(
-            "load_finished",
+            AuditEvent::LoadFinished,
             step.event,
             &[
                 ("database", step.db.clone()),
@@ -395,14 +403,14 @@ impl Pipeline {
     async fn cancelled(&self, event: &SnapshotEvent, when: &str) -> Result<Outcome, Failure> {
         tracing::info!(customer = %event.customer, snapshot_id = %event.snapshot_id, "cancelled by an operator {when}");
         self.state.incr(Counter::Cancelled, 1).await?;
-        self.audit("cancelled", event, &[("when", when.to_owned())])
+        self.audit(AuditEvent::Cancelled, event, &[("when", when.to_owned())])
             .await?;
         Ok(Outcome::Cancelled)
     }
 
     async fn audit(
         &self,
-        what: &str,
+        what: AuditEvent,
         event: &SnapshotEvent,
         extra: &[(&str, String)],
     ) -> Result<(), Failure> {
@@ -413,7 +421,7 @@ impl Pipeline {
             ("worker", self.worker_id.clone()),
         ];
         fields.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-        self.state.audit(what, &fields).await?;
+        self.state.audit(what.as_str(), &fields).await?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 use common::event::SnapshotEvent;
 use common::graph::{GraphError, SwitchMode};
 use common::ident::{DatabaseName, SnapshotId};
+use common::vocab::AuditEvent;
 use tracing::Instrument;
 
 use crate::decide::{self, ErrorClass};
@@ -53,7 +54,7 @@ impl Pipeline {
         }
         tracing::info!(alias = %customer, %db, previous = ?previous, "alias switched");
         self.audit(
-            "switched",
+            AuditEvent::Switched,
             step.event,
             &[
                 ("database", db.clone()),
@@ -94,7 +95,7 @@ impl Pipeline {
         self.fenced(step, "repair", switched.map(|_| ()))?;
         tracing::warn!(alias = %step.customer(), %db, was = ?live, "alias was behind the newest verified database; moved forward");
         self.audit(
-            "repaired",
+            AuditEvent::Repaired,
             step.event,
             &[
                 ("database", db),
@@ -127,8 +128,12 @@ impl Pipeline {
             dropped.push(db);
         }
         if !dropped.is_empty() {
-            self.audit("cleaned", step.event, &[("dropped", dropped.join(","))])
-                .await?;
+            self.audit(
+                AuditEvent::Cleaned,
+                step.event,
+                &[("dropped", dropped.join(","))],
+            )
+            .await?;
         }
         Ok(())
     }
@@ -155,7 +160,7 @@ impl Pipeline {
         held.cancel.cancel();
         Failure::new(
             ErrorClass::Transient,
-            "lock_lost",
+            FailureCode::LockLost,
             format!(
                 "lost the lock of {} (token {token}) at step {step}; the work was abandoned to the new holder",
                 event.customer

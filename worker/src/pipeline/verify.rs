@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::ident::{DatabaseName, SnapshotId};
 use common::snapshot::manifest::{self, Manifest};
 use common::snapshot::SnapshotError;
+use common::vocab::AuditEvent;
 use tracing::Instrument;
 
 use crate::decide::{self, ErrorClass};
@@ -36,7 +37,13 @@ impl Pipeline {
             Ok(Some((m, diffs, facts.len())))
         })
         .await
-        .map_err(|e| Failure::new(ErrorClass::Transient, "snapshot_io", e.to_string()))??;
+        .map_err(|e| {
+            Failure::new(
+                ErrorClass::Transient,
+                FailureCode::SnapshotIo,
+                e.to_string(),
+            )
+        })??;
         let Some((m, mut diffs, files)) = checked else {
             return Ok(None);
         };
@@ -51,7 +58,7 @@ impl Pipeline {
         }
         Err(Failure::new(
             ErrorClass::Permanent,
-            "manifest_mismatch",
+            FailureCode::ManifestMismatch,
             format!(
                 "the snapshot's files do not match the manifest in _SUCCESS (nothing was written): {}",
                 diffs.join("; ")
@@ -83,7 +90,7 @@ impl Pipeline {
                 if !diffs.is_empty() {
                     return Err(Failure::new(
                         ErrorClass::Permanent,
-                        "manifest_mismatch",
+                        FailureCode::ManifestMismatch,
                         format!(
                             "the loaded database does not match the manifest in _SUCCESS: {}",
                             diffs.join("; ")
@@ -116,7 +123,9 @@ impl Pipeline {
         .await;
         match result {
             Ok(audit) => Ok(audit),
-            Err(f) if f.code == "lock_lost" => Err(self.abandoned(step.event, step.held, "gates")),
+            Err(f) if f.code == FailureCode::LockLost => {
+                Err(self.abandoned(step.event, step.held, "gates"))
+            }
             Err(f) => {
                 self.drop_partial(step).await;
                 Err(f)
@@ -196,7 +205,7 @@ impl Pipeline {
             .record_held(step.customer(), step.event.snapshot_id, &record)
             .await?;
         self.audit(
-            "held",
+            AuditEvent::Held,
             step.event,
             &[
                 ("database", step.db.clone()),
