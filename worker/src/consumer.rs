@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::broker::{header_u32, Publisher};
-use common::state::Counter;
 use common::topology::{self, Topology};
-use common::vocab::AuditEvent;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -26,6 +24,7 @@ use tracing::Instrument;
 
 use crate::breaker::Breaker;
 use crate::decide::{after_failure, AfterFailure, Ladder};
+use crate::events::{DependencyWait, Parked, Retried};
 use crate::pipeline::{Failure, Outcome, Pipeline};
 
 /// How often an event has waited for a dependency without using a retry
@@ -331,27 +330,7 @@ impl Consumer {
             .await;
         metrics.loads_in_flight.dec();
         self.observe(&outcome);
-        match &outcome {
-            Outcome::Loaded { seconds, rows, .. } => {
-                metrics.completed.inc();
-                let _ =
-                    common::status::tally(&self.pipeline.state, common::status::Tally::Completed)
-                        .await;
-                metrics.load_duration.observe(*seconds);
-                if *seconds > 0.0 {
-                    metrics.rows_per_second.observe(*rows as f64 / seconds);
-                }
-            }
-            Outcome::Superseded => {
-                metrics.superseded.inc();
-            }
-            Outcome::Cancelled => {
-                metrics.cancelled.inc();
-            }
-            Outcome::Failed(f) => metrics.fail(f.code.as_str()),
-            _ => {}
-        }
-        let state = &self.pipeline.state;
+        let recorder = self.pipeline.recorder();
         let settled = match outcome {
             Outcome::Loaded { .. }
             | Outcome::AlreadyLive
@@ -373,15 +352,13 @@ impl Consumer {
                     header_u32(delivery.properties.headers().as_ref(), HEADER_WAITS).unwrap_or(0);
                 match after_failure(failure.class, dependency_down, attempt, waits, &self.ladder) {
                     AfterFailure::Wait { delay, waits } => {
-                        tracing::warn!(
-                            code = %failure.code,
-                            error = %failure.message,
-                            delay_s = delay.as_secs(),
+                        DependencyWait {
+                            failure: &failure,
+                            delay_s: delay.as_secs(),
                             attempt,
                             waits,
-                            "a dependency is down: the event waits without using a retry"
-                        );
-                        metrics.dependency_waits.inc();
+                        }
+                        .emit(&recorder);
                         self.delay_with(&delivery, delay, attempt, Some(waits))
                             .await
                     }
@@ -389,33 +366,23 @@ impl Consumer {
                         attempt: next,
                         delay,
                     } => {
-                        tracing::info!(
-                            attempt = next,
-                            delay_s = delay.as_secs(),
-                            code = %failure.code,
-                            "retrying later"
-                        );
-                        let _ = state.incr(Counter::Retried, 1).await;
-                        metrics.retried.inc();
-                        let mut fields = event_fields(&delivery.data);
-                        fields.extend([
-                            ("attempt", next.to_string()),
-                            ("code", failure.code.to_string()),
-                            ("worker", self.pipeline.worker_id.clone()),
-                        ]);
-                        let _ = state.audit(AuditEvent::Retried.as_str(), &fields).await;
+                        Retried {
+                            fields: event_fields(&delivery.data),
+                            attempt: next,
+                            delay_s: delay.as_secs(),
+                            code: failure.code,
+                        }
+                        .emit(&recorder)
+                        .await;
                         self.delay(&delivery, delay, next).await
                     }
                     AfterFailure::Park => {
-                        let _ = state.incr(Counter::Parked, 1).await;
-                        let _ = common::status::tally(state, common::status::Tally::Parked).await;
-                        metrics.park(failure.code.as_str());
-                        let mut fields = event_fields(&delivery.data);
-                        fields.extend([
-                            ("reason", failure.code.to_string()),
-                            ("worker", self.pipeline.worker_id.clone()),
-                        ]);
-                        let _ = state.audit(AuditEvent::Parked.as_str(), &fields).await;
+                        Parked {
+                            fields: event_fields(&delivery.data),
+                            code: failure.code,
+                        }
+                        .emit(&recorder)
+                        .await;
                         self.park(&delivery, &failure, attempt).await
                     }
                 }

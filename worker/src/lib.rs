@@ -6,12 +6,14 @@
 //! [`pipeline`] runs it through the steps (lock, health gate, decide, slot,
 //! create, load, verify, gates, mark, switch, repair, cleanup), every choice
 //! made by a pure function in [`decide`] or [`gates`], and the consumer
-//! settles the delivery. [`reconcile`] repairs what crashed workers left;
+//! settles the delivery. Each outcome is recorded once, by a typed event
+//! in [`events`]. [`reconcile`] repairs what crashed workers left;
 //! [`ops`] is the HTTP probe and status tick; [`service`] wires it all.
 
 pub mod breaker;
 pub mod consumer;
 pub mod decide;
+pub mod events;
 pub mod gates;
 pub mod graphs;
 pub mod ops;

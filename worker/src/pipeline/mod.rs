@@ -31,7 +31,7 @@ use common::metrics::Metrics;
 use common::snapshot::layout;
 use common::snapshot::manifest::Manifest;
 use common::snapshot::schema::SchemaStatement;
-use common::state::{Counter, FleetState};
+use common::state::FleetState;
 use common::vocab::AuditEvent;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -40,6 +40,7 @@ use common::alias::{alias_target, database_states, databases_of};
 use common::vocab::FailureCode;
 
 use crate::decide::{self, CustomerView, Decision, ErrorClass};
+use crate::events::{Cancelled, Failed, Loaded, Recorder, Superseded};
 use crate::graphs::{Graphs, TargetGraph};
 
 use held::{Held, Lease};
@@ -116,11 +117,18 @@ impl Pipeline {
         let event = match SnapshotEvent::decode(body) {
             Ok(e) => e,
             Err(e) => {
-                return Outcome::Failed(Failure::new(
+                let failure = Failure::new(
                     ErrorClass::Permanent,
                     FailureCode::of_event(&e),
                     e.to_string(),
-                ))
+                );
+                Failed {
+                    event: None,
+                    failure: &failure,
+                }
+                .emit(&self.recorder())
+                .await;
+                return Outcome::Failed(failure);
             }
         };
         // The consumer's `process` span declared these fields.
@@ -133,16 +141,12 @@ impl Pipeline {
                 Outcome::Aborted
             }
             Err(f) => {
-                tracing::warn!(customer = %event.customer, snapshot_id = %event.snapshot_id, class = f.class.as_str(), code = %f.code, error = %f.message, "snapshot failed");
-                let _ = self.state.record_error(&event.customer, &f.message).await;
-                let _ = self.state.incr(Counter::Failed, 1).await;
-                let _ = self
-                    .audit(
-                        AuditEvent::Failed,
-                        &event,
-                        &[("code", f.code.to_string()), ("error", f.message.clone())],
-                    )
-                    .await;
+                Failed {
+                    event: Some(&event),
+                    failure: &f,
+                }
+                .emit(&self.recorder())
+                .await;
                 Outcome::Failed(f)
             }
         }
@@ -312,14 +316,7 @@ impl Pipeline {
                 Err(Outcome::AlreadyLoaded)
             }
             Decision::Superseded { newer } => {
-                self.state.incr(Counter::Superseded, 1).await?;
-                self.audit(
-                    AuditEvent::Superseded,
-                    event,
-                    &[("newer", newer.to_string())],
-                )
-                .await?;
-                tracing::info!(%customer, %snapshot, %newer, "superseded by a newer snapshot; not loaded");
+                Superseded { event, newer }.emit(&self.recorder()).await?;
                 Err(Outcome::Superseded)
             }
             Decision::Load { drop_leftover } => Ok(drop_leftover),
@@ -393,19 +390,27 @@ impl Pipeline {
             ],
         )
         .await?;
+        let rows = report.nodes + report.relationships;
+        Loaded { seconds, rows }.emit(&self.recorder()).await;
         Ok(Outcome::Loaded {
             switched,
             seconds,
-            rows: report.nodes + report.relationships,
+            rows,
         })
     }
 
     async fn cancelled(&self, event: &SnapshotEvent, when: &str) -> Result<Outcome, Failure> {
-        tracing::info!(customer = %event.customer, snapshot_id = %event.snapshot_id, "cancelled by an operator {when}");
-        self.state.incr(Counter::Cancelled, 1).await?;
-        self.audit(AuditEvent::Cancelled, event, &[("when", when.to_owned())])
-            .await?;
+        Cancelled { event, when }.emit(&self.recorder()).await?;
         Ok(Outcome::Cancelled)
+    }
+
+    /// Where this worker's events are recorded.
+    pub fn recorder(&self) -> Recorder<'_> {
+        Recorder {
+            metrics: &self.metrics,
+            state: &self.state,
+            worker_id: &self.worker_id,
+        }
     }
 
     async fn audit(
@@ -414,14 +419,7 @@ impl Pipeline {
         event: &SnapshotEvent,
         extra: &[(&str, String)],
     ) -> Result<(), Failure> {
-        let mut fields = vec![
-            ("customer", event.customer.to_string()),
-            ("snapshot_id", event.snapshot_id.to_string()),
-            ("event_id", event.event_id.to_string()),
-            ("worker", self.worker_id.clone()),
-        ];
-        fields.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-        self.state.audit(what.as_str(), &fields).await?;
+        self.recorder().audit(what, event, extra).await?;
         Ok(())
     }
 }
