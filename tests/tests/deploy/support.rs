@@ -388,6 +388,24 @@ pub fn run(cmd: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// A program the check needs: on PATH or in the deploy tools venv. A
+/// missing one fails the test, saying how to install it (`scripts/test`,
+/// which CI runs, installs them first): a check that cannot run never passes.
+pub fn required_tool(name: &str, install: &str) -> PathBuf {
+    tool(name)
+        .unwrap_or_else(|| panic!("{name} is not installed, so this check cannot run: {install}"))
+}
+
+/// How `scripts/ensure-services.sh --test-tools` (run by `scripts/test`
+/// and CI) installs the deploy test tools.
+pub const TEST_TOOLS: &str = "run scripts/ensure-services.sh --test-tools (scripts/test does)";
+
+/// [`fresh_binary`], or a failed test saying to build it.
+pub fn built_binary(name: &str) -> PathBuf {
+    fresh_binary(name)
+        .unwrap_or_else(|e| panic!("{e}: build the binaries first (scripts/test does)"))
+}
+
 /// target/debug (or release), where the workspace's binaries are.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
