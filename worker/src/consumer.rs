@@ -23,9 +23,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::breaker::Breaker;
-use crate::decide::{after_failure, AfterFailure, Ladder};
+use crate::decide::Ladder;
 use crate::events::{DependencyWait, Parked, Retried};
 use crate::pipeline::{Failure, Outcome, Pipeline};
+use crate::settle::{settle, Settlement};
 
 /// How often an event has waited for a dependency without using a retry
 /// (`decide::MAX_DEPENDENCY_WAITS`).
@@ -331,61 +332,60 @@ impl Consumer {
         metrics.loads_in_flight.dec();
         self.observe(&outcome);
         let recorder = self.pipeline.recorder();
-        let settled = match outcome {
-            Outcome::Loaded { .. }
-            | Outcome::AlreadyLive
-            | Outcome::AlreadyLoaded
-            | Outcome::Superseded
-            | Outcome::Held { .. }
-            | Outcome::Cancelled => ack(&delivery).await,
-            Outcome::Aborted => {
+        // Only a failure can need the probe; the decision itself is pure.
+        let dependency_down = match &outcome {
+            Outcome::Failed(failure) => self.dependency_down(failure).await,
+            _ => false,
+        };
+        let waits = header_u32(delivery.properties.headers().as_ref(), HEADER_WAITS).unwrap_or(0);
+        let settled = match settle(outcome, attempt, waits, dependency_down, &self.ladder) {
+            Settlement::Ack => ack(&delivery).await,
+            Settlement::GiveBack => {
                 tracing::info!("load aborted by shutdown; event returned to the queue");
                 nack(&delivery, true).await
             }
-            Outcome::Requeue { delay, reason } => {
+            Settlement::Delay { delay, reason } => {
                 tracing::info!(%reason, delay_s = delay.as_secs(), "event delayed");
                 self.delay(&delivery, delay, attempt).await
             }
-            Outcome::Failed(failure) => {
-                let dependency_down = self.dependency_down(&failure).await;
-                let waits =
-                    header_u32(delivery.properties.headers().as_ref(), HEADER_WAITS).unwrap_or(0);
-                match after_failure(failure.class, dependency_down, attempt, waits, &self.ladder) {
-                    AfterFailure::Wait { delay, waits } => {
-                        DependencyWait {
-                            failure: &failure,
-                            delay_s: delay.as_secs(),
-                            attempt,
-                            waits,
-                        }
-                        .emit(&recorder);
-                        self.delay_with(&delivery, delay, attempt, Some(waits))
-                            .await
-                    }
-                    AfterFailure::Retry {
-                        attempt: next,
-                        delay,
-                    } => {
-                        Retried {
-                            fields: event_fields(&delivery.data),
-                            attempt: next,
-                            delay_s: delay.as_secs(),
-                            code: failure.code,
-                        }
-                        .emit(&recorder)
-                        .await;
-                        self.delay(&delivery, delay, next).await
-                    }
-                    AfterFailure::Park => {
-                        Parked {
-                            fields: event_fields(&delivery.data),
-                            code: failure.code,
-                        }
-                        .emit(&recorder)
-                        .await;
-                        self.park(&delivery, &failure, attempt).await
-                    }
+            Settlement::WaitForDependency {
+                delay,
+                waits,
+                failure,
+            } => {
+                DependencyWait {
+                    failure: &failure,
+                    delay_s: delay.as_secs(),
+                    attempt,
+                    waits,
                 }
+                .emit(&recorder);
+                self.delay_with(&delivery, delay, attempt, Some(waits))
+                    .await
+            }
+            Settlement::Retry {
+                attempt: next,
+                delay,
+                failure,
+            } => {
+                Retried {
+                    fields: event_fields(&delivery.data),
+                    attempt: next,
+                    delay_s: delay.as_secs(),
+                    code: failure.code,
+                }
+                .emit(&recorder)
+                .await;
+                self.delay(&delivery, delay, next).await
+            }
+            Settlement::Park(failure) => {
+                Parked {
+                    fields: event_fields(&delivery.data),
+                    code: failure.code,
+                }
+                .emit(&recorder)
+                .await;
+                self.park(&delivery, &failure, attempt).await
             }
         };
         if let Err(e) = settled {

@@ -6,7 +6,7 @@
 //! [`pipeline`] runs it through the steps (lock, health gate, decide, slot,
 //! create, load, verify, gates, mark, switch, repair, cleanup), every choice
 //! made by a pure function in [`decide`] or [`gates`], and the consumer
-//! settles the delivery. Each outcome is recorded once, by a typed event
+//! settles the delivery as [`settle`] says. Each outcome is recorded once, by a typed event
 //! in [`events`]. [`reconcile`] repairs what crashed workers left;
 //! [`ops`] is the HTTP probe and status tick; [`service`] wires it all.
 
@@ -20,3 +20,4 @@ pub mod ops;
 pub mod pipeline;
 pub mod reconcile;
 pub mod service;
+pub mod settle;
