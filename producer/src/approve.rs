@@ -17,8 +17,11 @@ use crate::session::OperatorSession;
 /// What an approval or a rejection did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
+    /// The customer.
     pub customer: String,
+    /// The held snapshot.
     pub snapshot_id: u64,
+    /// Its database.
     pub database: String,
     /// The live snapshot before (approve) or during (reject).
     pub live_before: Option<u64>,

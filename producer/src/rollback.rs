@@ -76,8 +76,11 @@ pub async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyho
 /// What a rollback did.
 #[derive(Debug, Clone)]
 pub struct RolledBack {
+    /// The customer.
     pub customer: Customer,
+    /// The snapshot that was live.
     pub from: SnapshotId,
+    /// The snapshot live now.
     pub to: SnapshotId,
 }
 

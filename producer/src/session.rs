@@ -17,9 +17,12 @@ use common::state::FleetState;
 
 /// The customer's lock, store and fence for one operator command.
 pub struct OperatorSession {
+    /// The fleet's state in Redis.
     pub state: FleetState,
+    /// The customer's graph store, with its lifecycle marks.
     pub store: Box<dyn GraphStore>,
     guard: LockGuard,
+    /// The customer.
     pub customer: Customer,
 }
 
@@ -53,7 +56,7 @@ impl OperatorSession {
         };
         let floor = store.fence_seen(customer.as_str()).await?;
         if !guard.lift_above(&mut con, floor).await? {
-            let _ = guard.release(&mut con).await;
+            guard.release(&mut con).await.ok();
             anyhow::bail!("lost the lock of {customer}; try again");
         }
         Ok(OperatorSession {
@@ -96,6 +99,6 @@ impl OperatorSession {
     /// Frees the lock (if it is still ours).
     pub async fn close(self) {
         let mut con = self.state.connection();
-        let _ = self.guard.release(&mut con).await;
+        self.guard.release(&mut con).await.ok();
     }
 }

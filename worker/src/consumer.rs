@@ -44,11 +44,17 @@ enum Pause {
 /// How often a consuming worker looks at the operator's fleet pause.
 const PAUSE_CHECK: Duration = Duration::from_secs(1);
 
+/// The work queue's consumer: one per worker process.
 pub struct Consumer {
+    /// Runs each delivery.
     pub pipeline: Arc<Pipeline>,
+    /// Queue and exchange names.
     pub topology: Topology,
+    /// Republishes to the delay and parking queues (confirms on).
     pub publisher: Publisher,
+    /// This host's name, for the parking headers.
     pub host: String,
+    /// Stops consuming while the graph database or Redis keeps failing.
     pub breaker: Mutex<Breaker>,
     /// Signalled when the breaker opens: stop consuming.
     pub breaker_opened: Notify,
@@ -128,12 +134,13 @@ impl Consumer {
                     }
                 }
             };
-            let _ = channel
+            channel
                 .basic_cancel(
                     ShortString::from(tag.as_str()),
                     BasicCancelOptions::default(),
                 )
-                .await;
+                .await
+                .ok();
             match why {
                 Pause::Stop => break Ok(()),
                 Pause::ChannelLost(e) => match self

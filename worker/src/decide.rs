@@ -20,19 +20,29 @@ pub struct CustomerView {
     pub newest_seen: Option<SnapshotId>,
 }
 
+/// What to do with a snapshot event, given the customer's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Load into a new database; `drop_leftover` when a database of that name
     /// exists but never became live (a crashed or interrupted load).
-    Load { drop_leftover: bool },
+    Load {
+        /// A database of that name exists but never became live: drop it first.
+        drop_leftover: bool,
+    },
     /// The alias already points at this snapshot (a redelivery): ack.
     AlreadyLive,
     /// Loaded before, and the alias has moved past it: ack.
     AlreadyLoaded,
     /// A newer snapshot is live or on its way: loading this one is wasted work.
-    Superseded { newer: SnapshotId },
+    Superseded {
+        /// The newer snapshot.
+        newer: SnapshotId,
+    },
 }
 
+/// The decision for `snapshot` given the customer's `view`; with
+/// `skip_superseded` false an older snapshot is loaded anyway (the alias
+/// still never moves back).
 pub fn decide(snapshot: SnapshotId, view: &CustomerView, skip_superseded: bool) -> Decision {
     if view.alias_target == Some(snapshot) {
         return Decision::AlreadyLive;
@@ -154,13 +164,17 @@ pub fn health_verdict(health: &Health, limits: &HealthThresholds) -> Result<(), 
     Ok(())
 }
 
+/// Whether a failure is worth retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
+    /// May succeed later (a dependency, a lock, a file not there yet): retried.
     Transient,
+    /// Will fail again (the snapshot or the event is wrong): parked at once.
     Permanent,
 }
 
 impl ErrorClass {
+    /// `transient` or `permanent`, as the parking headers say.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Transient => "transient",
@@ -173,10 +187,20 @@ impl ErrorClass {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterFailure {
     /// Back through the delay queue of `delay`, as attempt `attempt`.
-    Retry { attempt: u32, delay: Duration },
+    Retry {
+        /// The attempt that comes next.
+        attempt: u32,
+        /// How long until it comes.
+        delay: Duration,
+    },
     /// A dependency was down: back through the delay queue of `delay` with
     /// the attempt count unchanged (not the event's fault), as wait `waits`.
-    Wait { delay: Duration, waits: u32 },
+    Wait {
+        /// How long until it comes back.
+        delay: Duration,
+        /// Dependency waits so far, this one included.
+        waits: u32,
+    },
     /// Into the parking queue.
     Park,
 }
@@ -186,7 +210,9 @@ pub enum AfterFailure {
 /// whose dependency is down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ladder {
+    /// The delay before each retry, in order.
     pub delays: Vec<Duration>,
+    /// The delay of an event whose dependency is down.
     pub dependency_wait: Duration,
 }
 

@@ -12,7 +12,9 @@ use serde::Serialize;
 /// `check`) and a message naming what and both values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hold {
+    /// `empty`, `shrink`, `growth` or `check`.
     pub code: &'static str,
+    /// What and both values.
     pub message: String,
 }
 

@@ -26,13 +26,18 @@ use crate::decide;
 use crate::graphs::TargetGraph;
 use crate::pipeline::Pipeline;
 
+/// What one reconciliation pass found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// Customers looked at.
     pub customers: usize,
+    /// Customers skipped because a load held their lock.
     pub skipped_locked: usize,
     /// Customers with databases on a target that does not serve them.
     pub other_target: usize,
+    /// Leftover databases dropped.
     pub dropped: Vec<String>,
+    /// Databases whose lifecycle state was corrected.
     pub corrected: Vec<String>,
     /// Aliases moved forward to the newest verified database.
     pub repaired: Vec<String>,
@@ -108,7 +113,7 @@ async fn reconcile_target(
             reconcile_customer(p, graph.store.as_ref(), target, &customer, &fence, report).await
         }
         .await;
-        let _ = guard.release(&mut con).await;
+        guard.release(&mut con).await.ok();
         result?;
     }
     Ok(())

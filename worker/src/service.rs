@@ -30,17 +30,19 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     let metrics = Arc::new(common::metrics::Metrics::new(common::metrics::Role::Worker));
     // Every code at 0 from the start, so increase() sees the first failure.
     for code in common::vocab::FailureCode::ALL.map(FailureCode::as_str) {
-        let _ = metrics
-            .failed
-            .get_or_create(&common::metrics::CodeLabel { code: code.into() });
-        let _ = metrics.parked.get_or_create(&common::metrics::ReasonLabel {
+        drop(
+            metrics
+                .failed
+                .get_or_create(&common::metrics::CodeLabel { code: code.into() }),
+        );
+        drop(metrics.parked.get_or_create(&common::metrics::ReasonLabel {
             reason: code.into(),
-        });
+        }));
     }
     for reason in gates::HOLD_CODES {
-        let _ = metrics.held.get_or_create(&common::metrics::ReasonLabel {
+        drop(metrics.held.get_or_create(&common::metrics::ReasonLabel {
             reason: reason.into(),
-        });
+        }));
     }
 
     // /healthz from the first second; /readyz says what the start waits for.
@@ -133,11 +135,12 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
                 .draining
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             probe.pipeline.metrics.draining.set(1);
-            let _ = probe
+            probe
                 .pipeline
                 .state
                 .farewell(&probe.pipeline.worker_id)
-                .await;
+                .await
+                .ok();
         });
     }
     let reconciler = tokio::spawn(reconcile::run(
@@ -162,15 +165,16 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     });
     let result = consumer.run(&connection, stop.clone()).await;
     stop.cancel();
-    let _ = reconciler.await;
+    reconciler.await.ok();
     http_stop.cancel();
-    let _ = ticker.await;
-    let _ = probe
+    ticker.await.ok();
+    probe
         .pipeline
         .state
         .farewell(&probe.pipeline.worker_id)
-        .await;
-    let _ = connection.close(200, "worker stopping".into()).await;
+        .await
+        .ok();
+    connection.close(200, "worker stopping".into()).await.ok();
     tracing::info!("worker stopped");
     result
 }

@@ -104,7 +104,7 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
             println!("purged {n}");
         }
     }
-    let _ = connection.close(200, "done".into()).await;
+    connection.close(200, "done".into()).await.ok();
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
                 let dead = common::broker::queue_depth(&ch, &topology.dead_queue)
                     .await
                     .ok();
-                let _ = con.close(200, "done".into()).await;
+                con.close(200, "done".into()).await.ok();
                 (work, dead)
             }
             Err(e) => {

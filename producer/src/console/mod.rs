@@ -39,11 +39,18 @@ use self::html::Viewer;
 /// Audit entries the console reads for timelines, rates and the chart.
 const AUDIT_WINDOW: usize = 20_000;
 
+/// The console's shared state: configuration, Redis, queue names, graph
+/// targets and the operator sessions.
 pub struct Console {
+    /// The configuration.
     pub config: Config,
+    /// The fleet's state in Redis.
     pub state: FleetState,
+    /// Queue and exchange names.
     pub topology: Topology,
+    /// The graph targets and which one serves each customer.
     pub targets: common::targets::Targets,
+    /// The operator token and sessions.
     pub auth: Auth,
     /// Approve/reject of held snapshots, when this build has them.
     pub gate: Option<Arc<dyn gate::HeldGate>>,
@@ -54,6 +61,7 @@ pub struct Console {
 }
 
 impl Console {
+    /// Connects Redis and reads the graph targets.
     pub async fn new(config: Config, auth: Auth) -> anyhow::Result<Arc<Self>> {
         let state = common::state::fleet(&config).await?;
         let topology = Topology::from_config(&config);
@@ -228,7 +236,7 @@ impl Console {
             let depth = common::broker::queue_depth(&ch, &queue).await.ok();
             retry.push(json!({"queue": queue, "delay_seconds": d.as_secs(), "depth": depth}));
         }
-        let _ = ch.close(200, "console".into()).await;
+        ch.close(200, "console".into()).await.ok();
         (work, dead, retry)
     }
 

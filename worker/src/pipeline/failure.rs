@@ -13,9 +13,11 @@ use crate::decide::ErrorClass;
 /// A failed attempt, classified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
+    /// Retry or park.
     pub class: ErrorClass,
     /// Short stable code for the `x-snapswitch-reason` header.
     pub code: FailureCode,
+    /// What failed, for people (the parking header, the audit entry).
     pub message: String,
 }
 

@@ -122,7 +122,7 @@ impl Drop for Held<'_> {
         {
             let mut con = self.pipeline.state.connection();
             runtime.spawn(async move {
-                let _ = guard.release(&mut con).await;
+                guard.release(&mut con).await.ok();
             });
         }
     }
@@ -154,7 +154,7 @@ impl Drop for SlotHeld<'_> {
         {
             let mut con = self.pipeline.state.connection();
             runtime.spawn(async move {
-                let _ = slot.release(&mut con).await;
+                slot.release(&mut con).await.ok();
             });
         }
     }
@@ -314,7 +314,7 @@ impl Pipeline {
                     return Ok(Some(slot));
                 }
                 if Instant::now() >= deadline || cancel.is_cancelled() {
-                    let _ = slot.release(&mut con).await;
+                    slot.release(&mut con).await.ok();
                     return Ok(None);
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;

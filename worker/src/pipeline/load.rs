@@ -221,7 +221,10 @@ impl Pipeline {
             () = report_progress => unreachable!("the progress loop never ends"),
         };
         if result.is_ok() {
-            let _ = self.state.set_progress(&publish("verify_switch")).await;
+            self.state
+                .set_progress(&publish("verify_switch"))
+                .await
+                .ok();
         }
         let result = match result {
             Ok(_) if cancel.is_cancelled() => Err(LoadError::Cancelled),
@@ -241,13 +244,13 @@ impl Pipeline {
                     return Err(self.abandoned(step.event, step.held, "load"));
                 }
                 self.drop_partial(step).await;
-                let _ = self
-                    .audit(
-                        AuditEvent::LoadAborted,
-                        step.event,
-                        &[("database", step.db.clone())],
-                    )
-                    .await;
+                self.audit(
+                    AuditEvent::LoadAborted,
+                    step.event,
+                    &[("database", step.db.clone())],
+                )
+                .await
+                .ok();
                 Err(e.into())
             }
         }

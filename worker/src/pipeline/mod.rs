@@ -51,37 +51,53 @@ pub enum Outcome {
     /// Loaded (and switched when newest), with how long it took and how
     /// many rows it wrote.
     Loaded {
+        /// The alias moved onto the new database.
         switched: bool,
+        /// From create to verified.
         seconds: f64,
+        /// Nodes and relationships written.
         rows: u64,
     },
+    /// The alias already points at this snapshot (a redelivery).
     AlreadyLive,
+    /// Loaded before (or held): nothing to do.
     AlreadyLoaded,
+    /// A newer snapshot exists: not loaded.
     Superseded,
     /// Loaded and verified, but a guard or a check refused it: kept as
     /// `held`, not live (the alias stays where it is); the event is acked.
     Held {
+        /// Why: one per guard or check that refused it.
         reasons: Vec<crate::gates::Hold>,
     },
     /// An operator cancelled the snapshot (before or during its load).
     Cancelled,
     /// Not now, and not a failure: try again after `delay` (busy lock, health gate).
     Requeue {
+        /// When to look again.
         delay: Duration,
+        /// Why, for the log.
         reason: String,
     },
     /// Interrupted by shutdown: give the event back untouched.
     Aborted,
+    /// The attempt failed; settling decides retry or park.
     Failed(Failure),
 }
 
+/// The worker's pipeline: everything one event needs, shared by the
+/// consumer's tasks.
 pub struct Pipeline {
+    /// The configuration.
     pub config: Arc<Config>,
     /// The graph targets, each with its store; events go to their
     /// customer's target.
     pub graphs: Graphs,
+    /// The fleet's state in Redis (locks, slots, counters, records, audit).
     pub state: FleetState,
+    /// This worker's id (`<host>-<pid>-<random>`).
     pub worker_id: String,
+    /// This process's metrics.
     pub metrics: Arc<Metrics>,
     /// When each lock this process holds now was taken (for the
     /// lock-hold gauge).
@@ -201,7 +217,7 @@ impl Pipeline {
         {
             result = self.cancelled(event, "during its load").await;
         }
-        let _ = self.state.clear_progress(&event.customer).await;
+        self.state.clear_progress(&event.customer).await.ok();
         held.release().await;
         result
     }
