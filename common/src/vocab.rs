@@ -1,7 +1,8 @@
 //! The vocabulary operators see: failure codes (the `x-snapswitch-reason`
 //! header of a parked event, the `code` label of
 //! `snapswitch_tasks_failed_total`, the `code` field of `failed` and
-//! `retried` audit entries) and audit event names (the `event` field of every
+//! `retried` audit entries), hold codes (why a verified snapshot is held)
+//! and audit event names (the `event` field of every
 //! entry in `<ns>:audit`, what `producer history` and the console show).
 //!
 //! Each is an enum whose string form is the documented contract: a name
@@ -292,6 +293,53 @@ impl fmt::Display for AuditEvent {
     }
 }
 
+/// Why a loaded, verified snapshot is held instead of going live: the
+/// `held` metric's `reason` label, the `reason` field of `held` audit
+/// entries and the `code` of each reason in the customer's held record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HoldCode {
+    /// The snapshot is empty and the live graph is not.
+    Empty,
+    /// A label or type shrank more than `max_shrink_percent`.
+    Shrink,
+    /// A label or type grew more than `max_growth_percent`.
+    Growth,
+    /// A `[[checks]]` query failed, could not run or returned false.
+    Check,
+}
+
+impl HoldCode {
+    /// Every hold code, so the metric can expose each at 0 from the start.
+    pub const ALL: [HoldCode; 4] = [
+        HoldCode::Empty,
+        HoldCode::Shrink,
+        HoldCode::Growth,
+        HoldCode::Check,
+    ];
+
+    /// The code as operators see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldCode::Empty => "empty",
+            HoldCode::Shrink => "shrink",
+            HoldCode::Growth => "growth",
+            HoldCode::Check => "check",
+        }
+    }
+}
+
+impl fmt::Display for HoldCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for HoldCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +401,16 @@ mod tests {
         for e in &errors {
             assert_eq!(FailureCode::of_event(e).as_str(), e.code(), "{e:?}");
         }
+    }
+
+    #[test]
+    fn hold_codes_keep_their_documented_names() {
+        let names: Vec<&str> = HoldCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, ["empty", "shrink", "growth", "check"]);
+        assert_eq!(
+            serde_json::to_string(&HoldCode::Shrink).unwrap(),
+            "\"shrink\""
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use common::topology::Topology;
 use common::vocab::FailureCode;
 use tokio_util::sync::CancellationToken;
 
-use crate::{breaker, consumer, decide, gates, graphs, ops, pipeline, reconcile};
+use crate::{breaker, consumer, decide, graphs, ops, pipeline, reconcile};
 
 /// Runs the worker until it is stopped (SIGTERM/SIGINT: drain, then return)
 /// or its broker connection is gone for good (an error).
@@ -39,7 +39,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
             reason: code.into(),
         }));
     }
-    for reason in gates::HOLD_CODES {
+    for reason in common::vocab::HoldCode::ALL.map(common::vocab::HoldCode::as_str) {
         drop(metrics.held.get_or_create(&common::metrics::ReasonLabel {
             reason: reason.into(),
         }));

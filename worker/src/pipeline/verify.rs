@@ -187,7 +187,7 @@ impl Pipeline {
             .iter()
             .map(|h| format!("{}: {}", h.code, h.message))
             .collect();
-        let mut codes: Vec<&str> = audit.holds.iter().map(|h| h.code).collect();
+        let mut codes: Vec<&str> = audit.holds.iter().map(|h| h.code.as_str()).collect();
         codes.dedup();
         for code in &codes {
             self.metrics.hold(code);
