@@ -7,13 +7,17 @@
 //! - [`ident`]: customer names, snapshot ids, database names;
 //! - [`topology`]: AMQP exchange/queue names, arguments and header names;
 //! - [`keys`]: every Redis key;
+//! - [`vocab`]: the names operators see (failure codes, hold codes, audit
+//!   events) as enums;
 //! - [`config`]: the configuration struct, its layering and validation;
 //! - [`targets`]: the graph databases of a deployment and which one serves
 //!   each customer.
 //!
 //! The adapters (thin, tested against the real services):
 //! - [`broker`]: RabbitMQ through lapin;
-//! - [`lock`] and [`state`]: Redis through the redis crate;
+//! - [`lock`] and [`state`]: Redis through the redis crate; [`lock_wait`]:
+//!   waiting for a customer's lock;
+//! - [`alias`]: a customer's alias and databases on a graph store;
 //! - [`graph`]: the graph-store trait with FalkorDB and Neo4j adapters;
 //! - [`snapshot`]: the snapshot tree on disk and its file readers;
 //! - [`load`]: one snapshot into one database;
