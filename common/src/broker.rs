@@ -121,6 +121,77 @@ pub async fn connect_config(
     .await
 }
 
+/// How long a connection may stay in lapin's automatic recovery before its
+/// owner gives up on it: lapin's recovery can hang for good after a broker
+/// restart with publishes in flight (amqp-rs/lapin#450; reproduced by
+/// `tests/tests/outage.rs`). The producer then opens a new connection
+/// ([`SharedConnection::replace`]); the worker's consumer stops waiting and
+/// replaces its channel, and exits when that keeps failing (its supervisor
+/// starts it again).
+pub const RECOVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Where and how to open a connection again: URL, CA file, connection name
+/// and deadline.
+#[derive(Clone)]
+pub struct BrokerAddress {
+    pub url: ServiceUrl,
+    pub ca: Option<std::path::PathBuf>,
+    pub name: String,
+    pub timeout: std::time::Duration,
+}
+
+impl BrokerAddress {
+    /// The broker of `config`, for a connection named `name`.
+    pub fn of_config(config: &crate::config::Config, name: &str) -> Self {
+        BrokerAddress {
+            url: config.amqp_url.clone(),
+            ca: config.amqp_ca_file.clone(),
+            name: name.to_owned(),
+            timeout: config.connect_timeout(),
+        }
+    }
+
+    /// A new connection ([`connect_within`]).
+    pub async fn connect(&self) -> Result<Connection, BrokerError> {
+        connect_within(&self.url, &self.name, self.ca.as_deref(), self.timeout).await
+    }
+}
+
+/// A process's current broker connection, which its owner may replace (see
+/// [`RECOVERY_PATIENCE`]); readers always see the current one.
+#[derive(Clone)]
+pub struct SharedConnection(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Connection>>>);
+
+impl SharedConnection {
+    pub fn new(connection: std::sync::Arc<Connection>) -> Self {
+        SharedConnection(std::sync::Arc::new(std::sync::RwLock::new(connection)))
+    }
+
+    /// The current connection.
+    pub fn get(&self) -> std::sync::Arc<Connection> {
+        match self.0.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `connection` in place of the current one and closes the old one
+    /// in the background (at most 5 s: a hung recovery may never answer).
+    pub fn replace(&self, connection: std::sync::Arc<Connection>) {
+        let old = match self.0.write() {
+            Ok(mut c) => std::mem::replace(&mut *c, connection),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), connection),
+        };
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                old.close(200, "replaced: recovery did not finish".into()),
+            )
+            .await;
+        });
+    }
+}
+
 /// Declares every exchange, queue and binding of `topology`. Safe to call from
 /// every process on every start.
 pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), BrokerError> {

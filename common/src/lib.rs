@@ -15,8 +15,9 @@
 //!
 //! The adapters (thin, tested against the real services):
 //! - [`broker`]: RabbitMQ through lapin;
-//! - [`lock`] and [`state`]: Redis through the redis crate; [`lock_wait`]:
-//!   waiting for a customer's lock;
+//! - [`lock`], [`state`] and [`claims`] (the producer's publish-once ledger):
+//!   Redis through the redis crate; [`lock_wait`]: waiting for a customer's
+//!   lock;
 //! - [`alias`]: a customer's alias and databases on a graph store;
 //! - [`graph`]: the graph-store trait with FalkorDB and Neo4j adapters;
 //! - [`snapshot`]: the snapshot tree on disk and its file readers;
@@ -26,6 +27,7 @@
 
 pub mod alias;
 pub mod broker;
+pub mod claims;
 pub mod config;
 pub mod doctor;
 pub mod event;

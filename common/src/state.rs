@@ -19,8 +19,6 @@ use crate::keys::Keys;
 pub const REMEMBERED_SNAPSHOTS: isize = 1000;
 /// Entries kept (approximately) in the audit stream.
 pub const AUDIT_MAXLEN: usize = 100_000;
-/// How long a producer's claim on a snapshot lasts if it dies mid-publish.
-pub const PUBLISH_CLAIM_TTL: Duration = Duration::from_secs(60);
 /// A worker whose last heartbeat is older than this is not live.
 pub const HEARTBEAT_WINDOW: Duration = Duration::from_secs(20);
 /// How long a cancellation is remembered.
@@ -646,84 +644,6 @@ impl FleetState {
     pub async fn is_locked(&self, customer: &Customer) -> Result<bool, StateError> {
         let mut con = self.con.clone();
         Ok(con.exists(self.keys.lock(customer)).await?)
-    }
-
-    /// Producer: true when `snapshot` was already published (or is being
-    /// published right now by another producer).
-    pub async fn already_published(
-        &self,
-        customer: &Customer,
-        snapshot: SnapshotId,
-    ) -> Result<bool, StateError> {
-        let mut con = self.con.clone();
-        let score: Option<f64> = con
-            .zscore(self.keys.published(customer), snapshot.get())
-            .await?;
-        Ok(score.is_some())
-    }
-
-    /// Producer: claims the right to publish `snapshot` for
-    /// [`PUBLISH_CLAIM_TTL`]; false when it is published or claimed already.
-    /// A producer that dies after claiming leaves the claim to expire, and the
-    /// next scan publishes the snapshot.
-    pub async fn claim_publish(
-        &self,
-        customer: &Customer,
-        snapshot: SnapshotId,
-    ) -> Result<bool, StateError> {
-        if self.already_published(customer, snapshot).await? {
-            return Ok(false);
-        }
-        let mut con = self.con.clone();
-        let claimed: Option<String> = redis::cmd("SET")
-            .arg(self.keys.publishing(customer, snapshot.get()))
-            .arg("1")
-            .arg("NX")
-            .arg("PX")
-            .arg(u64::try_from(PUBLISH_CLAIM_TTL.as_millis()).unwrap_or(60_000))
-            .query_async(&mut con)
-            .await?;
-        Ok(claimed.is_some())
-    }
-
-    /// Producer: the snapshot was published and confirmed.
-    pub async fn confirm_published(
-        &self,
-        customer: &Customer,
-        snapshot: SnapshotId,
-    ) -> Result<(), StateError> {
-        let key = self.keys.published(customer);
-        let mut con = self.con.clone();
-        let _: () = redis::pipe()
-            .zadd(&key, snapshot.get(), snapshot.get())
-            .ignore()
-            .cmd("ZREMRANGEBYRANK")
-            .arg(&key)
-            .arg(0)
-            .arg(-REMEMBERED_SNAPSHOTS - 1)
-            .ignore()
-            .del(self.keys.publishing(customer, snapshot.get()))
-            .ignore()
-            .hincr(self.keys.stats(), Counter::Published.as_str(), 1)
-            .ignore()
-            .sadd(self.keys.customers(), customer.as_str())
-            .ignore()
-            .query_async(&mut con)
-            .await?;
-        Ok(())
-    }
-
-    /// Producer: publishing failed; let the next scan try again.
-    pub async fn release_claim(
-        &self,
-        customer: &Customer,
-        snapshot: SnapshotId,
-    ) -> Result<(), StateError> {
-        let mut con = self.con.clone();
-        let _: () = con
-            .del(self.keys.publishing(customer, snapshot.get()))
-            .await?;
-        Ok(())
     }
 
     /// The live workers (heartbeat within [`HEARTBEAT_WINDOW`]): id, last

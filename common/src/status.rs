@@ -303,7 +303,7 @@ pub fn write_atomic(path: &Path, value: &Value) -> std::io::Result<()> {
 /// the fleet status and keep its gauges and status file fresh.
 pub struct Reporter {
     pub state: FleetState,
-    pub connection: std::sync::Arc<lapin::Connection>,
+    pub connection: crate::broker::SharedConnection,
     pub topology: crate::topology::Topology,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub scan_interval: u64,
@@ -321,7 +321,7 @@ impl Reporter {
 
     /// Ready messages in the work and parking queues, when the broker answers.
     pub async fn queue_sizes(&self) -> (Option<u32>, Option<u32>) {
-        let Ok(channel) = self.connection.create_channel().await else {
+        let Ok(channel) = self.connection.get().create_channel().await else {
             return (None, None);
         };
         let work = crate::broker::queue_depth(&channel, &self.topology.work_queue)
@@ -390,7 +390,7 @@ impl Reporter {
 
     /// The readiness checks every process shares: broker, Redis, draining.
     pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
-        let broker = if self.connection.status().connected() {
+        let broker = if self.connection.get().status().connected() {
             Ok(())
         } else {
             Err("RabbitMQ connection down".into())

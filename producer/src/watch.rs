@@ -41,32 +41,37 @@ pub async fn run(
     // Snapshots this process already settled: skips Redis for repeated events.
     let mut done: HashSet<(Customer, SnapshotId)> = HashSet::new();
     let mut rescan = tokio::time::interval(scan_interval);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = rescan.tick() => {
-                match publish_ready(announcer, root, priority, None).await {
-                    Ok(n) if n > 0 => tracing::info!(published = n, "rescan published snapshots the watcher had not"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "rescan failed; next one in scan_interval"),
-                }
-            }
-            Some(path) = rx.recv() => {
-                let Some((customer, id)) = layout::parse_relative(root, &path) else { continue };
-                if done.contains(&(customer.clone(), id)) {
-                    continue;
-                }
-                let dir = root.join(customer.as_str()).join(id.to_string());
-                if !dir.join(layout::READY_MARKER).is_file() {
-                    continue; // still being written
-                }
-                match announcer.publish_once(&customer, id, priority).await {
-                    Ok(Announced::Published | Announced::AlreadyPublished) => {
-                        done.insert((customer, id));
+    let work = async {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = rescan.tick() => {
+                    match publish_ready(announcer, root, priority, None).await {
+                        Ok(n) if n > 0 => tracing::info!(published = n, "rescan published snapshots the watcher had not"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "rescan failed; next one in scan_interval"),
                     }
-                    Err(e) => tracing::warn!(%customer, snapshot = %id, error = %e, "publish failed; the rescan retries it"),
+                }
+                Some(path) = rx.recv() => {
+                    let Some((customer, id)) = layout::parse_relative(root, &path) else { continue };
+                    if done.contains(&(customer.clone(), id)) {
+                        continue;
+                    }
+                    let dir = root.join(customer.as_str()).join(id.to_string());
+                    if !dir.join(layout::READY_MARKER).is_file() {
+                        continue; // still being written
+                    }
+                    match announcer.publish_once(&customer, id, priority).await {
+                        Ok(Announced::Published | Announced::AlreadyPublished) => {
+                            done.insert((customer, id));
+                        }
+                        Err(e) => tracing::warn!(%customer, snapshot = %id, error = %e, "publish failed; the rescan retries it"),
+                    }
                 }
             }
         }
-    }
+    };
+    // The connection is watched while the loop waits on a publish.
+    let (_, result) = tokio::join!(announcer.keep_connection(stop.clone()), work);
+    result
 }

@@ -744,6 +744,17 @@ impl Drop for TestEnv {
         self.kill_all();
         if std::thread::panicking() {
             let _ = writeln!(std::io::stderr(), "{}", self.logs());
+            // Whole logs of a failed test, for a post-mortem.
+            if let Some(keep) = std::env::var_os("SNAPSWITCH_TEST_KEEP_LOGS") {
+                let to = PathBuf::from(keep).join(&self.namespace);
+                if std::fs::create_dir_all(&to).is_ok() {
+                    for (label, _) in &self.children {
+                        let _ =
+                            std::fs::copy(self.log_path(label), to.join(format!("{label}.log")));
+                    }
+                    let _ = writeln!(std::io::stderr(), "whole logs kept in {}", to.display());
+                }
+            }
         }
         // Best effort: remove this test's queues, exchanges and keys.
         let ns = self.namespace.clone();

@@ -506,3 +506,77 @@ async fn falkordb_drop_alias_gives_the_live_graph_its_name_back() {
     store.drop_database("acme-1767741427").await.unwrap();
     assert!(store.list_databases().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn publish_claims_are_owned_retaken_by_their_owner_and_released_only_by_it() {
+    use common::claims::{Claim, PublishLedger, Published};
+    use common::ident::{Customer, SnapshotId};
+    let con = common::state::connect(&ServiceUrl::new(harness::redis_url()))
+        .await
+        .unwrap();
+    let keys = Keys::new(&format!("t-claims-{}", uuid::Uuid::new_v4().simple()));
+    let one = PublishLedger::with_owner(con.clone(), keys.clone(), "one".into());
+    let two = PublishLedger::with_owner(con.clone(), keys.clone(), "two".into());
+    let acme = Customer::parse("acme").unwrap();
+    let ids: Vec<(Customer, SnapshotId)> = (0..3)
+        .map(|n| (acme.clone(), SnapshotId::new(1_767_000_000 + n).unwrap()))
+        .collect();
+
+    assert_eq!(one.claim(&ids[..2]).await.unwrap(), [Claim::Claimed; 2]);
+    // A second producer waits for the first one's claims.
+    assert_eq!(
+        two.claim(&ids).await.unwrap(),
+        [Claim::Theirs, Claim::Theirs, Claim::Claimed]
+    );
+    // The first one's own claims (say its release was lost) are its again.
+    assert_eq!(
+        one.claim(&ids).await.unwrap(),
+        [Claim::Ours, Claim::Ours, Claim::Theirs]
+    );
+    // A release deletes only the releaser's own claims.
+    one.release(&ids).await.unwrap();
+    assert_eq!(
+        two.claim(&ids).await.unwrap(),
+        [Claim::Claimed, Claim::Claimed, Claim::Ours]
+    );
+    // Recorded: published for everyone, claim gone, counted, audited.
+    two.record(&[Published {
+        customer: acme.clone(),
+        snapshot: ids[0].1,
+        event_id: "e-0".into(),
+        priority: 5,
+    }])
+    .await
+    .unwrap();
+    assert!(one.is_published(&acme, ids[0].1).await.unwrap());
+    assert_eq!(one.claim(&ids[..1]).await.unwrap(), [Claim::Published]);
+    let fleet = common::state::FleetState::new(con.clone(), keys.clone());
+    assert_eq!(
+        fleet.counters().await.unwrap().get("published").copied(),
+        Some(1)
+    );
+    let audit = fleet.audit_entries(10).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.get("event") == Some("published")
+            && e.get("snapshot_id") == Some(&ids[0].1.to_string())
+            && e.get("event_id") == Some("e-0")),
+        "{audit:?}"
+    );
+    let mut c = con.clone();
+    let claim: Option<String> = redis::cmd("GET")
+        .arg(keys.publishing(&acme, ids[0].1.get()))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(claim, None, "the recorded snapshot's claim is deleted");
+    let _: () = redis::cmd("DEL")
+        .arg(keys.published(&acme))
+        .arg(keys.stats())
+        .arg(keys.audit())
+        .arg(keys.customers())
+        .arg(keys.publishing(&acme, ids[1].1.get()))
+        .arg(keys.publishing(&acme, ids[2].1.get()))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}

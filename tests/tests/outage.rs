@@ -427,3 +427,93 @@ async fn the_one_event_in_flight_during_a_graph_outage_waits_and_is_loaded() {
         "{log}"
     );
 }
+
+/// The producer alone through a broker restart and then a Redis restart
+/// while snapshots keep arriving: every ready snapshot reaches the work
+/// queue soon after the services' return — inside the publish claim's TTL,
+/// so a claim left behind by a failed release cannot hide a snapshot until
+/// it expires, and a connection whose recovery hangs (a publish in flight
+/// at the broker's shutdown can leave lapin recovering for good) is
+/// replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_publishes_every_snapshot_after_broker_and_redis_restarts() {
+    use harness::services::{RabbitNode, RedisNode};
+    use lapin::options::{BasicAckOptions, BasicGetOptions};
+    use std::collections::BTreeSet;
+
+    const CUSTOMERS: usize = 8;
+    const ROUNDS: u64 = 16;
+    let mut rabbit = RabbitNode::start("").unwrap();
+    let mut redis = RedisNode::start().unwrap();
+    let mut env =
+        TestEnv::with_services("prodout", "scan_interval = 1", &rabbit.url(), &redis.url())
+            .unwrap();
+    env.spawn_env(
+        "producer",
+        "producer",
+        &["watch"],
+        &[("RUST_LOG", "info,lapin=trace")],
+    )
+    .unwrap();
+    let customers: Vec<String> = (0..CUSTOMERS)
+        .map(|i| format!("prodout-{}", (b'a' + i as u8) as char))
+        .collect();
+    let started = Instant::now();
+    let (mut broker_restarted, mut redis_restarted) = (false, false);
+    for round in 0..ROUNDS {
+        while started.elapsed() < Duration::from_millis(1000 * round) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for c in &customers {
+            write(&env, c, BASE + round * 60, 10);
+        }
+        if !broker_restarted && started.elapsed() > Duration::from_secs(4) {
+            rabbit.restart().unwrap();
+            broker_restarted = true;
+        }
+        if !redis_restarted && started.elapsed() > Duration::from_secs(5) {
+            redis.restart().unwrap();
+            redis_restarted = true;
+        }
+    }
+    let wanted: BTreeSet<(String, u64)> = customers
+        .iter()
+        .flat_map(|c| (0..ROUNDS).map(move |r| (c.clone(), BASE + r * 60)))
+        .collect();
+    let mut seen: BTreeSet<(String, u64)> = BTreeSet::new();
+    let queue = env.work_queue();
+    // Within the claim TTL (60 s) of the restarts, and after a hung
+    // connection recovery was given up (RECOVERY_PATIENCE, 20 s).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline && !wanted.is_subset(&seen) {
+        if let Ok((_con, ch)) = env.amqp().await {
+            while let Ok(Some(msg)) = ch
+                .basic_get(queue.as_str().into(), BasicGetOptions::default())
+                .await
+            {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&msg.delivery.data).unwrap_or_default();
+                if let (Some(c), Some(id)) =
+                    (body["customer"].as_str(), body["snapshot_id"].as_u64())
+                {
+                    seen.insert((c.to_owned(), id));
+                }
+                let _ = msg.delivery.ack(BasicAckOptions::default()).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let missing: Vec<_> = wanted.difference(&seen).collect();
+    println!(
+        "producer gave up a hung connection recovery: {}",
+        env.log_of("producer")
+            .contains("the RabbitMQ connection has not recovered")
+    );
+    assert!(
+        missing.is_empty(),
+        "{} of {} snapshots not published 40 s after the last was written: {missing:?}\n{}",
+        missing.len(),
+        wanted.len(),
+        env.logs()
+    );
+}

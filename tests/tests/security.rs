@@ -222,10 +222,17 @@ async fn passwords_never_reach_logs_status_or_messages_and_redis_keys_are_bounde
         .cancel(&acme, common::ident::SnapshotId::new(ID + 60).unwrap())
         .await
         .unwrap();
-    assert!(fleet
-        .claim_publish(&acme, common::ident::SnapshotId::new(ID + 120).unwrap())
-        .await
-        .unwrap());
+    let ledger = common::claims::PublishLedger::new(fleet.connection(), fleet.keys().clone());
+    assert_eq!(
+        ledger
+            .claim(&[(
+                acme.clone(),
+                common::ident::SnapshotId::new(ID + 120).unwrap()
+            )])
+            .await
+            .unwrap(),
+        [common::claims::Claim::Claimed]
+    );
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
     assert!(!keys.is_empty());
     let mut per_snapshot = 0;
@@ -253,7 +260,15 @@ async fn passwords_never_reach_logs_status_or_messages_and_redis_keys_are_bounde
     for n in 0..(common::state::REMEMBERED_SNAPSHOTS as u64 + 25) {
         let id = common::ident::SnapshotId::new(ID + 1_000 + n).unwrap();
         fleet.mark_seen(&acme, id).await.unwrap();
-        fleet.confirm_published(&acme, id).await.unwrap();
+        ledger
+            .record(&[common::claims::Published {
+                customer: acme.clone(),
+                snapshot: id,
+                event_id: String::new(),
+                priority: 5,
+            }])
+            .await
+            .unwrap();
     }
     for key in [fleet.keys().seen(&acme), fleet.keys().published(&acme)] {
         let len: i64 = redis::cmd("ZCARD").arg(&key).query(&mut con).unwrap();

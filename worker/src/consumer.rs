@@ -108,11 +108,26 @@ impl Consumer {
             };
             tracing::info!(queue = %self.topology.work_queue, prefetch = config.workers, "consuming");
             let mut pause_check = tokio::time::interval(PAUSE_CHECK);
+            // Since when the connection has not been up, with no consumer
+            // error to say so (lapin's recovery can hang silently).
+            let mut down_since: Option<Instant> = None;
             let why = loop {
                 tokio::select! {
                     _ = stop.cancelled() => break Pause::Stop,
                     _ = self.breaker_opened.notified() => break Pause::Breaker,
                     _ = pause_check.tick() => {
+                        if connection.status().connected() {
+                            down_since = None;
+                        } else if down_since
+                            .get_or_insert_with(Instant::now)
+                            .elapsed()
+                            >= common::broker::RECOVERY_PATIENCE
+                        {
+                            break Pause::ChannelLost(format!(
+                                "the connection did not recover within {}s",
+                                common::broker::RECOVERY_PATIENCE.as_secs()
+                            ));
+                        }
                         if matches!(self.pipeline.state.fleet_paused().await, Ok(Some(_))) {
                             break Pause::Operator;
                         }
@@ -126,8 +141,22 @@ impl Consumer {
                         }
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "consumer error; waiting for the channel to recover");
-                            if let Err(e) = channel.wait_for_recovery(e).await {
-                                break Pause::ChannelLost(e.to_string());
+                            // lapin's recovery can hang for good
+                            // (common::broker::RECOVERY_PATIENCE): wait a
+                            // bounded time, and not past a stop.
+                            tokio::select! {
+                                _ = stop.cancelled() => break Pause::Stop,
+                                recovered = tokio::time::timeout(
+                                    common::broker::RECOVERY_PATIENCE,
+                                    channel.wait_for_recovery(e),
+                                ) => match recovered {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(e)) => break Pause::ChannelLost(e.to_string()),
+                                    Err(_) => break Pause::ChannelLost(format!(
+                                        "the connection did not recover within {}s",
+                                        common::broker::RECOVERY_PATIENCE.as_secs()
+                                    )),
+                                },
                             }
                         }
                         None => break Pause::ChannelLost("the consumer was cancelled".into()),

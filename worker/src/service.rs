@@ -112,7 +112,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         pipeline: pipeline.clone(),
         reporter: common::status::Reporter {
             state: pipeline.state.clone(),
-            connection: connection.clone(),
+            connection: common::broker::SharedConnection::new(connection.clone()),
             topology: topology.clone(),
             metrics: pipeline.metrics.clone(),
             scan_interval: config.scan_interval,

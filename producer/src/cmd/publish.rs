@@ -51,11 +51,12 @@ pub async fn announcer_with(
     let topology = Topology::from_config(config);
     common::broker::declare(&connection.create_channel().await?, &topology).await?;
     let publisher = common::broker::Publisher::new(&connection).await?;
-    Ok(Announcer {
-        connection: std::sync::Arc::new(connection),
+    Ok(Announcer::new(
+        std::sync::Arc::new(connection),
         publisher,
+        common::broker::BrokerAddress::of_config(config, "snapswitch-producer"),
         topology,
         state,
         metrics,
-    })
+    ))
 }
