@@ -17,11 +17,8 @@ pub mod dlq;
 pub mod ops;
 // Being changed on another branch (publish throughput, a rescan fix): the
 // house lints apply once that lands.
-#[allow(missing_docs, clippy::let_underscore_must_use)]
 pub mod publish;
 pub mod rollback;
-#[allow(missing_docs, clippy::let_underscore_must_use)]
 pub mod scan;
 pub mod session;
-#[allow(missing_docs, clippy::let_underscore_must_use)]
 pub mod watch;
