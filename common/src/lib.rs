@@ -6,7 +6,8 @@
 //!    [`contract::event`] (the versioned snapshot event and its validation),
 //!    [`contract::ident`] (customer names, snapshot ids, database names),
 //!    [`contract::keys`] (every Redis key), [`contract::topology`] (AMQP
-//!    names, arguments, header names).
+//!    names, arguments, header names), [`contract::vocab`] (the names
+//!    operators see: failure codes, hold codes, audit events, as enums).
 //! 2. [`adapters`] — the outside world, thin, tested against the real
 //!    services; none reads the configuration, each takes its own options:
 //!    [`adapters::secret`] (values that never print a password),
@@ -14,6 +15,8 @@
 //!    [`adapters::broker`] (RabbitMQ), [`adapters::state`],
 //!    [`adapters::claims`] (the producer's publish-once ledger),
 //!    [`adapters::lock`] and [`adapters::slots`] (Redis),
+//!    [`adapters::lock_wait`] (waiting for a customer's lock),
+//!    [`adapters::alias`] (a customer's alias and databases on a graph store),
 //!    [`adapters::snapshot`] (the snapshot tree on disk and its readers),
 //!    [`adapters::graph`] (the graph-store traits, FalkorDB and Neo4j, the
 //!    resolved graph targets), [`adapters::load`] (one snapshot into one
@@ -41,7 +44,9 @@ pub mod config;
 pub mod contract;
 pub mod ops;
 
-pub use adapters::{broker, claims, graph, idmap, load, lock, slots, snapshot, state, tls};
+pub use adapters::{
+    alias, broker, claims, graph, idmap, load, lock, lock_wait, slots, snapshot, state, tls,
+};
 pub use config::targets;
-pub use contract::{event, ident, keys, topology};
+pub use contract::{event, ident, keys, topology, vocab};
 pub use ops::{doctor, http, metrics, otel, status, telemetry};

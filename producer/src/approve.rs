@@ -10,14 +10,18 @@
 use common::config::Config;
 use common::graph::{DbState, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
+use common::vocab::AuditEvent;
 
 use crate::session::OperatorSession;
 
 /// What an approval or a rejection did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
+    /// The customer.
     pub customer: String,
+    /// The held snapshot.
     pub snapshot_id: u64,
+    /// Its database.
     pub database: String,
     /// The live snapshot before (approve) or during (reject).
     pub live_before: Option<u64>,
@@ -87,7 +91,7 @@ pub async fn approve(config: &Config, customer: &str, snapshot: u64) -> anyhow::
             }
         }
         st.audit(
-            "approved",
+            AuditEvent::Approved.as_str(),
             &[
                 ("customer", customer.to_string()),
                 ("snapshot_id", snapshot.to_string()),
@@ -127,7 +131,7 @@ pub async fn reject(config: &Config, customer: &str, snapshot: u64) -> anyhow::R
         let st = &session.state;
         st.clear_held(&customer, snapshot).await?;
         st.audit(
-            "rejected",
+            AuditEvent::Rejected.as_str(),
             &[
                 ("customer", customer.to_string()),
                 ("snapshot_id", snapshot.to_string()),

@@ -20,16 +20,27 @@ use serde::Serialize;
 /// One parked message, as printed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Parked {
+    /// The event's id.
     pub event_id: Option<String>,
+    /// The event's customer.
     pub customer: Option<String>,
+    /// The event's snapshot.
     pub snapshot_id: Option<u64>,
+    /// The event's priority.
     pub priority: Option<u8>,
+    /// The failure code (`x-snapswitch-reason`).
     pub reason: Option<String>,
+    /// `transient` or `permanent`.
     pub error_class: Option<String>,
+    /// The failure message.
     pub error: Option<String>,
+    /// Attempts made.
     pub attempts: Option<u32>,
+    /// The worker that parked it.
     pub worker: Option<String>,
+    /// Its host.
     pub host: Option<String>,
+    /// When (RFC 3339).
     pub failed_at: Option<String>,
     /// The body when it is not a JSON object (malformed events).
     pub body: Option<String>,
@@ -100,8 +111,11 @@ fn header_text(v: &lapin::types::AMQPValue) -> String {
 /// Which parked messages `replay` (and the console's delete) takes.
 #[derive(Debug, Clone)]
 pub enum Selection {
+    /// The event with this event id.
     Id(String),
+    /// Every parked event of this customer.
     Customer(String),
+    /// Every parked event.
     All,
     /// These event ids.
     Ids(Vec<String>),
@@ -112,7 +126,9 @@ pub enum Selection {
 /// The console's parked-events filter; an empty filter matches everything.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
+    /// Only this customer's.
     pub customer: Option<String>,
+    /// Only this failure code.
     pub reason: Option<String>,
     /// Parked at least this many seconds ago.
     pub min_age_seconds: Option<i64>,
@@ -180,6 +196,7 @@ async fn give_back(messages: &[BasicGetMessage]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every parked event, with its headers read (nothing is removed).
 pub async fn list(connection: &Connection, topology: &Topology) -> anyhow::Result<Vec<Parked>> {
     let channel = connection.create_channel().await?;
     let taken = take_all(&channel, &topology.dead_queue).await?;
@@ -284,6 +301,7 @@ pub async fn delete(
     Ok(deleted)
 }
 
+/// Deletes every parked event; returns how many.
 pub async fn purge(connection: &Connection, topology: &Topology) -> anyhow::Result<u32> {
     let channel = connection.create_channel().await?;
     Ok(channel
@@ -294,6 +312,7 @@ pub async fn purge(connection: &Connection, topology: &Topology) -> anyhow::Resu
         .await?)
 }
 
+/// How many events are parked.
 pub async fn depth(connection: &Connection, topology: &Topology) -> anyhow::Result<u32> {
     let channel = connection.create_channel().await?;
     Ok(common::broker::queue_depth(&channel, &topology.dead_queue).await?)

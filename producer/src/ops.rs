@@ -9,11 +9,14 @@ use common::http::Probe;
 use common::status::Reporter;
 use tokio_util::sync::CancellationToken;
 
+/// `producer watch`'s `/readyz`, `/metrics` and `/status`.
 pub struct ProducerProbe {
+    /// The shared readiness checks and the status report.
     pub reporter: Reporter,
 }
 
 impl ProducerProbe {
+    /// Refreshes the status every 5 s until `stop`.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut every = tokio::time::interval(Duration::from_secs(5));
         loop {

@@ -34,11 +34,15 @@ pub const PUBLISH_IN_FLIGHT: usize = 1024;
 /// One snapshot to announce: customer, snapshot id, priority.
 type Item = (Customer, SnapshotId, u8);
 
+/// Publishes snapshot events and remembers them (see the module docs).
 pub struct Announcer {
     /// The current broker connection (replaced when lapin's recovery hangs).
     pub connection: SharedConnection,
+    /// Where events go.
     pub topology: Topology,
+    /// The fleet state (for the status reporter).
     pub state: FleetState,
+    /// This process's metrics (`published`, `publish_failures`).
     pub metrics: Arc<common::metrics::Metrics>,
     /// The confirm-mode channel on the current connection.
     publisher: RwLock<Publisher>,
@@ -58,12 +62,15 @@ pub struct Announcer {
 /// What happened to one snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Announced {
+    /// Published now.
     Published,
     /// Published before (or being published by another producer right now).
     AlreadyPublished,
 }
 
 impl Announcer {
+    /// An announcer publishing on `publisher` (a channel of `connection`),
+    /// able to open a new connection at `address`.
     pub fn new(
         connection: Arc<lapin::Connection>,
         publisher: Publisher,

@@ -4,9 +4,11 @@
 //! again; cleanup drops it). A database that was never verified (a partial
 //! load, a graph made by hand) is refused, saying why.
 
+use common::alias::database_states;
 use common::config::Config;
 use common::graph::{DbState, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
+use common::vocab::AuditEvent;
 
 use crate::session::OperatorSession;
 
@@ -74,8 +76,11 @@ pub async fn rollback(config: &Config, customer: &str, to: Option<u64>) -> anyho
 /// What a rollback did.
 #[derive(Debug, Clone)]
 pub struct RolledBack {
+    /// The customer.
     pub customer: Customer,
+    /// The snapshot that was live.
     pub from: SnapshotId,
+    /// The snapshot live now.
     pub to: SnapshotId,
 }
 
@@ -98,15 +103,7 @@ pub async fn roll_back(
             .live()
             .await?
             .ok_or_else(|| anyhow::anyhow!("customer {customer} has no alias to roll back"))?;
-        let mut retained = Vec::new();
-        for name in store.list_databases().await? {
-            let Ok(d) = DatabaseName::parse(&name) else {
-                continue;
-            };
-            if d.customer == customer {
-                retained.push((d.snapshot, store.database_state(&name).await?));
-            }
-        }
+        let retained = database_states(store.as_ref(), &customer).await?;
         let target = rollback_target(&customer, live, &retained, to)
             .map_err(|m| anyhow::anyhow!("cannot roll back {customer}: {m}"))?;
         let db = DatabaseName::new(customer.clone(), target).to_string();
@@ -125,7 +122,7 @@ pub async fn roll_back(
             .await?;
         state
             .audit(
-                "rolled_back",
+                AuditEvent::RolledBack.as_str(),
                 &[
                     ("customer", customer.to_string()),
                     ("snapshot_id", target.to_string()),

@@ -6,18 +6,23 @@
 
 use std::time::Duration;
 
+use common::alias::alias_target;
 use common::config::Config;
 use common::graph::{Fence, GraphStore};
-use common::ident::{Customer, DatabaseName, SnapshotId};
+use common::ident::{Customer, SnapshotId};
 use common::keys::Keys;
 use common::lock::LockGuard;
+use common::lock_wait::{wait_for_lock, LockWait};
 use common::state::FleetState;
 
 /// The customer's lock, store and fence for one operator command.
 pub struct OperatorSession {
+    /// The fleet's state in Redis.
     pub state: FleetState,
+    /// The customer's graph store, with its lifecycle marks.
     pub store: Box<dyn GraphStore>,
     guard: LockGuard,
+    /// The customer.
     pub customer: Customer,
 }
 
@@ -40,23 +45,18 @@ impl OperatorSession {
                 .await?;
         store.ping().await?;
         let mut con = state.connection();
-        let deadline =
-            std::time::Instant::now() + Duration::from_secs(config.lock_wait_timeout.max(10));
-        let mut guard = loop {
-            if let Some(g) =
-                common::lock::try_acquire(&mut con, state.keys(), customer, config.lock_ttl())
-                    .await?
-            {
-                break g;
-            }
-            if std::time::Instant::now() > deadline {
-                anyhow::bail!("customer {customer} is locked by a running load; try again when it finishes (producer history --customer {customer})");
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        let wait = LockWait {
+            ttl: config.lock_ttl(),
+            within: Duration::from_secs(config.lock_wait_timeout.max(10)),
+            poll: Duration::from_millis(250),
+        };
+        let Some((mut guard, _)) = wait_for_lock(&mut con, state.keys(), customer, wait).await?
+        else {
+            anyhow::bail!("customer {customer} is locked by a running load; try again when it finishes (producer history --customer {customer})");
         };
         let floor = store.fence_seen(customer.as_str()).await?;
         if !guard.lift_above(&mut con, floor).await? {
-            let _ = guard.release(&mut con).await;
+            guard.release(&mut con).await.ok();
             anyhow::bail!("lost the lock of {customer}; try again");
         }
         Ok(OperatorSession {
@@ -77,13 +77,7 @@ impl OperatorSession {
 
     /// The customer's live snapshot (its alias target).
     pub async fn live(&self) -> anyhow::Result<Option<SnapshotId>> {
-        Ok(self
-            .store
-            .alias_target(self.customer.as_str())
-            .await?
-            .and_then(|t| DatabaseName::parse(&t).ok())
-            .filter(|d| d.customer == self.customer)
-            .map(|d| d.snapshot))
+        Ok(alias_target(self.store.as_ref(), &self.customer).await?)
     }
 
     /// Why `snapshot` is held, as `code: message` lines.
@@ -105,6 +99,6 @@ impl OperatorSession {
     /// Frees the lock (if it is still ours).
     pub async fn close(self) {
         let mut con = self.state.connection();
-        let _ = self.guard.release(&mut con).await;
+        self.guard.release(&mut con).await.ok();
     }
 }

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::publish::{Announced, Announcer};
 use crate::scan::publish_ready;
 
+/// Publishes ready snapshots as they appear (notifications, and a rescan every
+/// `scan_interval`) until `stop`.
 pub async fn run(
     announcer: &Announcer,
     root: &Path,
@@ -28,7 +30,8 @@ pub async fn run(
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
             Ok(event) => {
                 for path in event.paths {
-                    let _ = tx.send(path);
+                    // The receiver is gone only when the loop has ended.
+                    drop(tx.send(path));
                 }
             }
             Err(e) => {

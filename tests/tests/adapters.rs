@@ -260,11 +260,10 @@ async fn blue_green_cycle_on_falkordb() {
 }
 
 #[tokio::test]
+#[ignore = "needs Neo4j Enterprise, which no script installs: set SNAPSWITCH_TEST_NEO4J_URL (and _USER, _PASSWORD) and run with --ignored (scripts/test does when it is set)"]
 async fn blue_green_cycle_on_neo4j_when_configured() {
-    let Ok(url) = std::env::var("SNAPSWITCH_TEST_NEO4J_URL") else {
-        eprintln!("SKIPPED blue_green_cycle_on_neo4j_when_configured: set SNAPSWITCH_TEST_NEO4J_URL (and _USER, _PASSWORD) to run it against Neo4j Enterprise");
-        return;
-    };
+    let url = std::env::var("SNAPSWITCH_TEST_NEO4J_URL")
+        .expect("SNAPSWITCH_TEST_NEO4J_URL (and _USER, _PASSWORD): the Neo4j Enterprise server to test against");
     let config = Config {
         graph_kind: GraphKind::Neo4j,
         graph_url: ServiceUrl::new(url),

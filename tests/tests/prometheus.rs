@@ -9,11 +9,12 @@
 //! `up`) and known functions. The contract itself is checked against what
 //! `common::metrics` really registers.
 //!
-//! With `promtool` on PATH (Debian's `prometheus` package; `scripts/ensure-services.sh
-//! --test-tools` installs it) the tests also run `promtool check rules`,
-//! `promtool check config`, `promtool test rules`, and `promtool check rules` on
-//! the dashboard's expressions turned into recording rules (a PromQL syntax
-//! check). Without it they print `SKIPPED ...` on stderr and pass.
+//! The tests also run `promtool check rules`, `promtool check config`,
+//! `promtool test rules`, and `promtool check rules` on the dashboard's
+//! expressions turned into recording rules (a PromQL syntax check). They need
+//! `promtool` on PATH (Debian's `prometheus` package; `scripts/ensure-services.sh
+//! --test-tools`, which `scripts/test` and CI run, installs it) and fail,
+//! saying so, without it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -486,14 +487,12 @@ fn run_promtool(promtool: &Path, dir: &Path, args: &[&str]) -> String {
     text
 }
 
-fn promtool_or_skip(test: &str) -> Option<PathBuf> {
-    let found = promtool();
-    if found.is_none() {
-        eprintln!(
-            "SKIPPED {test}: promtool not on PATH (Debian: apt-get install --no-install-recommends prometheus, or scripts/ensure-services.sh --test-tools)"
-        );
-    }
-    found
+/// promtool, or a failed test saying how to install it (`scripts/test`,
+/// which CI runs, installs it): a check that cannot run never passes.
+fn required_promtool() -> PathBuf {
+    promtool().unwrap_or_else(|| {
+        panic!("promtool is not on PATH, so this check cannot run: Debian: apt-get install --no-install-recommends prometheus, or scripts/ensure-services.sh --test-tools (scripts/test does)")
+    })
 }
 
 // ------------------------------------------------------------------ tests
@@ -814,9 +813,7 @@ fn the_config_scrapes_both_jobs_and_loads_the_rules() {
 
 #[test]
 fn promtool_check_rules() {
-    let Some(promtool) = promtool_or_skip("promtool_check_rules") else {
-        return;
-    };
+    let promtool = required_promtool();
     let out = run_promtool(&promtool, &repo_root(), &["check", "rules", ALERTS]);
     let n = alert_rules().len();
     assert!(
@@ -827,9 +824,7 @@ fn promtool_check_rules() {
 
 #[test]
 fn promtool_check_config() {
-    let Some(promtool) = promtool_or_skip("promtool_check_config") else {
-        return;
-    };
+    let promtool = required_promtool();
     // rule_files are relative to the config file, whatever the working directory.
     let out = run_promtool(&promtool, &repo_root(), &["check", "config", CONFIG]);
     assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
@@ -837,9 +832,7 @@ fn promtool_check_config() {
 
 #[test]
 fn promtool_test_rules() {
-    let Some(promtool) = promtool_or_skip("promtool_test_rules") else {
-        return;
-    };
+    let promtool = required_promtool();
     let out = run_promtool(&promtool, &repo_root(), &["test", "rules", ALERT_TESTS]);
     assert!(out.contains("SUCCESS"), "{out}");
 }
@@ -848,9 +841,7 @@ fn promtool_test_rules() {
 /// as PromQL (Grafana's `$__rate_interval` becomes 1m).
 #[test]
 fn promtool_parses_the_dashboard_queries() {
-    let Some(promtool) = promtool_or_skip("promtool_parses_the_dashboard_queries") else {
-        return;
-    };
+    let promtool = required_promtool();
     let exprs = dashboard_exprs(&dashboard());
     let mut rules = Vec::new();
     for (i, (title, expr)) in exprs.iter().enumerate() {

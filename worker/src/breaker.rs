@@ -6,13 +6,17 @@
 
 use std::time::{Duration, Instant};
 
+/// Whether deliveries flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Consuming.
     Closed,
     /// Open since the instant; probe after `probe_interval`.
     Open(Instant),
 }
 
+/// The circuit breaker: opens after `threshold` consecutive failures that
+/// a dependency explains, then lets a probe through every `probe_interval`.
 #[derive(Debug)]
 pub struct Breaker {
     threshold: u32,
@@ -22,6 +26,7 @@ pub struct Breaker {
 }
 
 impl Breaker {
+    /// A closed breaker.
     pub fn new(threshold: u32, probe_interval: Duration) -> Self {
         Breaker {
             threshold,

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::broker::{header_u32, Publisher};
-use common::state::Counter;
 use common::topology::{self, Topology};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -24,8 +23,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::breaker::Breaker;
-use crate::decide::{after_failure, AfterFailure, Ladder};
+use crate::decide::Ladder;
+use crate::events::{DependencyWait, Parked, Retried};
 use crate::pipeline::{Failure, Outcome, Pipeline};
+use crate::settle::{settle, Settlement};
 
 /// How often an event has waited for a dependency without using a retry
 /// (`decide::MAX_DEPENDENCY_WAITS`).
@@ -43,11 +44,17 @@ enum Pause {
 /// How often a consuming worker looks at the operator's fleet pause.
 const PAUSE_CHECK: Duration = Duration::from_secs(1);
 
+/// The work queue's consumer: one per worker process.
 pub struct Consumer {
+    /// Runs each delivery.
     pub pipeline: Arc<Pipeline>,
+    /// Queue and exchange names.
     pub topology: Topology,
+    /// Republishes to the delay and parking queues (confirms on).
     pub publisher: Publisher,
+    /// This host's name, for the parking headers.
     pub host: String,
+    /// Stops consuming while the graph database or Redis keeps failing.
     pub breaker: Mutex<Breaker>,
     /// Signalled when the breaker opens: stop consuming.
     pub breaker_opened: Notify,
@@ -156,12 +163,13 @@ impl Consumer {
                     }
                 }
             };
-            let _ = channel
+            channel
                 .basic_cancel(
                     ShortString::from(tag.as_str()),
                     BasicCancelOptions::default(),
                 )
-                .await;
+                .await
+                .ok();
             match why {
                 Pause::Stop => break Ok(()),
                 Pause::ChannelLost(e) => match self
@@ -294,7 +302,7 @@ impl Consumer {
     /// probe now (within `connect_timeout`). A dependency that answers means
     /// the failure is counted against the event.
     async fn dependency_down(&self, failure: &Failure) -> bool {
-        if !matches!(failure.code, "graph_unavailable" | "redis_unavailable") {
+        if !failure.code.is_unavailable() {
             return false;
         }
         let within = self.pipeline.config.connect_timeout();
@@ -308,7 +316,7 @@ impl Consumer {
         let Ok(mut b) = self.breaker.lock() else {
             return;
         };
-        let unavailable = |f: &Failure| matches!(f.code, "graph_unavailable" | "redis_unavailable");
+        let unavailable = |f: &Failure| f.code.is_unavailable();
         match outcome {
             Outcome::Failed(f) if unavailable(f) && b.failure(Instant::now()) => {
                 self.pipeline.metrics.breaker_open.set(1);
@@ -359,94 +367,61 @@ impl Consumer {
             .await;
         metrics.loads_in_flight.dec();
         self.observe(&outcome);
-        match &outcome {
-            Outcome::Loaded { seconds, rows, .. } => {
-                metrics.completed.inc();
-                let _ =
-                    common::status::tally(&self.pipeline.state, common::status::Tally::Completed)
-                        .await;
-                metrics.load_duration.observe(*seconds);
-                if *seconds > 0.0 {
-                    metrics.rows_per_second.observe(*rows as f64 / seconds);
-                }
-            }
-            Outcome::Superseded => {
-                metrics.superseded.inc();
-            }
-            Outcome::Cancelled => {
-                metrics.cancelled.inc();
-            }
-            Outcome::Failed(f) => metrics.fail(f.code),
-            _ => {}
-        }
-        let state = &self.pipeline.state;
-        let settled = match outcome {
-            Outcome::Loaded { .. }
-            | Outcome::AlreadyLive
-            | Outcome::AlreadyLoaded
-            | Outcome::Superseded
-            | Outcome::Held { .. }
-            | Outcome::Cancelled => ack(&delivery).await,
-            Outcome::Aborted => {
+        let recorder = self.pipeline.recorder();
+        // Only a failure can need the probe; the decision itself is pure.
+        let dependency_down = match &outcome {
+            Outcome::Failed(failure) => self.dependency_down(failure).await,
+            _ => false,
+        };
+        let waits = header_u32(delivery.properties.headers().as_ref(), HEADER_WAITS).unwrap_or(0);
+        let settled = match settle(outcome, attempt, waits, dependency_down, &self.ladder) {
+            Settlement::Ack => ack(&delivery).await,
+            Settlement::GiveBack => {
                 tracing::info!("load aborted by shutdown; event returned to the queue");
                 nack(&delivery, true).await
             }
-            Outcome::Requeue { delay, reason } => {
+            Settlement::Delay { delay, reason } => {
                 tracing::info!(%reason, delay_s = delay.as_secs(), "event delayed");
                 self.delay(&delivery, delay, attempt).await
             }
-            Outcome::Failed(failure) => {
-                let dependency_down = self.dependency_down(&failure).await;
-                let waits =
-                    header_u32(delivery.properties.headers().as_ref(), HEADER_WAITS).unwrap_or(0);
-                match after_failure(failure.class, dependency_down, attempt, waits, &self.ladder) {
-                    AfterFailure::Wait { delay, waits } => {
-                        tracing::warn!(
-                            code = failure.code,
-                            error = %failure.message,
-                            delay_s = delay.as_secs(),
-                            attempt,
-                            waits,
-                            "a dependency is down: the event waits without using a retry"
-                        );
-                        metrics.dependency_waits.inc();
-                        self.delay_with(&delivery, delay, attempt, Some(waits))
-                            .await
-                    }
-                    AfterFailure::Retry {
-                        attempt: next,
-                        delay,
-                    } => {
-                        tracing::info!(
-                            attempt = next,
-                            delay_s = delay.as_secs(),
-                            code = failure.code,
-                            "retrying later"
-                        );
-                        let _ = state.incr(Counter::Retried, 1).await;
-                        metrics.retried.inc();
-                        let mut fields = event_fields(&delivery.data);
-                        fields.extend([
-                            ("attempt", next.to_string()),
-                            ("code", failure.code.to_owned()),
-                            ("worker", self.pipeline.worker_id.clone()),
-                        ]);
-                        let _ = state.audit("retried", &fields).await;
-                        self.delay(&delivery, delay, next).await
-                    }
-                    AfterFailure::Park => {
-                        let _ = state.incr(Counter::Parked, 1).await;
-                        let _ = common::status::tally(state, common::status::Tally::Parked).await;
-                        metrics.park(failure.code);
-                        let mut fields = event_fields(&delivery.data);
-                        fields.extend([
-                            ("reason", failure.code.to_owned()),
-                            ("worker", self.pipeline.worker_id.clone()),
-                        ]);
-                        let _ = state.audit("parked", &fields).await;
-                        self.park(&delivery, &failure, attempt).await
-                    }
+            Settlement::WaitForDependency {
+                delay,
+                waits,
+                failure,
+            } => {
+                DependencyWait {
+                    failure: &failure,
+                    delay_s: delay.as_secs(),
+                    attempt,
+                    waits,
                 }
+                .emit(&recorder);
+                self.delay_with(&delivery, delay, attempt, Some(waits))
+                    .await
+            }
+            Settlement::Retry {
+                attempt: next,
+                delay,
+                failure,
+            } => {
+                Retried {
+                    fields: event_fields(&delivery.data),
+                    attempt: next,
+                    delay_s: delay.as_secs(),
+                    code: failure.code,
+                }
+                .emit(&recorder)
+                .await;
+                self.delay(&delivery, delay, next).await
+            }
+            Settlement::Park(failure) => {
+                Parked {
+                    fields: event_fields(&delivery.data),
+                    code: failure.code,
+                }
+                .emit(&recorder)
+                .await;
+                self.park(&delivery, &failure, attempt).await
             }
         };
         if let Err(e) = settled {
@@ -507,14 +482,14 @@ impl Consumer {
         failure: &Failure,
         attempt: u32,
     ) -> anyhow::Result<()> {
-        tracing::warn!(code = failure.code, class = failure.class.as_str(), error = %failure.message, attempts = attempt + 1, "event parked in the dead-letter queue");
+        tracing::warn!(code = %failure.code, class = failure.class.as_str(), error = %failure.message, attempts = attempt + 1, "event parked in the dead-letter queue");
         let message: String = failure.message.chars().take(4000).collect();
         let failed_at = chrono::Utc::now().to_rfc3339();
         let props = republished(
             delivery,
             attempt,
             &[
-                (topology::HEADER_REASON, failure.code),
+                (topology::HEADER_REASON, failure.code.as_str()),
                 (topology::HEADER_ERROR_CLASS, failure.class.as_str()),
                 (topology::HEADER_ERROR, &message),
                 (topology::HEADER_WORKER, &self.pipeline.worker_id),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::graph::{DbState, Health};
 use common::ident::SnapshotId;
+use common::targets::HealthThresholds;
 
 /// What the graph database and Redis say about one customer, read under its lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,19 +20,29 @@ pub struct CustomerView {
     pub newest_seen: Option<SnapshotId>,
 }
 
+/// What to do with a snapshot event, given the customer's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Load into a new database; `drop_leftover` when a database of that name
     /// exists but never became live (a crashed or interrupted load).
-    Load { drop_leftover: bool },
+    Load {
+        /// A database of that name exists but never became live: drop it first.
+        drop_leftover: bool,
+    },
     /// The alias already points at this snapshot (a redelivery): ack.
     AlreadyLive,
     /// Loaded before, and the alias has moved past it: ack.
     AlreadyLoaded,
     /// A newer snapshot is live or on its way: loading this one is wasted work.
-    Superseded { newer: SnapshotId },
+    Superseded {
+        /// The newer snapshot.
+        newer: SnapshotId,
+    },
 }
 
+/// The decision for `snapshot` given the customer's `view`; with
+/// `skip_superseded` false an older snapshot is loaded anyway (the alias
+/// still never moves back).
 pub fn decide(snapshot: SnapshotId, view: &CustomerView, skip_superseded: bool) -> Decision {
     if view.alias_target == Some(snapshot) {
         return Decision::AlreadyLive;
@@ -116,18 +127,10 @@ pub fn repair_target(
     (newest > alias).then_some(newest)
 }
 
-/// Thresholds of the health gate (from the config).
-#[derive(Debug, Clone, Copy)]
-pub struct HealthLimits {
-    pub max_databases: usize,
-    pub heap_threshold_percent: u8,
-    pub pagecache_threshold_percent: u8,
-}
-
 /// `Err(reason)` when the graph database is too busy to take another load.
 /// A new load adds one database, so the gate refuses at `max_databases` (the
 /// config's, or the server's own limit when that is lower).
-pub fn health_verdict(health: &Health, limits: &HealthLimits) -> Result<(), String> {
+pub fn health_verdict(health: &Health, limits: &HealthThresholds) -> Result<(), String> {
     if health.databases >= limits.max_databases {
         return Err(format!(
             "graph server holds {} databases, max_databases is {}",
@@ -161,13 +164,17 @@ pub fn health_verdict(health: &Health, limits: &HealthLimits) -> Result<(), Stri
     Ok(())
 }
 
+/// Whether a failure is worth retrying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
+    /// May succeed later (a dependency, a lock, a file not there yet): retried.
     Transient,
+    /// Will fail again (the snapshot or the event is wrong): parked at once.
     Permanent,
 }
 
 impl ErrorClass {
+    /// `transient` or `permanent`, as the parking headers say.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Transient => "transient",
@@ -180,10 +187,20 @@ impl ErrorClass {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterFailure {
     /// Back through the delay queue of `delay`, as attempt `attempt`.
-    Retry { attempt: u32, delay: Duration },
+    Retry {
+        /// The attempt that comes next.
+        attempt: u32,
+        /// How long until it comes.
+        delay: Duration,
+    },
     /// A dependency was down: back through the delay queue of `delay` with
     /// the attempt count unchanged (not the event's fault), as wait `waits`.
-    Wait { delay: Duration, waits: u32 },
+    Wait {
+        /// How long until it comes back.
+        delay: Duration,
+        /// Dependency waits so far, this one included.
+        waits: u32,
+    },
     /// Into the parking queue.
     Park,
 }
@@ -193,7 +210,9 @@ pub enum AfterFailure {
 /// whose dependency is down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ladder {
+    /// The delay before each retry, in order.
     pub delays: Vec<Duration>,
+    /// The delay of an event whose dependency is down.
     pub dependency_wait: Duration,
 }
 
@@ -516,7 +535,7 @@ mod tests {
 
     #[test]
     fn health_gate() {
-        let limits = HealthLimits {
+        let limits = HealthThresholds {
             max_databases: 10,
             heap_threshold_percent: 85,
             pagecache_threshold_percent: 90,

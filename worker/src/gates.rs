@@ -6,18 +6,18 @@
 
 use common::config::Guards;
 use common::graph::{Census, Scalar};
+use common::vocab::HoldCode;
 use serde::Serialize;
 
 /// Why a snapshot is held: a stable code (`empty`, `shrink`, `growth`,
 /// `check`) and a message naming what and both values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hold {
-    pub code: &'static str,
+    /// `empty`, `shrink`, `growth` or `check`.
+    pub code: HoldCode,
+    /// What and both values.
     pub message: String,
 }
-
-/// Every hold code, so the metric can expose each at 0 from the start.
-pub const HOLD_CODES: [&str; 4] = ["empty", "shrink", "growth", "check"];
 
 /// The guards' verdict on `new` against the database now `live` (None: no
 /// alias yet). Empty: nothing else is reported.
@@ -34,7 +34,7 @@ pub fn guard(new: &Census, live: Option<&Census>, g: &Guards) -> Vec<Hold> {
             Vec::new()
         } else {
             vec![Hold {
-                code: "empty",
+                code: HoldCode::Empty,
                 message: format!(
                     "the snapshot is empty and the live graph is not ({} nodes, {} relationships); allow_empty is false",
                     live.nodes, live.relationships
@@ -72,7 +72,7 @@ pub fn guard(new: &Census, live: Option<&Census>, g: &Guards) -> Vec<Hold> {
         let max = u128::from(g.max_shrink_percent);
         if now < was && u128::from(was - now) * 100 > max * u128::from(was) {
             holds.push(Hold {
-                code: "shrink",
+                code: HoldCode::Shrink,
                 message: format!(
                     "{what}: {now} in the snapshot, {was} live ({}); max_shrink_percent is {}",
                     percent(was, now),
@@ -83,7 +83,7 @@ pub fn guard(new: &Census, live: Option<&Census>, g: &Guards) -> Vec<Hold> {
         if let Some(max) = g.max_growth_percent {
             if now > was && u128::from(now - was) * 100 > u128::from(max) * u128::from(was) {
                 holds.push(Hold {
-                    code: "growth",
+                    code: HoldCode::Growth,
                     message: format!(
                         "{what}: {now} in the snapshot, {was} live ({}); max_growth_percent is {max}",
                         percent(was, now)
@@ -112,7 +112,7 @@ pub fn check_verdict(name: &str, result: Result<Scalar, String>) -> Option<Hold>
         Ok(v) => v,
         Err(e) => {
             return Some(Hold {
-                code: "check",
+                code: HoldCode::Check,
                 message: format!("check {name:?} could not run: {e}"),
             })
         }
@@ -124,7 +124,7 @@ pub fn check_verdict(name: &str, result: Result<Scalar, String>) -> Option<Hold>
         Scalar::Null | Scalar::Other(_) => false,
     };
     (!passed).then(|| Hold {
-        code: "check",
+        code: HoldCode::Check,
         message: match value {
             Scalar::Other(text) => {
                 format!("check {name:?} failed: it returned {text}, not one boolean or number")
@@ -203,7 +203,7 @@ mod tests {
     };
 
     fn codes(h: &[Hold]) -> Vec<&str> {
-        h.iter().map(|h| h.code).collect()
+        h.iter().map(|h| h.code.as_str()).collect()
     }
 
     #[test]
@@ -326,7 +326,7 @@ mod tests {
         ];
         for (v, msg) in held {
             let h = check_verdict("c", Ok(v)).unwrap();
-            assert_eq!((h.code, h.message.as_str()), ("check", msg));
+            assert_eq!((h.code.as_str(), h.message.as_str()), ("check", msg));
         }
         let h = check_verdict("c", Err("timed out after 1 s".into())).unwrap();
         assert_eq!(h.message, "check \"c\" could not run: timed out after 1 s");

@@ -13,10 +13,14 @@ use common::targets::{GraphTarget, Targets};
 
 /// One graph target and its connected store.
 pub struct TargetGraph {
+    /// The target: its name, address, caps and gates.
     pub target: GraphTarget,
+    /// Its store, with the lifecycle marks in Redis.
     pub store: Arc<dyn GraphStore>,
 }
 
+/// Every graph target of the deployment, connected; which one serves a
+/// customer is `targets::Targets`'s answer.
 pub struct Graphs {
     targets: Targets,
     /// In the order of `targets.all()`.

@@ -12,8 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Pipeline;
 
+/// The worker's `/readyz`, `/metrics` and `/status`, and its 5 s tick.
 pub struct WorkerProbe {
+    /// The pipeline whose dependencies readiness checks.
     pub pipeline: Arc<Pipeline>,
+    /// The shared readiness checks and the status report.
     pub reporter: Reporter,
 }
 
@@ -31,7 +34,7 @@ impl WorkerProbe {
                             tracing::warn!(error = %e, "heartbeat failed");
                         }
                         let open = p.metrics.breaker_open.get() == 1;
-                        let _ = p.state.report_breaker(&p.worker_id, open).await;
+                        p.state.report_breaker(&p.worker_id, open).await.ok();
                     }
                     p.metrics.lock_held_seconds.set(p.locks_held.longest().as_secs_f64());
                     self.reporter.tick().await;
@@ -81,6 +84,7 @@ pub struct StartupProbe {
 }
 
 impl StartupProbe {
+    /// A probe that answers `/healthz` and says what the start waits for.
     pub fn new(metrics: Arc<common::metrics::Metrics>) -> Self {
         StartupProbe {
             waiting_for: std::sync::Mutex::new("starting".into()),
@@ -91,7 +95,7 @@ impl StartupProbe {
 
     /// Every dependency answered: the worker's own probe takes over.
     pub fn ready(&self, probe: Arc<WorkerProbe>) {
-        let _ = self.ready.set(probe);
+        self.ready.set(probe).ok();
     }
 
     fn set_waiting(&self, what: String) {

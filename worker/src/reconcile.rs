@@ -18,18 +18,26 @@ use std::time::Duration;
 use common::graph::{Fence, GraphStore, SwitchMode};
 use common::ident::{Customer, DatabaseName, SnapshotId};
 use common::lock;
+use common::vocab::AuditEvent;
+
+use common::alias::{alias_target, database_states};
 
 use crate::decide;
 use crate::graphs::TargetGraph;
-use crate::pipeline::{database_states, Pipeline};
+use crate::pipeline::Pipeline;
 
+/// What one reconciliation pass found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// Customers looked at.
     pub customers: usize,
+    /// Customers skipped because a load held their lock.
     pub skipped_locked: usize,
     /// Customers with databases on a target that does not serve them.
     pub other_target: usize,
+    /// Leftover databases dropped.
     pub dropped: Vec<String>,
+    /// Databases whose lifecycle state was corrected.
     pub corrected: Vec<String>,
     /// Aliases moved forward to the newest verified database.
     pub repaired: Vec<String>,
@@ -105,7 +113,7 @@ async fn reconcile_target(
             reconcile_customer(p, graph.store.as_ref(), target, &customer, &fence, report).await
         }
         .await;
-        let _ = guard.release(&mut con).await;
+        guard.release(&mut con).await.ok();
         result?;
     }
     Ok(())
@@ -122,7 +130,7 @@ async fn report_strays(
         tracing::warn!(graph_target = %graph.target.name, key = %name, "{fix}");
         p.state
             .audit(
-                "stray_alias",
+                AuditEvent::StrayAlias.as_str(),
                 &[
                     ("customer", name.clone()),
                     ("key", name.clone()),
@@ -145,12 +153,7 @@ async fn reconcile_customer(
     fence: &Fence,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut alias = store
-        .alias_target(customer.as_str())
-        .await?
-        .and_then(|t| DatabaseName::parse(&t).ok())
-        .filter(|d| &d.customer == customer)
-        .map(|d| d.snapshot);
+    let mut alias = alias_target(store, customer).await?;
     let states = database_states(store, customer).await?;
     // An alias behind the newest verified database moves forward.
     if let Some(newer) = decide::repair_target(&states, alias) {
@@ -161,7 +164,7 @@ async fn reconcile_customer(
         tracing::warn!(%customer, %db, was = ?alias, graph_target = target, "reconciliation moved the alias forward to the newest verified database");
         p.state
             .audit(
-                "reconciled_switch",
+                AuditEvent::ReconciledSwitch.as_str(),
                 &[
                     ("customer", customer.to_string()),
                     ("snapshot_id", newer.to_string()),
@@ -183,7 +186,7 @@ async fn reconcile_customer(
         tracing::info!(%db, graph_target = target, "reconciliation dropped an orphan database");
         p.state
             .audit(
-                "reconciled_drop",
+                AuditEvent::ReconciledDrop.as_str(),
                 &[
                     ("customer", customer.to_string()),
                     ("database", db.clone()),
@@ -201,7 +204,7 @@ async fn reconcile_customer(
             tracing::info!(%customer, live = %live, was = ?record.live_snapshot, "reconciliation corrected the live snapshot in Redis");
             p.state
                 .audit(
-                    "reconciled_state",
+                    AuditEvent::ReconciledState.as_str(),
                     &[
                         ("customer", customer.to_string()),
                         ("live_snapshot", live.to_string()),

@@ -208,7 +208,7 @@ impl PublishLedger {
                 .arg(AUDIT_MAXLEN)
                 .arg("*")
                 .arg("event")
-                .arg("published")
+                .arg(crate::contract::vocab::AuditEvent::Published.as_str())
                 .arg("at_ms")
                 .arg(at)
                 .arg("customer")

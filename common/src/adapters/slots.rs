@@ -83,12 +83,11 @@ fn ms(d: Duration) -> i64 {
 impl Slot {
     /// The slots of `target`, each lease lasting `lease` unless renewed.
     pub fn new(keys: &Keys, target: &str, lease: Duration) -> Self {
-        let ns = keys.namespace();
         Slot {
-            slots: format!("{ns}:slots:{target}"),
-            queue: format!("{ns}:slotq:{target}"),
-            seq: format!("{ns}:slotseq:{target}"),
-            alive_prefix: format!("{ns}:slotq-alive:"),
+            slots: keys.slots(target),
+            queue: keys.slot_queue(target),
+            seq: keys.slot_seq(target),
+            alive_prefix: keys.slot_alive_prefix(),
             token: Uuid::new_v4().to_string(),
             lease,
         }
@@ -148,7 +147,7 @@ impl Slot {
         target: &str,
     ) -> redis::RedisResult<u64> {
         redis::cmd("ZCOUNT")
-            .arg(format!("{}:slots:{target}", keys.namespace()))
+            .arg(keys.slots(target))
             .arg(now_ms())
             .arg("+inf")
             .query_async(con)

@@ -97,4 +97,24 @@ impl Keys {
     pub fn worker_version(&self, worker_id: &str) -> String {
         format!("{}:worker_version:{worker_id}", self.ns)
     }
+    /// Sorted set: a graph target's load slots (token → lease expiry, ms).
+    pub fn slots(&self, target: &str) -> String {
+        format!("{}:slots:{target}", self.ns)
+    }
+    /// Sorted set: the queue of workers waiting for a slot on `target`.
+    pub fn slot_queue(&self, target: &str) -> String {
+        format!("{}:slotq:{target}", self.ns)
+    }
+    /// Counter: the order of arrival in a target's slot queue.
+    pub fn slot_seq(&self, target: &str) -> String {
+        format!("{}:slotseq:{target}", self.ns)
+    }
+    /// Prefix of the strings (with a TTL) that keep a slot-queue place alive.
+    pub fn slot_alive_prefix(&self) -> String {
+        format!("{}:slotq-alive:", self.ns)
+    }
+    /// Hash: `<bucket start>:<completed|parked>` → count (the status windows).
+    pub fn window(&self) -> String {
+        format!("{}:window", self.ns)
+    }
 }

@@ -109,7 +109,7 @@ impl Tally {
 
 /// Hash `<ns>:window`: field `<bucket start>:<completed|parked>` → count.
 fn window_key(state: &FleetState) -> String {
-    format!("{}:window", state.keys().namespace())
+    state.keys().window()
 }
 
 fn unix_now() -> u64 {

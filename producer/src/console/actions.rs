@@ -3,6 +3,7 @@
 //! `operator_action` with `operator`, `action` and `effect` (or `refused`).
 
 use common::ident::{Customer, SnapshotId};
+use common::vocab::AuditEvent;
 use serde_json::Value;
 
 use super::Console;
@@ -17,42 +18,65 @@ pub enum Parked {
     Matching(Filter),
 }
 
+/// An operator action the console can take, checked before it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Cancel a snapshot (`producer cancel`).
     Cancel {
+        /// The customer.
         customer: Customer,
+        /// The snapshot.
         snapshot: SnapshotId,
     },
+    /// Move the alias back (`producer rollback`).
     Rollback {
+        /// The customer.
         customer: Customer,
+        /// The retained snapshot to go back to (default: the newest older one).
         to: Option<u64>,
     },
+    /// Make a held snapshot live (`producer approve`).
     Approve {
+        /// The customer.
         customer: Customer,
+        /// The held snapshot.
         snapshot: SnapshotId,
     },
+    /// Drop a held snapshot (`producer reject`).
     Reject {
+        /// The customer.
         customer: Customer,
+        /// The held snapshot.
         snapshot: SnapshotId,
     },
+    /// Pause the fleet or one customer: workers delay their events.
     Pause {
+        /// The customer; none: the whole fleet.
         customer: Option<Customer>,
     },
+    /// Resume what a pause stopped.
     Resume {
+        /// The customer; none: the whole fleet.
         customer: Option<Customer>,
     },
     /// `confirmed`: how many events the operator was told the action takes.
     DlqReplay {
+        /// The parked events it takes.
         which: Parked,
+        /// How many the operator confirmed.
         confirmed: usize,
     },
+    /// Delete parked events; `confirmed` as for [`Action::DlqReplay`].
     DlqDelete {
+        /// The parked events it takes.
         which: Parked,
+        /// How many the operator confirmed.
         confirmed: usize,
     },
 }
 
 impl Action {
+    /// The action's name in the audit trail's `operator_action` entries.
     pub fn name(&self) -> &'static str {
         match self {
             Action::Cancel { .. } => "cancel",
@@ -230,7 +254,11 @@ pub async fn perform(c: &Console, action: &Action, operator: &str) -> anyhow::Re
     {
         fields.push(("snapshot_id", snapshot.to_string()));
     }
-    if let Err(e) = c.state.audit("operator_action", &fields).await {
+    if let Err(e) = c
+        .state
+        .audit(AuditEvent::OperatorAction.as_str(), &fields)
+        .await
+    {
         tracing::error!(error = %e, "could not write the audit entry of a console action");
     }
     tracing::info!(%operator, action = action.name(), ok = result.is_ok(), "console action");
@@ -243,7 +271,7 @@ async fn run(c: &Console, action: &Action, operator: &str) -> anyhow::Result<Str
             c.state.cancel(customer, *snapshot).await?;
             c.state
                 .audit(
-                    "cancel_requested",
+                    AuditEvent::CancelRequested.as_str(),
                     &[
                         ("customer", customer.to_string()),
                         ("snapshot_id", snapshot.to_string()),

@@ -12,38 +12,48 @@ pub const COOKIE: &str = "snapswitch_console";
 /// Shortest token accepted (a token is a secret, not a password to remember).
 pub const MIN_TOKEN_LEN: usize = 16;
 
+/// Why a console request was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
+    /// No operator token is configured.
     #[error("read-only console: no operator token is configured (console_token_file)")]
     ReadOnly,
+    /// No session cookie, or an unknown one.
     #[error("not logged in: log in with the operator token first")]
     NoSession,
+    /// The token does not match.
     #[error("wrong operator token")]
     BadToken,
+    /// The form's CSRF token does not match the session's.
     #[error("the form's CSRF token does not match this session; reload the page")]
     BadCsrf,
+    /// The request came from another origin.
     #[error("cross-origin request refused")]
     CrossOrigin,
     #[error(
         "operator name {0:?} is not valid: 1 to 64 characters of a-z, A-Z, 0-9, '.', '_', '@', '-'"
     )]
+    /// The operator name is not valid.
     BadOperator(String),
 }
 
 /// A logged-in operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// The name the operator logged in with (in every audit entry).
     pub operator: String,
     /// Put in every form of this session's pages; a POST must echo it.
     pub csrf: String,
 }
 
+/// The console's operator token and its sessions.
 pub struct Auth {
     token: Option<String>,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
 impl Auth {
+    /// No token: every action is refused.
     pub fn read_only() -> Self {
         Auth {
             token: None,
@@ -60,6 +70,7 @@ impl Auth {
             .map_err(|e| anyhow::anyhow!("console token file {}: {e}", path.display()))
     }
 
+    /// With the operator token `token`.
     pub fn with_token(token: &str) -> anyhow::Result<Self> {
         if token.len() < MIN_TOKEN_LEN {
             anyhow::bail!("the token must be at least {MIN_TOKEN_LEN} characters");
@@ -102,6 +113,7 @@ impl Auth {
         Ok((id, session))
     }
 
+    /// Ends the session the cookie names (if any).
     pub fn logout(&self, cookie_header: Option<&str>) {
         if let Some(id) = cookie_header.and_then(|h| cookie_value(h, COOKIE)) {
             if let Ok(mut s) = self.sessions.lock() {

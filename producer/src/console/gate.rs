@@ -11,6 +11,8 @@ use common::config::Config;
 use common::ident::{Customer, SnapshotId};
 use common::state::FleetState;
 
+/// Approving and rejecting held snapshots, behind a trait so the console's
+/// unit tests can stand in for the graph store.
 #[async_trait]
 pub trait HeldGate: Send + Sync {
     /// The customer's held snapshots, oldest first: each its record (the

@@ -17,7 +17,7 @@ pub fn esc(text: &str) -> String {
             '\'' => out.push_str("&#39;"),
             '\n' | '\t' => out.push(c),
             c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
+                write!(out, "\\x{:02x}", u32::from(c)).ok();
             }
             c => out.push(c),
         }
@@ -110,12 +110,13 @@ pub fn action_form(
         esc(action)
     );
     for (k, v) in fields {
-        let _ = write!(
+        write!(
             hidden,
             "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
             esc(k),
             esc(v)
-        );
+        )
+        .ok();
     }
     format!(
         "<form method=\"post\" action=\"/action\" class=\"inline\">{hidden}<button id=\"{}\">{}</button></form>",
@@ -179,46 +180,47 @@ pub fn chart_svg(points: &[LoadPoint], now_ms: i64) -> String {
         H + 30.0,
         H + 30.0
     );
-    let _ = write!(
+    write!(
         svg,
         "<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#fafafa\" stroke=\"#ccc\"/>"
-    );
+    )
+    .ok();
     for (i, n) in per_hour.iter().enumerate() {
         if *n == 0 {
             continue;
         }
         let h = f64::from(*n) / f64::from(max_count) * (H - 10.0);
-        let _ = write!(
+        write!(
             svg,
             "<rect class=\"bar\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#9ecae1\"><title>{n} loads</title></rect>",
             i as f64 * bar_w + 1.0,
             H - h,
             bar_w - 2.0
-        );
+        ).ok();
     }
     for p in &recent {
         let cx = x(p.at_ms);
         let cy = H - p.seconds / max_secs * (H - 10.0);
-        let _ = write!(
+        write!(
             svg,
             "<circle class=\"duration\" cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"3\" fill=\"#d6604d\"><title>{:.1} s</title></circle>",
             p.seconds
-        );
+        ).ok();
         if p.switched {
-            let _ = write!(
+            write!(
                 svg,
                 "<path class=\"switch\" d=\"M{cx:.1} {H} l-4 8 h8 z\" fill=\"#238b45\"><title>switch</title></path>"
-            );
+            ).ok();
         }
     }
-    let _ = write!(
+    write!(
         svg,
         "<text x=\"2\" y=\"{}\" font-size=\"11\">24 h ago</text><text x=\"{}\" y=\"{}\" font-size=\"11\">now</text>\
 <text x=\"4\" y=\"12\" font-size=\"11\">bars: loads/hour (max {max_count}) · dots: duration (max {max_secs:.1} s) · ▲ switch</text></svg>",
         H + 24.0,
         W - 24.0,
         H + 24.0
-    );
+    ).ok();
     svg
 }
 

@@ -4,7 +4,6 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -15,6 +14,13 @@ use super::html::{action_form, chart_svg, esc, page, time_ms, url, val};
 use super::{cookie, Console};
 
 type Shared = State<Arc<Console>>;
+
+mod confirm;
+mod parked;
+
+pub use confirm::confirm;
+use parked::filter_fields;
+pub use parked::{parked, parked_one, ParkedQuery};
 
 fn session_of(c: &Console, headers: &HeaderMap) -> Option<super::auth::Session> {
     c.auth.session(cookie(headers))
@@ -27,14 +33,14 @@ pub async fn fleet(State(c): Shared, headers: HeaderMap) -> Html<String> {
     let f = c.fleet_json().await;
     let mut b = String::new();
     let paused = !f["paused"]["fleet"].is_null();
-    let _ = write!(
+    write!(
         b,
         "<p>Fleet: <b data-field=\"status\">{}</b> · consumption <b id=\"fleet-paused\" data-field=\"paused.fleet\">{}</b> {} {}</p>",
         val(&f["status"]),
         if paused { val(&f["paused"]["fleet"]) } else { "-".into() },
         action_form(&viewer, "pause", &[("back", "/")], "Pause the fleet", "pause-fleet"),
         action_form(&viewer, "resume", &[("back", "/")], "Resume the fleet", "resume-fleet"),
-    );
+    ).ok();
     b.push_str("<p class=\"muted\">consumption: <code>-</code> = running; otherwise who paused it (events wait in the delay queues).</p>");
     b.push_str("<h2>Counters</h2><table><tr>");
     let keys = [
@@ -55,11 +61,11 @@ pub async fn fleet(State(c): Shared, headers: HeaderMap) -> Html<String> {
         ("tasks_held", "held (total)"),
     ];
     for (_, label) in keys {
-        let _ = write!(b, "<th>{}</th>", esc(label));
+        write!(b, "<th>{}</th>", esc(label)).ok();
     }
     b.push_str("</tr><tr>");
     for (k, _) in keys {
-        let _ = write!(b, "<td id=\"f-{k}\" data-field=\"{k}\">{}</td>", val(&f[k]));
+        write!(b, "<td id=\"f-{k}\" data-field=\"{k}\">{}</td>", val(&f[k])).ok();
     }
     b.push_str("</tr></table><p class=\"muted\">RabbitMQ reports a priority queue's depth as one number; the depth per priority is not available over AMQP.</p>");
 
@@ -75,14 +81,15 @@ pub async fn fleet(State(c): Shared, headers: HeaderMap) -> Html<String> {
     b.push_str("<h2>Graph targets</h2><table><tr><th>target</th><th>load slots in use</th><th>cap</th></tr>");
     if let Some(targets) = f["targets"].as_object() {
         for (name, t) in targets {
-            let _ = write!(
+            write!(
                 b,
                 "<tr><td>{}</td><td data-field=\"targets.{}.loads\">{}</td><td>{}</td></tr>",
                 esc(name),
                 esc(name),
                 val(&t["loads"]),
                 val(&t["max_concurrent_loads"])
-            );
+            )
+            .ok();
         }
     }
     b.push_str("</table>");
@@ -91,24 +98,26 @@ pub async fn fleet(State(c): Shared, headers: HeaderMap) -> Html<String> {
     if let Some(deps) = f["dependencies"].as_object() {
         for (name, health) in deps {
             let class = if health == "ok" { "good" } else { "bad" };
-            let _ = write!(
+            write!(
                 b,
                 "<tr><td>{}</td><td class=\"{class}\">{}</td></tr>",
                 esc(name),
                 val(health)
-            );
+            )
+            .ok();
         }
     }
     b.push_str("</table><p class=\"muted\">Each worker's circuit breaker is in the workers table (reported every 5 s).</p>");
 
-    let _ = write!(
+    write!(
         b,
         "<h2>Loads in the last 24 hours</h2>{}",
         chart_svg(
             &c.chart_points().await,
             chrono::Utc::now().timestamp_millis()
         )
-    );
+    )
+    .ok();
     Html(page(
         "Fleet",
         &viewer,
@@ -166,12 +175,13 @@ fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> String
     let mut s = format!("<select name=\"{name}\">");
     for (v, label) in options {
         let sel = if current == Some(*v) { " selected" } else { "" };
-        let _ = write!(
+        write!(
             s,
             "<option value=\"{}\"{sel}>{}</option>",
             esc(v),
             esc(label)
-        );
+        )
+        .ok();
     }
     s.push_str("</select>");
     s
@@ -210,24 +220,24 @@ pub async fn customers(
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let _ = write!(
+    write!(
         b,
         "<form class=\"filters\" method=\"get\"><input name=\"q\" id=\"search\" placeholder=\"customer contains\" value=\"{}\">{}{}{}<button id=\"filter\">filter</button></form>",
         esc(q.q.as_deref().unwrap_or("")),
         select("state", q.state.as_deref(), &[("", "any state"), ("live", "live"), ("loading", "loading"), ("paused", "paused"), ("error", "error"), ("never loaded", "never loaded")]),
         select("target", q.target.as_deref(), &targets),
         select("age", q.age.as_deref(), &[("", "any last load"), ("1h", "within 1 h"), ("24h", "within 24 h"), ("older", "older than 24 h"), ("never", "never")]),
-    );
+    ).ok();
     let held_total: usize = list
         .iter()
         .map(|cu| cu["held"].as_array().map_or(0, Vec::len))
         .sum();
-    let _ = write!(
+    write!(
         b,
         "<p>{} of {total} customers · <span id=\"held-total\">{held_total}</span> held snapshot{} awaiting approve/reject</p>",
         list.len(),
         if held_total == 1 { "" } else { "s" }
-    );
+    ).ok();
     b.push_str("<table id=\"customers\"><tr><th>customer</th><th>state</th><th>target</th><th>alias →</th><th>live</th><th>previous</th><th>retained databases</th><th>held</th><th>last load</th><th>took s</th><th>last error</th></tr>");
     for cu in &list {
         let name = cu["customer"].as_str().unwrap_or("");
@@ -253,7 +263,7 @@ pub async fn customers(
                     .collect()
             })
             .unwrap_or_default();
-        let _ = write!(
+        write!(
             b,
             "<tr><td><a href=\"/customers/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"held\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             url(name),
@@ -268,7 +278,7 @@ pub async fn customers(
             val(&cu["last_loaded_at"]),
             val(&cu["last_load_seconds"]),
             val(&cu["last_error"]),
-        );
+        ).ok();
     }
     b.push_str("</table>");
     Html(page("Customers", &viewer, flash.as_deref(), None, &b)).into_response()
@@ -290,7 +300,7 @@ pub async fn customer(State(c): Shared, headers: HeaderMap, Path(name): Path<Str
     };
     let back = format!("/customers/{}", url(&name));
     let mut b = String::new();
-    let _ = write!(
+    write!(
         b,
         "<table><tr><th>alias {}</th><td><b id=\"alias\" data-field=\"alias\">{}</b></td></tr>\
 <tr><th>state</th><td id=\"state\" data-field=\"state\">{}</td></tr>\
@@ -309,9 +319,10 @@ pub async fn customer(State(c): Shared, headers: HeaderMap, Path(name): Path<Str
         val(&v["last_loaded_at"]),
         val(&v["last_load_seconds"]),
         val(&v["last_error"]),
-    );
+    )
+    .ok();
     let p = &v["progress"];
-    let _ = write!(
+    write!(
         b,
         "<h2>Load in progress</h2><table><tr><th>snapshot</th><th>phase</th><th>nodes written</th><th>relationships written</th><th>rows written</th><th>rows/s</th><th>rows expected (previous load)</th><th>ETA s</th></tr>\
 <tr><td data-field=\"progress.snapshot_id\">{}</td><td id=\"progress-phase\" data-field=\"progress.phase\">{}</td><td data-field=\"progress.nodes\">{}</td><td data-field=\"progress.relationships\">{}</td>\
@@ -324,7 +335,7 @@ pub async fn customer(State(c): Shared, headers: HeaderMap, Path(name): Path<Str
         val(&p["rows_per_second"]),
         val(&p["expected_rows_estimate"]),
         val(&p["eta_seconds"]),
-    );
+    ).ok();
 
     // Actions.
     b.push_str("<h2>Actions</h2>");
@@ -332,7 +343,7 @@ pub async fn customer(State(c): Shared, headers: HeaderMap, Path(name): Path<Str
         b.push_str("<p class=\"muted\">Log in with the operator token to act.</p>");
     } else {
         let paused = v["paused"].as_bool().unwrap_or(false);
-        let _ = write!(
+        write!(
             b,
             "<p>Consumption for {}: <b id=\"customer-paused\">{}</b> {}</p>",
             esc(&name),
@@ -354,9 +365,10 @@ pub async fn customer(State(c): Shared, headers: HeaderMap, Path(name): Path<Str
                     "pause-customer",
                 )
             }
-        );
+        )
+        .ok();
         if let Some(s) = viewer.session {
-            let _ = write!(
+            write!(
                 b,
                 "<form method=\"post\" action=\"/action\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
 <input type=\"hidden\" name=\"action\" value=\"cancel\"><input type=\"hidden\" name=\"customer\" value=\"{}\"><input type=\"hidden\" name=\"back\" value=\"{}\">\
@@ -364,12 +376,12 @@ Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cance
                 esc(&s.csrf),
                 esc(&name),
                 esc(&back)
-            );
-            let _ = write!(
+            ).ok();
+            write!(
                 b,
                 " <form method=\"post\" action=\"/parked/confirm\" class=\"inline\"><input type=\"hidden\" name=\"op\" value=\"replay\"><input type=\"hidden\" name=\"scope\" value=\"matching\"><input type=\"hidden\" name=\"f_customer\" value=\"{}\"><button id=\"replay-customer\">Replay its parked events…</button></form>",
                 esc(&name)
-            );
+            ).ok();
         }
         let live = v["live_snapshot"].as_u64();
         let mut rollback = Vec::new();
@@ -398,7 +410,7 @@ Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cance
                 }
             }
         }
-        let _ = write!(
+        write!(
             b,
             "<p>Roll back (to a verified database only): {}</p>",
             if rollback.is_empty() {
@@ -406,20 +418,22 @@ Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cance
             } else {
                 rollback.join(" ")
             }
-        );
+        )
+        .ok();
     }
 
     held_section(&mut b, &c, &viewer, &name, &back, &v);
 
     b.push_str("<h2>Databases</h2><table><thead><tr><th>database</th><th>state</th><th>live</th></tr></thead><tbody id=\"databases\" data-rows=\"databases\" data-cols=\"database,state,live\">");
     for d in v["databases"].as_array().into_iter().flatten() {
-        let _ = write!(
+        write!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             val(&d["database"]),
             val(&d["state"]),
             val(&d["live"])
-        );
+        )
+        .ok();
     }
     b.push_str("</tbody></table>");
 
@@ -427,13 +441,14 @@ Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cance
     for row in v["timeline"].as_array().into_iter().flatten().rev() {
         let mut steps = String::new();
         for s in row["steps"].as_array().into_iter().flatten() {
-            let _ = write!(
+            write!(
                 steps,
                 "<div><b>{}</b> {} <span class=\"muted\">{}</span></div>",
                 val(&s["what"]),
                 esc(&time_ms(s["at_ms"].as_i64())),
                 val(&s["detail"])
-            );
+            )
+            .ok();
         }
         let diff = match (
             row["diff_nodes"].as_i64(),
@@ -442,7 +457,7 @@ Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cance
             (Some(n), Some(r)) => format!("{n:+} nodes, {r:+} relationships"),
             _ => "-".into(),
         };
-        let _ = write!(
+        write!(
             b,
             "<tr><td>{}{}</td><td>{steps}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             val(&row["snapshot_id"]),
@@ -455,7 +470,8 @@ Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cance
             val(&row["relationships"]),
             esc(&diff),
             val(&row["seconds"]),
-        );
+        )
+        .ok();
     }
     b.push_str("</table>");
     let poll = format!("/api/customers/{}", url(&name));
@@ -467,285 +483,6 @@ Cancel a queued or running load: snapshot <input name=\"snapshot_id\" id=\"cance
         &b,
     ))
     .into_response()
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ParkedQuery {
-    pub f_customer: Option<String>,
-    pub f_reason: Option<String>,
-    pub f_min_age: Option<String>,
-}
-
-impl ParkedQuery {
-    pub fn filter(&self) -> crate::dlq::Filter {
-        let nonempty = |o: &Option<String>| {
-            o.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        crate::dlq::Filter {
-            customer: nonempty(&self.f_customer),
-            reason: nonempty(&self.f_reason),
-            min_age_seconds: nonempty(&self.f_min_age).and_then(|a| a.parse().ok()),
-        }
-    }
-}
-
-fn filter_fields(f: &crate::dlq::Filter) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"f_customer\" value=\"{}\"><input type=\"hidden\" name=\"f_reason\" value=\"{}\"><input type=\"hidden\" name=\"f_min_age\" value=\"{}\">",
-        esc(f.customer.as_deref().unwrap_or("")),
-        esc(f.reason.as_deref().unwrap_or("")),
-        f.min_age_seconds.map(|a| a.to_string()).unwrap_or_default()
-    )
-}
-
-pub async fn parked(
-    State(c): Shared,
-    headers: HeaderMap,
-    Query(q): Query<ParkedQuery>,
-) -> Response {
-    let session = session_of(&c, &headers);
-    let viewer = c.viewer(session.as_ref());
-    let flash = c.take_flash(&headers);
-    let filter = q.filter();
-    let list = match c.parked_json(&filter).await {
-        Ok(l) => l,
-        Err(e) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Html(page(
-                    "Parked events",
-                    &viewer,
-                    Some(&e.to_string()),
-                    None,
-                    "",
-                )),
-            )
-                .into_response()
-        }
-    };
-    let mut b = String::new();
-    let _ = write!(
-        b,
-        "<form class=\"filters\" method=\"get\">customer <input name=\"f_customer\" id=\"f-customer\" value=\"{}\"> reason <input name=\"f_reason\" id=\"f-reason\" value=\"{}\"> parked at least <input name=\"f_min_age\" id=\"f-min-age\" size=\"6\" value=\"{}\"> s ago <button id=\"filter\">filter</button></form>",
-        esc(filter.customer.as_deref().unwrap_or("")),
-        esc(filter.reason.as_deref().unwrap_or("")),
-        filter.min_age_seconds.map(|a| a.to_string()).unwrap_or_default()
-    );
-    let _ = write!(
-        b,
-        "<p id=\"parked-count\">{} parked events match</p>",
-        list.len()
-    );
-    if viewer.session.is_some() {
-        let _ = write!(
-            b,
-            "<form id=\"sel\" method=\"post\" action=\"/parked/confirm\" class=\"inline\"><input type=\"hidden\" name=\"scope\" value=\"selected\">\
-<button name=\"op\" value=\"replay\" id=\"replay-selected\">Replay selected…</button> <button name=\"op\" value=\"delete\" id=\"delete-selected\">Delete selected…</button></form> \
-<form method=\"post\" action=\"/parked/confirm\" class=\"inline\"><input type=\"hidden\" name=\"scope\" value=\"matching\">{}\
-<button name=\"op\" value=\"replay\" id=\"replay-matching\">Replay all matching…</button> <button name=\"op\" value=\"delete\" id=\"delete-matching\">Delete all matching…</button></form>",
-            filter_fields(&filter)
-        );
-    }
-    b.push_str("<table id=\"parked\"><tr><th></th><th>event</th><th>customer</th><th>snapshot</th><th>reason</th><th>error</th><th>attempts</th><th>age s</th><th></th></tr>");
-    for p in &list {
-        let id = p["event_id"].as_str().unwrap_or("");
-        let check = if viewer.session.is_some() && !id.is_empty() {
-            format!(
-                "<input type=\"checkbox\" form=\"sel\" name=\"id\" value=\"{}\">",
-                esc(id)
-            )
-        } else {
-            String::new()
-        };
-        let inspect = if id.is_empty() {
-            String::new()
-        } else {
-            format!("<a href=\"/parked/event/{}\">inspect</a>", url(id))
-        };
-        let _ = write!(
-            b,
-            "<tr><td>{check}</td><td>{}</td><td class=\"customer\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{inspect}</td></tr>",
-            esc(id),
-            val(&p["customer"]),
-            val(&p["snapshot_id"]),
-            val(&p["reason"]),
-            esc(&super::html::plain(&p["error"]).chars().take(300).collect::<String>()),
-            val(&p["attempts"]),
-            val(&p["age_seconds"]),
-        );
-    }
-    b.push_str("</table>");
-    Html(page("Parked events", &viewer, flash.as_deref(), None, &b)).into_response()
-}
-
-pub async fn parked_one(State(c): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let session = session_of(&c, &headers);
-    let viewer = c.viewer(session.as_ref());
-    let list = match c.parked_json(&crate::dlq::Filter::default()).await {
-        Ok(l) => l,
-        Err(e) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Html(page(
-                    "Parked event",
-                    &viewer,
-                    Some(&e.to_string()),
-                    None,
-                    "",
-                )),
-            )
-                .into_response()
-        }
-    };
-    let Some(p) = list
-        .iter()
-        .find(|p| p["event_id"].as_str() == Some(id.as_str()))
-    else {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(page(
-                "Parked event",
-                &viewer,
-                Some("no parked event with this id"),
-                None,
-                "",
-            )),
-        )
-            .into_response();
-    };
-    let mut b = String::new();
-    if viewer.session.is_some() {
-        for (op, label) in [("replay", "Replay…"), ("delete", "Delete…")] {
-            let _ = write!(
-                b,
-                "<form method=\"post\" action=\"/parked/confirm\" class=\"inline\"><input type=\"hidden\" name=\"scope\" value=\"selected\"><input type=\"hidden\" name=\"id\" value=\"{}\"><button name=\"op\" value=\"{op}\" id=\"{op}-one\">{label}</button></form> ",
-                esc(&id)
-            );
-        }
-    }
-    b.push_str("<h2>Headers</h2><table id=\"headers\">");
-    for (k, v) in p["headers"].as_object().into_iter().flatten() {
-        let _ = write!(b, "<tr><th>{}</th><td>{}</td></tr>", esc(k), val(v));
-    }
-    let _ = write!(
-        b,
-        "</table><h2>Body</h2><pre id=\"body\">{}</pre>",
-        val(&p["raw_body"])
-    );
-    Html(page(&format!("Parked event {id}"), &viewer, None, None, &b)).into_response()
-}
-
-/// The confirmation step of every DLQ action: says how many events it
-/// takes now; its button does the action with that count.
-pub async fn confirm(State(c): Shared, headers: HeaderMap, body: Bytes) -> Response {
-    let session = session_of(&c, &headers);
-    let viewer = c.viewer(session.as_ref());
-    let Some(s) = session.as_ref() else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Html(page(
-                "Confirm",
-                &viewer,
-                Some("log in with the operator token to act"),
-                None,
-                "",
-            )),
-        )
-            .into_response();
-    };
-    let p = super::pairs(&body);
-    let op = if super::first(&p, "op") == Some("delete") {
-        "delete"
-    } else {
-        "replay"
-    };
-    let scope = if super::first(&p, "scope") == Some("selected") {
-        "selected"
-    } else {
-        "matching"
-    };
-    let filter = match super::actions::filter_of(&p) {
-        Ok(f) => f,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Html(page("Confirm", &viewer, Some(&e), None, "")),
-            )
-                .into_response()
-        }
-    };
-    let ids: Vec<&str> = p
-        .iter()
-        .filter(|(k, v)| k == "id" && !v.is_empty())
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let wanted = if scope == "selected" {
-        crate::dlq::Filter::default()
-    } else {
-        filter.clone()
-    };
-    let listed = match c.parked_json(&wanted).await {
-        Ok(l) => l,
-        Err(e) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Html(page("Confirm", &viewer, Some(&e.to_string()), None, "")),
-            )
-                .into_response()
-        }
-    };
-    let taken: Vec<&Value> = listed
-        .iter()
-        .filter(|v| {
-            scope != "selected" || v["event_id"].as_str().is_some_and(|id| ids.contains(&id))
-        })
-        .collect();
-    let n = taken.len();
-    let mut b = format!(
-        "<p id=\"confirm-text\">{} {n} parked event{}{}?</p><ul>",
-        if op == "delete" { "Delete" } else { "Replay" },
-        if n == 1 { "" } else { "s" },
-        if op == "delete" {
-            " (they are gone for good)"
-        } else {
-            " to the work queue"
-        }
-    );
-    for v in &taken {
-        let _ = write!(
-            b,
-            "<li>{} · {}/{} · {}</li>",
-            val(&v["event_id"]),
-            val(&v["customer"]),
-            val(&v["snapshot_id"]),
-            val(&v["reason"])
-        );
-    }
-    b.push_str("</ul>");
-    let mut hidden = format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"dlq_{op}\"><input type=\"hidden\" name=\"scope\" value=\"{scope}\"><input type=\"hidden\" name=\"confirm\" value=\"{n}\"><input type=\"hidden\" name=\"back\" value=\"/parked\">",
-        esc(&s.csrf)
-    );
-    if scope == "selected" {
-        for id in &ids {
-            let _ = write!(
-                hidden,
-                "<input type=\"hidden\" name=\"id\" value=\"{}\">",
-                esc(id)
-            );
-        }
-    } else {
-        hidden.push_str(&filter_fields(&filter));
-    }
-    let _ = write!(
-        b,
-        "<form method=\"post\" action=\"/action\">{hidden}<button id=\"confirm\">{} {n}</button> <a href=\"/parked\">cancel</a></form>",
-        if op == "delete" { "Delete" } else { "Replay" }
-    );
-    Html(page("Confirm", &viewer, None, None, &b)).into_response()
 }
 
 /// The customer's held snapshots (loaded and verified, not live: a guard
@@ -761,11 +498,11 @@ fn held_section(
     v: &Value,
 ) {
     let held = v["held"].as_array().cloned().unwrap_or_default();
-    let _ = write!(
+    write!(
         b,
         "<h2>Held snapshots</h2><p id=\"held-count\">{} held (loaded and verified, not live: approve switches the alias to it, reject drops its database)</p>",
         held.len()
-    );
+    ).ok();
     if c.gate.is_none() {
         b.push_str("<p class=\"muted\">Approve/reject of held snapshots: not in this build.</p>");
         return;
@@ -798,7 +535,7 @@ fn held_section(
             &format!("reject-{id}"),
             &format!("Reject held snapshot {id} of {name}? Its database {db} is dropped."),
         );
-        let _ = write!(
+        write!(
             b,
             "<tr id=\"held-{}\"><td>{}</td><td>{}</td><td class=\"reasons\">{}</td><td class=\"changed\">{}</td><td>{}</td><td>{approve} {reject}</td></tr>",
             esc(&id),
@@ -807,7 +544,7 @@ fn held_section(
             esc(&super::gate::reasons_text(h)),
             esc(&changed_text(&h["changed"])),
             val(&h["held_at"]),
-        );
+        ).ok();
     }
     b.push_str("</table>");
     b.push_str("<div id=\"confirm-box\" class=\"flash\" hidden><span id=\"confirm-text\"></span> <button type=\"button\" id=\"confirm\">Confirm</button> <button type=\"button\" id=\"confirm-cancel\">Cancel</button></div>");
