@@ -57,9 +57,10 @@ pub enum LoadMethod {
 
 impl LoadMethod {
     /// `set`, else cypher on every store. Bulk is opt-in on FalkorDB until
-    /// its stall budget holds: measured, a reader of another live graph on
-    /// the same server waited up to 444 ms (p99 308 ms) during a bulk load,
-    /// against 86 ms (p99 56 ms) during a cypher load (docs/performance.md).
+    /// its stall budget holds: measured on the 1 M-node CSV snapshot, a
+    /// reader of another live graph on the same server had p99 78–86 ms
+    /// during a bulk load against the budget's 70 ms (and 76–80 ms during a
+    /// cypher load in the same runs; docs/performance.md, "Bulk loading").
     pub fn resolve(set: Option<LoadMethod>, _kind: GraphKind) -> LoadMethod {
         set.unwrap_or(LoadMethod::Cypher)
     }
