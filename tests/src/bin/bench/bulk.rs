@@ -306,7 +306,7 @@ async fn one(
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cpu0 = cpu_seconds(pid);
     let t = Instant::now();
-    let mut note = None;
+    let note;
     let (nodes, relationships, peak) = match way {
         "bulk" | "cypher" => {
             store.create_database(&db).await?;
