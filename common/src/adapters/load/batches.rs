@@ -14,6 +14,7 @@ pub(super) async fn write_file<W, Fut>(
     columns: &[Column],
     options: &LoadOptions,
     cancel: &CancellationToken,
+    timers: &Timers,
     write: W,
 ) -> Result<Tally, LoadError>
 where
@@ -39,6 +40,8 @@ where
         if read_all && pending.is_empty() && in_flight.is_empty() {
             return Ok(tally);
         }
+        // Nothing in flight: the writer waits for the reader.
+        let stalled = in_flight.is_empty().then(Instant::now);
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(LoadError::Cancelled),
@@ -63,6 +66,9 @@ where
                 None => read_all = true,
                 Some(batch) => pending.extend(slices(batch?, options.batch_size)),
             },
+        }
+        if let Some(since) = stalled {
+            Timers::add(&timers.read_stall, since);
         }
     }
 }
@@ -233,14 +239,17 @@ pub(super) async fn write_node_batch(
     spec: &NodeSpec,
     import: &ImportOptions,
     (batch, first): (RecordBatch, u64),
-    ids: &Mutex<IdMap>,
+    (ids, timers): (&Mutex<IdMap>, &Timers),
     duplicates: DuplicatePolicy,
     retried: &Retries,
 ) -> Result<BatchDone, LoadError> {
     let batch = &batch;
+    let started = Instant::now();
     let id = id_values(file, batch, spec.id_index, ":ID")?;
     let keys = id_keys(file, &id, batch.num_rows(), first, ":ID")?;
     let values = column_values(file, batch, &spec.properties, import, first)?;
+    Timers::add(&timers.convert, started);
+    let started = Instant::now();
     // Claim every id before writing: a second node with an id its ID space
     // already has is refused (or left out), exactly.
     let mut keep = vec![true; batch.num_rows()];
@@ -271,6 +280,7 @@ pub(super) async fn write_node_batch(
             }
         }
     }
+    Timers::add(&timers.id_map, started);
     let mut props = vec![Prop {
         name: &spec.id_property,
         values: &id,
@@ -305,12 +315,15 @@ pub(super) async fn write_node_batch(
             )));
         }
         created += written.len() as u64;
+        let started = Instant::now();
         let mut map = ids
             .lock()
             .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
         for (row, node) in rows.iter().zip(written) {
             map.set(&spec.id_space, &keys[*row], node);
         }
+        drop(map);
+        Timers::add(&timers.id_map, started);
     }
     Ok(BatchDone {
         created,
@@ -363,15 +376,18 @@ pub(super) async fn write_rel_batch(
     spec: &RelSpec,
     import: &ImportOptions,
     (batch, first): (RecordBatch, u64),
-    ids: &Mutex<IdMap>,
+    (ids, timers): (&Mutex<IdMap>, &Timers),
     retried: &Retries,
 ) -> Result<BatchDone, LoadError> {
     let batch = &batch;
+    let started = Instant::now();
     let start = id_values(file, batch, spec.start_index, ":START_ID")?;
     let end = id_values(file, batch, spec.end_index, ":END_ID")?;
     let start_keys = id_keys(file, &start, batch.num_rows(), first, ":START_ID")?;
     let end_keys = id_keys(file, &end, batch.num_rows(), first, ":END_ID")?;
     let values = column_values(file, batch, &spec.properties, import, first)?;
+    Timers::add(&timers.convert, started);
+    let started = Instant::now();
     // Every row resolves to exactly one start and one end node, or is dangling.
     let resolved: Vec<Option<[NodeRef; 2]>> = {
         let map = ids
@@ -383,6 +399,7 @@ pub(super) async fn write_rel_batch(
             .map(|(s, e)| Some([map.get(&spec.start_space, s)?, map.get(&spec.end_space, e)?]))
             .collect()
     };
+    Timers::add(&timers.id_map, started);
     let dangling = resolved.iter().filter(|r| r.is_none()).count() as u64;
     let first_dangling = resolved.iter().position(Option::is_none).map(|row| {
         let map = ids.lock();

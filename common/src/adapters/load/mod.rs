@@ -19,15 +19,15 @@ mod options;
 
 use batches::*;
 pub use options::{
-    DanglingPolicy, DuplicatePolicy, LoadError, LoadOptions, LoadReport, BATCH_RETRIES,
+    DanglingPolicy, DuplicatePolicy, LoadError, LoadOptions, LoadReport, LoadTimes, BATCH_RETRIES,
 };
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -90,6 +90,12 @@ pub async fn load_snapshot(
 ) -> Result<LoadReport, LoadError> {
     if options.method == LoadMethod::Bulk && store.can_bulk() {
         let bulk = BulkWriter::new(store, options.bulk_max_stall_ms);
+        // Calls go out one at a time, in order; more batches in flight let
+        // the next calls be converted and encoded while one runs.
+        let options = LoadOptions {
+            concurrency: options.concurrency.max(BULK_IN_FLIGHT),
+            ..options
+        };
         let result = load_into(&bulk, db, dir, options, cancel, 0).await;
         let stats = bulk.stats().await;
         tracing::info!(
@@ -103,10 +109,45 @@ pub async fn load_snapshot(
         return result.map(|report| LoadReport {
             bulk_calls: stats.calls,
             longest_bulk_call_ms: stats.longest_call.as_millis() as u64,
+            times: LoadTimes {
+                encode_ms: stats.encode_time.as_millis() as u64,
+                call_ms: stats.call_time.as_millis() as u64,
+                sync_ms: stats.sync_time.as_millis() as u64,
+                ..report.times
+            },
             ..report
         });
     }
     load_into(store, db, dir, options, cancel, BATCH_RETRIES).await
+}
+
+/// Write batches in flight on the bulk path (at least): each encodes its
+/// records into the next calls while earlier calls run on the server.
+pub const BULK_IN_FLIGHT: usize = 8;
+
+/// The client's time per step, nanoseconds ([`LoadTimes`]).
+#[derive(Debug, Default)]
+struct Timers {
+    read_stall: AtomicU64,
+    convert: AtomicU64,
+    id_map: AtomicU64,
+}
+
+impl Timers {
+    fn add(counter: &AtomicU64, since: Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        counter.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn times(&self) -> LoadTimes {
+        let ms = |c: &AtomicU64| c.load(Ordering::Relaxed) / 1_000_000;
+        LoadTimes {
+            read_stall_ms: ms(&self.read_stall),
+            convert_ms: ms(&self.convert),
+            id_map_ms: ms(&self.id_map),
+            ..LoadTimes::default()
+        }
+    }
 }
 
 /// [`load_snapshot`] through `store`; a write batch that fails transiently
@@ -193,6 +234,7 @@ async fn load_into(
     // No index: relationships find their endpoints by the internal ids the
     // node writes return (the id map), and neo4j-admin creates none either.
     let ids = Mutex::new(IdMap::default());
+    let timers = Timers::default();
     // Set when a batch was retried: a retried write may have been applied
     // before its reply was lost, so a surplus is then not the files' fault.
     let retried = Retries {
@@ -214,6 +256,7 @@ async fn load_into(
                 &spec.columns,
                 &options,
                 cancel,
+                &timers,
                 |batch, first| {
                     write_node_batch(
                         store,
@@ -222,7 +265,7 @@ async fn load_into(
                         spec,
                         &import,
                         (batch, first),
-                        &ids,
+                        (&ids, &timers),
                         options.duplicates,
                         &retried,
                     )
@@ -263,6 +306,7 @@ async fn load_into(
                 &spec.columns,
                 &options,
                 cancel,
+                &timers,
                 |batch, first| {
                     write_rel_batch(
                         store,
@@ -271,7 +315,7 @@ async fn load_into(
                         spec,
                         &import,
                         (batch, first),
-                        &ids,
+                        (&ids, &timers),
                         &retried,
                     )
                 },
@@ -350,6 +394,7 @@ async fn load_into(
         skipped_nodes: nodes.skipped,
         bulk_calls: 0,
         longest_bulk_call_ms: 0,
+        times: timers.times(),
     })
 }
 

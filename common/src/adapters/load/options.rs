@@ -116,6 +116,29 @@ pub struct LoadReport {
     pub bulk_calls: u64,
     /// The longest of them, in milliseconds.
     pub longest_bulk_call_ms: u64,
+    /// Where the loader's time went.
+    pub times: LoadTimes,
+}
+
+/// Where a load's time went on the client, in milliseconds summed over the
+/// load. The parts overlap one another and the server's work (batches are
+/// converted and encoded while earlier ones are written), so they do not
+/// add up to the load's duration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadTimes {
+    /// The writer waiting for the file reader (CSV parsing, Parquet
+    /// decoding, on its own thread) with no write in flight.
+    pub read_stall_ms: u64,
+    /// Arrow columns to property values and id keys.
+    pub convert_ms: u64,
+    /// Id map claims, lookups and records.
+    pub id_map_ms: u64,
+    /// Bulk: binary encoding of the records and cutting them into calls.
+    pub encode_ms: u64,
+    /// Bulk: `GRAPH.BULK` calls, request to reply.
+    pub call_ms: u64,
+    /// Bulk: matrix synchronisations (read queries off the main thread).
+    pub sync_ms: u64,
 }
 
 /// How a load writes.

@@ -306,7 +306,7 @@ async fn one(
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cpu0 = cpu_seconds(pid);
     let t = Instant::now();
-    let mut note = None;
+    let note;
     let (nodes, relationships, peak) = match way {
         "bulk" | "cypher" => {
             store.create_database(&db).await?;
@@ -316,17 +316,26 @@ async fn one(
                 LoadMethod::Cypher
             };
             reset_peak_rss();
+            let own_cpu0 = cpu_seconds(std::process::id());
             let options = LoadOptions::new(args.batch_size)
                 .with_concurrency(args.concurrency)
                 .with_method(method)
                 .with_bulk_max_stall_ms(args.bulk_max_stall_ms);
             let r = load_snapshot(store, &db, snap, options, &CancellationToken::new()).await?;
-            if way == "bulk" {
-                note = Some(format!(
-                    "{} GRAPH.BULK calls, the longest {} ms",
-                    r.bulk_calls, r.longest_bulk_call_ms
-                ));
-            }
+            let own_cpu = cpu_seconds(std::process::id()) - own_cpu0;
+            let t = r.times;
+            let client = format!(
+                "client {own_cpu:.2} CPU-s (this process, the reader probe included); ms summed, overlapping: read stall {}, convert {}, id map {}",
+                t.read_stall_ms, t.convert_ms, t.id_map_ms
+            );
+            note = Some(if way == "bulk" {
+                format!(
+                    "{} GRAPH.BULK calls, the longest {} ms; {client}, encode {}, calls {}, syncs {}",
+                    r.bulk_calls, r.longest_bulk_call_ms, t.encode_ms, t.call_ms, t.sync_ms
+                )
+            } else {
+                client
+            });
             (r.nodes, r.relationships, own_peak_mib())
         }
         _ => {

@@ -95,10 +95,11 @@ impl Call {
     }
 
     /// The token to append records with `header` to: the last one when it
-    /// has the same header, else a new one.
-    fn token(tokens: &mut Vec<(Vec<u8>, Vec<u8>)>, header: Vec<u8>) -> &mut Vec<u8> {
-        if tokens.last().is_none_or(|(h, _)| *h != header) {
-            tokens.push((header, Vec::new()));
+    /// has the same header, else a new one (its bytes start with the
+    /// header: a token is sent as it is).
+    fn token<'t>(tokens: &'t mut Vec<(Vec<u8>, Vec<u8>)>, header: &[u8]) -> &'t mut Vec<u8> {
+        if tokens.last().is_none_or(|(h, _)| h.as_slice() != header) {
+            tokens.push((header.to_vec(), header.to_vec()));
         }
         match tokens.last_mut() {
             Some((_, body)) => body,
@@ -108,19 +109,30 @@ impl Call {
 
     /// The call's arguments after the key: counts, then tokens.
     pub fn args(&self) -> Vec<Vec<u8>> {
-        let mut args = vec![
+        let mut args = self.counts();
+        for (_, token) in self.node_tokens.iter().chain(&self.edge_tokens) {
+            args.push(token.clone());
+        }
+        args
+    }
+
+    /// [`Call::args`], moving the tokens out of the call (no copy).
+    fn take_args(&mut self) -> Vec<Vec<u8>> {
+        let mut args = self.counts();
+        let tokens = std::mem::take(&mut self.node_tokens)
+            .into_iter()
+            .chain(std::mem::take(&mut self.edge_tokens));
+        args.extend(tokens.map(|(_, token)| token));
+        args
+    }
+
+    fn counts(&self) -> Vec<Vec<u8>> {
+        vec![
             self.nodes.to_string().into_bytes(),
             self.edges.to_string().into_bytes(),
             self.node_tokens.len().to_string().into_bytes(),
             self.edge_tokens.len().to_string().into_bytes(),
-        ];
-        for (h, body) in self.node_tokens.iter().chain(&self.edge_tokens) {
-            let mut t = Vec::with_capacity(h.len() + body.len());
-            t.extend_from_slice(h);
-            t.extend_from_slice(body);
-            args.push(t);
-        }
-        args
+        ]
     }
 }
 
@@ -154,6 +166,10 @@ struct Sent {
     reserves: u64,
     syncs: u64,
     sync_time: Duration,
+    /// Request to reply, over every call.
+    call_time: Duration,
+    /// Encoding records and cutting them into calls.
+    encode_time: Duration,
     /// A failed call: every later write fails with it.
     failed: Option<GraphError>,
 }
@@ -172,6 +188,10 @@ pub struct BulkStats {
     /// (on the server's worker threads, not its main thread).
     pub syncs: u64,
     pub sync_time: Duration,
+    /// `GRAPH.BULK` calls, request to reply, summed.
+    pub call_time: Duration,
+    /// Encoding records and cutting them into calls, summed.
+    pub encode_time: Duration,
 }
 
 /// A [`GraphWriter`] that builds a brand-new FalkorDB graph with
@@ -230,6 +250,8 @@ impl<'a> BulkWriter<'a> {
             reserves: sent.reserves,
             syncs: sent.syncs,
             sync_time: sent.sync_time,
+            call_time: sent.call_time,
+            encode_time: sent.encode_time,
         }
     }
 
@@ -328,7 +350,7 @@ impl<'a> BulkWriter<'a> {
     /// asked for: a synchronisation must end before the next call, which
     /// would otherwise wait for the graph's lock on the server's main
     /// thread).
-    async fn send(&self, db: &str, seq: u64, call: Call) -> Result<(), GraphError> {
+    async fn send(&self, db: &str, seq: u64, mut call: Call) -> Result<(), GraphError> {
         self.wait_for(seq).await?;
         if call.reserve > 0 {
             if let Err(e) = self.inner.bulk_reserve(db, call.reserve).await {
@@ -341,8 +363,9 @@ impl<'a> BulkWriter<'a> {
         }
         let bytes = call.bytes();
         let kind = usize::from(call.edges > 0);
+        let args = call.take_args();
         let started = Instant::now();
-        let sent = self.inner.bulk_call(db, call.args()).await;
+        let sent = self.inner.bulk_call(db, args).await;
         let took = started.elapsed();
         if let Err(e) = sent {
             tracing::warn!(%db, error = %e, "GRAPH.BULK call failed; the load fails whole (no per-call retry)");
@@ -352,6 +375,7 @@ impl<'a> BulkWriter<'a> {
         {
             let mut s = self.sent();
             s.calls += 1;
+            s.call_time += took;
             s.longest_call = s.longest_call.max(took);
             s.rate[kind] = next_rate(s.rate[kind], bytes, took);
         }
@@ -433,7 +457,7 @@ impl<'a> BulkWriter<'a> {
                 Kind::Edges => &mut state.call.edge_tokens,
             };
             let new_token = tokens.last().is_none_or(|(h, _)| h.as_slice() != header);
-            Call::token(tokens, header.to_vec()).extend_from_slice(&body[base..ends[to - 1]]);
+            Call::token(tokens, header).extend_from_slice(&body[base..ends[to - 1]]);
             state.call.bytes += bytes + if new_token { header.len() } else { 0 };
             match kind {
                 Kind::Nodes => {
@@ -499,6 +523,7 @@ impl GraphWriter for BulkWriter<'_> {
         if w.rows.is_empty() {
             return Ok(Vec::new());
         }
+        let started = Instant::now();
         let mut body = Vec::new();
         let mut ends = Vec::new();
         let fits =
@@ -535,6 +560,7 @@ impl GraphWriter for BulkWriter<'_> {
         let first = state.next_node;
         let closed = self.append(&mut state, Kind::Nodes, &labels, &header, &body, &ends);
         drop(state);
+        self.sent().encode_time += started.elapsed();
         for (seq, call) in closed {
             self.send(db, seq, call).await?;
         }
@@ -548,6 +574,7 @@ impl GraphWriter for BulkWriter<'_> {
         if w.rows.is_empty() {
             return Ok(0);
         }
+        let started = Instant::now();
         let mut body = Vec::new();
         let mut ends = Vec::new();
         let ends_ok = w.ends.len() == w.rows.len()
@@ -579,6 +606,7 @@ impl GraphWriter for BulkWriter<'_> {
         let header = token_header(w.rel_type, &names);
         let closed = self.append(&mut state, Kind::Edges, w.rel_type, &header, &body, &ends);
         drop(state);
+        self.sent().encode_time += started.elapsed();
         for (seq, call) in closed {
             self.send(db, seq, call).await?;
         }

@@ -105,10 +105,10 @@ fn an_edge_record_is_two_positions_then_values() {
 #[test]
 fn tokens_of_one_header_are_joined_in_order() {
     let mut call = Call::default();
-    Call::token(&mut call.node_tokens, token_header("A", &[])).push(1);
-    Call::token(&mut call.node_tokens, token_header("A", &[])).push(2);
-    Call::token(&mut call.node_tokens, token_header("B", &[])).push(3);
-    Call::token(&mut call.node_tokens, token_header("A", &[])).push(4);
+    Call::token(&mut call.node_tokens, &token_header("A", &[])).push(1);
+    Call::token(&mut call.node_tokens, &token_header("A", &[])).push(2);
+    Call::token(&mut call.node_tokens, &token_header("B", &[])).push(3);
+    Call::token(&mut call.node_tokens, &token_header("A", &[])).push(4);
     call.nodes = 4;
     let args = call.args();
     assert_eq!(
@@ -165,7 +165,7 @@ fn a_call_past_the_reserved_room_reserves_half_again() {
     state.call.nodes = 30_000;
     Call::token(
         &mut state.call.node_tokens,
-        token_header("Person:Employee", &[]),
+        &token_header("Person:Employee", &[]),
     )
     .push(1);
     let (_, call) = BulkWriter::close(&mut state, SYNC_EDGES).unwrap();
