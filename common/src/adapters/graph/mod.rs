@@ -57,10 +57,11 @@ pub enum LoadMethod {
 
 impl LoadMethod {
     /// `set`, else cypher on every store. Bulk is opt-in on FalkorDB until
-    /// its stall budget holds: measured on the 1 M-node CSV snapshot, a
-    /// reader of another live graph on the same server had p99 78–86 ms
-    /// during a bulk load against the budget's 70 ms (and 76–80 ms during a
-    /// cypher load in the same runs; docs/performance.md, "Bulk loading").
+    /// its stall budget holds in every measured load: a reader of another
+    /// live graph on the same server had p99 44–46 ms during the last bulk
+    /// loads of the 1 M-node CSV snapshot, within the budget's 70 ms, but
+    /// 80 ms during one of four Parquet loads (docs/performance.md, "Bulk
+    /// loading").
     pub fn resolve(set: Option<LoadMethod>, _kind: GraphKind) -> LoadMethod {
         set.unwrap_or(LoadMethod::Cypher)
     }
