@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use crate::adapters::state::{Counter, StateError, AUDIT_MAXLEN, REMEMBERED_SNAPSHOTS};
+use crate::adapters::state::{audit_command, Counter, StateError, REMEMBERED_SNAPSHOTS};
 use crate::contract::ident::{Customer, SnapshotId};
 use crate::contract::keys::Keys;
+use crate::contract::vocab::AuditEvent;
 
 /// How long a producer's claim on a snapshot lasts if it dies mid-publish.
 pub const PUBLISH_CLAIM_TTL: Duration = Duration::from_secs(60);
@@ -161,21 +162,6 @@ impl PublishLedger {
             .collect())
     }
 
-    /// Whether `snapshot` was published and confirmed.
-    pub async fn is_published(
-        &self,
-        customer: &Customer,
-        snapshot: SnapshotId,
-    ) -> Result<bool, StateError> {
-        let mut con = self.con.clone();
-        let score: Option<f64> = redis::cmd("ZSCORE")
-            .arg(self.keys.published(customer))
-            .arg(snapshot.get())
-            .query_async(&mut con)
-            .await?;
-        Ok(score.is_some())
-    }
-
     /// Records confirmed publishes: the published sets, the claims deleted,
     /// the `published` counter and one `published` audit entry each; one
     /// script call and one pipeline.
@@ -198,28 +184,20 @@ impl PublishLedger {
         }
         let mut con = self.con.clone();
         let _: i64 = call.invoke_async(&mut con).await?;
-        let at = chrono::Utc::now().timestamp_millis();
         let mut pipe = redis::pipe();
         for p in done {
-            pipe.cmd("XADD")
-                .arg(self.keys.audit())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(AUDIT_MAXLEN)
-                .arg("*")
-                .arg("event")
-                .arg(crate::contract::vocab::AuditEvent::Published.as_str())
-                .arg("at_ms")
-                .arg(at)
-                .arg("customer")
-                .arg(p.customer.as_str())
-                .arg("snapshot_id")
-                .arg(p.snapshot.get())
-                .arg("event_id")
-                .arg(&p.event_id)
-                .arg("priority")
-                .arg(p.priority)
-                .ignore();
+            let fields = [
+                ("customer", p.customer.to_string()),
+                ("snapshot_id", p.snapshot.to_string()),
+                ("event_id", p.event_id.clone()),
+                ("priority", p.priority.to_string()),
+            ];
+            pipe.add_command(audit_command(
+                &self.keys,
+                AuditEvent::Published.as_str(),
+                &fields,
+            ))
+            .ignore();
         }
         let _: () = pipe.query_async(&mut con).await?;
         Ok(())

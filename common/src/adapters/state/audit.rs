@@ -18,24 +18,33 @@ impl AuditEntry {
     }
 }
 
+/// The `XADD` that appends one entry (`event`, `at_ms`, then `fields`) to
+/// the capped audit stream under `keys`; [`FleetState::audit`] sends one, a
+/// caller with many entries pipelines them.
+pub fn audit_command(keys: &Keys, event: &str, fields: &[(&str, String)]) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(keys.audit())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(AUDIT_MAXLEN)
+        .arg("*")
+        .arg("event")
+        .arg(event)
+        .arg("at_ms")
+        .arg(chrono::Utc::now().timestamp_millis());
+    for (k, v) in fields {
+        cmd.arg(*k).arg(v);
+    }
+    cmd
+}
+
 impl FleetState {
     /// Appends a task state change to the capped audit stream.
     pub async fn audit(&self, event: &str, fields: &[(&str, String)]) -> Result<(), StateError> {
         let mut con = self.con.clone();
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(self.keys.audit())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(AUDIT_MAXLEN)
-            .arg("*")
-            .arg("event")
-            .arg(event)
-            .arg("at_ms")
-            .arg(chrono::Utc::now().timestamp_millis());
-        for (k, v) in fields {
-            cmd.arg(*k).arg(v);
-        }
-        let _: String = cmd.query_async(&mut con).await?;
+        let _: String = audit_command(&self.keys, event, fields)
+            .query_async(&mut con)
+            .await?;
         Ok(())
     }
 

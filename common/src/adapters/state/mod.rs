@@ -8,7 +8,7 @@ mod connect;
 mod customers;
 mod workers;
 
-pub use audit::AuditEntry;
+pub use audit::{audit_command, AuditEntry};
 pub use connect::{
     connect, connect_config, connect_tls, connect_within, fleet, startup_backoff, within_deadline,
     RedisOptions, DEFAULT_CONNECT_TIMEOUT,
