@@ -13,11 +13,8 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
-use common::broker::{
-    event_properties, BrokerAddress, Publisher, SharedConnection, RECOVERY_PATIENCE,
-};
+use common::broker::{event_properties, BrokerAddress, DownClock, Publisher, SharedConnection};
 use common::claims::{Claim, PublishLedger, Published};
 use common::event::SnapshotEvent;
 use common::ident::{Customer, SnapshotId};
@@ -49,7 +46,7 @@ pub struct Announcer {
     /// How to open a new connection.
     address: BrokerAddress,
     /// Since when the connection has not been up.
-    down_since: Mutex<Option<Instant>>,
+    down: Mutex<DownClock>,
     /// Held while a new connection is being opened: one at a time.
     healing: tokio::sync::Mutex<()>,
     /// The publish-once claims and records of this process.
@@ -87,7 +84,7 @@ impl Announcer {
             metrics,
             publisher: RwLock::new(publisher),
             address,
-            down_since: Mutex::new(None),
+            down: Mutex::new(DownClock::default()),
             healing: tokio::sync::Mutex::new(()),
             ledger,
             in_flight: Mutex::new(HashSet::new()),
@@ -114,28 +111,23 @@ impl Announcer {
         }
     }
 
-    /// If the connection has not been up for [`RECOVERY_PATIENCE`], stops
+    /// If the connection has not been up for [`common::broker::RECOVERY_PATIENCE`], stops
     /// waiting for lapin's recovery (it can hang for good) and opens a new
     /// connection and channel.
     async fn heal(&self) {
-        if self.connection.get().status().connected() {
-            if let Ok(mut d) = self.down_since.lock() {
-                *d = None;
-            }
-            return;
-        }
-        let since = match self.down_since.lock() {
-            Ok(mut d) => *d.get_or_insert_with(Instant::now),
-            Err(_) => return,
+        let connected = self.connection.get().status().connected();
+        let down_for = match self.down.lock() {
+            Ok(mut d) => d.overdue(connected).then(|| d.down_for()),
+            Err(_) => None,
         };
-        if since.elapsed() < RECOVERY_PATIENCE {
+        let Some(down_for) = down_for else {
             return;
-        }
+        };
         let Ok(_one_at_a_time) = self.healing.try_lock() else {
             return;
         };
         tracing::warn!(
-            down_s = since.elapsed().as_secs(),
+            down_s = down_for.as_secs(),
             "the RabbitMQ connection has not recovered; opening a new one"
         );
         let fresh = async {
@@ -150,8 +142,8 @@ impl Announcer {
                     *p = publisher;
                 }
                 self.connection.replace(Arc::new(connection));
-                if let Ok(mut d) = self.down_since.lock() {
-                    *d = None;
+                if let Ok(mut d) = self.down.lock() {
+                    d.reset();
                 }
                 tracing::info!("new RabbitMQ connection open; publishing again");
             }

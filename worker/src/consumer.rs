@@ -110,19 +110,13 @@ impl Consumer {
             let mut pause_check = tokio::time::interval(PAUSE_CHECK);
             // Since when the connection has not been up, with no consumer
             // error to say so (lapin's recovery can hang silently).
-            let mut down_since: Option<Instant> = None;
+            let mut down = common::broker::DownClock::default();
             let why = loop {
                 tokio::select! {
                     _ = stop.cancelled() => break Pause::Stop,
                     _ = self.breaker_opened.notified() => break Pause::Breaker,
                     _ = pause_check.tick() => {
-                        if connection.status().connected() {
-                            down_since = None;
-                        } else if down_since
-                            .get_or_insert_with(Instant::now)
-                            .elapsed()
-                            >= common::broker::RECOVERY_PATIENCE
-                        {
+                        if down.overdue(connection.status().connected()) {
                             break Pause::ChannelLost(format!(
                                 "the connection did not recover within {}s",
                                 common::broker::RECOVERY_PATIENCE.as_secs()

@@ -153,6 +153,33 @@ pub async fn connect_config(
 /// starts it again).
 pub const RECOVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// How long a connection has not been up, fed one observation at a time;
+/// says when that reaches [`RECOVERY_PATIENCE`].
+#[derive(Debug, Default)]
+pub struct DownClock(Option<std::time::Instant>);
+
+impl DownClock {
+    /// Feeds whether the connection is up now; true once it has been down
+    /// for [`RECOVERY_PATIENCE`] without a break.
+    pub fn overdue(&mut self, connected: bool) -> bool {
+        if connected {
+            self.0 = None;
+            return false;
+        }
+        self.0.get_or_insert_with(std::time::Instant::now).elapsed() >= RECOVERY_PATIENCE
+    }
+
+    /// How long it has been down (zero when up).
+    pub fn down_for(&self) -> std::time::Duration {
+        self.0.map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    /// Starts over (a new connection is up).
+    pub fn reset(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// Where and how to open a connection again: the broker's options and the
 /// connection's name.
 #[derive(Debug, Clone)]
@@ -415,5 +442,25 @@ pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
         AMQPValue::LongString(s) => Some(s.to_string()),
         AMQPValue::ShortString(s) => Some(s.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod down_clock_tests {
+    use super::DownClock;
+
+    #[test]
+    fn down_clock_counts_only_an_unbroken_outage() {
+        let mut d = DownClock::default();
+        assert!(!d.overdue(true));
+        assert_eq!(d.down_for(), std::time::Duration::ZERO);
+        assert!(!d.overdue(false), "not overdue the moment it goes down");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(d.down_for() > std::time::Duration::ZERO);
+        assert!(!d.overdue(true), "up again: the outage is over");
+        assert_eq!(d.down_for(), std::time::Duration::ZERO);
+        assert!(!d.overdue(false));
+        d.reset();
+        assert_eq!(d.down_for(), std::time::Duration::ZERO);
     }
 }
