@@ -10,18 +10,26 @@
 //! `--id-type=string`: a string column and an integer column holding `1`
 //! name the same node. ID spaces are independent of each other and of labels.
 //!
-//! Size: the ids of a space are stored one after another in one byte arena
-//! (each after its length as a LEB128 varint), and a `hashbrown` table holds,
-//! per node, the id's offset in the arena and the internal id (16 bytes a
-//! slot plus one control byte; the table is 7/16 to 7/8 full). That is 19 to
-//! 39 bytes a node for the table plus the id's length plus one for the arena
-//! (which grows by doubling). Measured: one million ids `p0`…`p999999` in one
-//! space raised the RSS by 46 bytes a node (`heap_bytes`: 40).
+//! Size: a `hashbrown` table per ID space holds, per node, a 20-byte slot:
+//! the id itself when it is at most 11 bytes long (the common case: integer
+//! ids up to 11 digits, short codes), else the id's offset in one byte arena
+//! where the longer ids of the space are stored one after another (each
+//! after its length as a LEB128 varint); and the internal id. With the
+//! table's control byte that is 21 bytes a slot, and the table is 7/16 to
+//! 7/8 full: 24 to 48 bytes a node, plus the id's length plus one for a long
+//! id. One million ids `p0`…`p999999` in one space: 2^21 buckets, 44 bytes
+//! a node (`heap_bytes`, checked by a test).
+//!
+//! Speed: a short id is found in its slot with no second memory access (the
+//! arena costs one more cache miss a lookup, which on a table of a million
+//! ids is most of a lookup's time); a claim is one probe (find or insert);
+//! an integer id becomes its text on the stack ([`IdKey`]), not on the heap;
+//! a batch looks its ID space up once ([`IdMap::space`]), not once a row.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 use crate::adapters::graph::{NodeRef, Value};
@@ -29,18 +37,68 @@ use crate::adapters::graph::{NodeRef, Value};
 /// Not yet written: claimed by a batch in flight.
 const PENDING: NodeRef = NodeRef::MIN;
 
-/// One id: where it starts in the arena, and its node.
+/// Longest id kept in its slot.
+const INLINE: usize = 11;
+
+/// A slot's first key byte when the id is in the arena.
+const IN_ARENA: u8 = 0xff;
+
+/// One id and its node. `key`: the id's length (0..=11) and its bytes, or
+/// [`IN_ARENA`] and the id's offset in the arena (bytes 4..12, little
+/// endian). Byte arrays only, so a slot is 20 bytes with no padding.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    at: u64,
-    node: NodeRef,
+    key: [u8; 12],
+    node: [u8; 8],
 }
 
-/// The ids of one ID space.
-#[derive(Debug, Default)]
-struct Space {
-    arena: Vec<u8>,
-    table: HashTable<Slot>,
+impl Slot {
+    fn node(&self) -> NodeRef {
+        NodeRef::from_le_bytes(self.node)
+    }
+
+    fn arena_at(&self) -> Option<u64> {
+        if self.key[0] != IN_ARENA {
+            return None;
+        }
+        let mut at = [0u8; 8];
+        at.copy_from_slice(&self.key[4..12]);
+        Some(u64::from_le_bytes(at))
+    }
+
+    /// The id this slot holds.
+    fn id<'a>(&'a self, arena: &'a [u8]) -> &'a [u8] {
+        match self.arena_at() {
+            Some(at) => read(arena, at),
+            None => &self.key[1..1 + usize::from(self.key[0]).min(INLINE)],
+        }
+    }
+}
+
+/// What a lookup compares slots with: the inline key of a short id, or the
+/// id's bytes for a long one.
+enum Probe<'a> {
+    Inline([u8; 12]),
+    Long(&'a [u8]),
+}
+
+impl<'a> Probe<'a> {
+    fn new(id: &'a [u8]) -> Probe<'a> {
+        if id.len() > INLINE {
+            return Probe::Long(id);
+        }
+        let mut key = [0u8; 12];
+        key[0] = id.len() as u8;
+        key[1..1 + id.len()].copy_from_slice(id);
+        Probe::Inline(key)
+    }
+
+    fn matches(&self, slot: &Slot, arena: &[u8]) -> bool {
+        match self {
+            Probe::Inline(key) => slot.key == *key,
+            Probe::Long(id) => slot.arena_at().is_some_and(|at| read(arena, at) == *id),
+        }
+    }
 }
 
 /// The id stored at `at`.
@@ -77,18 +135,150 @@ fn append(arena: &mut Vec<u8>, id: &[u8]) -> u64 {
     at
 }
 
+/// The ids of one ID space.
+#[derive(Debug, Default)]
+pub struct Space {
+    arena: Vec<u8>,
+    table: HashTable<Slot>,
+    hasher: RandomState,
+}
+
+impl Space {
+    /// Claims `id` for a node about to be written: false if the space
+    /// already has it (a duplicate). One probe.
+    pub fn claim(&mut self, id: &str) -> bool {
+        let id = id.as_bytes();
+        let Space {
+            arena,
+            table,
+            hasher,
+        } = self;
+        let probe = Probe::new(id);
+        let hash = hasher.hash_one(id);
+        let entry = table.entry(
+            hash,
+            |slot| probe.matches(slot, arena),
+            |slot| hasher.hash_one(slot.id(arena)),
+        );
+        let Entry::Vacant(vacant) = entry else {
+            return false;
+        };
+        let key = match probe {
+            Probe::Inline(key) => key,
+            Probe::Long(_) => {
+                let mut key = [0u8; 12];
+                key[0] = IN_ARENA;
+                key[4..12].copy_from_slice(&(arena.len() as u64).to_le_bytes());
+                key
+            }
+        };
+        vacant.insert(Slot {
+            key,
+            node: PENDING.to_le_bytes(),
+        });
+        if key[0] == IN_ARENA {
+            append(arena, id);
+        }
+        true
+    }
+
+    /// Records the internal id of a claimed node.
+    pub fn set(&mut self, id: &str, node: NodeRef) {
+        let id = id.as_bytes();
+        let probe = Probe::new(id);
+        let hash = self.hasher.hash_one(id);
+        let arena = &self.arena;
+        if let Some(slot) = self.table.find_mut(hash, |slot| probe.matches(slot, arena)) {
+            slot.node = node.to_le_bytes();
+        }
+    }
+
+    /// The internal id of `id`, if that node was written.
+    pub fn get(&self, id: &str) -> Option<NodeRef> {
+        let id = id.as_bytes();
+        let probe = Probe::new(id);
+        let hash = self.hasher.hash_one(id);
+        self.table
+            .find(hash, |slot| probe.matches(slot, &self.arena))
+            .map(Slot::node)
+            .filter(|n| *n != PENDING)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        // `capacity` is 7/8 of the table's buckets (a power of two), each a
+        // slot and a control byte.
+        let buckets = match self.table.capacity() {
+            0 => 0,
+            c if c < 8 => c + 1,
+            c => (c * 8 / 7).next_power_of_two(),
+        };
+        self.arena.capacity() + buckets * (std::mem::size_of::<Slot>() + 1)
+    }
+}
+
 /// Every ID space's ids.
 #[derive(Debug, Default)]
 pub struct IdMap {
     spaces: HashMap<String, Space>,
-    hasher: RandomState,
+}
+
+/// An id cell as map key text, without a heap allocation: a string cell as
+/// it is, an integer as its decimal text (the same text a string column
+/// would hold for it).
+#[derive(Debug, Clone, Copy)]
+pub enum IdKey<'a> {
+    /// A string cell.
+    Text(&'a str),
+    /// An integer's decimal text: `len` bytes of `digits` (an `i64` has at
+    /// most 20 with its sign).
+    Int {
+        /// Bytes used.
+        len: u8,
+        /// The text.
+        digits: [u8; 20],
+    },
+}
+
+impl IdKey<'_> {
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            IdKey::Text(s) => s,
+            IdKey::Int { len, digits } => digits
+                .get(..usize::from(*len))
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl std::ops::Deref for IdKey<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for IdKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An id cell as map key text; an error for a value that cannot be an id.
-pub fn id_key(v: Value<'_>) -> Result<Cow<'_, str>, String> {
+pub fn id_key(v: Value<'_>) -> Result<IdKey<'_>, String> {
     match v {
-        Value::Str(s) => Ok(Cow::Borrowed(s)),
-        Value::Int(i) => Ok(Cow::Owned(i.to_string())),
+        Value::Str(s) => Ok(IdKey::Text(s)),
+        Value::Int(i) => {
+            let mut buffer = itoa::Buffer::new();
+            let text = buffer.format(i).as_bytes();
+            let mut digits = [0u8; 20];
+            digits[..text.len()].copy_from_slice(text);
+            Ok(IdKey::Int {
+                len: text.len() as u8,
+                digits,
+            })
+        }
         Value::Null => Err("is empty".into()),
         Value::Float(f) => Err(format!("holds the float {f}; ids are strings or integers")),
         Value::Bool(b) => Err(format!(
@@ -101,54 +291,31 @@ pub fn id_key(v: Value<'_>) -> Result<Cow<'_, str>, String> {
 }
 
 impl IdMap {
-    fn slot(&self, space: &str, id: &str) -> Option<Slot> {
-        let s = self.spaces.get(space)?;
-        let hash = self.hasher.hash_one(id.as_bytes());
-        s.table
-            .find(hash, |slot| read(&s.arena, slot.at) == id.as_bytes())
-            .copied()
+    /// The ids of `space`, if it has any.
+    pub fn space(&self, space: &str) -> Option<&Space> {
+        self.spaces.get(space)
     }
 
-    /// Claims `id` in `space` for a node about to be written: false if the
-    /// space already has it (a duplicate).
+    /// The ids of `space`, created empty on first use.
+    pub fn space_mut(&mut self, space: &str) -> &mut Space {
+        self.spaces.entry(space.to_owned()).or_default()
+    }
+
+    /// Claims `id` in `space` (see [`Space::claim`]).
     pub fn claim(&mut self, space: &str, id: &str) -> bool {
-        if self.slot(space, id).is_some() {
-            return false;
-        }
-        let hasher = &self.hasher;
-        let s = match self.spaces.get_mut(space) {
-            Some(s) => s,
-            None => self.spaces.entry(space.to_owned()).or_default(),
-        };
-        let hash = hasher.hash_one(id.as_bytes());
-        let at = append(&mut s.arena, id.as_bytes());
-        let arena = &s.arena;
-        s.table
-            .insert_unique(hash, Slot { at, node: PENDING }, |slot| {
-                hasher.hash_one(read(arena, slot.at))
-            });
-        true
+        self.space_mut(space).claim(id)
     }
 
     /// Records the internal id of a claimed node.
     pub fn set(&mut self, space: &str, id: &str, node: NodeRef) {
-        let hash = self.hasher.hash_one(id.as_bytes());
         if let Some(s) = self.spaces.get_mut(space) {
-            let arena = &s.arena;
-            if let Some(slot) = s
-                .table
-                .find_mut(hash, |slot| read(arena, slot.at) == id.as_bytes())
-            {
-                slot.node = node;
-            }
+            s.set(id, node);
         }
     }
 
     /// The internal id of `id` in `space`, if that node was written.
     pub fn get(&self, space: &str, id: &str) -> Option<NodeRef> {
-        self.slot(space, id)
-            .map(|s| s.node)
-            .filter(|n| *n != PENDING)
+        self.spaces.get(space)?.get(id)
     }
 
     /// Ids held, over all spaces.
@@ -161,12 +328,9 @@ impl IdMap {
         self.len() == 0
     }
 
-    /// Bytes held by the tables and arenas (capacity, not length).
+    /// Bytes held by the tables (buckets) and arenas (capacity).
     pub fn heap_bytes(&self) -> usize {
-        self.spaces
-            .values()
-            .map(|s| s.arena.capacity() + s.table.capacity() * (std::mem::size_of::<Slot>() + 1))
-            .sum()
+        self.spaces.values().map(Space::heap_bytes).sum()
     }
 }
 
@@ -199,8 +363,14 @@ mod tests {
 
     #[test]
     fn ids_compare_as_text() {
-        assert_eq!(id_key(Value::Int(17)).unwrap(), "17");
-        assert_eq!(id_key(Value::Str("17")).unwrap(), "17");
+        assert_eq!(id_key(Value::Int(17)).unwrap().as_str(), "17");
+        assert_eq!(id_key(Value::Str("17")).unwrap().as_str(), "17");
+        for i in [0, -1, i64::MIN, i64::MAX, 10_000_000_000] {
+            assert_eq!(id_key(Value::Int(i)).unwrap().as_str(), i.to_string());
+        }
+        let mut m = IdMap::default();
+        assert!(m.claim("S", &id_key(Value::Int(-42)).unwrap()));
+        assert!(!m.claim("S", "-42"), "an integer and its text are one id");
         assert!(id_key(Value::Float(1.5)).unwrap_err().contains("float"));
         assert!(id_key(Value::Null).is_err());
     }
@@ -209,7 +379,23 @@ mod tests {
     fn ids_of_any_length_round_trip_through_the_arena() {
         let mut m = IdMap::default();
         let long = "x".repeat(300);
-        let ids = ["", "a", &long, "ü日本", "a\u{0}b"];
+        // Around the inline limit (11 bytes), ids that differ only in
+        // trailing NULs or length, and bytes that look like the arena marker.
+        let ids = [
+            "",
+            "a",
+            &long,
+            "ü日本",
+            "a\u{0}b",
+            "a\u{0}",
+            "a\u{0}\u{0}",
+            "12345678901",
+            "123456789012",
+            "1234567890123",
+            "\u{7f}ÿÿÿÿÿ",
+            "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+            "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+        ];
         for (i, id) in ids.iter().enumerate() {
             assert!(m.claim("S", id), "{id:?}");
             m.set("S", id, i as NodeRef);
@@ -219,6 +405,29 @@ mod tests {
             assert!(!m.claim("S", id));
         }
         assert_eq!(m.get("S", "x"), None);
+    }
+
+    #[test]
+    fn long_and_short_ids_survive_the_table_growing() {
+        let mut m = IdMap::default();
+        let id = |i: i64| {
+            if i % 3 == 0 {
+                format!("customer-0000-{i:012}")
+            } else {
+                format!("c{i}")
+            }
+        };
+        let n = 200_000;
+        for i in 0..n {
+            assert!(m.claim("C", &id(i)));
+            m.set("C", &id(i), i);
+        }
+        for i in 0..n {
+            assert_eq!(m.get("C", &id(i)), Some(i), "{}", id(i));
+            assert!(!m.claim("C", &id(i)), "{} again", id(i));
+        }
+        assert_eq!(m.get("C", &id(n)), None);
+        assert_eq!(m.len(), n as usize);
     }
 
     #[test]
@@ -236,6 +445,8 @@ mod tests {
         assert!(!m.claim("Person", "p999999"));
         assert_eq!(m.get("Person", "p1000000"), None);
         let per_node = m.heap_bytes() as f64 / n as f64;
-        assert!(per_node < 48.0, "{per_node} bytes a node");
+        assert_eq!(std::mem::size_of::<Slot>(), 20);
+        // 2^21 buckets of 21 bytes for a million ids, no arena.
+        assert!(per_node < 45.0, "{per_node} bytes a node");
     }
 }

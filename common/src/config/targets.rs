@@ -236,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn load_method_comes_from_the_target_else_the_top_level_else_cypher() {
+    fn load_method_comes_from_the_target_else_the_top_level_else_the_kind() {
         use crate::adapters::load::LoadMethod;
         let mut c = two_targets();
         c.load_method = Some(LoadMethod::Cypher);
@@ -252,8 +252,8 @@ mod tests {
         let all = Targets::from_config(&c).unwrap();
         assert_eq!(
             all.get("default").unwrap().load_method,
-            LoadMethod::Cypher,
-            "the default on FalkorDB too (bulk is opt-in)"
+            LoadMethod::Bulk,
+            "unset on FalkorDB: bulk"
         );
     }
 

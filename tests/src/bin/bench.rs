@@ -103,12 +103,20 @@ struct Args {
     /// Bulk section: the stall budget of the bulk path.
     #[arg(long, default_value_t = common::config::Config::default().bulk_max_stall_ms)]
     bulk_max_stall_ms: u64,
+    /// Internal (the bulk section's child process): write one snapshot and
+    /// exit. `csv DIR ROWS` (as `producer generate`), or `int|string DIR
+    /// NODES RELS` (the synthetic Parquet snapshot with that id type).
+    #[arg(long, hide = true, num_args = 3..=4)]
+    write_snapshot: Vec<String>,
 }
 
 const BASE_ID: u64 = 1_767_741_427;
 
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
+    if !args.write_snapshot.is_empty() {
+        return bulk::write_snapshot(&args.write_snapshot);
+    }
     if args.quick {
         args.load_nodes = 20_000;
         args.load_rels = 10_000;

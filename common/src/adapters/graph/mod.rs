@@ -56,14 +56,14 @@ pub enum LoadMethod {
 }
 
 impl LoadMethod {
-    /// `set`, else cypher on every store. Bulk is opt-in on FalkorDB until
-    /// its stall budget holds in every measured load: a reader of another
-    /// live graph on the same server had p99 44–46 ms during the last bulk
-    /// loads of the 1 M-node CSV snapshot, within the budget's 70 ms, but
-    /// 80 ms during one of four Parquet loads (docs/performance.md, "Bulk
-    /// loading").
-    pub fn resolve(set: Option<LoadMethod>, _kind: GraphKind) -> LoadMethod {
-        set.unwrap_or(LoadMethod::Cypher)
+    /// `set`, else the store's fastest: `bulk` on FalkorDB (`GRAPH.BULK`,
+    /// calls sized to `bulk_max_stall_ms`), `cypher` on a Bolt store, which
+    /// has no bulk path (docs/performance.md, "Bulk loading").
+    pub fn resolve(set: Option<LoadMethod>, kind: GraphKind) -> LoadMethod {
+        set.unwrap_or(match kind {
+            GraphKind::Falkordb => LoadMethod::Bulk,
+            GraphKind::Neo4j => LoadMethod::Cypher,
+        })
     }
 }
 

@@ -218,7 +218,7 @@ pub(super) fn id_keys<'v>(
     rows: usize,
     first: u64,
     what: &str,
-) -> Result<Vec<std::borrow::Cow<'v, str>>, SnapshotError> {
+) -> Result<Vec<IdKey<'v>>, SnapshotError> {
     (0..rows)
         .map(|row| {
             id_key(values.get(row)).map_err(|m| {
@@ -258,8 +258,9 @@ pub(super) async fn write_node_batch(
         let mut map = ids
             .lock()
             .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
+        let space = map.space_mut(&spec.id_space);
         for (row, key) in keys.iter().enumerate() {
-            if map.claim(&spec.id_space, key) {
+            if space.claim(key) {
                 continue;
             }
             let row_number = first + row as u64 + 1;
@@ -319,8 +320,9 @@ pub(super) async fn write_node_batch(
         let mut map = ids
             .lock()
             .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
+        let space = map.space_mut(&spec.id_space);
         for (row, node) in rows.iter().zip(written) {
-            map.set(&spec.id_space, &keys[*row], node);
+            space.set(&keys[*row], node);
         }
         drop(map);
         Timers::add(&timers.id_map, started);
@@ -393,11 +395,14 @@ pub(super) async fn write_rel_batch(
         let map = ids
             .lock()
             .map_err(|_| LoadError::Mismatch("the id map was poisoned".into()))?;
-        start_keys
-            .iter()
-            .zip(&end_keys)
-            .map(|(s, e)| Some([map.get(&spec.start_space, s)?, map.get(&spec.end_space, e)?]))
-            .collect()
+        match (map.space(&spec.start_space), map.space(&spec.end_space)) {
+            (Some(starts), Some(ends)) => start_keys
+                .iter()
+                .zip(&end_keys)
+                .map(|(s, e)| Some([starts.get(s)?, ends.get(e)?]))
+                .collect(),
+            _ => vec![None; start_keys.len()],
+        }
     };
     Timers::add(&timers.id_map, started);
     let dangling = resolved.iter().filter(|r| r.is_none()).count() as u64;

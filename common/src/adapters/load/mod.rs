@@ -9,7 +9,7 @@
 //! in flight at once (one `FuturesUnordered` on this task: while the database
 //! works on one batch, the next is converted and sent). Memory is bounded by
 //! the read-ahead plus `concurrency` batches, whatever the snapshot's size,
-//! plus the id map ([`crate::adapters::idmap`], about 46 bytes a node).
+//! plus the id map ([`crate::adapters::idmap`], about 44 bytes a node).
 //! A write statement that fails transiently (a deadlock, a dropped
 //! connection) is retried on its own, up to [`BATCH_RETRIES`] times; the id
 //! map's work for its batch is not repeated.
@@ -43,7 +43,7 @@ use crate::adapters::graph::values::Declared;
 use crate::adapters::graph::{
     Counts, GraphError, GraphWriter, NodeRef, NodeWrite, Prop, RelWrite, Values,
 };
-use crate::adapters::idmap::{id_key, IdMap};
+use crate::adapters::idmap::{id_key, IdKey, IdMap};
 use crate::adapters::snapshot::header::{check_name, Column, NodeSpec, PropColumn, RelSpec};
 use crate::adapters::snapshot::layout::Input;
 use crate::adapters::snapshot::options::ImportOptions;
@@ -451,8 +451,9 @@ mod tests {
     fn load_method_defaults_by_store_kind() {
         use crate::adapters::graph::GraphKind::{Falkordb, Neo4j};
         for (set, kind, want) in [
-            (None, Falkordb, LoadMethod::Cypher),
+            (None, Falkordb, LoadMethod::Bulk),
             (None, Neo4j, LoadMethod::Cypher),
+            (Some(LoadMethod::Cypher), Neo4j, LoadMethod::Cypher),
             (Some(LoadMethod::Cypher), Falkordb, LoadMethod::Cypher),
             (Some(LoadMethod::Bulk), Falkordb, LoadMethod::Bulk),
         ] {

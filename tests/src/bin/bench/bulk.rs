@@ -10,6 +10,10 @@
 //! relationships/s, the loader's peak RSS, FalkorDB's CPU-seconds, and the
 //! latency of a reader of another live graph on the same server
 //! (`GRAPH.RO_QUERY … count(n)` every 10 ms on its own connection).
+//! The snapshots are written by a child process (this program with
+//! `--write-snapshot`), so the loads' peak RSS holds no generation; each way
+//! starts on an idle server (the graph of the way before dropped and freed);
+//! the matched pair alternates which id type loads first.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -51,6 +55,55 @@ fn cpu_seconds(pid: u32) -> f64 {
         .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
         .sum();
     ticks / 100.0
+}
+
+/// Writes the snapshot `spec` names (the hidden `--write-snapshot`
+/// option): run in a child process so that what generating it allocates is
+/// not in this process's RSS when a load's peak is measured.
+pub fn write_snapshot(spec: &[String]) -> anyhow::Result<()> {
+    let number = |i: usize| -> anyhow::Result<usize> {
+        let v = spec.get(i).context("--write-snapshot: missing argument")?;
+        v.parse()
+            .with_context(|| format!("--write-snapshot: `{v}` is not a number"))
+    };
+    let dir = Path::new(spec.get(1).context("--write-snapshot: no directory")?);
+    match spec.first().map(String::as_str) {
+        Some("csv") => {
+            let spec = SampleSpec::with_rows(number(2)?, SampleFormat::Csv, 16);
+            sample::write_snapshot(dir, &spec)?;
+        }
+        Some(ids @ ("int" | "string")) => {
+            super::synthetic::write_synthetic_ids(dir, number(2)?, number(3)?, 17, ids == "string")?
+        }
+        other => bail!("--write-snapshot: unknown kind {other:?}"),
+    }
+    Ok(())
+}
+
+/// Runs this program with `--write-snapshot spec…` and waits for it.
+fn write_in_child(spec: &[String]) -> anyhow::Result<()> {
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .arg("--write-snapshot")
+        .args(spec)
+        .status()?;
+    if !status.success() {
+        bail!("writing the snapshot {spec:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Waits (up to 20 s) until the server has used under 2 % of a CPU over
+/// 300 ms: a graph dropped by the way before is freed and the next way
+/// starts on an idle server.
+async fn settle(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = cpu_seconds(pid);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if cpu_seconds(pid) - before < 0.006 || Instant::now() > deadline {
+            return;
+        }
+    }
 }
 
 /// Resets this process's peak RSS (`VmHWM`) to the current RSS.
@@ -202,6 +255,7 @@ async fn one(
 ) -> anyhow::Result<Run> {
     let db = format!("bench-bulk-{way}");
     store.drop_database(&db).await.ok();
+    settle(pid).await;
     let stop = Arc::new(AtomicBool::new(false));
     let probe = reader(server.url(), stop.clone());
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -320,6 +374,12 @@ fn summary(runs: Vec<Value>) -> Value {
     Value::Object(out)
 }
 
+fn path_arg(p: &Path) -> anyhow::Result<String> {
+    p.to_str()
+        .map(str::to_owned)
+        .context("the temporary directory's path is not UTF-8")
+}
+
 pub async fn bench_bulk(args: &Args) -> anyhow::Result<Value> {
     let tmp = tempfile::tempdir()?;
     let csv = tmp.path().join("csv");
@@ -328,7 +388,7 @@ pub async fn bench_bulk(args: &Args) -> anyhow::Result<Value> {
         args.bulk_rows
     ));
     let spec = SampleSpec::with_rows(args.bulk_rows, SampleFormat::Csv, 16);
-    sample::write_snapshot(&csv, &spec)?;
+    write_in_child(&["csv".into(), path_arg(&csv)?, args.bulk_rows.to_string()])?;
     let vendor_args = match vendor_program() {
         Some(_) => Some(vendor_files(&csv, &tmp.path().join("vendor"))?),
         None => {
@@ -388,12 +448,18 @@ pub async fn bench_bulk(args: &Args) -> anyhow::Result<Value> {
     ));
     let int_ids = tmp.path().join("parquet-int");
     let string_ids = tmp.path().join("parquet-string");
-    super::synthetic::write_synthetic_ids(&int_ids, pn, pr, 17, false)?;
-    super::synthetic::write_synthetic_ids(&string_ids, pn, pr, 17, true)?;
+    for (ids, dir) in [("int", &int_ids), ("string", &string_ids)] {
+        write_in_child(&[ids.into(), path_arg(dir)?, pn.to_string(), pr.to_string()])?;
+    }
     let mut parquet_runs: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
-    for _ in 0..args.runs {
+    for run in 0..args.runs {
+        // Integer ids first in even runs, string ids first in odd ones.
+        let mut pair = [("int_ids", &int_ids), ("string_ids", &string_ids)];
+        if run % 2 == 1 {
+            pair.reverse();
+        }
         for way in ["bulk", "cypher"] {
-            for (ids, dir) in [("int_ids", &int_ids), ("string_ids", &string_ids)] {
+            for (ids, dir) in pair {
                 progress(&format!("bulk section: Parquet {ids} {way}"));
                 let r = one(&server, &store, pid, way, dir, None, args).await?;
                 parquet_runs

@@ -83,6 +83,8 @@ pub struct Call {
     pre_sync: Vec<SyncTarget>,
     /// Relationship types to synchronise after the call.
     sync: Vec<SyncTarget>,
+    /// When the call got its first record ([`MAX_CALL_AGE`]).
+    opened: Option<Instant>,
 }
 
 impl Call {
@@ -421,8 +423,9 @@ impl<'a> BulkWriter<'a> {
 
     /// Appends a batch's encoded records (`body`, each row's end offset in
     /// `ends`) to the call being filled, closing calls as they reach the
-    /// size the budget allows: a batch larger than that is split between
-    /// calls at record boundaries (every call gets at least one record).
+    /// size the budget allows (a batch larger than that is split between
+    /// calls at record boundaries, every call gets at least one record) or
+    /// have been filling for [`MAX_CALL_AGE`].
     /// Returns the calls closed, in order, for [`BulkWriter::send`].
     fn append(
         &self,
@@ -452,6 +455,9 @@ impl<'a> BulkWriter<'a> {
             }
             let bytes = ends[to - 1] - base;
             let n = (to - row) as u64;
+            if state.call.is_empty() {
+                state.call.opened = Some(Instant::now());
+            }
             let tokens = match kind {
                 Kind::Nodes => &mut state.call.node_tokens,
                 Kind::Edges => &mut state.call.edge_tokens,
@@ -470,7 +476,11 @@ impl<'a> BulkWriter<'a> {
                 }
             }
             row = to;
-            if state.call.bytes() >= target {
+            let aged = state
+                .call
+                .opened
+                .is_some_and(|t| t.elapsed() >= MAX_CALL_AGE);
+            if state.call.bytes() >= target || aged {
                 closed.extend(Self::close(state, self.sync_edges));
             }
         }

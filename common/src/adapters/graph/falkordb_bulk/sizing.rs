@@ -24,6 +24,13 @@ pub const ASSUMED_BYTES_PER_MS: f64 = 20_000.0;
 /// (the index insertions, the allocator), so the sizing aims below it.
 pub const BUDGET_SHARE: f64 = 0.6;
 
+/// A call is sent at the latest this long after its first record, whatever
+/// its size: a snapshot read slowly (`batch_pause_ms`, a slow disk) reaches
+/// the store, and the load's progress (counted in calls answered) moves, as
+/// it is read, not all at the end. Calls of a load read at full speed fill
+/// to their size in milliseconds, so this never cuts them.
+pub const MAX_CALL_AGE: Duration = Duration::from_secs(1);
+
 /// Node capacity is reserved ahead of the build in steps of this factor:
 /// a call whose nodes go past the room reserved so far is preceded by
 /// [`crate::adapters::graph::GraphWriter::bulk_reserve`] for `NODE_GROWTH ×` the nodes after it.

@@ -262,6 +262,24 @@ fn a_batch_larger_than_a_call_is_split_at_record_boundaries() {
 }
 
 #[test]
+fn a_call_filling_for_longer_than_its_age_limit_is_closed_however_small() {
+    let writer = BulkWriter::new(&Unused, 1_000);
+    let mut state = State::default();
+    let header = token_header("N", &["v"]);
+    let mut body = Vec::new();
+    encode_value(&mut body, Value::Int(1)).unwrap();
+    let ends = [body.len()];
+    let closed = writer.append(&mut state, Kind::Nodes, "N", &header, &body, &ends);
+    assert!(closed.is_empty(), "a fresh one-record call stays open");
+    let opened = state.call.opened.expect("opened at its first record");
+    state.call.opened = opened.checked_sub(MAX_CALL_AGE);
+    let closed = writer.append(&mut state, Kind::Nodes, "N", &header, &body, &ends);
+    assert_eq!(closed.len(), 1, "an aged call is closed at the next batch");
+    assert_eq!(closed[0].1.nodes, 2);
+    assert!(state.call.is_empty() && state.call.opened.is_none());
+}
+
+#[test]
 fn a_slow_call_lowers_the_rate_at_once_and_a_fast_one_by_half() {
     let ms = Duration::from_millis;
     assert_eq!(next_rate(None, 1000, ms(10)), Some(100.0));
