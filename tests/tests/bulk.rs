@@ -277,6 +277,52 @@ async fn a_lost_reply_fails_the_load_as_transient_without_resending_the_call() {
     assert_eq!(faulty.calls.load(Ordering::SeqCst), 2);
 }
 
+/// A server restart breaks every connection the store holds; the first
+/// bulk load after it must not fail on a connection that broke while idle
+/// (a call is never resent, so the connection is checked before the call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_load_after_a_server_restart_goes_through() {
+    let mut server = FalkorServer::start().unwrap();
+    let store = connect(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SampleSpec::with_rows(ROWS, SampleFormat::Csv, 11);
+    sample::write_snapshot(dir.path(), &spec).unwrap();
+    // The write connections used once.
+    store.create_database("bulk-before").await.unwrap();
+    let before = load_snapshot(
+        &store,
+        "bulk-before",
+        dir.path(),
+        small_calls(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    server.restart().unwrap();
+    let mut created = false;
+    for _ in 0..20 {
+        // The admin connection reconnects too; what is under test is the
+        // load's calls.
+        if store.create_database("bulk-after").await.is_ok() {
+            created = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(created, "the store did not reconnect");
+    let after = load_snapshot(
+        &store,
+        "bulk-after",
+        dir.path(),
+        small_calls(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.nodes, before.nodes);
+    assert_eq!(after.relationships, before.relationships);
+}
+
 /// Dates, durations and points have no GRAPH.BULK type: their batches go
 /// through Cypher on the same graph, between bulk calls, and the node ids
 /// stay positions, so relationships across both kinds of batch are exact.

@@ -147,7 +147,9 @@ async fn a_cancelled_queued_event_is_acked_without_loading() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_running_load_is_aborted_within_seconds_and_its_database_dropped() {
-    let mut env = TestEnv::new("cancelr", "batch_size = 50").unwrap();
+    // 1 600 batches 20 ms apart: the load runs for half a minute on either
+    // load method (so do the loads of the shutdown tests below).
+    let mut env = TestEnv::new("cancelr", "batch_size = 50\nbatch_pause_ms = 20").unwrap();
     write(&env, "acme", ID, 80_000);
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();
@@ -185,7 +187,11 @@ async fn a_cancelled_running_load_is_aborted_within_seconds_and_its_database_dro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_an_in_flight_load_finish_within_the_timeout() {
-    let mut env = TestEnv::new("drain", "batch_size = 200\nshutdown_timeout = 60").unwrap();
+    let mut env = TestEnv::new(
+        "drain",
+        "batch_size = 200\nbatch_pause_ms = 20\nshutdown_timeout = 60",
+    )
+    .unwrap();
     write(&env, "acme", ID, 40_000);
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();
@@ -204,7 +210,11 @@ async fn shutdown_lets_an_in_flight_load_finish_within_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_past_the_timeout_aborts_the_load_drops_it_and_requeues_the_event() {
-    let mut env = TestEnv::new("forced", "batch_size = 50\nshutdown_timeout = 1").unwrap();
+    let mut env = TestEnv::new(
+        "forced",
+        "batch_size = 50\nbatch_pause_ms = 20\nshutdown_timeout = 1",
+    )
+    .unwrap();
     write(&env, "acme", ID, 80_000);
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();
@@ -327,7 +337,11 @@ async fn the_circuit_breaker_stops_consuming_while_the_graph_database_is_down() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_exits_at_once() {
-    let mut env = TestEnv::new("sigsig", "batch_size = 50\nshutdown_timeout = 600").unwrap();
+    let mut env = TestEnv::new(
+        "sigsig",
+        "batch_size = 50\nbatch_pause_ms = 20\nshutdown_timeout = 600",
+    )
+    .unwrap();
     write(&env, "acme", ID, 80_000);
     env.spawn_worker("worker").unwrap();
     env.producer(&["backfill"]).unwrap();

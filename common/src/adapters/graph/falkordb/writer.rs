@@ -3,6 +3,34 @@
 
 use super::*;
 
+/// PINGs a write connection gets before a `GRAPH.BULK` call on it.
+const BULK_CONNECTION_CHECKS: u32 = 4;
+
+impl FalkorStore {
+    /// The next write connection, checked with a PING: a `GRAPH.BULK` call
+    /// is never resent (a lost reply may have been applied), so a
+    /// connection that broke while idle (a server restart) must fail an
+    /// idempotent PING, which makes the connection manager reconnect, and
+    /// not the call. A PING that fails is retried (100, 200, 400 ms apart)
+    /// before the call's error is the PING's.
+    async fn checked_writer(&self) -> Result<ConnectionManager, GraphError> {
+        let i = self.next_writer.fetch_add(1, AtomicOrdering::Relaxed) % self.writers.len();
+        let mut con = self.writers[i].clone();
+        let mut attempt = 0;
+        loop {
+            match redis::cmd("PING").query_async::<String>(&mut con).await {
+                Ok(_) => return Ok(con),
+                Err(e) if attempt + 1 >= BULK_CONNECTION_CHECKS => return Err(map_err(e)),
+                Err(e) => {
+                    tracing::debug!(error = %e, attempt, "write connection check failed; reconnecting");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl GraphWriter for FalkorStore {
     async fn create_index(&self, db: &str, label: &str, property: &str) -> Result<(), GraphError> {
@@ -68,8 +96,7 @@ impl GraphWriter for FalkorStore {
 
     async fn bulk_call(&self, db: &str, args: Vec<Vec<u8>>) -> Result<(), GraphError> {
         let key = self.key_of(db).await?;
-        let i = self.next_writer.fetch_add(1, AtomicOrdering::Relaxed) % self.writers.len();
-        let mut con = self.writers[i].clone();
+        let mut con = self.checked_writer().await?;
         let mut cmd = redis::cmd("GRAPH.BULK");
         cmd.arg(&key);
         for a in &args {
