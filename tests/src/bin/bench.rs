@@ -108,6 +108,12 @@ struct Args {
     /// NODES RELS` (the synthetic Parquet snapshot with that id type).
     #[arg(long, hide = true, num_args = 3..=4)]
     write_snapshot: Vec<String>,
+    /// Internal (the bulk section's child process): `URL DB DIR METHOD`,
+    /// load the snapshot in DIR into a new graph DB through the worker's
+    /// load path, print what it measured as JSON and exit: each load's peak
+    /// RSS is that of a fresh process, as a worker's would be.
+    #[arg(long, hide = true, num_args = 4)]
+    load_once: Vec<String>,
 }
 
 const BASE_ID: u64 = 1_767_741_427;
@@ -116,6 +122,14 @@ fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if !args.write_snapshot.is_empty() {
         return bulk::write_snapshot(&args.write_snapshot);
+    }
+    if !args.load_once.is_empty() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let out = rt.block_on(bulk::load_once(&args))?;
+        println!("{out}");
+        return Ok(());
     }
     if args.quick {
         args.load_nodes = 20_000;

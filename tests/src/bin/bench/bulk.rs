@@ -1,7 +1,9 @@
 //! Section `bulk`: one CSV snapshot (`producer generate --rows N`: about
 //! 1.05 M nodes and 2.95 M relationships at N = 4 000 000) loaded into one
 //! FalkorDB three ways, interleaved within each run: the worker's load path
-//! with `load_method = "bulk"` and with `"cypher"` (in process), and
+//! with `load_method = "bulk"` and with `"cypher"` (each load in a fresh
+//! child process, this program with `--load-once`, so its peak RSS is a
+//! worker's), and
 //! FalkorDB's Python `falkordb-bulk-insert` (from `scripts/ensure-services.sh
 //! --bench-tools`; headers converted to its form, same rows). Then a matched
 //! pair of Parquet snapshots, identical but for the id columns' type
@@ -10,8 +12,8 @@
 //! relationships/s, the loader's peak RSS, FalkorDB's CPU-seconds, and the
 //! latency of a reader of another live graph on the same server
 //! (`GRAPH.RO_QUERY … count(n)` every 10 ms on its own connection).
-//! The snapshots are written by a child process (this program with
-//! `--write-snapshot`), so the loads' peak RSS holds no generation; each way
+//! The snapshots are written by a child process too (`--write-snapshot`);
+//! each way
 //! starts on an idle server (the graph of the way before dropped and freed);
 //! the matched pair alternates which id type loads first.
 
@@ -80,6 +82,45 @@ pub fn write_snapshot(spec: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The hidden `--load-once URL DB DIR METHOD`: one load through the
+/// worker's load path in this (fresh) process; its figures as JSON.
+pub async fn load_once(args: &Args) -> anyhow::Result<Value> {
+    let [url, db, dir, method] = args.load_once.as_slice() else {
+        bail!("--load-once URL DB DIR METHOD");
+    };
+    let method = match method.as_str() {
+        "bulk" => LoadMethod::Bulk,
+        "cypher" => LoadMethod::Cypher,
+        other => bail!("--load-once: unknown method {other}"),
+    };
+    let store = FalkorStore::connect_with_writers(&ServiceUrl::new(url.clone()), 4).await?;
+    store.create_database(db).await?;
+    let cpu0 = cpu_seconds(std::process::id());
+    let t = Instant::now();
+    let options = LoadOptions::new(args.batch_size)
+        .with_concurrency(args.concurrency)
+        .with_method(method)
+        .with_bulk_max_stall_ms(args.bulk_max_stall_ms);
+    let r = load_snapshot(&store, db, Path::new(dir), options, &CancellationToken::new()).await?;
+    let seconds = t.elapsed().as_secs_f64();
+    let t = r.times;
+    Ok(json!({
+        "seconds": seconds,
+        "nodes": r.nodes,
+        "relationships": r.relationships,
+        "peak_rss_mib": own_peak_mib(),
+        "cpu_s": cpu_seconds(std::process::id()) - cpu0,
+        "bulk_calls": r.bulk_calls,
+        "longest_bulk_call_ms": r.longest_bulk_call_ms,
+        "read_stall_ms": t.read_stall_ms,
+        "convert_ms": t.convert_ms,
+        "id_map_ms": t.id_map_ms,
+        "encode_ms": t.encode_ms,
+        "call_ms": t.call_ms,
+        "sync_ms": t.sync_ms,
+    }))
+}
+
 /// Runs this program with `--write-snapshot spec…` and waits for it.
 fn write_in_child(spec: &[String]) -> anyhow::Result<()> {
     let status = std::process::Command::new(std::env::current_exe()?)
@@ -104,11 +145,6 @@ async fn settle(pid: u32) {
             return;
         }
     }
-}
-
-/// Resets this process's peak RSS (`VmHWM`) to the current RSS.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn own_peak_mib() -> f64 {
@@ -262,36 +298,51 @@ async fn one(
     let cpu0 = cpu_seconds(pid);
     let t = Instant::now();
     let note;
+    let mut load_seconds = None;
     let (nodes, relationships, peak) = match way {
         "bulk" | "cypher" => {
-            store.create_database(&db).await?;
-            let method = if way == "bulk" {
-                LoadMethod::Bulk
-            } else {
-                LoadMethod::Cypher
-            };
-            reset_peak_rss();
-            let own_cpu0 = cpu_seconds(std::process::id());
-            let options = LoadOptions::new(args.batch_size)
-                .with_concurrency(args.concurrency)
-                .with_method(method)
-                .with_bulk_max_stall_ms(args.bulk_max_stall_ms);
-            let r = load_snapshot(store, &db, snap, options, &CancellationToken::new()).await?;
-            let own_cpu = cpu_seconds(std::process::id()) - own_cpu0;
-            let t = r.times;
+            // In a child process of its own (a fresh process, like a
+            // worker's), timed there from its first write to its count check.
+            let mut child = std::process::Command::new(std::env::current_exe()?);
+            child
+                .arg("--load-once")
+                .args([&server.url(), &db, &path_arg(snap)?, way])
+                .args(["--batch-size", &args.batch_size.to_string()])
+                .args(["--concurrency", &args.concurrency.to_string()])
+                .args(["--bulk-max-stall-ms", &args.bulk_max_stall_ms.to_string()])
+                .stderr(std::process::Stdio::inherit());
+            let out = tokio::task::spawn_blocking(move || child.output()).await??;
+            if !out.status.success() {
+                bail!("the {way} load failed: {}", out.status);
+            }
+            let r: Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("the {way} load printed no JSON"))?;
+            let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
             let client = format!(
-                "client {own_cpu:.2} CPU-s (this process, the reader probe included); ms summed, overlapping: read stall {}, convert {}, id map {}",
-                t.read_stall_ms, t.convert_ms, t.id_map_ms
+                "loader {:.2} CPU-s; ms summed, overlapping: read stall {}, convert {}, id map {}",
+                f("cpu_s"),
+                r["read_stall_ms"],
+                r["convert_ms"],
+                r["id_map_ms"]
             );
             note = Some(if way == "bulk" {
                 format!(
                     "{} GRAPH.BULK calls, the longest {} ms; {client}, encode {}, calls {}, syncs {}",
-                    r.bulk_calls, r.longest_bulk_call_ms, t.encode_ms, t.call_ms, t.sync_ms
+                    r["bulk_calls"],
+                    r["longest_bulk_call_ms"],
+                    r["encode_ms"],
+                    r["call_ms"],
+                    r["sync_ms"]
                 )
             } else {
                 client
             });
-            (r.nodes, r.relationships, own_peak_mib())
+            load_seconds = Some(f("seconds"));
+            (
+                r["nodes"].as_u64().unwrap_or(0),
+                r["relationships"].as_u64().unwrap_or(0),
+                f("peak_rss_mib"),
+            )
         }
         _ => {
             let program = vendor_program().context("falkordb-bulk-insert not installed")?;
@@ -328,7 +379,7 @@ async fn one(
             (c.nodes, c.relationships, peak as f64 / 1024.0)
         }
     };
-    let seconds = t.elapsed().as_secs_f64();
+    let seconds = load_seconds.unwrap_or_else(|| t.elapsed().as_secs_f64());
     let server_cpu_s = cpu_seconds(pid) - cpu0;
     stop.store(true, Ordering::Relaxed);
     let latencies = probe.join().unwrap_or_default();
