@@ -101,7 +101,14 @@ pub async fn load_once(args: &Args) -> anyhow::Result<Value> {
         .with_concurrency(args.concurrency)
         .with_method(method)
         .with_bulk_max_stall_ms(args.bulk_max_stall_ms);
-    let r = load_snapshot(&store, db, Path::new(dir), options, &CancellationToken::new()).await?;
+    let r = load_snapshot(
+        &store,
+        db,
+        Path::new(dir),
+        options,
+        &CancellationToken::new(),
+    )
+    .await?;
     let seconds = t.elapsed().as_secs_f64();
     let t = r.times;
     Ok(json!({
