@@ -18,7 +18,10 @@
 //! table's control byte that is 21 bytes a slot, and the table is 7/16 to
 //! 7/8 full: 24 to 48 bytes a node, plus the id's length plus one for a long
 //! id. One million ids `p0`…`p999999` in one space: 2^21 buckets, 44 bytes
-//! a node (`heap_bytes`, checked by a test).
+//! a node (`heap_bytes`, checked by a test). The slots of a space are spread
+//! over 16 tables, so a table's doubling (old and new slots side by side
+//! while it moves them) adds a sixteenth of the map to the peak, not twice
+//! the map.
 //!
 //! Speed: a short id is found in its slot with no second memory access (the
 //! arena costs one more cache miss a lookup, which on a table of a million
@@ -135,11 +138,23 @@ fn append(arena: &mut Vec<u8>, id: &[u8]) -> u64 {
     at
 }
 
-/// The ids of one ID space.
+/// Tables an ID space's slots are spread over, by four bits of the id's
+/// hash (bits 48..52: neither the bits a table places a slot by, nor the 7
+/// top bits of its control byte).
+const SHARDS: usize = 16;
+
+fn shard(hash: u64) -> usize {
+    ((hash >> 48) as usize) % SHARDS
+}
+
+/// The ids of one ID space, in [`SHARDS`] tables: a table doubles when it
+/// is 7/8 full and holds the old and the new slots while it moves them, so
+/// one table of a million ids would briefly need three times its slots;
+/// sixteen grow one after another, and the moment's extra is a sixteenth.
 #[derive(Debug, Default)]
 pub struct Space {
     arena: Vec<u8>,
-    table: HashTable<Slot>,
+    shards: [HashTable<Slot>; SHARDS],
     hasher: RandomState,
 }
 
@@ -150,12 +165,12 @@ impl Space {
         let id = id.as_bytes();
         let Space {
             arena,
-            table,
+            shards,
             hasher,
         } = self;
         let probe = Probe::new(id);
         let hash = hasher.hash_one(id);
-        let entry = table.entry(
+        let entry = shards[shard(hash)].entry(
             hash,
             |slot| probe.matches(slot, arena),
             |slot| hasher.hash_one(slot.id(arena)),
@@ -188,7 +203,9 @@ impl Space {
         let probe = Probe::new(id);
         let hash = self.hasher.hash_one(id);
         let arena = &self.arena;
-        if let Some(slot) = self.table.find_mut(hash, |slot| probe.matches(slot, arena)) {
+        if let Some(slot) =
+            self.shards[shard(hash)].find_mut(hash, |slot| probe.matches(slot, arena))
+        {
             slot.node = node.to_le_bytes();
         }
     }
@@ -198,20 +215,28 @@ impl Space {
         let id = id.as_bytes();
         let probe = Probe::new(id);
         let hash = self.hasher.hash_one(id);
-        self.table
+        self.shards[shard(hash)]
             .find(hash, |slot| probe.matches(slot, &self.arena))
             .map(Slot::node)
             .filter(|n| *n != PENDING)
     }
 
+    fn len(&self) -> usize {
+        self.shards.iter().map(HashTable::len).sum()
+    }
+
     fn heap_bytes(&self) -> usize {
-        // `capacity` is 7/8 of the table's buckets (a power of two), each a
+        // `capacity` is 7/8 of a table's buckets (a power of two), each a
         // slot and a control byte.
-        let buckets = match self.table.capacity() {
-            0 => 0,
-            c if c < 8 => c + 1,
-            c => (c * 8 / 7).next_power_of_two(),
-        };
+        let buckets: usize = self
+            .shards
+            .iter()
+            .map(|t| match t.capacity() {
+                0 => 0,
+                c if c < 8 => c + 1,
+                c => (c * 8 / 7).next_power_of_two(),
+            })
+            .sum();
         self.arena.capacity() + buckets * (std::mem::size_of::<Slot>() + 1)
     }
 }
@@ -320,7 +345,7 @@ impl IdMap {
 
     /// Ids held, over all spaces.
     pub fn len(&self) -> usize {
-        self.spaces.values().map(|s| s.table.len()).sum()
+        self.spaces.values().map(Space::len).sum()
     }
 
     /// No id recorded yet.
