@@ -140,9 +140,9 @@ fn write_in_child(spec: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits (up to 20 s) until the server has used under 2 % of a CPU over
-/// 300 ms: a graph dropped by the way before is freed and the next way
-/// starts on an idle server.
+/// Waits (up to 20 s) until the server has used no CPU tick (under 10 ms,
+/// `/proc` counts in hundredths) in 300 ms: a graph dropped by the way
+/// before is freed and the next way starts on an idle server.
 async fn settle(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
