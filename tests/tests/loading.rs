@@ -302,6 +302,53 @@ async fn the_worker_reports_skipped_dangling_relationships() {
     );
 }
 
+/// `duplicate_nodes = "skip"` through a real worker: the skipped count is in
+/// the worker's log line, the `load_finished` audit entry and a metric, as
+/// skipped dangling relationships are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_reports_skipped_duplicate_nodes() {
+    let mut env = TestEnv::new("dupskip", "duplicate_nodes = \"skip\"").unwrap();
+    write_snapshot(
+        &sample::snapshot_dir(&env.data_root(), "acme", BASE_ID),
+        &[
+            (
+                "nodes/a.csv",
+                "pid:ID(P),name\np1,first\np2,second\np1,again\n",
+            ),
+            ("nodes/b.csv", "pid:ID(P),name\np3,third\np2,second again\n"),
+            (
+                "relationships/r.csv",
+                ":START_ID(P),:END_ID(P),:TYPE\np1,p2,R\np2,p3,R\n",
+            ),
+        ],
+    );
+    env.spawn_worker("worker").unwrap();
+    env.producer(&["backfill"]).unwrap();
+    env.wait_counter("completed", 1, Duration::from_secs(60))
+        .await;
+    let finished = env.audit("load_finished").await;
+    assert_eq!(finished.len(), 1, "{}", env.logs());
+    assert_eq!(finished[0].get("skipped_nodes"), Some("2"), "{finished:?}");
+    assert_eq!(finished[0].get("nodes"), Some("3"));
+    assert_eq!(env.falkor.counts("acme"), (3, 2));
+    let addr = env.http_addr("worker").await.unwrap();
+    let metrics = wait_for("the metric", Duration::from_secs(10), || async {
+        let (_, body) = harness::http_get(&addr, "/metrics")?;
+        Ok(body
+            .contains("snapswitch_skipped_nodes_total 2")
+            .then_some(body))
+    })
+    .await;
+    assert!(metrics.is_ok(), "{metrics:?}");
+    let log = env.log_of("worker");
+    assert!(
+        log.lines()
+            .map(harness::strip_ansi)
+            .any(|l| l.contains("snapshot loaded and verified") && l.contains("skipped_nodes=2")),
+        "{log}"
+    );
+}
+
 fn write_snapshot(dir: &std::path::Path, files: &[(&str, &str)]) {
     for (rel, text) in files {
         let path = dir.join(rel);

@@ -36,6 +36,7 @@ const WORKER_COUNTERS: &[&str] = &[
     "snapswitch_superseded_total",
     "snapswitch_cancelled_total",
     "snapswitch_skipped_relationships_total",
+    "snapswitch_skipped_nodes_total",
     "snapswitch_breaker_opened_total",
     "snapswitch_dependency_waits_total",
     "snapswitch_held_total",

@@ -105,6 +105,8 @@ pub struct Metrics {
     pub slots_in_use: Family<TargetLabel, Gauge>,
     /// Loader: relationships skipped as dangling (`dangling_relationships = "skip"`).
     pub skipped_relationships: Counter,
+    /// Loader: node rows skipped as duplicates (`duplicate_nodes = "skip"`).
+    pub skipped_nodes: Counter,
     /// Snapshots held (loaded and verified, not live), by hold reason.
     pub held: Family<ReasonLabel, Counter>,
 }
@@ -137,6 +139,7 @@ impl Metrics {
             slot_wait: Family::new_with_constructor(slot_wait_histogram as HistogramFn),
             slots_in_use: Family::default(),
             skipped_relationships: Counter::default(),
+            skipped_nodes: Counter::default(),
             held: Family::default(),
         };
         let r = &mut m.registry;
@@ -150,6 +153,11 @@ impl Metrics {
                 "skipped_relationships",
                 "Relationships not loaded because their start or end id matched no node (dangling_relationships = \"skip\")",
                 m.skipped_relationships.clone(),
+            );
+            r.register(
+                "skipped_nodes",
+                "Node rows not loaded because their id was already taken in their ID space (duplicate_nodes = \"skip\")",
+                m.skipped_nodes.clone(),
             );
             r.register(
                 "discovered",

@@ -243,10 +243,11 @@ impl Pipeline {
         };
         match result {
             Ok(report) => {
-                tracing::info!(db = %step.db, nodes = report.nodes, relationships = report.relationships, skipped_relationships = report.skipped_relationships, "snapshot loaded and verified");
+                tracing::info!(db = %step.db, nodes = report.nodes, relationships = report.relationships, skipped_relationships = report.skipped_relationships, skipped_nodes = report.skipped_nodes, "snapshot loaded and verified");
                 self.metrics
                     .skipped_relationships
                     .inc_by(report.skipped_relationships);
+                self.metrics.skipped_nodes.inc_by(report.skipped_nodes);
                 Ok(report)
             }
             Err(e) => {

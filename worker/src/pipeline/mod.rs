@@ -399,6 +399,7 @@ impl Pipeline {
                     "skipped_relationships",
                     report.skipped_relationships.to_string(),
                 ),
+                ("skipped_nodes", report.skipped_nodes.to_string()),
                 ("seconds", format!("{seconds:.3}")),
                 ("switched", switched.to_string()),
                 ("changed", audit.changed()),
