@@ -282,22 +282,27 @@ async fn the_worker_reports_skipped_dangling_relationships() {
     assert_eq!(finished[0].get("skipped_relationships"), Some("2"));
     assert_eq!(finished[0].get("relationships"), Some("4"));
     assert_eq!(env.falkor.counts("acme"), (5, 4));
-    // The metric counts them too.
+    // The metric and the log line count them too.
+    assert_skips_reported(&env, "skipped_relationships", 2).await;
+}
+
+/// The worker's metric `snapswitch_<field>_total` and its "snapshot loaded
+/// and verified" log line both say `count` rows were skipped.
+async fn assert_skips_reported(env: &TestEnv, field: &str, count: u64) {
     let addr = env.http_addr("worker").await.unwrap();
+    let metric = format!("snapswitch_{field}_total {count}");
     let metrics = wait_for("the metric", Duration::from_secs(10), || async {
         let (_, body) = harness::http_get(&addr, "/metrics")?;
-        Ok(body
-            .contains("snapswitch_skipped_relationships_total 2")
-            .then_some(body))
+        Ok(body.contains(&metric).then_some(body))
     })
     .await;
-    assert!(metrics.is_ok(), "{metrics:?}");
+    assert!(metrics.is_ok(), "{metric}: {metrics:?}");
     let log = env.log_of("worker");
+    let logged = format!("{field}={count}");
     assert!(
         log.lines()
             .map(harness::strip_ansi)
-            .any(|l| l.contains("snapshot loaded and verified")
-                && l.contains("skipped_relationships=2")),
+            .any(|l| l.contains("snapshot loaded and verified") && l.contains(&logged)),
         "{log}"
     );
 }
@@ -331,22 +336,7 @@ async fn the_worker_reports_skipped_duplicate_nodes() {
     assert_eq!(finished[0].get("skipped_nodes"), Some("2"), "{finished:?}");
     assert_eq!(finished[0].get("nodes"), Some("3"));
     assert_eq!(env.falkor.counts("acme"), (3, 2));
-    let addr = env.http_addr("worker").await.unwrap();
-    let metrics = wait_for("the metric", Duration::from_secs(10), || async {
-        let (_, body) = harness::http_get(&addr, "/metrics")?;
-        Ok(body
-            .contains("snapswitch_skipped_nodes_total 2")
-            .then_some(body))
-    })
-    .await;
-    assert!(metrics.is_ok(), "{metrics:?}");
-    let log = env.log_of("worker");
-    assert!(
-        log.lines()
-            .map(harness::strip_ansi)
-            .any(|l| l.contains("snapshot loaded and verified") && l.contains("skipped_nodes=2")),
-        "{log}"
-    );
+    assert_skips_reported(&env, "skipped_nodes", 2).await;
 }
 
 fn write_snapshot(dir: &std::path::Path, files: &[(&str, &str)]) {
